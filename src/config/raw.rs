@@ -1,0 +1,172 @@
+//! The serde shapes of `teal.toml`, as written. Every table refuses unknown
+//! keys; values that need range checks keep their spans for error messages.
+//!
+//! `[fleet]` and `[router]` are tagged by `kind`. Serde's tagged enums lose
+//! spans, so the file is read in passes: the top level (sections only), then
+//! each section's `kind`, then the section again as that kind's struct.
+
+use crate::strategy::RawStrategy;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The top level of `teal.toml`. `fleet` and `router` are read again by kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[service]`
+    pub service: RawService,
+    /// `[fleet]`, re-read by kind.
+    pub fleet: Spanned<toml::Value>,
+    /// `[router]`, re-read by kind.
+    pub router: Spanned<toml::Value>,
+    /// `[gates]`
+    #[serde(default)]
+    pub gates: Option<RawGates>,
+    /// `[strategy]`
+    pub strategy: Option<Spanned<RawStrategy>>,
+}
+
+/// `[service]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// The service's name: used in resource names, tags and the ledger.
+    pub name: Spanned<String>,
+}
+
+/// Only the `kind` of a section, read first to pick the section's shape.
+#[derive(Debug, Deserialize)]
+pub struct RawKind {
+    /// The kind named in the section.
+    pub kind: Option<Spanned<String>>,
+}
+
+/// `{ fleet = T }`, to read the fleet section as a given shape.
+#[derive(Debug, Deserialize)]
+pub struct FleetSection<T> {
+    /// The section.
+    pub fleet: T,
+}
+
+/// `{ router = T }`, to read the router section as a given shape.
+#[derive(Debug, Deserialize)]
+pub struct RouterSection<T> {
+    /// The section.
+    pub router: T,
+}
+
+/// `[fleet] kind = "sim"`: the in-memory fleet.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimFleet {
+    /// Always `sim`.
+    pub kind: Spanned<String>,
+    /// Instances blue runs (green starts at blue's count).
+    pub instances: Option<Spanned<i64>>,
+    /// How long a new fleet takes to become healthy.
+    pub healthy_after: Option<Spanned<String>>,
+    /// The revision blue runs before the first deployment.
+    pub live_revision: Option<Spanned<String>>,
+}
+
+/// `[fleet] kind = "ecs"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEcsFleet {
+    /// Always `ecs`.
+    pub kind: Spanned<String>,
+    /// Cluster name or ARN.
+    pub cluster: Spanned<String>,
+    /// Blue's service name (the ledger knows it after the first deployment).
+    pub service: Spanned<String>,
+    /// The container to patch with `--image` and to attach to the target group.
+    pub container: Spanned<String>,
+    /// The container port the target group forwards to.
+    pub container_port: Spanned<i64>,
+}
+
+/// `[fleet] kind = "asg"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAsgFleet {
+    /// Always `asg`.
+    pub kind: Spanned<String>,
+    /// Blue's Auto Scaling group name.
+    pub group: Spanned<String>,
+}
+
+/// `[fleet] kind = "local"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalFleet {
+    /// Always `local`.
+    pub kind: Spanned<String>,
+    /// The command and its arguments; `{port}` and `{revision}` are replaced.
+    pub command: Spanned<Vec<String>>,
+    /// Instances per revision.
+    pub instances: Option<Spanned<i64>>,
+    /// HTTP path answering 2xx when an instance is healthy.
+    pub health_path: Option<Spanned<String>>,
+}
+
+/// `[router] kind = "sim"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimRouter {
+    /// Always `sim`.
+    pub kind: Spanned<String>,
+}
+
+/// `[router] kind = "alb"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlbRouter {
+    /// Always `alb`.
+    pub kind: Spanned<String>,
+    /// The listener whose default action splits traffic.
+    pub listener_arn: Option<Spanned<String>>,
+    /// Or one listener rule whose forward action splits traffic.
+    pub rule_arn: Option<Spanned<String>>,
+    /// The two target groups: slot A, slot B.
+    pub target_groups: Spanned<Vec<Spanned<String>>>,
+}
+
+/// `[router] kind = "route53"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute53Router {
+    /// Always `route53`.
+    pub kind: Spanned<String>,
+    /// The hosted zone id (`Z...`).
+    pub hosted_zone_id: Spanned<String>,
+    /// The record name (`api.example.com`).
+    pub record_name: Spanned<String>,
+    /// `A`, `AAAA` or `CNAME`.
+    pub record_type: Spanned<String>,
+    /// The two weighted records' set identifiers: slot A, slot B.
+    pub set_identifiers: Spanned<Vec<Spanned<String>>>,
+}
+
+/// `[router] kind = "local"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalRouter {
+    /// Always `local`.
+    pub kind: Spanned<String>,
+    /// Where teal's proxy listens (`127.0.0.1:8080`).
+    pub listen: Spanned<String>,
+}
+
+/// `[gates]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGates {
+    /// CloudWatch alarm names (or sim gate names).
+    #[serde(default)]
+    pub alarms: Vec<Spanned<String>>,
+    /// `ok` (default) or `alarm`: how `INSUFFICIENT_DATA` counts.
+    pub insufficient_data: Option<Spanned<String>>,
+    /// Start even when an alarm is already in ALARM (default false).
+    #[serde(default)]
+    pub allow_alarm_at_start: bool,
+}

@@ -1,0 +1,4 @@
+pub mod config;
+pub mod diag;
+pub mod model;
+pub mod strategy;

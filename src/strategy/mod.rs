@@ -1,0 +1,158 @@
+//! Strategies: the ordered steps of a deployment.
+//!
+//! A strategy is a TOML table in one of four shapes, all expanded into a list
+//! of [`Step`]s (weight to green + bake time) ending at 100%:
+//!
+//! - `steps = [{ weight = 5, bake = "2m" }, ..., { weight = 100 }]`: explicit;
+//! - `linear = { step = 10, interval = "1m" }`: 10%, 20%, ... every interval;
+//! - `canary = { percent = 10, bake = "5m" }`: one canary step, then 100%;
+//! - `rolling = { min_healthy_percent, max_percent, bake }`: in place.
+//!
+//! Each also sets the keep-alive before blue is retired, the gate poll interval
+//! and the green-healthy timeout. Built-ins live in `strategies/` and are
+//! embedded in the binary ([`builtin`]).
+
+mod builtin;
+pub mod raw;
+
+pub use builtin::{builtin, builtin_names, builtins};
+pub use raw::RawStrategy;
+
+use crate::diag::{InputError, SourceFile};
+use crate::model::{fmt_ms, Millis};
+use serde::{Deserialize, Serialize};
+
+/// One step of a blue/green strategy: move `weight`% of traffic to green,
+/// then bake for `bake` while the gates hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Percent of traffic to green during this step (1..=100).
+    pub weight: u8,
+    /// How long to hold this weight, gates watched, before the next step.
+    pub bake_ms: Millis,
+}
+
+/// Parameters of an in-place rolling update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rolling {
+    /// Capacity that must stay healthy during the update, in percent.
+    pub min_healthy_percent: u8,
+    /// Upper bound of capacity during the update, in percent (100..=200).
+    pub max_percent: u16,
+    /// Gate-watched bake after the update completes.
+    pub bake_ms: Millis,
+}
+
+/// The shape of a strategy after expansion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Shape {
+    /// Blue/green traffic shifting in steps; the last step is always 100%.
+    BlueGreen {
+        /// The expanded steps.
+        steps: Vec<Step>,
+    },
+    /// Rolling replacement in place.
+    Rolling(Rolling),
+}
+
+/// A validated strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Strategy {
+    /// Built-in name, file path, or `inline`.
+    pub name: String,
+    /// One line for people.
+    pub description: String,
+    /// The steps.
+    pub shape: Shape,
+    /// How long green must hold 100% before blue is retired.
+    pub keep_alive_ms: Millis,
+    /// How often gates are read while waiting.
+    pub poll_ms: Millis,
+    /// How long green may take to become healthy before the deployment rolls back.
+    pub green_healthy_timeout_ms: Millis,
+}
+
+impl Strategy {
+    /// Parse a strategy file's text. `name` is what it is called in output.
+    pub fn parse(name: &str, file: &SourceFile) -> Result<Strategy, InputError> {
+        let raw: RawStrategy = toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?;
+        if let Some(n) = &raw.name {
+            return Err(file.error(n.span(), "name", "a strategy file cannot name another strategy; give its steps here"));
+        }
+        if let Some(f) = &raw.file {
+            return Err(file.error(f.span(), "file", "a strategy file cannot point at another file; give its steps here"));
+        }
+        raw.validate(name, file, "", None)
+    }
+
+    /// The blue/green steps, or `None` for a rolling strategy.
+    pub fn steps(&self) -> Option<&[Step]> {
+        match &self.shape {
+            Shape::BlueGreen { steps } => Some(steps),
+            Shape::Rolling(_) => None,
+        }
+    }
+
+    /// Human lines describing the expansion, one per step.
+    pub fn describe_steps(&self) -> Vec<String> {
+        match &self.shape {
+            Shape::BlueGreen { steps } => steps
+                .iter()
+                .map(|s| {
+                    if s.bake_ms > 0 {
+                        format!("{}% for {}", s.weight, fmt_ms(s.bake_ms))
+                    } else {
+                        format!("{}%", s.weight)
+                    }
+                })
+                .collect(),
+            Shape::Rolling(r) => vec![format!(
+                "rolling update (min healthy {}%, max {}%), then bake {}",
+                r.min_healthy_percent,
+                r.max_percent,
+                fmt_ms(r.bake_ms)
+            )],
+        }
+    }
+}
+
+/// Expand a linear strategy: `step`%, 2×`step`%, ... each baked `interval`,
+/// then 100% (a last partial step is rounded up to 100).
+pub fn expand_linear(step: u8, interval_ms: Millis) -> Vec<Step> {
+    assert!((1..=100).contains(&step));
+    let mut steps: Vec<Step> = (1..)
+        .map(|i| u32::from(step) * i)
+        .take_while(|w| *w < 100)
+        .map(|w| Step { weight: w as u8, bake_ms: interval_ms })
+        .collect();
+    steps.push(Step { weight: 100, bake_ms: 0 });
+    steps
+}
+
+/// Expand a canary strategy: `percent`% for `bake`, then 100%.
+pub fn expand_canary(percent: u8, bake_ms: Millis) -> Vec<Step> {
+    vec![Step { weight: percent, bake_ms }, Step { weight: 100, bake_ms: 0 }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_expands_to_even_steps_ending_at_100() {
+        let s = expand_linear(10, 60_000);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s[0], Step { weight: 10, bake_ms: 60_000 });
+        assert_eq!(s[8], Step { weight: 90, bake_ms: 60_000 });
+        assert_eq!(s[9], Step { weight: 100, bake_ms: 0 });
+        let odd: Vec<u8> = expand_linear(30, 1).iter().map(|s| s.weight).collect();
+        assert_eq!(odd, vec![30, 60, 90, 100]);
+        assert_eq!(expand_linear(100, 5).len(), 1);
+    }
+
+    #[test]
+    fn canary_has_two_steps() {
+        assert_eq!(expand_canary(10, 300_000).iter().map(|s| s.weight).collect::<Vec<_>>(), vec![10, 100]);
+    }
+}
