@@ -1,4 +1,5 @@
 pub mod config;
 pub mod diag;
+pub mod engine;
 pub mod model;
 pub mod strategy;

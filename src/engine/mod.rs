@@ -1,0 +1,471 @@
+//! The pure deployment engine.
+//!
+//! Like `quinn-proto`, it never sleeps, never reads a clock and does no I/O:
+//! the driver hands it an [`Observation`] and the time, and it answers the
+//! next [`Action`]. Like a kube-rs reconciler it is level-triggered: from the
+//! [`Record`] and what it observes *now* it decides what to do, so a fresh
+//! process given the ledger's record continues where another one stopped.
+//!
+//! Phases: provision green → wait until healthy → each step (set weights,
+//! bake while gates hold) → keep-alive at 100% → retire blue → done. A failed
+//! gate at any point before retirement rolls back.
+//!
+//! The engine holds these invariants itself (the simulation suite checks them
+//! from the outside):
+//! - it only asks for weights that sum to 100;
+//! - it asks for green weight > 0 only after green was fully healthy and
+//!   while green still has healthy targets;
+//! - it asks to retire blue only after green held 100% for the keep-alive
+//!   window, and to remove green only when green carries no traffic.
+
+mod record;
+#[cfg(test)]
+mod tests;
+
+pub use record::*;
+
+use crate::config::InsufficientData;
+use crate::model::{FleetStatus, GateReading, GateState, Millis, Weights};
+use serde::Serialize;
+
+/// What the driver observed, read just before asking the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observation {
+    /// Router weights, as roles.
+    pub weights: Weights,
+    /// Green's fleet.
+    pub green: FleetStatus,
+    /// Blue's fleet.
+    pub blue: FleetStatus,
+    /// Gate readings; `None` when they could not be read this time. The engine
+    /// never advances a step on unread gates.
+    pub gates: Option<Vec<GateReading>>,
+}
+
+/// What the engine asks the driver to do next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Create green in its slot with this many instances (idempotent).
+    ProvisionGreen {
+        /// Desired count: blue's current desired count.
+        desired: u32,
+    },
+    /// Set the router's weights, then read them back.
+    SetWeights {
+        /// The weights.
+        weights: Weights,
+    },
+    /// Remove green's fleet (rollback).
+    RemoveGreen,
+    /// Remove blue's fleet (retirement).
+    RetireBlue,
+    /// Nothing to do until `until` (or the next gate poll, if sooner).
+    Wait {
+        /// The time to observe again at the latest.
+        until: Millis,
+    },
+    /// The deployment has ended.
+    Finish {
+        /// How.
+        outcome: Outcome,
+    },
+}
+
+/// A manual input from an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Set green's weight by hand; pauses automatic progress.
+    Shift {
+        /// Percent of traffic to green.
+        green: u8,
+    },
+    /// Stop automatic progress; gates still watched.
+    Pause,
+    /// Continue automatic progress from the current step (its bake restarts).
+    Resume,
+    /// Go to the next step now.
+    Promote,
+    /// Go to 100% green now; the keep-alive still applies.
+    PromoteFull,
+    /// Roll back now.
+    Rollback,
+}
+
+impl Command {
+    fn name(self) -> &'static str {
+        match self {
+            Command::Shift { .. } => "shift",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Promote => "promote",
+            Command::PromoteFull => "promote --full",
+            Command::Rollback => "rollback",
+        }
+    }
+}
+
+/// Why the engine refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {command} while the deployment is {phase}: {why}")]
+pub struct Refused {
+    /// The command.
+    pub command: &'static str,
+    /// The phase.
+    pub phase: &'static str,
+    /// Why.
+    pub why: &'static str,
+}
+
+/// A phase change, for events and reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    /// When.
+    pub at: Millis,
+    /// The phase left.
+    pub from: Phase,
+    /// The phase entered.
+    pub to: Phase,
+}
+
+/// The engine: a record and the rules to advance it.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    rec: Record,
+    dirty: bool,
+    transitions: Vec<Transition>,
+}
+
+/// Transitions taken in one `decide` at most; the rules never loop, this
+/// bound only turns a logic bug into a panic instead of a hang.
+const MAX_TRANSITIONS_PER_DECISION: usize = 16;
+
+impl Engine {
+    /// An engine continuing `rec`.
+    pub fn new(rec: Record) -> Engine {
+        Engine { rec, dirty: false, transitions: Vec::new() }
+    }
+
+    /// The current record.
+    pub fn record(&self) -> &Record {
+        &self.rec
+    }
+
+    /// Replace the record's version after the ledger stored it.
+    pub fn set_version(&mut self, version: u64) {
+        self.rec.version = version;
+    }
+
+    /// Whether the record changed since the last call (then it must be stored).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Phase changes since the last call, oldest first.
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        std::mem::take(&mut self.transitions)
+    }
+
+    /// The weights the engine wants right now, if it wants particular ones.
+    pub fn target(&self) -> Option<Weights> {
+        match &self.rec.phase {
+            Phase::Provisioning { .. } => Some(Weights::ALL_BLUE),
+            Phase::Shifting { step, .. } => Some(match self.rec.hold {
+                Some(Hold::Manual { green }) => Weights::to_green(green),
+                _ => Weights::to_green(self.rec.plan.steps[*step].weight),
+            }),
+            Phase::KeepAlive { .. } | Phase::Retiring => Some(Weights::ALL_GREEN),
+            Phase::RollingBack { .. } | Phase::Halting { .. } => Some(Weights::ALL_BLUE),
+            Phase::Done { .. } => None,
+        }
+    }
+
+    fn go(&mut self, to: Phase, now: Millis) {
+        let from = std::mem::replace(&mut self.rec.phase, to.clone());
+        self.rec.updated_at = now;
+        self.dirty = true;
+        self.transitions.push(Transition { at: now, from, to });
+    }
+
+    fn touch(&mut self, now: Millis) {
+        self.rec.updated_at = now;
+        self.dirty = true;
+    }
+
+    /// The first gate that counts as failed, as a reason.
+    fn failing_gate(&self, obs: &Observation, now: Millis) -> Option<Reason> {
+        let failed = |g: &&GateReading| match g.state {
+            GateState::Alarm => true,
+            GateState::InsufficientData => self.rec.plan.insufficient_data == InsufficientData::Alarm,
+            GateState::Ok => false,
+        };
+        obs.gates.as_ref()?.iter().find(failed).map(|g| Reason::GateFailed {
+            gate: g.name.clone(),
+            state: g.state,
+            detail: g.reason.clone(),
+            since: g.since,
+            seen_at: now,
+        })
+    }
+
+    /// Decide the next action from what was observed at `now`.
+    pub fn decide(&mut self, obs: &Observation, now: Millis) -> Action {
+        for _ in 0..MAX_TRANSITIONS_PER_DECISION {
+            if let Some(action) = self.decide_once(obs, now) {
+                return action;
+            }
+        }
+        panic!("engine took {MAX_TRANSITIONS_PER_DECISION} transitions in one decision: {:?}", self.rec.phase);
+    }
+
+    /// One rule application: an action, or `None` after a transition (decide again).
+    fn decide_once(&mut self, obs: &Observation, now: Millis) -> Option<Action> {
+        let plan = &self.rec.plan;
+        let poll_at = now + plan.poll_ms;
+        match self.rec.phase.clone() {
+            Phase::Done { outcome, .. } => Some(Action::Finish { outcome }),
+
+            // Past the point of no return: gates no longer matter, blue goes.
+            Phase::Retiring => {
+                if obs.weights != Weights::ALL_GREEN {
+                    Some(Action::SetWeights { weights: Weights::ALL_GREEN })
+                } else if obs.blue.exists {
+                    Some(Action::RetireBlue)
+                } else {
+                    self.go(Phase::Done { outcome: Outcome::Succeeded, at: now }, now);
+                    None
+                }
+            }
+
+            Phase::RollingBack { reason } => {
+                if obs.weights != Weights::ALL_BLUE {
+                    if !obs.blue.exists {
+                        // Never point traffic at nothing: stop and call a person.
+                        self.go(Phase::Done { outcome: Outcome::Halted { reason: Reason::BlueGone { at: now } }, at: now }, now);
+                        return None;
+                    }
+                    Some(Action::SetWeights { weights: Weights::ALL_BLUE })
+                } else if obs.green.exists {
+                    Some(Action::RemoveGreen)
+                } else {
+                    self.go(Phase::Done { outcome: Outcome::RolledBack { reason }, at: now }, now);
+                    None
+                }
+            }
+
+            Phase::Halting { reason } => {
+                if obs.weights != Weights::ALL_BLUE {
+                    if !obs.blue.exists {
+                        self.go(Phase::Done { outcome: Outcome::Halted { reason: Reason::BlueGone { at: now } }, at: now }, now);
+                        return None;
+                    }
+                    Some(Action::SetWeights { weights: Weights::ALL_BLUE })
+                } else {
+                    self.go(Phase::Done { outcome: Outcome::Halted { reason }, at: now }, now);
+                    None
+                }
+            }
+
+            phase => {
+                // Gates first: a failed gate wins over everything else.
+                if let Some(reason) = self.failing_gate(obs, now) {
+                    self.go(Phase::RollingBack { reason }, now);
+                    return None;
+                }
+                if !obs.blue.exists {
+                    self.go(Phase::Halting { reason: Reason::BlueGone { at: now } }, now);
+                    return None;
+                }
+                if obs.green.exists && obs.green.revision.as_deref().is_some_and(|r| r != self.rec.revision) {
+                    let found = obs.green.revision.clone();
+                    self.go(Phase::Halting { reason: Reason::UnexpectedGreen { found, at: now } }, now);
+                    return None;
+                }
+                match phase {
+                    Phase::Provisioning { since } => self.provisioning(obs, now, since, poll_at),
+                    Phase::Shifting { step, reached } => self.shifting(obs, now, step, reached, poll_at),
+                    Phase::KeepAlive { since } => self.keep_alive(obs, now, since, poll_at),
+                    _ => unreachable!("terminal and rollback phases handled above"),
+                }
+            }
+        }
+    }
+
+    fn provisioning(&mut self, obs: &Observation, now: Millis, since: Millis, poll_at: Millis) -> Option<Action> {
+        let deadline = since + self.rec.plan.green_healthy_timeout_ms;
+        if obs.green.fully_healthy() {
+            self.go(Phase::Shifting { step: 0, reached: None }, now);
+            return None;
+        }
+        if now >= deadline {
+            let reason = Reason::GreenNeverHealthy {
+                healthy: obs.green.healthy,
+                desired: obs.green.desired.max(obs.blue.desired),
+                waited_ms: now - since,
+            };
+            self.go(Phase::RollingBack { reason }, now);
+            return None;
+        }
+        if obs.weights != Weights::ALL_BLUE {
+            // Green may not carry traffic before it is healthy (invariant 2).
+            return Some(Action::SetWeights { weights: Weights::ALL_BLUE });
+        }
+        if !obs.green.exists {
+            return Some(Action::ProvisionGreen { desired: obs.blue.desired.max(1) });
+        }
+        Some(Action::Wait { until: poll_at.min(deadline) })
+    }
+
+    fn shifting(&mut self, obs: &Observation, now: Millis, step: usize, reached: Option<Millis>, poll_at: Millis) -> Option<Action> {
+        let target = self.target().expect("shifting has a target");
+        if target.green > 0 && obs.green.healthy == 0 {
+            let reason = Reason::GreenLostHealth { healthy: obs.green.healthy, desired: obs.green.desired, at: now };
+            self.go(Phase::RollingBack { reason }, now);
+            return None;
+        }
+        if obs.weights != target {
+            if reached.is_some() && obs.weights == Weights::ALL_BLUE && target.green > 0 {
+                self.go(Phase::RollingBack { reason: Reason::TrafficMovedToBlue { expected: target, at: now } }, now);
+                return None;
+            }
+            if reached.is_some() {
+                // Drift away from a confirmed weight: re-assert it; the bake restarts.
+                self.rec.phase = Phase::Shifting { step, reached: None };
+                self.touch(now);
+            }
+            return Some(Action::SetWeights { weights: target });
+        }
+        let Some(reached) = reached else {
+            self.rec.phase = Phase::Shifting { step, reached: Some(now) };
+            self.touch(now);
+            return None;
+        };
+        if self.rec.hold.is_some() || obs.gates.is_none() {
+            return Some(Action::Wait { until: poll_at });
+        }
+        let bake_end = reached + self.rec.plan.steps[step].bake_ms;
+        if now < bake_end {
+            return Some(Action::Wait { until: poll_at.min(bake_end) });
+        }
+        if step + 1 < self.rec.plan.steps.len() {
+            self.go(Phase::Shifting { step: step + 1, reached: None }, now);
+        } else {
+            // The last step is 100%: what was just confirmed starts the keep-alive.
+            self.go(Phase::KeepAlive { since: Some(now) }, now);
+        }
+        None
+    }
+
+    fn keep_alive(&mut self, obs: &Observation, now: Millis, since: Option<Millis>, poll_at: Millis) -> Option<Action> {
+        if obs.green.healthy == 0 {
+            let reason = Reason::GreenLostHealth { healthy: 0, desired: obs.green.desired, at: now };
+            self.go(Phase::RollingBack { reason }, now);
+            return None;
+        }
+        if obs.weights != Weights::ALL_GREEN {
+            if since.is_some() && obs.weights == Weights::ALL_BLUE {
+                self.go(Phase::RollingBack { reason: Reason::TrafficMovedToBlue { expected: Weights::ALL_GREEN, at: now } }, now);
+                return None;
+            }
+            if since.is_some() {
+                self.rec.phase = Phase::KeepAlive { since: None };
+                self.touch(now);
+            }
+            return Some(Action::SetWeights { weights: Weights::ALL_GREEN });
+        }
+        let Some(since) = since else {
+            self.rec.phase = Phase::KeepAlive { since: Some(now) };
+            self.touch(now);
+            return None;
+        };
+        let end = since + self.rec.plan.keep_alive_ms;
+        if self.rec.hold.is_some() || obs.gates.is_none() || now < end {
+            let until = if self.rec.hold.is_some() { poll_at } else { poll_at.min(end.max(now)) };
+            return Some(Action::Wait { until });
+        }
+        self.go(Phase::Retiring, now);
+        None
+    }
+
+    /// Apply an operator command at `now`.
+    pub fn command(&mut self, cmd: Command, now: Millis) -> Result<(), Refused> {
+        let refuse = |why| Refused { command: cmd.name(), phase: self.rec.phase.name(), why };
+        let last = self.rec.plan.steps.len() - 1;
+        match (&self.rec.phase, cmd) {
+            (Phase::Done { outcome: Outcome::Halted { .. }, .. }, Command::Rollback) | (Phase::Halting { .. }, Command::Rollback) => {}
+            (Phase::Done { .. }, _) => return Err(refuse("it has ended")),
+            (Phase::Retiring, _) => return Err(refuse("blue is being retired; there is no way back")),
+            (Phase::RollingBack { .. } | Phase::Halting { .. }, _) => {
+                return Err(refuse("traffic is going back to blue"))
+            }
+            _ => {}
+        }
+        match cmd {
+            Command::Rollback => {
+                self.go(Phase::RollingBack { reason: Reason::Operator { command: "rollback".into(), at: now } }, now);
+            }
+            Command::Shift { green } => {
+                if green > 100 {
+                    return Err(refuse("a weight is 0..=100"));
+                }
+                self.rec.hold = Some(Hold::Manual { green });
+                match self.rec.phase {
+                    Phase::KeepAlive { .. } => self.go(Phase::Shifting { step: last, reached: None }, now),
+                    Phase::Shifting { step, .. } => self.rec.phase = Phase::Shifting { step, reached: None },
+                    _ => {}
+                }
+                self.touch(now);
+            }
+            Command::Pause => {
+                if self.rec.hold.is_none() {
+                    self.rec.hold = Some(Hold::Paused);
+                    self.touch(now);
+                }
+            }
+            Command::Resume => {
+                self.rec.hold = None;
+                match self.rec.phase {
+                    Phase::Shifting { step, .. } => self.rec.phase = Phase::Shifting { step, reached: None },
+                    Phase::KeepAlive { .. } => self.rec.phase = Phase::KeepAlive { since: None },
+                    _ => {}
+                }
+                self.touch(now);
+            }
+            Command::Promote | Command::PromoteFull => {
+                let next = match (&self.rec.phase, cmd) {
+                    (Phase::Provisioning { .. }, _) => return Err(refuse("green is not healthy yet")),
+                    (Phase::KeepAlive { .. }, _) => {
+                        return Err(refuse("green already holds 100%; blue is retired after the keep-alive"))
+                    }
+                    (Phase::Shifting { step, .. }, Command::Promote) if *step < last => {
+                        Phase::Shifting { step: step + 1, reached: None }
+                    }
+                    (Phase::Shifting { .. }, Command::Promote) => Phase::KeepAlive { since: None },
+                    _ => Phase::Shifting { step: last, reached: None },
+                };
+                self.rec.hold = None;
+                self.go(next, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// The router did not take `set` (read back `actual`) after the driver's
+    /// retries. Moving forward stops: traffic goes back to blue and a person
+    /// is called. When traffic is already going to blue, the driver retries.
+    pub fn weights_did_not_take(&mut self, set: Weights, actual: Weights, now: Millis) {
+        if matches!(self.rec.phase, Phase::Provisioning { .. } | Phase::Shifting { .. } | Phase::KeepAlive { .. }) {
+            self.go(Phase::Halting { reason: Reason::WeightsDidNotTake { set, actual, at: now } }, now);
+        }
+    }
+
+    /// Stop moving forward (signal, or a cloud call that keeps failing):
+    /// traffic goes back to blue unless blue is being retired, in which case
+    /// retirement completes; a rollback in progress completes too.
+    pub fn interrupt(&mut self, reason: Reason, now: Millis) {
+        if matches!(self.rec.phase, Phase::Provisioning { .. } | Phase::Shifting { .. } | Phase::KeepAlive { .. }) {
+            self.go(Phase::Halting { reason }, now);
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The deployment record: what the ledger stores, and all the engine needs to
+//! continue a deployment in a fresh process on another machine.
+
+use crate::config::InsufficientData;
+use crate::model::{fmt_ms, GateState, Millis, Slot, Weights};
+use crate::strategy::Step;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The engine's parameters, snapshotted into the record at the start so that
+/// a resumed deployment follows the strategy it started with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Strategy name, for people.
+    pub strategy: String,
+    /// The steps; the last is 100%.
+    pub steps: Vec<Step>,
+    /// Time green holds 100% before blue is retired.
+    pub keep_alive_ms: Millis,
+    /// Gate poll interval.
+    pub poll_ms: Millis,
+    /// Time green may take to become healthy.
+    pub green_healthy_timeout_ms: Millis,
+    /// How `INSUFFICIENT_DATA` counts.
+    pub insufficient_data: InsufficientData,
+}
+
+/// Where a deployment is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Green is being created and must become healthy by `since + timeout`.
+    Provisioning {
+        /// When provisioning began.
+        since: Millis,
+    },
+    /// Traffic is moving to `steps[step]`; `reached` is when the router read
+    /// back that weight (the bake runs from there).
+    Shifting {
+        /// Index into the plan's steps.
+        step: usize,
+        /// When the step's weights were read back, once they were.
+        reached: Option<Millis>,
+    },
+    /// Green holds 100%; blue is kept for the keep-alive window from `since`.
+    KeepAlive {
+        /// When 100% green was read back.
+        since: Option<Millis>,
+    },
+    /// Blue is being retired. No way back from here.
+    Retiring,
+    /// Traffic to 100% blue, then green removed.
+    RollingBack {
+        /// Why.
+        reason: Reason,
+    },
+    /// Traffic to 100% blue, green kept for a person to look at.
+    Halting {
+        /// Why.
+        reason: Reason,
+    },
+    /// Finished.
+    Done {
+        /// How it ended.
+        outcome: Outcome,
+        /// When.
+        at: Millis,
+    },
+}
+
+impl Phase {
+    /// A short name for output (`shifting`, `keep_alive`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Provisioning { .. } => "provisioning",
+            Phase::Shifting { .. } => "shifting",
+            Phase::KeepAlive { .. } => "keep_alive",
+            Phase::Retiring => "retiring",
+            Phase::RollingBack { .. } => "rolling_back",
+            Phase::Halting { .. } => "halting",
+            Phase::Done { .. } => "done",
+        }
+    }
+
+    /// Whether the deployment has ended.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Phase::Done { .. })
+    }
+}
+
+/// An operator's hold on automatic progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "hold", rename_all = "snake_case")]
+pub enum Hold {
+    /// Stay at the current step; gates still watched.
+    Paused,
+    /// Stay at an operator-chosen weight; gates still watched.
+    Manual {
+        /// Percent of traffic to green.
+        green: u8,
+    },
+}
+
+/// Who holds a deployment and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    /// `user@host:pid` or a CodeBuild build id.
+    pub owner: String,
+    /// The lock lapses at this time unless renewed.
+    pub expires_at: Millis,
+}
+
+/// Why a deployment rolled back or halted, with the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// A gate failed.
+    GateFailed {
+        /// The gate (alarm) name.
+        gate: String,
+        /// The state it was in.
+        state: GateState,
+        /// Its own explanation (CloudWatch's state reason).
+        detail: String,
+        /// When it entered that state.
+        since: Millis,
+        /// When teal saw it.
+        seen_at: Millis,
+    },
+    /// Green did not become healthy in time.
+    GreenNeverHealthy {
+        /// Healthy targets when time ran out.
+        healthy: u32,
+        /// Desired count.
+        desired: u32,
+        /// How long teal waited.
+        waited_ms: Millis,
+    },
+    /// Green lost all healthy targets while it carried traffic.
+    GreenLostHealth {
+        /// Healthy targets seen.
+        healthy: u32,
+        /// Desired count.
+        desired: u32,
+        /// When.
+        at: Millis,
+    },
+    /// The idle slot holds a fleet of another revision.
+    UnexpectedGreen {
+        /// The revision found.
+        found: Option<String>,
+        /// When.
+        at: Millis,
+    },
+    /// An operator asked.
+    Operator {
+        /// The command (`rollback`, ...).
+        command: String,
+        /// When.
+        at: Millis,
+    },
+    /// The router did not take a weight change.
+    WeightsDidNotTake {
+        /// What teal set.
+        set: Weights,
+        /// What it read back.
+        actual: Weights,
+        /// When.
+        at: Millis,
+    },
+    /// Traffic was found back on blue while green should have had some: an
+    /// interrupted rollback, or someone moved it by hand. teal does not send
+    /// traffic back to a green it cannot vouch for.
+    TrafficMovedToBlue {
+        /// What the record expected.
+        expected: Weights,
+        /// When.
+        at: Millis,
+    },
+    /// teal was told to stop (SIGINT/SIGTERM).
+    Interrupted {
+        /// The signal.
+        signal: String,
+        /// When.
+        at: Millis,
+    },
+    /// A cloud call kept failing.
+    ProviderFailed {
+        /// The last error.
+        error: String,
+        /// When.
+        at: Millis,
+    },
+    /// Blue's fleet vanished while it was needed.
+    BlueGone {
+        /// When.
+        at: Millis,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::GateFailed { gate, state, detail, .. } => write!(f, "gate {gate:?} is {state}: {detail}"),
+            Reason::GreenNeverHealthy { healthy, desired, waited_ms } => {
+                write!(f, "green did not become healthy within {} ({healthy}/{desired} healthy)", fmt_ms(*waited_ms))
+            }
+            Reason::GreenLostHealth { healthy, desired, .. } => {
+                write!(f, "green lost its healthy targets while carrying traffic ({healthy}/{desired} healthy)")
+            }
+            Reason::UnexpectedGreen { found, .. } => {
+                write!(f, "the idle slot holds a fleet of another revision ({})", found.as_deref().unwrap_or("unknown"))
+            }
+            Reason::Operator { command, .. } => write!(f, "operator ran `teal {command}`"),
+            Reason::WeightsDidNotTake { set, actual, .. } => write!(f, "the router did not take weights: set {set}, read back {actual}"),
+            Reason::TrafficMovedToBlue { expected, .. } => write!(
+                f,
+                "traffic was found at 100% blue while the deployment expected {expected} (an interrupted rollback, or a change by hand)"
+            ),
+            Reason::Interrupted { signal, .. } => write!(f, "interrupted by {signal}"),
+            Reason::ProviderFailed { error, .. } => write!(f, "a cloud call kept failing: {error}"),
+            Reason::BlueGone { .. } => write!(f, "blue's fleet is gone; traffic cannot be restored to it"),
+        }
+    }
+}
+
+/// How a deployment ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Green takes 100%, blue is retired.
+    Succeeded,
+    /// Blue takes 100%, green is removed.
+    RolledBack {
+        /// Why.
+        reason: Reason,
+    },
+    /// Blue takes 100%, green kept; a person must decide.
+    Halted {
+        /// Why.
+        reason: Reason,
+    },
+}
+
+impl Outcome {
+    /// `succeeded`, `rolled_back` or `halted`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::RolledBack { .. } => "rolled_back",
+            Outcome::Halted { .. } => "halted",
+        }
+    }
+
+    /// The reason, unless it succeeded.
+    pub fn reason(&self) -> Option<&Reason> {
+        match self {
+            Outcome::Succeeded => None,
+            Outcome::RolledBack { reason } | Outcome::Halted { reason } => Some(reason),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Succeeded => f.write_str("Succeeded"),
+            Outcome::RolledBack { reason } => write!(f, "RolledBack: {reason}"),
+            Outcome::Halted { reason } => write!(f, "Halted: {reason}"),
+        }
+    }
+}
+
+/// The deployment record, as stored by the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Format version of this record.
+    pub schema: u32,
+    /// Deployment id (`d-...`).
+    pub id: String,
+    /// The service.
+    pub service: String,
+    /// Green's revision.
+    pub revision: String,
+    /// Blue's revision, when known.
+    pub blue_revision: Option<String>,
+    /// The slot green occupies.
+    pub green_slot: Slot,
+    /// The plan.
+    pub plan: Plan,
+    /// Where it is.
+    pub phase: Phase,
+    /// An operator's hold.
+    pub hold: Option<Hold>,
+    /// When it started.
+    pub started_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+    /// Who drives it.
+    pub lock: Option<Lock>,
+    /// Optimistic-concurrency version, maintained by the ledger.
+    pub version: u64,
+}
+
+/// The record format version this build writes.
+pub const RECORD_SCHEMA: u32 = 1;
+
+impl Record {
+    /// Blue's slot.
+    pub fn blue_slot(&self) -> Slot {
+        self.green_slot.other()
+    }
+
+    /// Whether the deployment is still in flight.
+    pub fn in_flight(&self) -> bool {
+        !self.phase.is_done()
+    }
+}
