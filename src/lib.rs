@@ -1,5 +1,9 @@
 pub mod config;
 pub mod diag;
+pub mod driver;
 pub mod engine;
+pub mod events;
 pub mod model;
+pub mod ports;
 pub mod strategy;
+pub mod sim;

@@ -152,14 +152,27 @@ impl Engine {
         &self.rec
     }
 
-    /// Replace the record's version after the ledger stored it.
-    pub fn set_version(&mut self, version: u64) {
+    /// Note what the ledger now holds: this lock, at this version. Neither is
+    /// a change of the deployment, so the record does not become dirty.
+    pub fn stored(&mut self, lock: Option<Lock>, version: u64) {
+        self.rec.lock = lock;
         self.rec.version = version;
+        self.dirty = false;
     }
 
-    /// Whether the record changed since the last call (then it must be stored).
-    pub fn take_dirty(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
+    /// Whether the record changed since it was last stored.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// A new process takes this deployment over at `now`. If green was never
+    /// seen, the provisioning clock restarts: the time teal was down is not
+    /// time green had to become healthy.
+    pub fn taken_over(&mut self, now: Millis) {
+        if let Phase::Provisioning { green_seen: None, .. } = self.rec.phase {
+            self.rec.phase = Phase::Provisioning { since: now, green_seen: None };
+            self.touch(now);
+        }
     }
 
     /// Phase changes since the last call, oldest first.
@@ -283,7 +296,7 @@ impl Engine {
                     return None;
                 }
                 match phase {
-                    Phase::Provisioning { since } => self.provisioning(obs, now, since, poll_at),
+                    Phase::Provisioning { since, green_seen } => self.provisioning(obs, now, since, green_seen, poll_at),
                     Phase::Shifting { step, reached } => self.shifting(obs, now, step, reached, poll_at),
                     Phase::KeepAlive { since } => self.keep_alive(obs, now, since, poll_at),
                     _ => unreachable!("terminal and rollback phases handled above"),
@@ -292,8 +305,14 @@ impl Engine {
         }
     }
 
-    fn provisioning(&mut self, obs: &Observation, now: Millis, since: Millis, poll_at: Millis) -> Option<Action> {
-        let deadline = since + self.rec.plan.green_healthy_timeout_ms;
+    fn provisioning(&mut self, obs: &Observation, now: Millis, since: Millis, green_seen: Option<Millis>, poll_at: Millis) -> Option<Action> {
+        if obs.green.exists && green_seen.is_none() {
+            self.rec.phase = Phase::Provisioning { since, green_seen: Some(now) };
+            self.touch(now);
+            return None;
+        }
+        let clock_start = green_seen.unwrap_or(since);
+        let deadline = clock_start + self.rec.plan.green_healthy_timeout_ms;
         if obs.green.fully_healthy() {
             self.go(Phase::Shifting { step: 0, reached: None }, now);
             return None;
@@ -302,7 +321,7 @@ impl Engine {
             let reason = Reason::GreenNeverHealthy {
                 healthy: obs.green.healthy,
                 desired: obs.green.desired.max(obs.blue.desired),
-                waited_ms: now - since,
+                waited_ms: now - clock_start,
             };
             self.go(Phase::RollingBack { reason }, now);
             return None;

@@ -29,10 +29,14 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Phase {
-    /// Green is being created and must become healthy by `since + timeout`.
+    /// Green is being created, and must become healthy within the timeout
+    /// counted from when it was first seen (or, before that, from `since`).
     Provisioning {
-        /// When provisioning began.
+        /// When provisioning began, or when a new process took it over
+        /// before green existed (teal's own downtime is not green's fault).
         since: Millis,
+        /// When green was first observed to exist.
+        green_seen: Option<Millis>,
     },
     /// Traffic is moving to `steps[step]`; `reached` is when the router read
     /// back that weight (the bake runs from there).

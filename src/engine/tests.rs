@@ -25,7 +25,7 @@ fn record(steps: Vec<Step>, now: Millis) -> Record {
         blue_revision: Some("v1".into()),
         green_slot: Slot::B,
         plan: plan(steps),
-        phase: Phase::Provisioning { since: now },
+        phase: Phase::Provisioning { since: now, green_seen: None },
         hold: None,
         started_at: now,
         updated_at: now,

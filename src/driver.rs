@@ -1,0 +1,651 @@
+//! The driver: the only loop with I/O and time.
+//!
+//! Each [`Driver::step`] observes (gates first), asks the engine, stores the
+//! record, and carries out one action through the ports. Around that it
+//! retries transient failures with backoff, reads weights back after every
+//! change (set vs actual), polls gates at the strategy's interval, renews the
+//! lock, and on a signal brings traffic to a safe state before stopping.
+//!
+//! Ordering rule for the ledger: the record is written *before* an action
+//! (write-ahead), except for a move of all traffic to blue, which goes first
+//! so that a failing gate costs one weight write, not a ledger write and then
+//! a weight write. A process killed between that move and the record write
+//! leaves a record that expects green traffic where there is none; the engine
+//! reads that as a rollback (`Reason::TrafficMovedToBlue`).
+
+use crate::config::InsufficientData;
+use crate::engine::{Action, Engine, Lock, Observation, Outcome, Phase, Plan, Reason, Record, RECORD_SCHEMA};
+use crate::events::{describe_phase, Event, EventKind};
+use crate::model::{fmt_ms, FleetStatus, GateReading, GateState, Millis, Weights};
+use crate::ports::{ErrorKind, PortError, Ports};
+use std::collections::BTreeMap;
+use tokio::sync::watch;
+
+/// Retry policy for transient port failures: exponential backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// First backoff.
+    pub base_ms: Millis,
+    /// Longest backoff.
+    pub max_ms: Millis,
+}
+
+impl Retry {
+    /// Backoff after failed attempt `n` (1-based).
+    pub fn backoff(&self, n: u32) -> Millis {
+        self.base_ms.saturating_mul(1 << (n.max(1) - 1).min(16)).min(self.max_ms)
+    }
+}
+
+/// How a driver behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Who this process is, for the lock (`user@host:pid`, a build id).
+    pub owner: String,
+    /// How long the lock lasts unless renewed.
+    pub lock_ttl_ms: Millis,
+    /// Retries of transient failures.
+    pub retry: Retry,
+    /// Times a weight change is tried before it counts as not taking.
+    pub weight_attempts: u32,
+    /// Take over a lock held by another owner even before it expires.
+    pub force: bool,
+}
+
+impl Settings {
+    /// Production settings for `owner`.
+    pub fn new(owner: impl Into<String>) -> Settings {
+        Settings {
+            owner: owner.into(),
+            lock_ttl_ms: 5 * 60_000,
+            retry: Retry { attempts: 6, base_ms: 250, max_ms: 8_000 },
+            weight_attempts: 3,
+            force: false,
+        }
+    }
+}
+
+/// What a new deployment needs.
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    /// Deployment id.
+    pub id: String,
+    /// Service name.
+    pub service: String,
+    /// Green's revision.
+    pub revision: String,
+    /// The engine's parameters.
+    pub plan: Plan,
+    /// Gate names that must exist.
+    pub gates: Vec<String>,
+    /// Start even when a gate is already failing.
+    pub allow_alarm_at_start: bool,
+}
+
+/// Why a driver could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// Bad input found before any mutating call.
+    #[error("preflight found {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Preflight {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// Another process holds the service.
+    #[error("refused: deployment {id} (revision {revision}) holds this service, owned by {owner} for {expires} more; wait, or take it over with `teal resume --force`")]
+    LockHeld {
+        /// Its id.
+        id: String,
+        /// Its revision.
+        revision: String,
+        /// Who holds it.
+        owner: String,
+        /// How long the lock still lasts (human).
+        expires: String,
+    },
+    /// A deployment of another revision is in flight.
+    #[error("refused: deployment {id} of revision {revision} is still in flight ({phase}); `teal resume` or `teal rollback` it first")]
+    InFlight {
+        /// Its id.
+        id: String,
+        /// Its revision.
+        revision: String,
+        /// Its phase.
+        phase: String,
+    },
+    /// Nothing to resume.
+    #[error("no deployment is recorded for this service")]
+    NoDeployment,
+    /// Someone else wrote the record: this process must stop touching things.
+    #[error("lost the deployment lock: another process wrote the record ({0})")]
+    LockLost(String),
+    /// A cloud call kept failing; the record stays in flight for `teal resume`.
+    #[error("giving up: {0}")]
+    Port(#[from] PortError),
+}
+
+/// Consecutive unreadable gate polls before the deployment halts.
+const MAX_UNREADABLE_GATE_POLLS: u32 = 3;
+/// Consecutive steps whose action failed before the driver gives up.
+const MAX_FAILING_STEPS: u32 = 4;
+/// Ledger writes tried again over our own landed-but-timed-out writes.
+const OWN_WRITE_RETRIES: u32 = 8;
+
+/// The ports plus what every call needs: retries, counting, events.
+struct Io {
+    ports: Ports,
+    settings: Settings,
+    sink: Box<dyn FnMut(&Event) + Send>,
+    calls: BTreeMap<String, u64>,
+    deployment: String,
+}
+
+impl Io {
+    fn now(&self) -> Millis {
+        self.ports.clock.now()
+    }
+
+    fn emit(&mut self, kind: EventKind) {
+        let event = Event { at: self.now(), deployment: self.deployment.clone(), kind };
+        (self.sink)(&event);
+    }
+
+    /// Count a call, and after a transient failure wait out the backoff.
+    /// `Some(e)` means give up with `e`.
+    async fn after_failure(&mut self, op: &str, attempt: u32, e: PortError) -> Option<PortError> {
+        if !e.is_transient() || attempt >= self.settings.retry.attempts {
+            return Some(e);
+        }
+        let backoff_ms = self.settings.retry.backoff(attempt);
+        self.emit(EventKind::Retrying { op: op.to_string(), attempt, error: e.message, backoff_ms });
+        let until = self.now() + backoff_ms;
+        self.ports.clock.sleep_until(until).await;
+        None
+    }
+}
+
+/// Call a port through `$io` with retries: `port!(io, "op", io.ports.x.y(args))`.
+/// The call expression is evaluated again for each attempt.
+macro_rules! port {
+    ($io:expr, $op:expr, $call:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            *$io.calls.entry($op.to_string()).or_default() += 1;
+            let result = $call.await;
+            match result {
+                Ok(v) => break Ok::<_, PortError>(v),
+                Err(e) => {
+                    if let Some(e) = $io.after_failure($op, attempt, e).await {
+                        break Err(e);
+                    }
+                }
+            }
+        }
+    }};
+}
+
+/// Drives one deployment through the ports.
+pub struct Driver {
+    io: Io,
+    engine: Engine,
+    signal: Option<watch::Receiver<Option<String>>>,
+    interrupted: bool,
+    last: Option<Observation>,
+    last_gate_read: Millis,
+    gate_states: BTreeMap<String, GateState>,
+    green_health: Option<(u32, u32)>,
+    unreadable_gate_polls: u32,
+    failing_steps: u32,
+    ledger_failing: bool,
+}
+
+impl Driver {
+    /// Start a new deployment, or continue one of the same revision. Refuses,
+    /// before any mutating call, on bad input or when another holds the lock.
+    pub async fn start(
+        ports: Ports,
+        settings: Settings,
+        spec: NewDeployment,
+        sink: Box<dyn FnMut(&Event) + Send>,
+    ) -> Result<Driver, DriverError> {
+        let mut io = Io { ports, settings, sink, calls: BTreeMap::new(), deployment: spec.id.clone() };
+        let existing = port!(io, "ledger.load", io.ports.ledger.load())?;
+        if let Some(rec) = existing.as_ref().filter(|r| r.in_flight()) {
+            check_lock(&io, rec)?;
+            if rec.revision != spec.revision {
+                return Err(DriverError::InFlight { id: rec.id.clone(), revision: rec.revision.clone(), phase: rec.phase.name().into() });
+            }
+            // The same revision again: continue the in-flight deployment.
+            return Driver::take_over(io, rec.clone()).await;
+        }
+
+        let mut problems = Vec::new();
+        let weights = port!(io, "router.weights", io.ports.router.weights())?;
+        let blue_slot = match weights.full_slot() {
+            Some(s) if weights.is_valid() => Some(s),
+            _ => {
+                problems.push(format!(
+                    "the router splits traffic ({weights}) but no deployment is in flight; \
+                     put 100% on one slot before deploying"
+                ));
+                None
+            }
+        };
+        let mut blue_revision = None;
+        if let Some(blue) = blue_slot {
+            let b = port!(io, "fleet.status", io.ports.fleet.status(blue))?;
+            let g = port!(io, "fleet.status", io.ports.fleet.status(blue.other()))?;
+            if !b.exists {
+                problems.push(format!("slot {blue} takes all traffic but has no fleet"));
+            }
+            if g.exists {
+                problems.push(format!(
+                    "the idle slot {} already holds a fleet (revision {}); remove it or `teal rollback` first",
+                    blue.other(),
+                    g.revision.as_deref().unwrap_or("unknown")
+                ));
+            }
+            blue_revision = b.revision;
+        }
+        let readings = port!(io, "gate.read", io.ports.gate.read())?;
+        for name in &spec.gates {
+            match readings.iter().find(|r| &r.name == name) {
+                None => problems.push(format!("gate {name:?} does not exist")),
+                Some(r) if r.state == GateState::Alarm && !spec.allow_alarm_at_start => problems.push(format!(
+                    "gate {name:?} is already in ALARM ({}); fix it first, or set gates.allow_alarm_at_start",
+                    r.reason
+                )),
+                Some(_) => {}
+            }
+        }
+        if !problems.is_empty() {
+            return Err(DriverError::Preflight { problems });
+        }
+        let blue = blue_slot.expect("no problems means a blue slot");
+        let now = io.now();
+        let rec = Record {
+            schema: RECORD_SCHEMA,
+            id: spec.id,
+            service: spec.service,
+            revision: spec.revision,
+            blue_revision,
+            green_slot: blue.other(),
+            plan: spec.plan,
+            phase: Phase::Provisioning { since: now, green_seen: None },
+            hold: None,
+            started_at: now,
+            updated_at: now,
+            lock: None,
+            // Overwrite the last finished record: compare against its version.
+            version: existing.map_or(0, |r| r.version),
+        };
+        let mut d = Driver::new(io, Engine::new(rec));
+        match d.persist_now(now).await {
+            Ok(()) => {}
+            Err(DriverError::LockLost(why)) => {
+                // Another deployment started between our read and our write.
+                let theirs = port!(d.io, "ledger.load", d.io.ports.ledger.load())?;
+                return Err(match theirs.filter(|r| r.in_flight()) {
+                    Some(r) if r.id == d.engine.record().id => return Driver::take_over(d.io, r).await,
+                    Some(r) => {
+                        check_lock(&d.io, &r)?;
+                        DriverError::InFlight { id: r.id, revision: r.revision, phase: r.phase.name().into() }
+                    }
+                    None => DriverError::LockLost(why),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        let r = d.engine.record().clone();
+        d.io.emit(EventKind::Started {
+            service: r.service,
+            revision: r.revision,
+            blue_revision: r.blue_revision,
+            green_slot: r.green_slot,
+            strategy: r.plan.strategy,
+            steps: r.plan.steps.iter().map(|s| s.weight).collect(),
+        });
+        Ok(d)
+    }
+
+    /// Take up the deployment recorded in the ledger (in flight or ended).
+    pub async fn resume(ports: Ports, settings: Settings, sink: Box<dyn FnMut(&Event) + Send>) -> Result<Driver, DriverError> {
+        let mut io = Io { ports, settings, sink, calls: BTreeMap::new(), deployment: String::new() };
+        let rec = port!(io, "ledger.load", io.ports.ledger.load())?.ok_or(DriverError::NoDeployment)?;
+        io.deployment = rec.id.clone();
+        if !rec.in_flight() {
+            return Ok(Driver::new(io, Engine::new(rec)));
+        }
+        check_lock(&io, &rec)?;
+        Driver::take_over(io, rec).await
+    }
+
+    async fn take_over(mut io: Io, rec: Record) -> Result<Driver, DriverError> {
+        let previous_owner = rec.lock.as_ref().map(|l| l.owner.clone()).filter(|o| *o != io.settings.owner);
+        let phase = rec.phase.name().to_string();
+        io.deployment = rec.id.clone();
+        let mut d = Driver::new(io, Engine::new(rec));
+        let now = d.io.now();
+        d.engine.taken_over(now);
+        d.persist_now(now).await?;
+        d.io.emit(EventKind::Resumed { phase, previous_owner });
+        Ok(d)
+    }
+
+    fn new(io: Io, engine: Engine) -> Driver {
+        Driver {
+            io,
+            engine,
+            signal: None,
+            interrupted: false,
+            last: None,
+            last_gate_read: 0,
+            gate_states: BTreeMap::new(),
+            green_health: None,
+            unreadable_gate_polls: 0,
+            failing_steps: 0,
+            ledger_failing: false,
+        }
+    }
+
+    /// Deliver signals (their names: `SIGINT`, `SIGTERM`) through this channel.
+    pub fn with_signals(mut self, rx: watch::Receiver<Option<String>>) -> Driver {
+        self.signal = Some(rx);
+        self
+    }
+
+    /// The record as this driver last knows it.
+    pub fn record(&self) -> &Record {
+        self.engine.record()
+    }
+
+    /// Port calls made so far by this driver, per operation.
+    pub fn calls(&self) -> &BTreeMap<String, u64> {
+        &self.io.calls
+    }
+
+    /// Run to the end.
+    pub async fn run(&mut self) -> Result<Outcome, DriverError> {
+        loop {
+            if let Some(outcome) = self.step().await? {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// One observe → decide → record → act pass; `Some(outcome)` at the end.
+    pub async fn step(&mut self) -> Result<Option<Outcome>, DriverError> {
+        self.check_signal();
+        let obs = match self.observe().await {
+            Ok(obs) => obs,
+            Err(e) => return self.action_failed(e),
+        };
+        let now = self.io.now();
+        let action = self.engine.decide(&obs, now);
+        self.emit_transitions();
+        let blue_first = matches!(action, Action::SetWeights { weights } if weights.green == 0);
+        // An outcome is only reported once the ledger holds it.
+        let must_store = matches!(action, Action::Finish { .. });
+        if !blue_first {
+            if let Err(e) = self.persist(now, must_store).await {
+                return self.persist_failed(e);
+            }
+        }
+        let result = self.act(action, &obs).await;
+        if blue_first {
+            let now = self.io.now();
+            if let Err(e) = self.persist(now, false).await {
+                return self.persist_failed(e);
+            }
+        }
+        match result {
+            Ok(outcome) => {
+                self.failing_steps = 0;
+                Ok(outcome)
+            }
+            Err(e) => self.action_failed(e),
+        }
+    }
+
+    fn check_signal(&mut self) {
+        if self.interrupted {
+            return;
+        }
+        let Some(signal) = self.signal.as_ref().and_then(|rx| rx.borrow().clone()) else { return };
+        self.interrupted = true;
+        let now = self.io.now();
+        self.io.emit(EventKind::Interrupted { signal: signal.clone() });
+        self.engine.interrupt(Reason::Interrupted { signal, at: now }, now);
+        self.emit_transitions();
+    }
+
+    /// A port call failed for good: stop moving forward (traffic to blue) and
+    /// try again on the next step; after a few such steps, give up and leave
+    /// the record in flight for `teal resume`.
+    fn action_failed(&mut self, e: PortError) -> Result<Option<Outcome>, DriverError> {
+        self.failing_steps += 1;
+        if self.failing_steps >= MAX_FAILING_STEPS {
+            return Err(DriverError::Port(e));
+        }
+        let now = self.io.now();
+        self.engine.interrupt(Reason::ProviderFailed { error: e.to_string(), at: now }, now);
+        self.emit_transitions();
+        Ok(None)
+    }
+
+    fn persist_failed(&mut self, e: DriverError) -> Result<Option<Outcome>, DriverError> {
+        match e {
+            DriverError::Port(pe) => {
+                // Without a ledger there is no crash recovery: stop moving forward,
+                // and do not let further ledger failures block the way back to blue.
+                self.ledger_failing = true;
+                self.action_failed(pe)
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Gates first; when one fails, skip the other reads and answer from the
+    /// last full observation, so the rollback is not delayed by them.
+    async fn observe(&mut self) -> Result<Observation, PortError> {
+        let gates = match port!(self.io, "gate.read", self.io.ports.gate.read()) {
+            Ok(g) => {
+                self.unreadable_gate_polls = 0;
+                self.note_gates(&g);
+                Some(g)
+            }
+            Err(e) => {
+                self.unreadable_gate_polls += 1;
+                if self.unreadable_gate_polls >= MAX_UNREADABLE_GATE_POLLS {
+                    return Err(e);
+                }
+                None
+            }
+        };
+        self.last_gate_read = self.io.now();
+        let failing = gates.as_ref().is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
+        if let (true, Some(last)) = (failing, &self.last) {
+            let mut obs = last.clone();
+            obs.gates = gates;
+            return Ok(obs);
+        }
+        let green_slot = self.engine.record().green_slot;
+        let weights = port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
+        let green = port!(self.io, "fleet.status", self.io.ports.fleet.status(green_slot))?;
+        let blue = port!(self.io, "fleet.status", self.io.ports.fleet.status(green_slot.other()))?;
+        self.note_green(&green);
+        let obs = Observation { weights, green, blue, gates };
+        self.last = Some(obs.clone());
+        Ok(obs)
+    }
+
+    fn gate_fails(&self, r: &GateReading) -> bool {
+        match r.state {
+            GateState::Alarm => true,
+            GateState::InsufficientData => self.engine.record().plan.insufficient_data == InsufficientData::Alarm,
+            GateState::Ok => false,
+        }
+    }
+
+    fn note_gates(&mut self, readings: &[GateReading]) {
+        for r in readings {
+            if self.gate_states.insert(r.name.clone(), r.state) != Some(r.state) {
+                self.io.emit(EventKind::Gate { gate: r.name.clone(), state: r.state, reason: r.reason.clone() });
+            }
+        }
+    }
+
+    fn note_green(&mut self, green: &FleetStatus) {
+        let h = (green.healthy, green.desired);
+        if green.exists && self.green_health != Some(h) {
+            self.green_health = Some(h);
+            self.io.emit(EventKind::GreenHealth { healthy: h.0, desired: h.1 });
+        }
+    }
+
+    async fn act(&mut self, action: Action, obs: &Observation) -> Result<Option<Outcome>, PortError> {
+        let green_slot = self.engine.record().green_slot;
+        match action {
+            Action::ProvisionGreen { desired } => {
+                self.io.emit(EventKind::Provisioning { desired });
+                let revision = self.engine.record().revision.clone();
+                port!(self.io, "fleet.provision", self.io.ports.fleet.provision(green_slot, &revision, desired))?;
+                self.last = None;
+            }
+            Action::SetWeights { weights } => self.set_weights(weights, obs).await?,
+            Action::RemoveGreen => {
+                self.io.emit(EventKind::Removing { role: "green".into(), slot: green_slot });
+                port!(self.io, "fleet.remove", self.io.ports.fleet.remove(green_slot))?;
+                self.last = None;
+            }
+            Action::RetireBlue => {
+                self.io.emit(EventKind::Removing { role: "blue".into(), slot: green_slot.other() });
+                port!(self.io, "fleet.remove", self.io.ports.fleet.remove(green_slot.other()))?;
+                self.last = None;
+            }
+            Action::Wait { until } => self.wait(until).await,
+            Action::Finish { outcome } => {
+                let calls = self.io.calls.clone();
+                self.io.emit(EventKind::Finished { outcome: outcome.clone(), calls });
+                return Ok(Some(outcome));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Set weights and read them back until they agree.
+    async fn set_weights(&mut self, target: Weights, obs: &Observation) -> Result<(), PortError> {
+        let green_slot = self.engine.record().green_slot;
+        let slots = target.on_slots(green_slot);
+        let mut actual = obs.weights;
+        for attempt in 1..=self.io.settings.weight_attempts {
+            port!(self.io, "router.set_weights", self.io.ports.router.set_weights(slots))?;
+            actual = port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
+            if let Some(last) = &mut self.last {
+                last.weights = actual;
+            }
+            if actual == target {
+                self.io.emit(EventKind::WeightsSet { weights: target });
+                return Ok(());
+            }
+            self.io.emit(EventKind::WeightsMismatch { set: target, actual, attempt });
+        }
+        let now = self.io.now();
+        self.engine.weights_did_not_take(target, actual, now);
+        self.emit_transitions();
+        if target.green == 0 {
+            // All traffic to blue is the move with no alternative: fail the step
+            // so it is tried again, and give up (record kept) if it never takes.
+            return Err(PortError::new(
+                "router.set_weights",
+                ErrorKind::Transient,
+                format!("the router did not take {target} (read back {actual})"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn wait(&mut self, until: Millis) {
+        // The next gate read is due one poll after the last, whatever the engine's deadline.
+        let until = until.min(self.last_gate_read + self.engine.record().plan.poll_ms);
+        let clock = self.io.ports.clock.clone();
+        match &mut self.signal {
+            Some(rx) if !self.interrupted => {
+                tokio::select! {
+                    biased;
+                    _ = clock.sleep_until(until) => {}
+                    _ = rx.changed() => {}
+                }
+            }
+            _ => clock.sleep_until(until).await,
+        }
+    }
+
+    /// Store the record if it changed or the lock needs renewing. Once the
+    /// ledger has failed, only `must` writes are tried: the way back to blue
+    /// does not wait for the ledger, but the final outcome does.
+    async fn persist(&mut self, now: Millis, must: bool) -> Result<(), DriverError> {
+        let half_ttl = self.io.settings.lock_ttl_ms / 2;
+        let renew = self.engine.record().lock.as_ref().is_none_or(|l| l.expires_at < now + half_ttl);
+        if !self.engine.is_dirty() && !renew {
+            return Ok(());
+        }
+        if self.ledger_failing && !must {
+            return Ok(());
+        }
+        self.persist_now(now).await
+    }
+
+    async fn persist_now(&mut self, now: Millis) -> Result<(), DriverError> {
+        let mut rec = self.engine.record().clone();
+        let lock = Lock { owner: self.io.settings.owner.clone(), expires_at: now + self.io.settings.lock_ttl_ms };
+        rec.lock = Some(lock.clone());
+        // Further tries only after finding our own earlier write (a timed-out
+        // attempt that landed), each time at the version it left.
+        for _ in 0..OWN_WRITE_RETRIES {
+            match port!(self.io, "ledger.store", self.io.ports.ledger.store(&rec)) {
+                Ok(version) => {
+                    self.engine.stored(Some(lock), version);
+                    return Ok(());
+                }
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    // A timed-out attempt may have landed before its retry. A
+                    // record carrying our id and our lock was written by us:
+                    // write again over it. Anything else is another process.
+                    let stored = port!(self.io, "ledger.load", self.io.ports.ledger.load())?;
+                    match stored {
+                        Some(s) if s.id == rec.id && s.lock.as_ref().map(|l| &l.owner) == Some(&lock.owner) => rec.version = s.version,
+                        _ => return Err(DriverError::LockLost(e.message)),
+                    }
+                }
+                Err(e) => return Err(DriverError::Port(e)),
+            }
+        }
+        Err(DriverError::LockLost("the record kept changing under this process".into()))
+    }
+
+    fn emit_transitions(&mut self) {
+        let steps: Vec<u8> = self.engine.record().plan.steps.iter().map(|s| s.weight).collect();
+        for t in self.engine.take_transitions() {
+            let detail = describe_phase(&t.to, &steps);
+            self.io.emit(EventKind::Phase { from: t.from.name().into(), to: t.to.name().into(), detail });
+        }
+    }
+}
+
+/// Refuse when another owner holds an unexpired lock (unless forced).
+fn check_lock(io: &Io, rec: &Record) -> Result<(), DriverError> {
+    let now = io.now();
+    match &rec.lock {
+        Some(l) if l.owner != io.settings.owner && l.expires_at > now && !io.settings.force => Err(DriverError::LockHeld {
+            id: rec.id.clone(),
+            revision: rec.revision.clone(),
+            owner: l.owner.clone(),
+            expires: fmt_ms(l.expires_at - now),
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,136 @@
+//! What a deployment reports as it goes: one [`Event`] per change.
+//!
+//! The driver emits them; the CLI renders them as lines for people or as JSON
+//! lines (`--output json`), and reports collect them.
+
+use crate::engine::{Outcome, Phase};
+use crate::model::{GateState, Millis, Slot, Weights};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One thing that happened, at a time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// When (ms since the Unix epoch; virtual time in the simulator).
+    pub at: Millis,
+    /// The deployment id.
+    pub deployment: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The kinds of event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new deployment began.
+    Started {
+        /// The service.
+        service: String,
+        /// Green's revision.
+        revision: String,
+        /// Blue's revision, when known.
+        blue_revision: Option<String>,
+        /// Green's slot.
+        green_slot: Slot,
+        /// Strategy name.
+        strategy: String,
+        /// Green weight of each step.
+        steps: Vec<u8>,
+    },
+    /// An in-flight deployment was taken up by this process.
+    Resumed {
+        /// Its phase.
+        phase: String,
+        /// The previous lock holder, if any.
+        previous_owner: Option<String>,
+    },
+    /// The engine changed phase.
+    Phase {
+        /// Left.
+        from: String,
+        /// Entered.
+        to: String,
+        /// Why, in words.
+        detail: String,
+    },
+    /// Green is being created.
+    Provisioning {
+        /// Instances.
+        desired: u32,
+    },
+    /// Green's health changed.
+    GreenHealth {
+        /// Healthy instances.
+        healthy: u32,
+        /// Desired instances.
+        desired: u32,
+    },
+    /// Weights were set and read back equal.
+    WeightsSet {
+        /// The weights.
+        weights: Weights,
+    },
+    /// Weights were set but read back different.
+    WeightsMismatch {
+        /// Set.
+        set: Weights,
+        /// Read back.
+        actual: Weights,
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// A fleet is being removed.
+    Removing {
+        /// `blue` or `green`.
+        role: String,
+        /// Its slot.
+        slot: Slot,
+    },
+    /// A gate changed state (or was first seen).
+    Gate {
+        /// Gate name.
+        gate: String,
+        /// Its state.
+        state: GateState,
+        /// Its reason.
+        reason: String,
+    },
+    /// A cloud call failed and will be retried.
+    Retrying {
+        /// The operation.
+        op: String,
+        /// Attempt that failed (1-based).
+        attempt: u32,
+        /// The error.
+        error: String,
+        /// Wait before the next attempt.
+        backoff_ms: Millis,
+    },
+    /// A signal arrived; traffic goes to a safe state.
+    Interrupted {
+        /// The signal.
+        signal: String,
+    },
+    /// The deployment ended.
+    Finished {
+        /// How.
+        outcome: Outcome,
+        /// Port calls made by this process, per operation.
+        calls: BTreeMap<String, u64>,
+    },
+}
+
+/// Describe a phase change in words.
+pub fn describe_phase(to: &Phase, steps: &[u8]) -> String {
+    match to {
+        Phase::Provisioning { .. } => "standing up green".to_string(),
+        Phase::Shifting { step, .. } => format!("step {}/{}: {}% to green", step + 1, steps.len(), steps[*step]),
+        Phase::KeepAlive { .. } => "green holds 100%; keeping blue for the keep-alive window".to_string(),
+        Phase::Retiring => "retiring blue".to_string(),
+        Phase::RollingBack { reason } => format!("rolling back: {reason}"),
+        Phase::Halting { reason } => format!("halting: {reason}"),
+        Phase::Done { outcome, .. } => outcome.to_string(),
+    }
+}

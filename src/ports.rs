@@ -1,0 +1,132 @@
+//! The ports: one small trait per concern, implemented by the AWS, local and
+//! simulated adapters. The driver is the only caller.
+//!
+//! Ports speak in *slots* (physical targets), never in roles: which slot is
+//! blue is the engine's business. Every mutating call is idempotent, so the
+//! driver may retry it and a resumed deployment may repeat it.
+
+use crate::engine::Record;
+use crate::model::{FleetStatus, GateReading, Millis, Slot, SlotWeights};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// How a port call failed, which decides whether the driver retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Throttling, 5xx, timeouts: retry with backoff.
+    Transient,
+    /// The resource does not exist.
+    NotFound,
+    /// The request was refused as invalid.
+    Invalid,
+    /// The caller may not do this.
+    Denied,
+    /// A conditional write lost (the ledger changed under us).
+    Conflict,
+}
+
+/// A failed port call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op}: {message}")]
+pub struct PortError {
+    /// The operation (`router.set_weights`, `DescribeAlarms`, ...).
+    pub op: String,
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The provider's message.
+    pub message: String,
+}
+
+impl PortError {
+    /// A new error.
+    pub fn new(op: impl Into<String>, kind: ErrorKind, message: impl Into<String>) -> PortError {
+        PortError { op: op.into(), kind, message: message.into() }
+    }
+
+    /// Whether retrying may help.
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+/// The compute of each slot.
+#[async_trait]
+pub trait Fleet: Send + Sync {
+    /// What runs in `slot`.
+    async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError>;
+    /// Create a fleet of `revision` with `desired` instances in `slot`,
+    /// registered into the slot's target. Succeeds if it already exists.
+    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError>;
+    /// Scale the fleet in `slot` to zero and delete it. Succeeds if absent.
+    async fn remove(&self, slot: Slot) -> Result<(), PortError>;
+}
+
+/// What splits traffic between the two slots.
+#[async_trait]
+pub trait Router: Send + Sync {
+    /// The weights as the router holds them now.
+    async fn weights(&self) -> Result<SlotWeights, PortError>;
+    /// Set the weights. The driver reads them back afterwards.
+    async fn set_weights(&self, weights: SlotWeights) -> Result<(), PortError>;
+}
+
+/// What can stop a deployment.
+#[async_trait]
+pub trait Gate: Send + Sync {
+    /// Read every configured gate. A configured gate that does not exist is
+    /// absent from the answer (preflight turns that into an error).
+    async fn read(&self) -> Result<Vec<GateReading>, PortError>;
+}
+
+/// Where the deployment record lives, with optimistic concurrency.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// The current record, if any deployment was ever recorded.
+    async fn load(&self) -> Result<Option<Record>, PortError>;
+    /// Store `record` if the stored version still equals `record.version`
+    /// (0: nothing stored yet). Returns the new version, or a
+    /// [`ErrorKind::Conflict`] error when someone else wrote in between.
+    async fn store(&self, record: &Record) -> Result<u64, PortError>;
+}
+
+/// Time, for the driver only. The real clock sleeps; the simulated one jumps.
+#[async_trait]
+pub trait Clock: Send + Sync {
+    /// Now, in milliseconds since the Unix epoch.
+    fn now(&self) -> Millis;
+    /// Return at `t` (at once if it has passed).
+    async fn sleep_until(&self, t: Millis);
+}
+
+/// The wall clock and tokio's timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+    }
+
+    async fn sleep_until(&self, t: Millis) {
+        let now = self.now();
+        if t > now {
+            tokio::time::sleep(std::time::Duration::from_millis(t - now)).await;
+        }
+    }
+}
+
+/// One provider's set of ports.
+#[derive(Clone)]
+pub struct Ports {
+    /// Compute.
+    pub fleet: Arc<dyn Fleet>,
+    /// Traffic split.
+    pub router: Arc<dyn Router>,
+    /// Gates.
+    pub gate: Arc<dyn Gate>,
+    /// Deployment record.
+    pub ledger: Arc<dyn Ledger>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}

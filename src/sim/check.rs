@@ -1,0 +1,216 @@
+//! The safety invariants of DESIGN.md, checked from the outside: from what the
+//! simulated cloud saw happen, never from the driver's own beliefs.
+//!
+//! | # | invariant | checked as |
+//! |---|---|---|
+//! | 1 | weights valid, never 100% at nothing | router valid after every step and every applied change; a slot with weight has a fleet |
+//! | 2 | green gets weight only when healthy | every applied change that gives a slot weight from 0 finds its fleet fully healthy |
+//! | 3 | blue not removed while carrying weight, nor before keep-alive | every removal: weight 0; the original blue's removal finds green at 100% for ≥ keep-alive |
+//! | 4 | failed gate → 100% blue within one poll + round trips | every ALARM episode that begins before retirement and lasts past the bound finds blue at 100% by `onset + poll + 12 × max latency + time lost to injected faults` |
+//! | 5 | exactly one outcome, in the state it names | the end state matches the outcome and the ledger; `Succeeded` only if no ALARM was seen before retirement |
+//! | 6 | killed runs resume to an outcome | the harness kills and resumes; 5 is checked at the end of every run |
+//! | 7 | a second run refuses, naming the first | the harness starts a second driver mid-run (scenario) |
+//! | 8 | bad input refused before any mutating call | the harness counts mutating calls of refused starts (scenario) |
+
+use super::World;
+use crate::engine::{Outcome, Phase};
+use crate::model::{GateState, Millis, Slot, SlotWeights};
+
+/// What the checker needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The slot blue held at the start.
+    pub blue_slot: Slot,
+    /// The plan's keep-alive.
+    pub keep_alive_ms: Millis,
+    /// The plan's gate poll interval.
+    pub poll_ms: Millis,
+    /// The highest call latency.
+    pub latency_max: Millis,
+    /// The router's weights when the run started.
+    pub initial: SlotWeights,
+}
+
+/// Incremental checker: call [`Checker::after_step`] after every driver step.
+#[derive(Debug)]
+pub struct Checker {
+    ctx: Context,
+    changes_seen: usize,
+    removals_seen: usize,
+    /// Violations found, in words.
+    pub violations: Vec<String>,
+}
+
+/// Calls between two gate reads at the most (observe, persist, a weight
+/// change read back three times), plus the alarm read and the weight write.
+pub const ROUND_TRIPS_IN_BOUND: Millis = 12;
+
+impl Checker {
+    /// A checker for one run.
+    pub fn new(ctx: Context) -> Checker {
+        Checker { ctx, changes_seen: 0, removals_seen: 0, violations: Vec::new() }
+    }
+
+    fn fail(&mut self, at: Millis, msg: String) {
+        self.violations.push(format!("t={at}ms: {msg}"));
+    }
+
+    /// Check everything that became checkable since the last call.
+    pub fn after_step(&mut self, w: &World) {
+        let now = w.now;
+        // 1. Valid weights, and never traffic to a slot without a fleet.
+        if !w.router.is_valid() {
+            self.fail(now, format!("invariant 1: router holds invalid weights {}", w.router));
+        }
+        for s in Slot::BOTH {
+            if w.router.get(s) > 0 && w.fleets[s.index()].is_none() {
+                self.fail(now, format!("invariant 1: slot {s} has {}% of traffic but no fleet", w.router.get(s)));
+            }
+        }
+        let changes = w.trace.weight_changes[self.changes_seen..].to_vec();
+        self.changes_seen = w.trace.weight_changes.len();
+        for c in changes {
+            if !c.to.is_valid() {
+                self.fail(c.at, format!("invariant 1: weights set to invalid {}", c.to));
+            }
+            // 2. A slot that starts receiving traffic must be fully healthy.
+            for s in Slot::BOTH {
+                if c.from.get(s) == 0 && c.to.get(s) > 0 && !c.healthy[s.index()] {
+                    self.fail(c.at, format!("invariant 2: slot {s} got {}% while not healthy", c.to.get(s)));
+                }
+            }
+        }
+        // 3. Removals.
+        let removals = w.trace.removals[self.removals_seen..].to_vec();
+        self.removals_seen = w.trace.removals.len();
+        for r in removals {
+            if r.weight > 0 {
+                self.fail(r.at, format!("invariant 3: slot {} removed while carrying {}%", r.slot, r.weight));
+            }
+            if r.slot == self.ctx.blue_slot && r.other_full_for.is_none_or(|d| d < self.ctx.keep_alive_ms) {
+                self.fail(
+                    r.at,
+                    format!(
+                        "invariant 3: blue retired after green held 100% for {:?}ms, keep-alive is {}ms",
+                        r.other_full_for, self.ctx.keep_alive_ms
+                    ),
+                );
+            }
+        }
+        // 4. Reaction to failed gates.
+        let retire_start = retire_start(w);
+        for g in &w.gates {
+            for (onset, end) in alarm_episodes(&g.script) {
+                let deadline = onset + self.ctx.poll_ms + ROUND_TRIPS_IN_BOUND * self.ctx.latency_max + excused_between(w, onset, now);
+                let decidable = now >= deadline && end > deadline;
+                let retiring = retire_start.is_some_and(|r| r < deadline);
+                let finished_before = ended_at(w).is_some_and(|t| t <= onset);
+                if !decidable || retiring || finished_before {
+                    continue;
+                }
+                let at_deadline = weights_at(self.ctx.initial, w, deadline);
+                if at_deadline.get(self.ctx.blue_slot) != 100 {
+                    let msg = format!(
+                        "invariant 4: gate {} in ALARM from {onset}ms, but at the deadline {deadline}ms the router held {at_deadline}",
+                        g.name
+                    );
+                    self.fail(deadline, msg);
+                }
+            }
+        }
+    }
+
+    /// Check the end state against the outcome (invariant 5).
+    pub fn at_end(&mut self, w: &World, outcome: &Outcome) {
+        let (blue, green) = (self.ctx.blue_slot, self.ctx.blue_slot.other());
+        let now = w.now;
+        match outcome {
+            Outcome::Succeeded => {
+                if w.router.get(green) != 100 || w.fleets[blue.index()].is_some() || w.fleets[green.index()].is_none() {
+                    self.fail(now, format!("invariant 5: Succeeded but router {} blue fleet {:?}", w.router, w.fleets[blue.index()]));
+                }
+                let retire = retire_start(w).unwrap_or(Millis::MAX);
+                if let Some(t) = w.trace.alarms_seen.iter().find(|t| **t < retire) {
+                    self.fail(*t, "invariant 5: an ALARM was read before retirement, yet the run Succeeded".to_string());
+                }
+            }
+            Outcome::RolledBack { .. } => {
+                if w.router.get(blue) != 100 || w.fleets[green.index()].is_some() || w.fleets[blue.index()].is_none() {
+                    self.fail(now, format!("invariant 5: RolledBack but router {} green fleet {:?}", w.router, w.fleets[green.index()]));
+                }
+            }
+            Outcome::Halted { .. } => {
+                if w.router.get(blue) != 100 || w.fleets[blue.index()].is_none() {
+                    self.fail(now, format!("invariant 5: Halted but router {}", w.router));
+                }
+            }
+        }
+        match w.record().map(|r| r.phase) {
+            Some(Phase::Done { outcome: stored, .. }) if stored.class() == outcome.class() => {}
+            other => self.fail(now, format!("invariant 5: outcome {} but the ledger holds {other:?}", outcome.class())),
+        }
+    }
+}
+
+/// When the ledger first recorded retirement (or success), if it did.
+fn retire_start(w: &World) -> Option<Millis> {
+    w.trace.ledger_phases.iter().find(|(_, p)| p == "retiring" || p == "done:succeeded").map(|(t, _)| *t)
+}
+
+/// When the ledger recorded the end, if it did.
+fn ended_at(w: &World) -> Option<Millis> {
+    w.trace.ledger_phases.iter().find(|(_, p)| p.starts_with("done:")).map(|(t, _)| *t)
+}
+
+/// `[onset, end)` of each ALARM stretch of a gate script.
+pub fn alarm_episodes(script: &[(Millis, GateState)]) -> Vec<(Millis, Millis)> {
+    let mut out = Vec::new();
+    let mut onset = None;
+    for (t, s) in script {
+        match (s, onset) {
+            (GateState::Alarm, None) => onset = Some(*t),
+            (GateState::Alarm, Some(_)) => {}
+            (_, Some(o)) => {
+                out.push((o, *t));
+                onset = None;
+            }
+            (_, None) => {}
+        }
+    }
+    if let Some(o) = onset {
+        out.push((o, Millis::MAX));
+    }
+    out
+}
+
+/// Time lost to injected faults between `from` and `to`.
+fn excused_between(w: &World, from: Millis, to: Millis) -> Millis {
+    let at = |t: Millis| {
+        let i = w.trace.excused_log.partition_point(|(time, _)| *time <= t);
+        if i == 0 {
+            0
+        } else {
+            w.trace.excused_log[i - 1].1
+        }
+    };
+    // Sampled at calls: the sample before `from` under-reads it, which only
+    // makes the bound looser by the faults of one call, never tighter.
+    at(to).saturating_sub(at(from))
+}
+
+/// The router's weights at time `t`, replayed from the trace.
+fn weights_at(initial: SlotWeights, w: &World, t: Millis) -> SlotWeights {
+    w.trace.weight_changes.iter().take_while(|c| c.at <= t).last().map_or(initial, |c| c.to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn episodes_of_a_flapping_script() {
+        let s = [(10, GateState::Alarm), (20, GateState::Ok), (30, GateState::Alarm), (35, GateState::Alarm)];
+        assert_eq!(alarm_episodes(&s), vec![(10, 20), (30, Millis::MAX)]);
+        assert!(alarm_episodes(&[(5, GateState::Ok)]).is_empty());
+    }
+}

@@ -1,0 +1,471 @@
+//! The simulated cloud: in-memory fleet, router, gates and ledger on a
+//! virtual clock, with seeded fault injection.
+//!
+//! Every call advances virtual time by a latency. Faults: transient errors
+//! (throttling, 5xx) on any call, timeouts (a mutating call may have taken
+//! effect anyway), weight changes that answer OK but do not take, a green
+//! that is slow or never healthy, gates that flap, and a process killed at
+//! any call: the call's future never completes (its effect may or may not
+//! have happened), the way `kill -9` looks from the cloud's side.
+//!
+//! The world keeps a trace of what happened, for [`check`] to hold against
+//! the safety invariants.
+
+pub mod check;
+pub mod scenario;
+
+use crate::engine::{Phase, Record};
+use crate::model::{FleetStatus, GateReading, GateState, Millis, Slot, SlotWeights};
+use crate::ports::{Clock, ErrorKind, Fleet, Gate, Ledger, PortError, Ports, Router};
+use async_trait::async_trait;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Injected fault rates, each per call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// Transient error (throttling / 5xx) without effect.
+    pub error_rate: f64,
+    /// Timeout: time passes, then a transient error; a mutating call took effect half the time.
+    pub timeout_rate: f64,
+    /// A weight change answers OK but does not take.
+    pub no_take_rate: f64,
+}
+
+/// A fleet in one slot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimFleet {
+    /// Its revision.
+    pub revision: String,
+    /// Instances.
+    pub desired: u32,
+    /// When it becomes healthy; `None`: never.
+    pub healthy_at: Option<Millis>,
+}
+
+/// A gate with a scripted state over time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimGate {
+    /// Name.
+    pub name: String,
+    /// `(from, state)` changes, sorted by time; OK before the first.
+    pub script: Vec<(Millis, GateState)>,
+}
+
+impl SimGate {
+    /// The state at `t`, and since when.
+    pub fn state_at(&self, t: Millis) -> (GateState, Millis) {
+        self.script.iter().rev().find(|(from, _)| *from <= t).map_or((GateState::Ok, 0), |(from, s)| (*s, *from))
+    }
+}
+
+/// A weight change that took effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightChange {
+    /// When.
+    pub at: Millis,
+    /// Before.
+    pub from: SlotWeights,
+    /// After.
+    pub to: SlotWeights,
+    /// Per slot: a fleet existed and was fully healthy at that moment.
+    pub healthy: [bool; 2],
+}
+
+/// A fleet removal that took effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removal {
+    /// When.
+    pub at: Millis,
+    /// Which slot.
+    pub slot: Slot,
+    /// The slot's weight at that moment.
+    pub weight: u8,
+    /// How long the other slot had held 100% at that moment.
+    pub other_full_for: Option<Millis>,
+}
+
+/// What happened, for the invariant checker.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// Every applied weight change.
+    pub weight_changes: Vec<WeightChange>,
+    /// Every applied removal.
+    pub removals: Vec<Removal>,
+    /// Every stored ledger phase, with its time.
+    pub ledger_phases: Vec<(Millis, String)>,
+    /// Gate reads that returned ALARM to a driver that went on to decide.
+    pub alarms_seen: Vec<Millis>,
+    /// Gate reads that returned ALARM in the current step (committed when the step completes).
+    pub alarms_pending: Vec<Millis>,
+    /// `(time, excused)`: cumulative time spent on injected faults, sampled at every call.
+    pub excused_log: Vec<(Millis, Millis)>,
+}
+
+/// The simulated world.
+#[derive(Debug)]
+pub struct World {
+    /// Virtual now.
+    pub now: Millis,
+    rng: ChaCha8Rng,
+    /// Injected faults (off while `quiet`).
+    pub faults: Faults,
+    /// Call latency range.
+    pub latency: (Millis, Millis),
+    /// How long a timed-out call takes.
+    pub timeout_ms: Millis,
+    /// Router weights.
+    pub router: SlotWeights,
+    /// When each slot last reached 100%.
+    pub full_since: [Option<Millis>; 2],
+    /// Fleets by slot.
+    pub fleets: [Option<SimFleet>; 2],
+    /// How long a new fleet takes to become healthy; `None`: never.
+    pub healthy_after: Option<Millis>,
+    /// Gates.
+    pub gates: Vec<SimGate>,
+    /// The ledger: the record as JSON, and its version.
+    pub ledger: Option<(String, u64)>,
+    /// Calls so far.
+    pub calls: u64,
+    /// Mutating calls so far.
+    pub mutating_calls: u64,
+    /// Kill the process at this call number.
+    pub kill_at: Option<u64>,
+    /// The process was killed (its call never returns).
+    pub killed: bool,
+    /// No faults and no kills (for observers such as a second, refused driver).
+    pub quiet: bool,
+    /// Time spent on injected faults so far.
+    pub excused: Millis,
+    /// The last call failed by injection: the driver's next sleep is a backoff.
+    after_fault: bool,
+    /// What happened.
+    pub trace: Trace,
+}
+
+/// What an injected fault does to one call.
+enum Fate {
+    Normal,
+    Error,
+    Timeout { took_effect: bool },
+    Killed { took_effect: bool },
+}
+
+impl World {
+    /// A world at `now` with blue (`revision`, `instances`) healthy in slot A
+    /// taking all traffic, and these gates.
+    pub fn new(seed: u64, now: Millis, revision: &str, instances: u32, gates: Vec<SimGate>) -> World {
+        World {
+            now,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            faults: Faults::default(),
+            latency: (20, 150),
+            timeout_ms: 5_000,
+            router: SlotWeights { a: 100, b: 0 },
+            full_since: [Some(now), None],
+            fleets: [Some(SimFleet { revision: revision.to_string(), desired: instances, healthy_at: Some(now) }), None],
+            healthy_after: Some(30_000),
+            gates,
+            ledger: None,
+            calls: 0,
+            mutating_calls: 0,
+            kill_at: None,
+            killed: false,
+            quiet: false,
+            excused: 0,
+            after_fault: false,
+            trace: Trace::default(),
+        }
+    }
+
+    /// The status of a slot's fleet now.
+    pub fn fleet_status(&self, slot: Slot) -> FleetStatus {
+        match &self.fleets[slot.index()] {
+            None => FleetStatus::absent(),
+            Some(f) => FleetStatus {
+                exists: true,
+                revision: Some(f.revision.clone()),
+                desired: f.desired,
+                healthy: if f.healthy_at.is_some_and(|t| t <= self.now) { f.desired } else { 0 },
+            },
+        }
+    }
+
+    /// The stored record, decoded.
+    pub fn record(&self) -> Option<Record> {
+        self.ledger.as_ref().map(|(json, _)| serde_json::from_str(json).expect("the sim ledger holds valid records"))
+    }
+
+    /// Begin a call: advance time, count it, and draw its fate.
+    fn begin(&mut self, mutating: bool) -> Fate {
+        self.calls += 1;
+        if mutating {
+            self.mutating_calls += 1;
+        }
+        let latency = self.rng.gen_range(self.latency.0..=self.latency.1);
+        self.now += latency;
+        self.trace.excused_log.push((self.now, self.excused));
+        if self.quiet {
+            self.after_fault = false;
+            return Fate::Normal;
+        }
+        if self.kill_at == Some(self.calls) {
+            self.killed = true;
+            return Fate::Killed { took_effect: mutating && self.rng.gen_bool(0.5) };
+        }
+        let roll: f64 = self.rng.gen();
+        let fate = if roll < self.faults.error_rate {
+            Fate::Error
+        } else if roll < self.faults.error_rate + self.faults.timeout_rate {
+            self.now += self.timeout_ms;
+            Fate::Timeout { took_effect: mutating && self.rng.gen_bool(0.5) }
+        } else {
+            Fate::Normal
+        };
+        self.after_fault = !matches!(fate, Fate::Normal);
+        if self.after_fault {
+            self.excused += latency + if matches!(fate, Fate::Timeout { .. }) { self.timeout_ms } else { 0 };
+        }
+        fate
+    }
+
+    fn set_weights_now(&mut self, w: SlotWeights) {
+        let healthy = [Slot::A, Slot::B].map(|s| self.fleet_status(s).fully_healthy());
+        self.trace.weight_changes.push(WeightChange { at: self.now, from: self.router, to: w, healthy });
+        for s in Slot::BOTH {
+            let full = w.get(s) == 100;
+            if full && self.full_since[s.index()].is_none() {
+                self.full_since[s.index()] = Some(self.now);
+            } else if !full {
+                self.full_since[s.index()] = None;
+            }
+        }
+        self.router = w;
+    }
+
+    fn remove_now(&mut self, slot: Slot) {
+        if self.fleets[slot.index()].is_some() {
+            let other_full_for = self.full_since[slot.other().index()].map(|t| self.now - t);
+            self.trace.removals.push(Removal { at: self.now, slot, weight: self.router.get(slot), other_full_for });
+        }
+        self.fleets[slot.index()] = None;
+    }
+
+    fn provision_now(&mut self, slot: Slot, revision: &str, desired: u32) -> Result<(), String> {
+        match &self.fleets[slot.index()] {
+            Some(f) if f.revision == revision => Ok(()),
+            Some(f) => Err(format!("slot {slot} already runs {}", f.revision)),
+            None => {
+                let healthy_at = self.healthy_after.map(|d| self.now + d);
+                self.fleets[slot.index()] = Some(SimFleet { revision: revision.to_string(), desired, healthy_at });
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A handle on a shared simulated world; implements every port.
+#[derive(Debug, Clone)]
+pub struct SimCloud(Arc<Mutex<World>>);
+
+/// The outcome of starting a call: go on, fail, or never return.
+enum Begun {
+    Go { took_effect: bool, fail: bool },
+    Killed,
+}
+
+impl SimCloud {
+    /// Wrap a world.
+    pub fn new(world: World) -> SimCloud {
+        SimCloud(Arc::new(Mutex::new(world)))
+    }
+
+    /// Lock the world (tests and the checker look inside).
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.0.lock().expect("sim world lock")
+    }
+
+    /// Ports backed by this world.
+    pub fn ports(&self) -> Ports {
+        Ports {
+            fleet: Arc::new(self.clone()),
+            router: Arc::new(self.clone()),
+            gate: Arc::new(self.clone()),
+            ledger: Arc::new(self.clone()),
+            clock: Arc::new(self.clone()),
+        }
+    }
+
+    fn begin(&self, mutating: bool) -> Begun {
+        match self.world().begin(mutating) {
+            Fate::Normal => Begun::Go { took_effect: true, fail: false },
+            Fate::Error => Begun::Go { took_effect: false, fail: true },
+            Fate::Timeout { took_effect } => Begun::Go { took_effect, fail: true },
+            Fate::Killed { took_effect } => {
+                if !took_effect {
+                    return Begun::Killed;
+                }
+                Begun::Go { took_effect: true, fail: true }
+            }
+        }
+    }
+}
+
+fn transient(op: &str) -> PortError {
+    PortError::new(op, ErrorKind::Transient, "injected: ThrottlingException / 503 / timeout")
+}
+
+/// Never completes: the process died during this call.
+async fn die<T>() -> T {
+    std::future::pending().await
+}
+
+/// Run a call under the world's fate: `$effect` (a closure over the world)
+/// happens when the fate says so; a killed call never returns.
+macro_rules! sim_call {
+    ($self:ident, $op:expr, $mutating:expr, |$w:ident| $effect:expr) => {{
+        match $self.begin($mutating) {
+            Begun::Killed => die().await,
+            Begun::Go { took_effect, fail } => {
+                let result = if took_effect {
+                    #[allow(unused_mut)]
+                    let mut $w = $self.world();
+                    Some($effect)
+                } else {
+                    None
+                };
+                if $self.world().killed {
+                    return die().await;
+                }
+                match (fail, result) {
+                    (false, Some(r)) => r,
+                    _ => Err(transient($op)),
+                }
+            }
+        }
+    }};
+}
+
+#[async_trait]
+impl Fleet for SimCloud {
+    async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {
+        sim_call!(self, "fleet.status", false, |w| Ok(w.fleet_status(slot)))
+    }
+
+    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
+        sim_call!(self, "fleet.provision", true, |w| w
+            .provision_now(slot, revision, desired)
+            .map_err(|m| PortError::new("fleet.provision", ErrorKind::Invalid, m)))
+    }
+
+    async fn remove(&self, slot: Slot) -> Result<(), PortError> {
+        sim_call!(self, "fleet.remove", true, |w| {
+            w.remove_now(slot);
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl Router for SimCloud {
+    async fn weights(&self) -> Result<SlotWeights, PortError> {
+        sim_call!(self, "router.weights", false, |w| Ok(w.router))
+    }
+
+    async fn set_weights(&self, weights: SlotWeights) -> Result<(), PortError> {
+        sim_call!(self, "router.set_weights", true, |w| {
+            // Like ALB and Route 53, the router refuses weights it cannot hold.
+            if !weights.is_valid() {
+                Err(PortError::new("router.set_weights", ErrorKind::Invalid, format!("invalid weights {weights}")))
+            } else {
+                let rate = if w.quiet { 0.0 } else { w.faults.no_take_rate };
+                let no_take = rate > 0.0 && w.rng.gen_bool(rate);
+                if no_take {
+                    let lat = w.latency.1;
+                    w.excused += 2 * lat;
+                } else {
+                    w.set_weights_now(weights);
+                }
+                Ok(())
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Gate for SimCloud {
+    async fn read(&self) -> Result<Vec<GateReading>, PortError> {
+        sim_call!(self, "gate.read", false, |w| {
+            let now = w.now;
+            let readings: Vec<GateReading> = w
+                .gates
+                .iter()
+                .map(|g| {
+                    let (state, since) = g.state_at(now);
+                    GateReading { name: g.name.clone(), state, reason: format!("scripted {state} since {since}"), since }
+                })
+                .collect();
+            if readings.iter().any(|r| r.state == GateState::Alarm) {
+                w.trace.alarms_pending.push(now);
+            }
+            Ok(readings)
+        })
+    }
+}
+
+#[async_trait]
+impl Ledger for SimCloud {
+    async fn load(&self) -> Result<Option<Record>, PortError> {
+        sim_call!(self, "ledger.load", false, |w| Ok(w.ledger.as_ref().map(|(json, version)| {
+            let mut r: Record = serde_json::from_str(json).expect("sim ledger holds valid JSON");
+            r.version = *version;
+            r
+        })))
+    }
+
+    async fn store(&self, record: &Record) -> Result<u64, PortError> {
+        sim_call!(self, "ledger.store", true, |w| {
+            let current = w.ledger.as_ref().map_or(0, |(_, v)| *v);
+            if current != record.version {
+                Err(PortError::new(
+                    "ledger.store",
+                    ErrorKind::Conflict,
+                    format!("record is at version {current}, not {}", record.version),
+                ))
+            } else {
+                let json = serde_json::to_string(record).expect("records serialise");
+                let phase = match &record.phase {
+                    Phase::Done { outcome, .. } => format!("done:{}", outcome.class()),
+                    p => p.name().to_string(),
+                };
+                let now = w.now;
+                if w.trace.ledger_phases.last().map(|(_, p)| p) != Some(&phase) {
+                    w.trace.ledger_phases.push((now, phase));
+                }
+                w.ledger = Some((json, current + 1));
+                Ok(current + 1)
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Clock for SimCloud {
+    fn now(&self) -> Millis {
+        self.world().now
+    }
+
+    async fn sleep_until(&self, t: Millis) {
+        let mut w = self.world();
+        if t > w.now {
+            if w.after_fault {
+                // A backoff after an injected fault: excused from reaction-time bounds.
+                w.excused += t - w.now;
+            }
+            w.now = t;
+        }
+        w.after_fault = false;
+    }
+}

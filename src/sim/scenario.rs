@@ -1,0 +1,537 @@
+//! Seeded random scenarios and the harness that runs one to its end, checking
+//! every invariant after every driver step.
+//!
+//! A seed fixes everything: strategy, fleet timing, gate scripts, fault rates,
+//! kill points, a signal, a second driver, bad input. The same seed always
+//! replays the same run (`teal sim --seed N`, or `TEAL_SIM_SEED=N` for the
+//! test suite).
+
+use super::check::{alarm_episodes, Checker, Context};
+use super::{Faults, SimCloud, SimGate, World};
+use crate::config::InsufficientData;
+use crate::driver::{Driver, DriverError, NewDeployment, Retry, Settings};
+use crate::engine::{Outcome, Plan, Reason};
+use crate::events::Event;
+use crate::model::{GateState, Millis, Slot, SlotWeights};
+use crate::strategy::{expand_canary, expand_linear, Step};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Waker};
+
+/// Virtual start time of every run (2026-01-01T00:00:00Z).
+pub const T0: Millis = 1_767_225_600_000;
+const S: Millis = 1_000;
+const MIN: Millis = 60 * S;
+
+/// Input made bad on purpose: the run must be refused before any mutating call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadInput {
+    /// The config names a gate that does not exist.
+    MissingGate,
+    /// A gate is already in ALARM.
+    GateAlreadyInAlarm,
+    /// The idle slot already holds a fleet.
+    IdleSlotOccupied,
+    /// The router splits traffic with no deployment in flight.
+    RouterSplit,
+    /// No fleet in the slot that takes traffic.
+    BlueMissing,
+}
+
+/// Everything a seed decides.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The seed.
+    pub seed: u64,
+    /// The plan (strategy expanded).
+    pub plan: Plan,
+    /// Blue's instances.
+    pub instances: u32,
+    /// Time for a new fleet to become healthy; `None`: never.
+    pub healthy_after: Option<Millis>,
+    /// Gates and their scripts (times relative to the start).
+    pub gates: Vec<SimGate>,
+    /// Fault rates.
+    pub faults: Faults,
+    /// Call latency range.
+    pub latency: (Millis, Millis),
+    /// Calls between kills (each kill then resume by a new process).
+    pub kills: Vec<u64>,
+    /// After a kill, wait for the lock to lapse instead of `--force`.
+    pub wait_out_lock: bool,
+    /// Send SIGTERM before this step.
+    pub interrupt_at_step: Option<usize>,
+    /// Try a second `teal deploy` before this step.
+    pub second_driver_at_step: Option<usize>,
+    /// Bad input.
+    pub bad_input: Option<BadInput>,
+}
+
+impl Scenario {
+    /// The scenario of a seed.
+    pub fn generate(seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let steps: Vec<Step> = match rng.gen_range(0..4) {
+            0 => expand_canary(rng.gen_range(1..=50), rng.gen_range(0..=10) * MIN),
+            1 => expand_linear(rng.gen_range(5..=50), rng.gen_range(1..=18) * 10 * S),
+            2 => vec![Step { weight: 100, bake_ms: 0 }],
+            _ => {
+                let n = rng.gen_range(1..=4);
+                let mut ws: Vec<u8> = (0..n).map(|_| rng.gen_range(1..100)).collect();
+                ws.sort_unstable();
+                ws.dedup();
+                let mut steps: Vec<Step> = ws.into_iter().map(|w| Step { weight: w, bake_ms: rng.gen_range(0..=300) * S }).collect();
+                steps.push(Step { weight: 100, bake_ms: rng.gen_range(0..=2) * MIN });
+                steps
+            }
+        };
+        let poll_ms = *[1, 2, 5, 10, 15, 30].map(|s| s * S).get(rng.gen_range(0..6)).expect("in range");
+        let timeout = rng.gen_range(1..=10) * MIN;
+        let plan = Plan {
+            strategy: format!("sim-{seed}"),
+            steps,
+            keep_alive_ms: rng.gen_range(0..=15) * MIN,
+            poll_ms,
+            green_healthy_timeout_ms: timeout,
+            insufficient_data: if rng.gen_bool(0.3) { InsufficientData::Alarm } else { InsufficientData::Ok },
+        };
+        let healthy_after = match rng.gen_range(0..20) {
+            0 | 1 => None,
+            2 => Some(timeout + rng.gen_range(1..=60) * S),
+            _ => Some(rng.gen_range(0..=timeout * 8 / 10)),
+        };
+        let est_len = healthy_after.unwrap_or(timeout) + plan.steps.iter().map(|s| s.bake_ms).sum::<Millis>() + plan.keep_alive_ms;
+        let gates = (0..rng.gen_range(0..=3))
+            .map(|i| SimGate { name: format!("gate-{i}"), script: gate_script(&mut rng, est_len) })
+            .collect();
+        let faults = if rng.gen_bool(0.35) {
+            Faults::default()
+        } else {
+            Faults {
+                error_rate: rng.gen_range(0.0..0.15),
+                timeout_rate: rng.gen_range(0.0..0.05),
+                no_take_rate: if rng.gen_bool(0.5) { rng.gen_range(0.0..0.15) } else { 0.0 },
+            }
+        };
+        let latency = (rng.gen_range(5..=50), rng.gen_range(60..=300));
+        let est_calls = est_len / poll_ms * 4 + 30;
+        let kills = if rng.gen_bool(0.4) { (0..rng.gen_range(1..=3)).map(|_| rng.gen_range(1..=est_calls)).collect() } else { vec![] };
+        let bad_input = rng.gen_bool(0.08).then(|| match rng.gen_range(0..5) {
+            0 => BadInput::MissingGate,
+            1 => BadInput::GateAlreadyInAlarm,
+            2 => BadInput::IdleSlotOccupied,
+            3 => BadInput::RouterSplit,
+            _ => BadInput::BlueMissing,
+        });
+        Scenario {
+            seed,
+            plan,
+            instances: rng.gen_range(1..=4),
+            healthy_after,
+            gates,
+            faults,
+            latency,
+            wait_out_lock: rng.gen_bool(0.5),
+            kills,
+            interrupt_at_step: rng.gen_bool(0.05).then(|| rng.gen_range(1..=60)),
+            second_driver_at_step: rng.gen_bool(0.2).then(|| rng.gen_range(1..=60)),
+            bad_input,
+        }
+    }
+
+    /// Whether any fault that can legitimately halt a run is injected.
+    fn has_faults(&self) -> bool {
+        self.faults != Faults::default()
+    }
+
+    /// The outcome class the run must reach whatever kills happen, when the
+    /// scenario fixes it: green never healthy and no gate trouble before the
+    /// timeout → rolled back; no gate ever failing and green healthy → succeeded.
+    fn fate(&self) -> Option<&'static str> {
+        let fails = |s: GateState| s == GateState::Alarm || (s == GateState::InsufficientData && self.plan.insufficient_data == InsufficientData::Alarm);
+        let gate_trouble = self.gates.iter().any(|g| g.script.iter().any(|(_, s)| fails(*s)));
+        if self.interrupt_at_step.is_some() || self.bad_input.is_some() || gate_trouble {
+            return None;
+        }
+        match self.healthy_after {
+            // Healthy this close to the timeout may or may not count, given latencies.
+            Some(h) if h + MIN < self.plan.green_healthy_timeout_ms => Some("succeeded"),
+            Some(h) if h <= self.plan.green_healthy_timeout_ms + MIN => None,
+            _ => Some("rolled_back"),
+        }
+    }
+}
+
+fn gate_script(rng: &mut ChaCha8Rng, est_len: Millis) -> Vec<(Millis, GateState)> {
+    // Onsets from 5s on: an alarm already failing at the start is bad input, tested apart.
+    let start = T0 + 5 * S;
+    let horizon = est_len.max(MIN) * 12 / 10;
+    match rng.gen_range(0..20) {
+        0..=10 => vec![],
+        11..=14 => vec![(start + rng.gen_range(0..horizon), GateState::Alarm)],
+        15 => vec![(start + rng.gen_range(0..horizon), GateState::InsufficientData)],
+        _ => {
+            let mut t = start;
+            let mut script = Vec::new();
+            for _ in 0..rng.gen_range(1..=4) {
+                t += rng.gen_range(0..horizon / 2);
+                script.push((t, GateState::Alarm));
+                t += rng.gen_range(1..=120) * S;
+                script.push((t, GateState::Ok));
+            }
+            script
+        }
+    }
+}
+
+/// What happened in one run.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The outcome, unless refused.
+    pub outcome: Option<Outcome>,
+    /// The refusal, for bad input.
+    pub refused: Option<String>,
+    /// Invariant violations found.
+    pub violations: Vec<String>,
+    /// Every event of every process, in order.
+    pub events: Vec<Event>,
+    /// Driver steps taken.
+    pub steps: usize,
+    /// Processes used (1 + kills + give-ups).
+    pub processes: usize,
+    /// Port calls made.
+    pub calls: u64,
+}
+
+/// Poll a future once: everything in the simulator completes at once, so
+/// `Pending` means the process was killed inside a call.
+fn poll_once<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+fn settings(owner: String, force: bool) -> Settings {
+    Settings {
+        owner,
+        lock_ttl_ms: 3 * MIN,
+        retry: Retry { attempts: 5, base_ms: 200, max_ms: 5_000 },
+        weight_attempts: 3,
+        force,
+    }
+}
+
+/// Upper bound on driver steps: a run past it is stuck.
+const MAX_STEPS: usize = 200_000;
+/// Upper bound on processes: every give-up or kill starts one.
+const MAX_PROCESSES: usize = 40;
+
+/// Run the scenario of `seed` to its end.
+pub fn run_seed(seed: u64) -> RunReport {
+    run_scenario(Scenario::generate(seed))
+}
+
+/// Run a scenario to its end.
+pub fn run_scenario(sc: Scenario) -> RunReport {
+    let mut world = World::new(sc.seed ^ 0x7ea1_5eed, T0, "v1", sc.instances, sc.gates.clone());
+    world.faults = sc.faults;
+    world.latency = sc.latency;
+    world.healthy_after = sc.healthy_after;
+    let mut gate_names: Vec<String> = sc.gates.iter().map(|g| g.name.clone()).collect();
+    match sc.bad_input {
+        Some(BadInput::MissingGate) => gate_names.push("no-such-alarm".into()),
+        Some(BadInput::GateAlreadyInAlarm) => world.gates.push(SimGate { name: "already".into(), script: vec![(0, GateState::Alarm)] }),
+        Some(BadInput::IdleSlotOccupied) => {
+            world.fleets[1] = Some(super::SimFleet { revision: "v0".into(), desired: 1, healthy_at: Some(0) })
+        }
+        Some(BadInput::RouterSplit) => {
+            world.router = SlotWeights { a: 60, b: 40 };
+            world.fleets[1] = Some(super::SimFleet { revision: "v1".into(), desired: 1, healthy_at: Some(0) });
+        }
+        Some(BadInput::BlueMissing) => world.fleets[0] = None,
+        None => {}
+    }
+    if sc.bad_input == Some(BadInput::GateAlreadyInAlarm) {
+        gate_names.push("already".into());
+    }
+    let mut kills = sc.kills.clone().into_iter();
+    world.kill_at = kills.next();
+    let initial = world.router;
+    let cloud = SimCloud::new(world);
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = |events: &Arc<Mutex<Vec<Event>>>| -> Box<dyn FnMut(&Event) + Send> {
+        let events = events.clone();
+        Box::new(move |e: &Event| events.lock().expect("events").push(e.clone()))
+    };
+    let spec = NewDeployment {
+        id: format!("d-sim-{}", sc.seed),
+        service: "web".into(),
+        revision: "v2".into(),
+        plan: sc.plan.clone(),
+        gates: gate_names,
+        allow_alarm_at_start: false,
+    };
+    let mut checker = Checker::new(Context {
+        blue_slot: Slot::A,
+        keep_alive_ms: sc.plan.keep_alive_ms,
+        poll_ms: sc.plan.poll_ms,
+        latency_max: sc.latency.1,
+        initial,
+    });
+    let mut report = RunReport {
+        scenario: sc.clone(),
+        outcome: None,
+        refused: None,
+        violations: vec![],
+        events: vec![],
+        steps: 0,
+        processes: 0,
+        calls: 0,
+    };
+
+    let (signal_tx, signal_rx) = tokio::sync::watch::channel(None::<String>);
+    let mut driver: Option<Driver> = None;
+    let mut down_since: Option<Millis> = None;
+    'run: loop {
+        // Start a process: the first one deploys; later ones resume (or deploy
+        // again if the first died before recording anything).
+        if driver.is_none() {
+            report.processes += 1;
+            if report.processes > MAX_PROCESSES {
+                report.violations.push(format!("no outcome after {MAX_PROCESSES} processes"));
+                break;
+            }
+            let owner = format!("sim-process-{}", report.processes);
+            let has_record = cloud.world().ledger.is_some();
+            let first = report.processes == 1;
+            let mutating_before = cloud.world().mutating_calls;
+            if !first && has_record && sc.wait_out_lock {
+                // No --force: wait for the dead owner's lock to lapse.
+                let mut w = cloud.world();
+                if let Some(lock) = w.record().and_then(|r| r.lock) {
+                    if lock.expires_at > w.now {
+                        w.now = lock.expires_at + 1;
+                    }
+                }
+            }
+            // Nothing recorded yet (the first process died early): the pipeline runs `teal deploy` again.
+            let started = if has_record {
+                poll_once(Driver::resume(cloud.ports(), settings(owner, !sc.wait_out_lock), sink(&events)))
+            } else {
+                poll_once(Driver::start(cloud.ports(), settings(owner, false), spec.clone(), sink(&events)))
+            };
+            match started {
+                None => {
+                    on_kill(&cloud, &mut kills, &mut down_since);
+                    continue;
+                }
+                Some(Ok(d)) => {
+                    if let Some(t) = down_since.take() {
+                        let mut w = cloud.world();
+                        w.excused += w.now.saturating_sub(t);
+                    }
+                    driver = Some(d.with_signals(signal_rx.clone()));
+                }
+                Some(Err(DriverError::Preflight { problems })) => {
+                    // A deploy re-run after a gate began failing is rightly refused.
+                    let alarm_now = {
+                        let w = cloud.world();
+                        w.gates.iter().any(|g| g.state_at(w.now).0 == GateState::Alarm)
+                    };
+                    let legit = alarm_now && problems.iter().all(|p| p.contains("already in ALARM"));
+                    if sc.bad_input.is_none() && !legit {
+                        report.violations.push(format!("preflight refused a good scenario: {problems:?}"));
+                    }
+                    if cloud.world().mutating_calls != mutating_before {
+                        report.violations.push("invariant 8: a refused start made a mutating call".into());
+                    }
+                    report.refused = Some(problems.join("; "));
+                    break;
+                }
+                Some(Err(DriverError::Port(_))) => {
+                    // Faults exhausted the retries: the job failed; it is run again.
+                    down_since.get_or_insert(cloud.world().now);
+                    if sc.bad_input.is_some() && cloud.world().mutating_calls != mutating_before {
+                        report.violations.push("invariant 8: bad input led to a mutating call".into());
+                    }
+                    continue;
+                }
+                Some(Err(e)) => {
+                    report.violations.push(format!("unexpected error starting a process: {e}"));
+                    break;
+                }
+            }
+        }
+        if sc.bad_input.is_some() {
+            report.violations.push(format!("invariant 8: bad input {:?} was not refused", sc.bad_input));
+            break;
+        }
+        let d = driver.as_mut().expect("a driver runs");
+
+        report.steps += 1;
+        if report.steps > MAX_STEPS {
+            report.violations.push(format!("no outcome after {MAX_STEPS} steps"));
+            break;
+        }
+        if sc.interrupt_at_step == Some(report.steps) {
+            let _ = signal_tx.send(Some("SIGTERM".into()));
+        }
+        if sc.second_driver_at_step == Some(report.steps) && d.record().in_flight() {
+            second_driver(&cloud, &spec, d.record().id.clone(), &mut report, &events);
+        }
+        match poll_once(d.step()) {
+            None => {
+                cloud.world().trace.alarms_pending.clear();
+                driver = None;
+                on_kill(&cloud, &mut kills, &mut down_since);
+            }
+            Some(result) => {
+                {
+                    let mut w = cloud.world();
+                    let pending = std::mem::take(&mut w.trace.alarms_pending);
+                    w.trace.alarms_seen.extend(pending);
+                    checker.after_step(&w);
+                }
+                match result {
+                    Ok(None) => {}
+                    Ok(Some(outcome)) => {
+                        checker.at_end(&cloud.world(), &outcome);
+                        report.outcome = Some(outcome);
+                        break 'run;
+                    }
+                    Err(DriverError::Port(_)) => {
+                        // The process gave up (exit 1) with the record in flight.
+                        driver = None;
+                        down_since.get_or_insert(cloud.world().now);
+                    }
+                    Err(e) => {
+                        report.violations.push(format!("driver error: {e}"));
+                        break 'run;
+                    }
+                }
+            }
+        }
+    }
+
+    if let Some(outcome) = &report.outcome {
+        check_fate(&sc, outcome, &mut report.violations);
+    }
+    report.violations.extend(checker.violations);
+    report.calls = cloud.world().calls;
+    report.events = std::mem::take(&mut events.lock().expect("events"));
+    report
+}
+
+fn on_kill(cloud: &SimCloud, kills: &mut impl Iterator<Item = u64>, down_since: &mut Option<Millis>) {
+    let mut w = cloud.world();
+    w.killed = false;
+    let calls = w.calls;
+    w.kill_at = kills.next().map(|offset| calls + offset);
+    down_since.get_or_insert(w.now);
+}
+
+/// A second `teal deploy` while the first holds the lock must refuse, name
+/// the first deployment, and change nothing (invariant 7).
+fn second_driver(cloud: &SimCloud, spec: &NewDeployment, holder: String, report: &mut RunReport, events: &Arc<Mutex<Vec<Event>>>) {
+    let (mutating_before, now) = {
+        let mut w = cloud.world();
+        w.quiet = true;
+        (w.mutating_calls, w.now)
+    };
+    let lock_live = cloud.world().record().and_then(|r| r.lock).is_some_and(|l| l.expires_at > now);
+    let mut other = spec.clone();
+    other.id = "d-intruder".into();
+    other.revision = "v3".into();
+    let events2 = events.clone();
+    let result = poll_once(Driver::start(
+        cloud.ports(),
+        settings("intruder".into(), false),
+        other,
+        Box::new(move |e: &Event| events2.lock().expect("events").push(e.clone())),
+    ));
+    {
+        let mut w = cloud.world();
+        w.quiet = false;
+        if w.mutating_calls != mutating_before {
+            report.violations.push("invariant 7: a refused second deployment made a mutating call".into());
+        }
+    }
+    match result {
+        Some(Err(DriverError::LockHeld { id, .. })) if lock_live && id == holder => {}
+        Some(Err(DriverError::InFlight { id, .. })) if !lock_live && id == holder => {}
+        other => report.violations.push(format!(
+            "invariant 7: a second deployment while {holder} is in flight (lock live: {lock_live}) got {:?}",
+            other.map(|r| r.map(|_| "a running driver"))
+        )),
+    }
+}
+
+/// Outcome classes the scenario allows (invariants 5 and 6).
+fn check_fate(sc: &Scenario, outcome: &Outcome, violations: &mut Vec<String>) {
+    if let Outcome::Halted { reason } = outcome {
+        let allowed = match reason {
+            Reason::Interrupted { .. } => sc.interrupt_at_step.is_some(),
+            Reason::ProviderFailed { .. } | Reason::WeightsDidNotTake { .. } => sc.has_faults(),
+            _ => false,
+        };
+        if !allowed {
+            violations.push(format!("halted without a cause the scenario injected: {reason}"));
+        }
+        return;
+    }
+    if let Some(fate) = sc.fate() {
+        if outcome.class() != fate {
+            violations.push(format!(
+                "invariant 6: the scenario fixes the outcome as {fate}, but the run (with {} kill(s)) ended {outcome}",
+                sc.kills.len()
+            ));
+        }
+    }
+    if let Outcome::RolledBack { reason: Reason::GateFailed { .. } } = outcome {
+        if sc.gates.iter().all(|g| alarm_episodes(&g.script).is_empty()) && sc.plan.insufficient_data == InsufficientData::Ok {
+            violations.push("rolled back by a gate that never failed".into());
+        }
+    }
+}
+
+/// Render a run for people: the scenario, the events, the violations.
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    let sc = &report.scenario;
+    out.push_str(&format!(
+        "seed {}: steps {:?}, keep-alive {}ms, poll {}ms, timeout {}ms, healthy after {:?}ms\n",
+        sc.seed,
+        sc.plan.steps.iter().map(|s| (s.weight, s.bake_ms)).collect::<Vec<_>>(),
+        sc.plan.keep_alive_ms,
+        sc.plan.poll_ms,
+        sc.plan.green_healthy_timeout_ms,
+        sc.healthy_after
+    ));
+    out.push_str(&format!(
+        "  faults {:?}, latency {:?}, kills {:?} (wait out lock: {}), SIGTERM at step {:?}, second driver at step {:?}, bad input {:?}\n",
+        sc.faults, sc.latency, sc.kills, sc.wait_out_lock, sc.interrupt_at_step, sc.second_driver_at_step, sc.bad_input
+    ));
+    for g in &sc.gates {
+        out.push_str(&format!("  gate {}: {:?}\n", g.name, g.script.iter().map(|(t, s)| (t.saturating_sub(T0), *s)).collect::<Vec<_>>()));
+    }
+    for e in &report.events {
+        let t = e.at.saturating_sub(T0);
+        out.push_str(&format!("  +{:>9}ms {}\n", t, serde_json::to_string(&e.kind).unwrap_or_default()));
+    }
+    match (&report.outcome, &report.refused) {
+        (Some(o), _) => out.push_str(&format!("outcome: {o} after {} steps, {} processes, {} calls\n", report.steps, report.processes, report.calls)),
+        (None, Some(r)) => out.push_str(&format!("refused: {r}\n")),
+        (None, None) => out.push_str("no outcome\n"),
+    }
+    for v in &report.violations {
+        out.push_str(&format!("VIOLATION {v}\n"));
+    }
+    out
+}

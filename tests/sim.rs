@@ -1,0 +1,76 @@
+//! Tier 2: thousands of seeded simulated deployments with injected faults,
+//! every safety invariant checked after every driver step and at the end.
+//!
+//! - `cargo test --test sim`: 5,000 seeds (`TEAL_SIM_RUNS=N` for more or fewer).
+//! - `TEAL_SIM_SEED=N cargo test --test sim -- --nocapture`: replay one seed
+//!   and print its full event log (also: `teal sim --seed N`).
+
+use teal::engine::Outcome;
+use teal::sim::scenario::{render, run_seed, RunReport};
+
+fn seeds() -> Vec<u64> {
+    if let Ok(s) = std::env::var("TEAL_SIM_SEED") {
+        return vec![s.parse().expect("TEAL_SIM_SEED must be a number")];
+    }
+    let runs: u64 = std::env::var("TEAL_SIM_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5_000);
+    (0..runs).collect()
+}
+
+/// Run seeds on every core; each run is single-threaded and deterministic.
+fn run_all(seeds: &[u64]) -> Vec<RunReport> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let chunks: Vec<Vec<u64>> = (0..threads).map(|t| seeds.iter().copied().skip(t).step_by(threads).collect()).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks.iter().map(|c| scope.spawn(move || c.iter().map(|s| run_seed(*s)).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a sim thread panicked")).collect()
+    })
+}
+
+#[test]
+fn every_invariant_holds_across_seeded_faulty_runs() {
+    let seeds = seeds();
+    let single = seeds.len() == 1;
+    let reports = run_all(&seeds);
+    let mut failures = Vec::new();
+    let (mut succeeded, mut rolled_back, mut halted, mut refused, mut kills) = (0, 0, 0, 0, 0);
+    for r in &reports {
+        if single {
+            println!("{}", render(r));
+        }
+        match &r.outcome {
+            Some(Outcome::Succeeded) => succeeded += 1,
+            Some(Outcome::RolledBack { .. }) => rolled_back += 1,
+            Some(Outcome::Halted { .. }) => halted += 1,
+            None => refused += 1,
+        }
+        kills += r.processes.saturating_sub(1);
+        if !r.violations.is_empty() {
+            failures.push(r);
+        }
+    }
+    println!(
+        "{} runs: {succeeded} succeeded, {rolled_back} rolled back, {halted} halted, {refused} refused; {kills} processes killed or gave up and were resumed",
+        reports.len()
+    );
+    for f in &failures {
+        eprintln!("seed {}: {}", f.scenario.seed, f.violations[0]);
+    }
+    for f in failures.iter().take(3) {
+        eprintln!("{}", render(f));
+        eprintln!("replay: TEAL_SIM_SEED={} cargo test --test sim -- --nocapture\n", f.scenario.seed);
+    }
+    let failing: Vec<u64> = failures.iter().map(|f| f.scenario.seed).collect();
+    assert!(failing.is_empty(), "{} of {} seeds broke an invariant: {:?}", failing.len(), reports.len(), &failing[..failing.len().min(20)]);
+    if !single {
+        // The mix must exercise every outcome, or the suite proves little.
+        assert!(succeeded > 0 && rolled_back > 0 && halted > 0 && refused > 0 && kills > 0);
+    }
+}
+
+#[test]
+fn a_seed_replays_identically() {
+    let a = run_seed(4242);
+    let b = run_seed(4242);
+    assert_eq!(a.events, b.events);
+    assert_eq!(a.outcome, b.outcome);
+}
