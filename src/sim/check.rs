@@ -206,6 +206,118 @@ fn weights_at(initial: SlotWeights, w: &World, t: Millis) -> SlotWeights {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::{SimFleet, SimGate};
+
+    const KEEP: Millis = 60_000;
+
+    /// Blue in A at 100%, green (healthy from t=10s) in B; keep-alive 1 min, poll 1s.
+    fn world() -> (World, Checker) {
+        let mut w = World::new(1, 0, "v1", 2, vec![]);
+        w.fleets[1] = Some(SimFleet { revision: "v2".into(), desired: 2, healthy_at: Some(10_000) });
+        let ctx = Context { blue_slot: Slot::A, keep_alive_ms: KEEP, poll_ms: 1_000, latency_max: 100, initial: w.router };
+        (w, Checker::new(ctx))
+    }
+
+    fn violated(c: &Checker, invariant: &str) -> bool {
+        c.violations.iter().any(|v| v.contains(invariant))
+    }
+
+    #[test]
+    fn a_correct_run_passes() {
+        let (mut w, mut c) = world();
+        w.now = 20_000;
+        w.set_weights_now(SlotWeights { a: 0, b: 100 });
+        w.now += KEEP;
+        w.remove_now(Slot::A);
+        c.after_step(&w);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+    }
+
+    #[test]
+    fn traffic_to_an_unhealthy_green_is_caught() {
+        let (mut w, mut c) = world();
+        w.now = 5_000; // green healthy only from 10s
+        w.set_weights_now(SlotWeights { a: 90, b: 10 });
+        c.after_step(&w);
+        assert!(violated(&c, "invariant 2"), "{:?}", c.violations);
+    }
+
+    #[test]
+    fn retiring_blue_before_the_keep_alive_is_caught() {
+        let (mut w, mut c) = world();
+        w.now = 20_000;
+        w.set_weights_now(SlotWeights { a: 0, b: 100 });
+        w.now += KEEP - 1;
+        w.remove_now(Slot::A);
+        c.after_step(&w);
+        assert!(violated(&c, "invariant 3: blue retired after green held 100%"), "{:?}", c.violations);
+    }
+
+    #[test]
+    fn removing_a_fleet_with_traffic_and_pointing_at_nothing_are_caught() {
+        let (mut w, mut c) = world();
+        w.now = 20_000;
+        w.set_weights_now(SlotWeights { a: 50, b: 50 });
+        w.remove_now(Slot::B);
+        c.after_step(&w);
+        assert!(violated(&c, "invariant 3: slot b removed while carrying 50%"), "{:?}", c.violations);
+        assert!(violated(&c, "invariant 1: slot b has 50% of traffic but no fleet"), "{:?}", c.violations);
+    }
+
+    #[test]
+    fn a_slow_rollback_is_caught_and_a_prompt_one_is_not() {
+        for (rollback_after, late) in [(900, false), (3_000, true)] {
+            let (mut w, mut c) = world();
+            w.gates = vec![SimGate { name: "5xx".into(), script: vec![(30_000, GateState::Alarm)] }];
+            w.now = 20_000;
+            w.set_weights_now(SlotWeights { a: 90, b: 10 });
+            w.now = 30_000 + rollback_after;
+            w.set_weights_now(SlotWeights { a: 100, b: 0 });
+            // Bound: poll 1s + 12 × 100ms = 2.2s after the onset.
+            w.now = 40_000;
+            c.after_step(&w);
+            assert_eq!(violated(&c, "invariant 4"), late, "rollback after {rollback_after}ms: {:?}", c.violations);
+        }
+    }
+
+    #[test]
+    fn time_lost_to_injected_faults_extends_the_bound() {
+        let (mut w, mut c) = world();
+        w.gates = vec![SimGate { name: "5xx".into(), script: vec![(30_000, GateState::Alarm)] }];
+        w.now = 20_000;
+        w.set_weights_now(SlotWeights { a: 90, b: 10 });
+        w.trace.excused_log.push((30_500, 0));
+        w.trace.excused_log.push((33_000, 2_000)); // 2s of backoff after a throttled call
+        w.now = 34_000;
+        w.set_weights_now(SlotWeights { a: 100, b: 0 });
+        w.now = 40_000;
+        c.after_step(&w);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+    }
+
+    #[test]
+    fn an_outcome_that_disagrees_with_the_world_is_caught() {
+        let (mut w, mut c) = world();
+        w.now = 20_000;
+        w.set_weights_now(SlotWeights { a: 90, b: 10 });
+        c.at_end(&w, &Outcome::Succeeded);
+        assert!(violated(&c, "invariant 5: Succeeded but router"), "{:?}", c.violations);
+        c.at_end(&w, &Outcome::Halted { reason: crate::engine::Reason::BlueGone { at: 0 } });
+        assert!(violated(&c, "invariant 5: Halted but router"), "{:?}", c.violations);
+        assert!(violated(&c, "but the ledger holds None"), "{:?}", c.violations);
+    }
+
+    #[test]
+    fn success_after_a_seen_alarm_is_caught() {
+        let (mut w, mut c) = world();
+        w.now = 20_000;
+        w.set_weights_now(SlotWeights { a: 0, b: 100 });
+        w.trace.alarms_seen.push(25_000);
+        w.now += KEEP;
+        w.remove_now(Slot::A);
+        c.at_end(&w, &Outcome::Succeeded);
+        assert!(violated(&c, "an ALARM was read before retirement"), "{:?}", c.violations);
+    }
 
     #[test]
     fn episodes_of_a_flapping_script() {
