@@ -20,7 +20,10 @@ pub struct SourceFile {
 impl SourceFile {
     /// Wrap a file's name and contents.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> SourceFile {
-        SourceFile { name: name.into(), text: text.into() }
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// 1-based line and column of a byte offset.
@@ -59,7 +62,6 @@ impl SourceFile {
 /// A bad value in an input file, located precisely.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[error("{file}:{line}:{col}: {}{message}", field_prefix(field))]
-#[diagnostic(code(teal::input))]
 pub struct InputError {
     /// The file's name.
     pub file: String,

@@ -14,12 +14,17 @@
 //! reads that as a rollback (`Reason::TrafficMovedToBlue`).
 
 use crate::config::InsufficientData;
-use crate::engine::{Action, Engine, Lock, Observation, Outcome, Phase, Plan, Reason, Record, RECORD_SCHEMA};
+use crate::engine::{
+    Action, Engine, Lock, Observation, Outcome, Phase, Plan, Reason, Record, RECORD_SCHEMA,
+};
 use crate::events::{describe_phase, Event, EventKind};
 use crate::model::{fmt_ms, FleetStatus, GateReading, GateState, Millis, Weights};
 use crate::ports::{ErrorKind, PortError, Ports};
 use std::collections::BTreeMap;
 use tokio::sync::watch;
+
+/// Where a driver sends its events.
+pub type EventSink = Box<dyn FnMut(&Event) + Send>;
 
 /// Retry policy for transient port failures: exponential backoff.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +40,9 @@ pub struct Retry {
 impl Retry {
     /// Backoff after failed attempt `n` (1-based).
     pub fn backoff(&self, n: u32) -> Millis {
-        self.base_ms.saturating_mul(1 << (n.max(1) - 1).min(16)).min(self.max_ms)
+        self.base_ms
+            .saturating_mul(1 << (n.max(1) - 1).min(16))
+            .min(self.max_ms)
     }
 }
 
@@ -60,7 +67,11 @@ impl Settings {
         Settings {
             owner: owner.into(),
             lock_ttl_ms: 5 * 60_000,
-            retry: Retry { attempts: 6, base_ms: 250, max_ms: 8_000 },
+            retry: Retry {
+                attempts: 6,
+                base_ms: 250,
+                max_ms: 8_000,
+            },
             weight_attempts: 3,
             force: false,
         }
@@ -137,18 +148,32 @@ const OWN_WRITE_RETRIES: u32 = 8;
 struct Io {
     ports: Ports,
     settings: Settings,
-    sink: Box<dyn FnMut(&Event) + Send>,
+    sink: EventSink,
     calls: BTreeMap<String, u64>,
     deployment: String,
 }
 
 impl Io {
+    fn new(ports: Ports, settings: Settings, sink: EventSink, deployment: String) -> Io {
+        Io {
+            ports,
+            settings,
+            sink,
+            calls: BTreeMap::new(),
+            deployment,
+        }
+    }
+
     fn now(&self) -> Millis {
         self.ports.clock.now()
     }
 
     fn emit(&mut self, kind: EventKind) {
-        let event = Event { at: self.now(), deployment: self.deployment.clone(), kind };
+        let event = Event {
+            at: self.now(),
+            deployment: self.deployment.clone(),
+            kind,
+        };
         (self.sink)(&event);
     }
 
@@ -159,7 +184,12 @@ impl Io {
             return Some(e);
         }
         let backoff_ms = self.settings.retry.backoff(attempt);
-        self.emit(EventKind::Retrying { op: op.to_string(), attempt, error: e.message, backoff_ms });
+        self.emit(EventKind::Retrying {
+            op: op.to_string(),
+            attempt,
+            error: e.message,
+            backoff_ms,
+        });
         let until = self.now() + backoff_ms;
         self.ports.clock.sleep_until(until).await;
         None
@@ -209,14 +239,18 @@ impl Driver {
         ports: Ports,
         settings: Settings,
         spec: NewDeployment,
-        sink: Box<dyn FnMut(&Event) + Send>,
+        sink: EventSink,
     ) -> Result<Driver, DriverError> {
-        let mut io = Io { ports, settings, sink, calls: BTreeMap::new(), deployment: spec.id.clone() };
+        let mut io = Io::new(ports, settings, sink, spec.id.clone());
         let existing = port!(io, "ledger.load", io.ports.ledger.load())?;
         if let Some(rec) = existing.as_ref().filter(|r| r.in_flight()) {
             check_lock(&io, rec)?;
             if rec.revision != spec.revision {
-                return Err(DriverError::InFlight { id: rec.id.clone(), revision: rec.revision.clone(), phase: rec.phase.name().into() });
+                return Err(DriverError::InFlight {
+                    id: rec.id.clone(),
+                    revision: rec.revision.clone(),
+                    phase: rec.phase.name().into(),
+                });
             }
             // The same revision again: continue the in-flight deployment.
             return Driver::take_over(io, rec.clone()).await;
@@ -274,7 +308,10 @@ impl Driver {
             blue_revision,
             green_slot: blue.other(),
             plan: spec.plan,
-            phase: Phase::Provisioning { since: now, green_seen: None },
+            phase: Phase::Provisioning {
+                since: now,
+                green_seen: None,
+            },
             hold: None,
             started_at: now,
             updated_at: now,
@@ -289,10 +326,16 @@ impl Driver {
                 // Another deployment started between our read and our write.
                 let theirs = port!(d.io, "ledger.load", d.io.ports.ledger.load())?;
                 return Err(match theirs.filter(|r| r.in_flight()) {
-                    Some(r) if r.id == d.engine.record().id => return Driver::take_over(d.io, r).await,
+                    Some(r) if r.id == d.engine.record().id => {
+                        return Driver::take_over(d.io, r).await
+                    }
                     Some(r) => {
                         check_lock(&d.io, &r)?;
-                        DriverError::InFlight { id: r.id, revision: r.revision, phase: r.phase.name().into() }
+                        DriverError::InFlight {
+                            id: r.id,
+                            revision: r.revision,
+                            phase: r.phase.name().into(),
+                        }
                     }
                     None => DriverError::LockLost(why),
                 });
@@ -312,9 +355,14 @@ impl Driver {
     }
 
     /// Take up the deployment recorded in the ledger (in flight or ended).
-    pub async fn resume(ports: Ports, settings: Settings, sink: Box<dyn FnMut(&Event) + Send>) -> Result<Driver, DriverError> {
-        let mut io = Io { ports, settings, sink, calls: BTreeMap::new(), deployment: String::new() };
-        let rec = port!(io, "ledger.load", io.ports.ledger.load())?.ok_or(DriverError::NoDeployment)?;
+    pub async fn resume(
+        ports: Ports,
+        settings: Settings,
+        sink: EventSink,
+    ) -> Result<Driver, DriverError> {
+        let mut io = Io::new(ports, settings, sink, String::new());
+        let rec =
+            port!(io, "ledger.load", io.ports.ledger.load())?.ok_or(DriverError::NoDeployment)?;
         io.deployment = rec.id.clone();
         if !rec.in_flight() {
             return Ok(Driver::new(io, Engine::new(rec)));
@@ -324,14 +372,21 @@ impl Driver {
     }
 
     async fn take_over(mut io: Io, rec: Record) -> Result<Driver, DriverError> {
-        let previous_owner = rec.lock.as_ref().map(|l| l.owner.clone()).filter(|o| *o != io.settings.owner);
+        let previous_owner = rec
+            .lock
+            .as_ref()
+            .map(|l| l.owner.clone())
+            .filter(|o| *o != io.settings.owner);
         let phase = rec.phase.name().to_string();
         io.deployment = rec.id.clone();
         let mut d = Driver::new(io, Engine::new(rec));
         let now = d.io.now();
         d.engine.taken_over(now);
         d.persist_now(now).await?;
-        d.io.emit(EventKind::Resumed { phase, previous_owner });
+        d.io.emit(EventKind::Resumed {
+            phase,
+            previous_owner,
+        });
         Ok(d)
     }
 
@@ -414,11 +469,16 @@ impl Driver {
         if self.interrupted {
             return;
         }
-        let Some(signal) = self.signal.as_ref().and_then(|rx| rx.borrow().clone()) else { return };
+        let Some(signal) = self.signal.as_ref().and_then(|rx| rx.borrow().clone()) else {
+            return;
+        };
         self.interrupted = true;
         let now = self.io.now();
-        self.io.emit(EventKind::Interrupted { signal: signal.clone() });
-        self.engine.interrupt(Reason::Interrupted { signal, at: now }, now);
+        self.io.emit(EventKind::Interrupted {
+            signal: signal.clone(),
+        });
+        self.engine
+            .interrupt(Reason::Interrupted { signal, at: now }, now);
         self.emit_transitions();
     }
 
@@ -431,7 +491,13 @@ impl Driver {
             return Err(DriverError::Port(e));
         }
         let now = self.io.now();
-        self.engine.interrupt(Reason::ProviderFailed { error: e.to_string(), at: now }, now);
+        self.engine.interrupt(
+            Reason::ProviderFailed {
+                error: e.to_string(),
+                at: now,
+            },
+            now,
+        );
         self.emit_transitions();
         Ok(None)
     }
@@ -466,18 +532,34 @@ impl Driver {
             }
         };
         self.last_gate_read = self.io.now();
-        let failing = gates.as_ref().is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
+        let failing = gates
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
         if let (true, Some(last)) = (failing, &self.last) {
             let mut obs = last.clone();
             obs.gates = gates;
             return Ok(obs);
         }
         let green_slot = self.engine.record().green_slot;
-        let weights = port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
-        let green = port!(self.io, "fleet.status", self.io.ports.fleet.status(green_slot))?;
-        let blue = port!(self.io, "fleet.status", self.io.ports.fleet.status(green_slot.other()))?;
+        let weights =
+            port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
+        let green = port!(
+            self.io,
+            "fleet.status",
+            self.io.ports.fleet.status(green_slot)
+        )?;
+        let blue = port!(
+            self.io,
+            "fleet.status",
+            self.io.ports.fleet.status(green_slot.other())
+        )?;
         self.note_green(&green);
-        let obs = Observation { weights, green, blue, gates };
+        let obs = Observation {
+            weights,
+            green,
+            blue,
+            gates,
+        };
         self.last = Some(obs.clone());
         Ok(obs)
     }
@@ -485,7 +567,9 @@ impl Driver {
     fn gate_fails(&self, r: &GateReading) -> bool {
         match r.state {
             GateState::Alarm => true,
-            GateState::InsufficientData => self.engine.record().plan.insufficient_data == InsufficientData::Alarm,
+            GateState::InsufficientData => {
+                self.engine.record().plan.insufficient_data == InsufficientData::Alarm
+            }
             GateState::Ok => false,
         }
     }
@@ -493,7 +577,11 @@ impl Driver {
     fn note_gates(&mut self, readings: &[GateReading]) {
         for r in readings {
             if self.gate_states.insert(r.name.clone(), r.state) != Some(r.state) {
-                self.io.emit(EventKind::Gate { gate: r.name.clone(), state: r.state, reason: r.reason.clone() });
+                self.io.emit(EventKind::Gate {
+                    gate: r.name.clone(),
+                    state: r.state,
+                    reason: r.reason.clone(),
+                });
             }
         }
     }
@@ -502,34 +590,65 @@ impl Driver {
         let h = (green.healthy, green.desired);
         if green.exists && self.green_health != Some(h) {
             self.green_health = Some(h);
-            self.io.emit(EventKind::GreenHealth { healthy: h.0, desired: h.1 });
+            self.io.emit(EventKind::GreenHealth {
+                healthy: h.0,
+                desired: h.1,
+            });
         }
     }
 
-    async fn act(&mut self, action: Action, obs: &Observation) -> Result<Option<Outcome>, PortError> {
+    async fn act(
+        &mut self,
+        action: Action,
+        obs: &Observation,
+    ) -> Result<Option<Outcome>, PortError> {
         let green_slot = self.engine.record().green_slot;
         match action {
             Action::ProvisionGreen { desired } => {
                 self.io.emit(EventKind::Provisioning { desired });
                 let revision = self.engine.record().revision.clone();
-                port!(self.io, "fleet.provision", self.io.ports.fleet.provision(green_slot, &revision, desired))?;
+                port!(
+                    self.io,
+                    "fleet.provision",
+                    self.io
+                        .ports
+                        .fleet
+                        .provision(green_slot, &revision, desired)
+                )?;
                 self.last = None;
             }
             Action::SetWeights { weights } => self.set_weights(weights, obs).await?,
             Action::RemoveGreen => {
-                self.io.emit(EventKind::Removing { role: "green".into(), slot: green_slot });
-                port!(self.io, "fleet.remove", self.io.ports.fleet.remove(green_slot))?;
+                self.io.emit(EventKind::Removing {
+                    role: "green".into(),
+                    slot: green_slot,
+                });
+                port!(
+                    self.io,
+                    "fleet.remove",
+                    self.io.ports.fleet.remove(green_slot)
+                )?;
                 self.last = None;
             }
             Action::RetireBlue => {
-                self.io.emit(EventKind::Removing { role: "blue".into(), slot: green_slot.other() });
-                port!(self.io, "fleet.remove", self.io.ports.fleet.remove(green_slot.other()))?;
+                self.io.emit(EventKind::Removing {
+                    role: "blue".into(),
+                    slot: green_slot.other(),
+                });
+                port!(
+                    self.io,
+                    "fleet.remove",
+                    self.io.ports.fleet.remove(green_slot.other())
+                )?;
                 self.last = None;
             }
             Action::Wait { until } => self.wait(until).await,
             Action::Finish { outcome } => {
                 let calls = self.io.calls.clone();
-                self.io.emit(EventKind::Finished { outcome: outcome.clone(), calls });
+                self.io.emit(EventKind::Finished {
+                    outcome: outcome.clone(),
+                    calls,
+                });
                 return Ok(Some(outcome));
             }
         }
@@ -542,8 +661,13 @@ impl Driver {
         let slots = target.on_slots(green_slot);
         let mut actual = obs.weights;
         for attempt in 1..=self.io.settings.weight_attempts {
-            port!(self.io, "router.set_weights", self.io.ports.router.set_weights(slots))?;
-            actual = port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
+            port!(
+                self.io,
+                "router.set_weights",
+                self.io.ports.router.set_weights(slots)
+            )?;
+            actual = port!(self.io, "router.weights", self.io.ports.router.weights())?
+                .as_roles(green_slot);
             if let Some(last) = &mut self.last {
                 last.weights = actual;
             }
@@ -551,7 +675,11 @@ impl Driver {
                 self.io.emit(EventKind::WeightsSet { weights: target });
                 return Ok(());
             }
-            self.io.emit(EventKind::WeightsMismatch { set: target, actual, attempt });
+            self.io.emit(EventKind::WeightsMismatch {
+                set: target,
+                actual,
+                attempt,
+            });
         }
         let now = self.io.now();
         self.engine.weights_did_not_take(target, actual, now);
@@ -589,7 +717,12 @@ impl Driver {
     /// does not wait for the ledger, but the final outcome does.
     async fn persist(&mut self, now: Millis, must: bool) -> Result<(), DriverError> {
         let half_ttl = self.io.settings.lock_ttl_ms / 2;
-        let renew = self.engine.record().lock.as_ref().is_none_or(|l| l.expires_at < now + half_ttl);
+        let renew = self
+            .engine
+            .record()
+            .lock
+            .as_ref()
+            .is_none_or(|l| l.expires_at < now + half_ttl);
         if !self.engine.is_dirty() && !renew {
             return Ok(());
         }
@@ -601,7 +734,10 @@ impl Driver {
 
     async fn persist_now(&mut self, now: Millis) -> Result<(), DriverError> {
         let mut rec = self.engine.record().clone();
-        let lock = Lock { owner: self.io.settings.owner.clone(), expires_at: now + self.io.settings.lock_ttl_ms };
+        let lock = Lock {
+            owner: self.io.settings.owner.clone(),
+            expires_at: now + self.io.settings.lock_ttl_ms,
+        };
         rec.lock = Some(lock.clone());
         // Further tries only after finding our own earlier write (a timed-out
         // attempt that landed), each time at the version it left.
@@ -617,21 +753,39 @@ impl Driver {
                     // write again over it. Anything else is another process.
                     let stored = port!(self.io, "ledger.load", self.io.ports.ledger.load())?;
                     match stored {
-                        Some(s) if s.id == rec.id && s.lock.as_ref().map(|l| &l.owner) == Some(&lock.owner) => rec.version = s.version,
+                        Some(s)
+                            if s.id == rec.id
+                                && s.lock.as_ref().map(|l| &l.owner) == Some(&lock.owner) =>
+                        {
+                            rec.version = s.version
+                        }
                         _ => return Err(DriverError::LockLost(e.message)),
                     }
                 }
                 Err(e) => return Err(DriverError::Port(e)),
             }
         }
-        Err(DriverError::LockLost("the record kept changing under this process".into()))
+        Err(DriverError::LockLost(
+            "the record kept changing under this process".into(),
+        ))
     }
 
     fn emit_transitions(&mut self) {
-        let steps: Vec<u8> = self.engine.record().plan.steps.iter().map(|s| s.weight).collect();
+        let steps: Vec<u8> = self
+            .engine
+            .record()
+            .plan
+            .steps
+            .iter()
+            .map(|s| s.weight)
+            .collect();
         for t in self.engine.take_transitions() {
             let detail = describe_phase(&t.to, &steps);
-            self.io.emit(EventKind::Phase { from: t.from.name().into(), to: t.to.name().into(), detail });
+            self.io.emit(EventKind::Phase {
+                from: t.from.name().into(),
+                to: t.to.name().into(),
+                detail,
+            });
         }
     }
 }
@@ -640,12 +794,14 @@ impl Driver {
 fn check_lock(io: &Io, rec: &Record) -> Result<(), DriverError> {
     let now = io.now();
     match &rec.lock {
-        Some(l) if l.owner != io.settings.owner && l.expires_at > now && !io.settings.force => Err(DriverError::LockHeld {
-            id: rec.id.clone(),
-            revision: rec.revision.clone(),
-            owner: l.owner.clone(),
-            expires: fmt_ms(l.expires_at - now),
-        }),
+        Some(l) if l.owner != io.settings.owner && l.expires_at > now && !io.settings.force => {
+            Err(DriverError::LockHeld {
+                id: rec.id.clone(),
+                revision: rec.revision.clone(),
+                owner: l.owner.clone(),
+                expires: fmt_ms(l.expires_at - now),
+            })
+        }
         _ => Ok(()),
     }
 }

@@ -126,8 +126,15 @@ pub enum EventKind {
 pub fn describe_phase(to: &Phase, steps: &[u8]) -> String {
     match to {
         Phase::Provisioning { .. } => "standing up green".to_string(),
-        Phase::Shifting { step, .. } => format!("step {}/{}: {}% to green", step + 1, steps.len(), steps[*step]),
-        Phase::KeepAlive { .. } => "green holds 100%; keeping blue for the keep-alive window".to_string(),
+        Phase::Shifting { step, .. } => format!(
+            "step {}/{}: {}% to green",
+            step + 1,
+            steps.len(),
+            steps[*step]
+        ),
+        Phase::KeepAlive { .. } => {
+            "green holds 100%; keeping blue for the keep-alive window".to_string()
+        }
         Phase::Retiring => "retiring blue".to_string(),
         Phase::RollingBack { reason } => format!("rolling back: {reason}"),
         Phase::Halting { reason } => format!("halting: {reason}"),

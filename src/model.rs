@@ -6,6 +6,12 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// An RFC 3339 UTC timestamp, to the second.
+pub fn fmt_time(at: Millis) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(at))
+        .to_string()
+}
+
 /// Milliseconds since the Unix epoch. The engine never reads a clock; every
 /// time it sees arrives as a `Millis` from the driver.
 pub type Millis = u64;
@@ -72,18 +78,34 @@ pub struct Weights {
 
 impl Weights {
     /// All traffic on blue.
-    pub const ALL_BLUE: Weights = Weights { blue: 100, green: 0 };
+    pub const ALL_BLUE: Weights = Weights {
+        blue: 100,
+        green: 0,
+    };
     /// All traffic on green.
-    pub const ALL_GREEN: Weights = Weights { blue: 0, green: 100 };
+    pub const ALL_GREEN: Weights = Weights {
+        blue: 0,
+        green: 100,
+    };
 
     /// `green` percent to green, the rest to blue. Panics above 100: callers
     /// pass validated percentages only.
     pub fn to_green(green: u8) -> Weights {
         assert!(green <= 100, "green weight {green} above 100");
-        Weights { blue: 100 - green, green }
+        Weights {
+            blue: 100 - green,
+            green,
+        }
     }
 
     /// Place these role weights onto slots, given which slot green occupies.
+    ///
+    /// ```
+    /// use teal::model::{Slot, SlotWeights, Weights};
+    /// let w = Weights::to_green(25).on_slots(Slot::A);
+    /// assert_eq!(w, SlotWeights { a: 25, b: 75 });
+    /// assert_eq!(w.as_roles(Slot::A), Weights { blue: 75, green: 25 });
+    /// ```
     pub fn on_slots(self, green_slot: Slot) -> SlotWeights {
         let mut w = SlotWeights { a: 0, b: 0 };
         w.set(green_slot, self.green);

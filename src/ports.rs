@@ -40,7 +40,11 @@ pub struct PortError {
 impl PortError {
     /// A new error.
     pub fn new(op: impl Into<String>, kind: ErrorKind, message: impl Into<String>) -> PortError {
-        PortError { op: op.into(), kind, message: message.into() }
+        PortError {
+            op: op.into(),
+            kind,
+            message: message.into(),
+        }
     }
 
     /// Whether retrying may help.
@@ -105,7 +109,9 @@ pub struct SystemClock;
 #[async_trait]
 impl Clock for SystemClock {
     fn now(&self) -> Millis {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis)
     }
 
     async fn sleep_until(&self, t: Millis) {

@@ -12,17 +12,30 @@ fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("TEAL_SIM_SEED") {
         return vec![s.parse().expect("TEAL_SIM_SEED must be a number")];
     }
-    let runs: u64 = std::env::var("TEAL_SIM_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5_000);
+    let runs: u64 = std::env::var("TEAL_SIM_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5_000);
     (0..runs).collect()
 }
 
 /// Run seeds on every core; each run is single-threaded and deterministic.
 fn run_all(seeds: &[u64]) -> Vec<RunReport> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-    let chunks: Vec<Vec<u64>> = (0..threads).map(|t| seeds.iter().copied().skip(t).step_by(threads).collect()).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    let chunks: Vec<Vec<u64>> = (0..threads)
+        .map(|t| seeds.iter().copied().skip(t).step_by(threads).collect())
+        .collect();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks.iter().map(|c| scope.spawn(move || c.iter().map(|s| run_seed(*s)).collect::<Vec<_>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().expect("a sim thread panicked")).collect()
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|c| scope.spawn(move || c.iter().map(|s| run_seed(*s)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a sim thread panicked"))
+            .collect()
     })
 }
 
@@ -57,10 +70,19 @@ fn every_invariant_holds_across_seeded_faulty_runs() {
     }
     for f in failures.iter().take(3) {
         eprintln!("{}", render(f));
-        eprintln!("replay: TEAL_SIM_SEED={} cargo test --test sim -- --nocapture\n", f.scenario.seed);
+        eprintln!(
+            "replay: TEAL_SIM_SEED={} cargo test --test sim -- --nocapture\n",
+            f.scenario.seed
+        );
     }
     let failing: Vec<u64> = failures.iter().map(|f| f.scenario.seed).collect();
-    assert!(failing.is_empty(), "{} of {} seeds broke an invariant: {:?}", failing.len(), reports.len(), &failing[..failing.len().min(20)]);
+    assert!(
+        failing.is_empty(),
+        "{} of {} seeds broke an invariant: {:?}",
+        failing.len(),
+        reports.len(),
+        &failing[..failing.len().min(20)]
+    );
     if !single {
         // The mix must exercise every outcome, or the suite proves little.
         assert!(succeeded > 0 && rolled_back > 0 && halted > 0 && refused > 0 && kills > 0);

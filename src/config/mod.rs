@@ -18,7 +18,7 @@ use toml::Spanned;
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     #[diagnostic(help("pass --config FILE, set TEAL_CONFIG, or run where ./teal.toml is"))]
     Read {
         /// The path tried.
@@ -143,7 +143,9 @@ impl RouterConfig {
     pub fn slot_count(&self) -> usize {
         match self {
             RouterConfig::Alb { target_groups, .. } => target_groups.len(),
-            RouterConfig::Route53 { set_identifiers, .. } => set_identifiers.len(),
+            RouterConfig::Route53 {
+                set_identifiers, ..
+            } => set_identifiers.len(),
             RouterConfig::Sim | RouterConfig::Local { .. } => 2,
         }
     }
@@ -177,13 +179,20 @@ impl Config {
     /// Read and validate a config file. `strategy_override` is `--strategy`:
     /// a built-in name or a strategy file path.
     pub fn load(path: &Path, strategy_override: Option<&str>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let file = SourceFile::new(path.display().to_string(), text);
         Config::parse(&file, path, strategy_override)
     }
 
     /// Validate a config from its text (`path` locates relative strategy files).
-    pub fn parse(file: &SourceFile, path: &Path, strategy_override: Option<&str>) -> Result<Config, ConfigError> {
+    pub fn parse(
+        file: &SourceFile,
+        path: &Path,
+        strategy_override: Option<&str>,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?;
         let service = validate_service_name(file, &raw.service.name)?;
         let fleet = parse_fleet(file, &raw.fleet)?;
@@ -207,30 +216,58 @@ impl Config {
                 )
                 .into());
         }
-        Ok(Config { path: path.to_path_buf(), service, fleet, router, gates, strategy })
+        Ok(Config {
+            path: path.to_path_buf(),
+            service,
+            fleet,
+            router,
+            gates,
+            strategy,
+        })
     }
 }
 
-fn section_kind(file: &SourceFile, value: &Spanned<toml::Value>, section: &str, kinds: &[&str]) -> Result<String, InputError> {
+fn section_kind(
+    file: &SourceFile,
+    value: &Spanned<toml::Value>,
+    section: &str,
+    kinds: &[&str],
+) -> Result<String, InputError> {
     if !value.get_ref().is_table() {
-        return Err(file.error(value.span(), section, format!("[{section}] must be a table")));
+        return Err(file.error(
+            value.span(),
+            section,
+            format!("[{section}] must be a table"),
+        ));
     }
     let k: FleetSection<RawKind> = match section {
         "fleet" => toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?,
         _ => {
-            let r: RouterSection<RawKind> = toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?;
+            let r: RouterSection<RawKind> =
+                toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?;
             FleetSection { fleet: r.router }
         }
     };
-    let expected = kinds.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+    let expected = kinds
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let Some(kind) = k.fleet.kind else {
-        return Err(file.error(value.span(), &format!("{section}.kind"), format!("missing `kind`: one of {expected}")));
+        return Err(file.error(
+            value.span(),
+            &format!("{section}.kind"),
+            format!("missing `kind`: one of {expected}"),
+        ));
     };
     if !kinds.contains(&kind.get_ref().as_str()) {
         return Err(file.error(
             kind.span(),
             &format!("{section}.kind"),
-            format!("unknown kind {:?}: expected one of {expected}", kind.get_ref()),
+            format!(
+                "unknown kind {:?}: expected one of {expected}",
+                kind.get_ref()
+            ),
         ));
     }
     Ok(kind.into_inner())
@@ -261,7 +298,11 @@ fn parse_fleet(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<FleetC
             let f = section::<FleetSection<RawEcsFleet>>(file)?.fleet;
             let port = *f.container_port.get_ref();
             if !(1..=65535).contains(&port) {
-                return Err(file.error(f.container_port.span(), "fleet.container_port", format!("port must be 1..=65535, got {port}")));
+                return Err(file.error(
+                    f.container_port.span(),
+                    "fleet.container_port",
+                    format!("port must be 1..=65535, got {port}"),
+                ));
             }
             FleetConfig::Ecs {
                 cluster: non_empty(file, &f.cluster, "fleet.cluster")?,
@@ -272,16 +313,26 @@ fn parse_fleet(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<FleetC
         }
         "asg" => {
             let f = section::<FleetSection<RawAsgFleet>>(file)?.fleet;
-            FleetConfig::Asg { group: non_empty(file, &f.group, "fleet.group")? }
+            FleetConfig::Asg {
+                group: non_empty(file, &f.group, "fleet.group")?,
+            }
         }
         _ => {
             let f = section::<FleetSection<RawLocalFleet>>(file)?.fleet;
             if f.command.get_ref().is_empty() {
-                return Err(file.error(f.command.span(), "fleet.command", "command must not be empty: give the program and its arguments"));
+                return Err(file.error(
+                    f.command.span(),
+                    "fleet.command",
+                    "command must not be empty: give the program and its arguments",
+                ));
             }
             let health_path = match &f.health_path {
                 Some(p) if !p.get_ref().starts_with('/') => {
-                    return Err(file.error(p.span(), "fleet.health_path", format!("health_path must start with '/', got {:?}", p.get_ref())))
+                    return Err(file.error(
+                        p.span(),
+                        "fleet.health_path",
+                        format!("health_path must start with '/', got {:?}", p.get_ref()),
+                    ))
                 }
                 Some(p) => p.get_ref().clone(),
                 None => "/healthz".to_string(),
@@ -295,7 +346,10 @@ fn parse_fleet(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<FleetC
     })
 }
 
-fn parse_router(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<RouterConfig, InputError> {
+fn parse_router(
+    file: &SourceFile,
+    value: &Spanned<toml::Value>,
+) -> Result<RouterConfig, InputError> {
     let kind = section_kind(file, value, "router", &["sim", "alb", "route53", "local"])?;
     Ok(match kind.as_str() {
         "sim" => {
@@ -304,21 +358,54 @@ fn parse_router(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<Route
         }
         "alb" => {
             let r = section::<RouterSection<RawAlbRouter>>(file)?.router;
-            let target = match (&r.listener_arn, &r.rule_arn) {
-                (Some(l), None) => AlbTarget::Listener(arn(file, l, "router.listener_arn", "elasticloadbalancing", ":listener/")?),
-                (None, Some(rule)) => AlbTarget::Rule(arn(file, rule, "router.rule_arn", "elasticloadbalancing", ":listener-rule/")?),
-                (Some(_), Some(rule)) => {
-                    return Err(file.error(rule.span(), "router.rule_arn", "give listener_arn or rule_arn, not both"))
-                }
-                (None, None) => {
-                    return Err(file.error(value.span(), "router", "an alb router needs listener_arn (default action) or rule_arn (one rule)"))
-                }
-            };
-            let tgs = pair(file, &r.target_groups, "router.target_groups", "target group ARNs")?;
+            let target =
+                match (&r.listener_arn, &r.rule_arn) {
+                    (Some(l), None) => AlbTarget::Listener(arn(
+                        file,
+                        l,
+                        "router.listener_arn",
+                        "elasticloadbalancing",
+                        ":listener/",
+                    )?),
+                    (None, Some(rule)) => AlbTarget::Rule(arn(
+                        file,
+                        rule,
+                        "router.rule_arn",
+                        "elasticloadbalancing",
+                        ":listener-rule/",
+                    )?),
+                    (Some(_), Some(rule)) => {
+                        return Err(file.error(
+                            rule.span(),
+                            "router.rule_arn",
+                            "give listener_arn or rule_arn, not both",
+                        ))
+                    }
+                    (None, None) => return Err(file.error(
+                        value.span(),
+                        "router",
+                        "an alb router needs listener_arn (default action) or rule_arn (one rule)",
+                    )),
+                };
+            let tgs = pair(
+                file,
+                &r.target_groups,
+                "router.target_groups",
+                "target group ARNs",
+            )?;
             for (i, tg) in r.target_groups.get_ref().iter().enumerate() {
-                arn(file, tg, &format!("router.target_groups[{i}]"), "elasticloadbalancing", ":targetgroup/")?;
+                arn(
+                    file,
+                    tg,
+                    &format!("router.target_groups[{i}]"),
+                    "elasticloadbalancing",
+                    ":targetgroup/",
+                )?;
             }
-            RouterConfig::Alb { target, target_groups: tgs }
+            RouterConfig::Alb {
+                target,
+                target_groups: tgs,
+            }
         }
         "route53" => {
             let r = section::<RouterSection<RawRoute53Router>>(file)?.router;
@@ -327,10 +414,18 @@ fn parse_router(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<Route
                 return Err(file.error(
                     r.record_type.span(),
                     "router.record_type",
-                    format!("record_type must be \"A\", \"AAAA\" or \"CNAME\", got {:?}", r.record_type.get_ref()),
+                    format!(
+                        "record_type must be \"A\", \"AAAA\" or \"CNAME\", got {:?}",
+                        r.record_type.get_ref()
+                    ),
                 ));
             }
-            let ids = pair(file, &r.set_identifiers, "router.set_identifiers", "set identifiers")?;
+            let ids = pair(
+                file,
+                &r.set_identifiers,
+                "router.set_identifiers",
+                "set identifiers",
+            )?;
             RouterConfig::Route53 {
                 hosted_zone_id: non_empty(file, &r.hosted_zone_id, "router.hosted_zone_id")?,
                 record_name: non_empty(file, &r.record_name, "router.record_name")?,
@@ -344,10 +439,15 @@ fn parse_router(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<Route
                 return Err(file.error(
                     r.listen.span(),
                     "router.listen",
-                    format!("listen must be an address like 127.0.0.1:8080, got {:?}", r.listen.get_ref()),
+                    format!(
+                        "listen must be an address like 127.0.0.1:8080, got {:?}",
+                        r.listen.get_ref()
+                    ),
                 ));
             }
-            RouterConfig::Local { listen: r.listen.into_inner() }
+            RouterConfig::Local {
+                listen: r.listen.into_inner(),
+            }
         }
     })
 }
@@ -357,7 +457,8 @@ fn validate_service_name(file: &SourceFile, name: &Spanned<String>) -> Result<St
     let ok = !n.is_empty()
         && n.len() <= 63
         && n.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
         return Err(file.error(
             name.span(),
@@ -373,13 +474,21 @@ fn validate_gates(file: &SourceFile, g: RawGates) -> Result<GatesConfig, InputEr
     for (i, a) in g.alarms.iter().enumerate() {
         let name = non_empty(file, a, &format!("gates.alarms[{i}]"))?;
         if alarms.contains(&name) {
-            return Err(file.error(a.span(), &format!("gates.alarms[{i}]"), format!("alarm {name:?} is listed twice")));
+            return Err(file.error(
+                a.span(),
+                &format!("gates.alarms[{i}]"),
+                format!("alarm {name:?} is listed twice"),
+            ));
         }
         alarms.push(name);
     }
     if alarms.len() > MAX_ALARMS {
         let span = g.alarms[MAX_ALARMS].span();
-        return Err(file.error(span, "gates.alarms", format!("at most {MAX_ALARMS} alarms, got {}", alarms.len())));
+        return Err(file.error(
+            span,
+            "gates.alarms",
+            format!("at most {MAX_ALARMS} alarms, got {}", alarms.len()),
+        ));
     }
     let insufficient_data = match &g.insufficient_data {
         None => InsufficientData::Ok,
@@ -395,43 +504,82 @@ fn validate_gates(file: &SourceFile, g: RawGates) -> Result<GatesConfig, InputEr
             }
         },
     };
-    Ok(GatesConfig { alarms, insufficient_data, allow_alarm_at_start: g.allow_alarm_at_start })
+    Ok(GatesConfig {
+        alarms,
+        insufficient_data,
+        allow_alarm_at_start: g.allow_alarm_at_start,
+    })
 }
 
-fn validate_strategy(file: &SourceFile, base_dir: &Path, raw: Option<&Spanned<RawStrategy>>) -> Result<Strategy, ConfigError> {
+fn validate_strategy(
+    file: &SourceFile,
+    base_dir: &Path,
+    raw: Option<&Spanned<RawStrategy>>,
+) -> Result<Strategy, ConfigError> {
     let Some(raw) = raw else {
         return Ok(strategy::builtin("canary-10-5m").expect("built-in"));
     };
     let r = raw.get_ref();
     let base = match (&r.name, &r.file) {
-        (Some(_), Some(f)) => return Err(file.error(f.span(), "strategy.file", "give strategy.name or strategy.file, not both").into()),
+        (Some(_), Some(f)) => {
+            return Err(file
+                .error(
+                    f.span(),
+                    "strategy.file",
+                    "give strategy.name or strategy.file, not both",
+                )
+                .into())
+        }
         (Some(n), None) => Some(strategy::builtin(n.get_ref()).ok_or_else(|| {
             file.error(
                 n.span(),
                 "strategy.name",
-                format!("unknown built-in strategy {:?}; built-ins are: {}", n.get_ref(), builtin_list()),
+                format!(
+                    "unknown built-in strategy {:?}; built-ins are: {}",
+                    n.get_ref(),
+                    builtin_list()
+                ),
             )
         })?),
-        (None, Some(f)) => Some(load_strategy_file(&base_dir.join(f.get_ref())).map_err(|e| match e {
-            ConfigError::Read { path, source } => {
-                file.error(f.span(), "strategy.file", format!("cannot read strategy file {}: {source}", path.display())).into()
-            }
-            other => other,
-        })?),
+        (None, Some(f)) => Some(
+            load_strategy_file(&base_dir.join(f.get_ref())).map_err(|e| match e {
+                ConfigError::Read { path, source } => file
+                    .error(
+                        f.span(),
+                        "strategy.file",
+                        format!("cannot read strategy file {}: {source}", path.display()),
+                    )
+                    .into(),
+                other => other,
+            })?,
+        ),
         (None, None) => None,
     };
     if base.is_some() && r.has_shape() {
-        let span = r.name.as_ref().or(r.file.as_ref()).map_or(raw.span(), |s| s.span());
+        let span = r
+            .name
+            .as_ref()
+            .or(r.file.as_ref())
+            .map_or(raw.span(), |s| s.span());
         return Err(file
             .error(span, "strategy", "name a built-in or a file, or give steps inline, but not both (overriding keep_alive, poll and green_healthy_timeout is fine)")
             .into());
     }
     if base.is_none() && !r.has_shape() {
         return Err(file
-            .error(raw.span(), "strategy", format!("[strategy] needs `name` (one of: {}), `file`, or steps inline", builtin_list()))
+            .error(
+                raw.span(),
+                "strategy",
+                format!(
+                    "[strategy] needs `name` (one of: {}), `file`, or steps inline",
+                    builtin_list()
+                ),
+            )
             .into());
     }
-    let name = base.as_ref().map_or("inline".to_string(), |b| b.name.clone());
+    let name = base
+        .as_ref()
+        .map_or("inline".to_string(), |b| b.name.clone());
     Ok(r.validate(&name, file, "strategy", base.as_ref())?)
 }
 
@@ -444,11 +592,17 @@ pub fn resolve_strategy_ref(s: &str, base_dir: &Path) -> Result<Strategy, Config
     if path.is_file() {
         return load_strategy_file(&path);
     }
-    Err(ConfigError::UnknownStrategy { name: s.to_string(), builtins: builtin_list() })
+    Err(ConfigError::UnknownStrategy {
+        name: s.to_string(),
+        builtins: builtin_list(),
+    })
 }
 
 fn load_strategy_file(path: &Path) -> Result<Strategy, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let file = SourceFile::new(path.display().to_string(), text);
     Ok(Strategy::parse(&path.display().to_string(), &file)?)
 }
@@ -464,15 +618,29 @@ fn non_empty(file: &SourceFile, v: &Spanned<String>, field: &str) -> Result<Stri
     Ok(v.get_ref().clone())
 }
 
-fn count(file: &SourceFile, v: Option<&Spanned<i64>>, field: &str, default: u32) -> Result<u32, InputError> {
+fn count(
+    file: &SourceFile,
+    v: Option<&Spanned<i64>>,
+    field: &str,
+    default: u32,
+) -> Result<u32, InputError> {
     match v {
         None => Ok(default),
         Some(n) if (1..=1000).contains(n.get_ref()) => Ok(*n.get_ref() as u32),
-        Some(n) => Err(file.error(n.span(), field, format!("must be 1..=1000, got {}", n.get_ref()))),
+        Some(n) => Err(file.error(
+            n.span(),
+            field,
+            format!("must be 1..=1000, got {}", n.get_ref()),
+        )),
     }
 }
 
-fn pair(file: &SourceFile, v: &Spanned<Vec<Spanned<String>>>, field: &str, what: &str) -> Result<Vec<String>, InputError> {
+fn pair(
+    file: &SourceFile,
+    v: &Spanned<Vec<Spanned<String>>>,
+    field: &str,
+    what: &str,
+) -> Result<Vec<String>, InputError> {
     let n = v.get_ref().len();
     if !(1..=2).contains(&n) {
         return Err(file.error(
@@ -481,21 +649,38 @@ fn pair(file: &SourceFile, v: &Spanned<Vec<Spanned<String>>>, field: &str, what:
             format!("give two {what} (slot A, slot B), or one for a rolling-only service; got {n}"),
         ));
     }
-    let out: Vec<String> = v.get_ref().iter().enumerate().map(|(i, s)| non_empty(file, s, &format!("{field}[{i}]"))).collect::<Result<_, _>>()?;
+    let out: Vec<String> = v
+        .get_ref()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| non_empty(file, s, &format!("{field}[{i}]")))
+        .collect::<Result<_, _>>()?;
     if n == 2 && out[0] == out[1] {
-        return Err(file.error(v.get_ref()[1].span(), &format!("{field}[1]"), format!("the two slots must differ, both are {:?}", out[0])));
+        return Err(file.error(
+            v.get_ref()[1].span(),
+            &format!("{field}[1]"),
+            format!("the two slots must differ, both are {:?}", out[0]),
+        ));
     }
     Ok(out)
 }
 
-fn arn(file: &SourceFile, v: &Spanned<String>, field: &str, service: &str, resource: &str) -> Result<String, InputError> {
+fn arn(
+    file: &SourceFile,
+    v: &Spanned<String>,
+    field: &str,
+    service: &str,
+    resource: &str,
+) -> Result<String, InputError> {
     let s = v.get_ref();
     let ok = s.starts_with("arn:") && s.split(':').nth(2) == Some(service) && s.contains(resource);
     if !ok {
         return Err(file.error(
             v.span(),
             field,
-            format!("expected an ARN like arn:aws:{service}:REGION:ACCOUNT{resource}..., got {s:?}"),
+            format!(
+                "expected an ARN like arn:aws:{service}:REGION:ACCOUNT{resource}..., got {s:?}"
+            ),
         ));
     }
     Ok(s.clone())

@@ -24,11 +24,17 @@ keep_alive = "1h30m"
 "#;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::parse(&SourceFile::new("teal.toml", text.to_string()), Path::new("teal.toml"), None)
+    Config::parse(
+        &SourceFile::new("teal.toml", text.to_string()),
+        Path::new("teal.toml"),
+        None,
+    )
 }
 
 fn err(text: &str) -> String {
-    parse(text).expect_err("config should be refused").to_string()
+    parse(text)
+        .expect_err("config should be refused")
+        .to_string()
 }
 
 #[test]
@@ -37,7 +43,10 @@ fn a_good_config_validates() {
     assert_eq!(c.service, "web");
     assert_eq!(c.gates.alarms, vec!["web-5xx", "web-p99"]);
     let steps = c.strategy.steps().unwrap();
-    assert_eq!(steps.iter().map(|s| s.weight).collect::<Vec<_>>(), vec![5, 50, 100]);
+    assert_eq!(
+        steps.iter().map(|s| s.weight).collect::<Vec<_>>(),
+        vec![5, 50, 100]
+    );
     assert_eq!(steps[1].bake_ms, 90_000);
     assert_eq!(c.strategy.keep_alive_ms, 5_400_000);
     assert!(matches!(c.fleet, FleetConfig::Sim { instances: 3, .. }));
@@ -54,13 +63,19 @@ fn unknown_top_level_key_is_refused_with_its_line() {
 fn unknown_key_in_a_kinded_section_lists_that_kinds_keys() {
     let e = err(&GOOD.replace("instances = 3", "instances = 3\ngroup = \"x\""));
     assert!(e.starts_with("teal.toml:8:1:"), "{e}");
-    assert!(e.contains("unknown field `group`") && e.contains("healthy_after"), "{e}");
+    assert!(
+        e.contains("unknown field `group`") && e.contains("healthy_after"),
+        "{e}"
+    );
 }
 
 #[test]
 fn weight_above_100_names_field_and_range() {
     let e = err(&GOOD.replace("weight = 50", "weight = 120"));
-    assert_eq!(e, "teal.toml:18:14: strategy.steps[1].weight: weight must be 0..=100, got 120");
+    assert_eq!(
+        e,
+        "teal.toml:18:14: strategy.steps[1].weight: weight must be 0..=100, got 120"
+    );
 }
 
 #[test]
@@ -69,22 +84,34 @@ fn empty_step_list_is_refused() {
         "steps = [\n  { weight = 5, bake = \"1m\" },\n  { weight = 50, bake = \"90s\" },\n  { weight = 100 },\n]",
         "steps = []",
     ));
-    assert!(e.starts_with("teal.toml:16:9: strategy.steps: steps must not be empty"), "{e}");
+    assert!(
+        e.starts_with("teal.toml:16:9: strategy.steps: steps must not be empty"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_duration_is_refused_with_an_example() {
     let e = err(&GOOD.replace("bake = \"90s\"", "bake = \"ninety\""));
-    assert!(e.starts_with("teal.toml:18:25: strategy.steps[1].bake: bad duration \"ninety\""), "{e}");
+    assert!(
+        e.starts_with("teal.toml:18:25: strategy.steps[1].bake: bad duration \"ninety\""),
+        "{e}"
+    );
     assert!(e.contains("90s, 5m or 1h30m"), "{e}");
 }
 
 #[test]
 fn weights_must_increase_and_end_at_100() {
     let e = err(&GOOD.replace("weight = 50", "weight = 5"));
-    assert!(e.contains("weights must increase from step to step, but 5 follows 5"), "{e}");
+    assert!(
+        e.contains("weights must increase from step to step, but 5 follows 5"),
+        "{e}"
+    );
     let e = err(&GOOD.replace("{ weight = 100 }", "{ weight = 90 }"));
-    assert!(e.contains("strategy.steps[2].weight: the last step must be weight = 100"), "{e}");
+    assert!(
+        e.contains("strategy.steps[2].weight: the last step must be weight = 100"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -98,7 +125,10 @@ fn builtin_by_name_with_overrides_and_unknown_name() {
     assert_eq!(c.strategy.poll_ms, 2_000);
     assert_eq!(c.strategy.keep_alive_ms, 5_400_000);
     let e = err(&text.replace("linear-10-every-1m", "linear-7"));
-    assert!(e.contains("unknown built-in strategy \"linear-7\"") && e.contains("canary-10-5m"), "{e}");
+    assert!(
+        e.contains("unknown built-in strategy \"linear-7\"") && e.contains("canary-10-5m"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -116,10 +146,19 @@ fn alb_router_checks_arns_and_slot_count() {
         "[router]\nkind = \"sim\"",
         "[router]\nkind = \"alb\"\nlistener_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123:listener/app/x/1/2\"\ntarget_groups = [\"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/a/1\", \"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/b/2\"]",
     );
-    assert!(matches!(parse(&alb).unwrap().router, RouterConfig::Alb { .. }));
+    assert!(matches!(
+        parse(&alb).unwrap().router,
+        RouterConfig::Alb { .. }
+    ));
     let e = err(&alb.replace("targetgroup/b/2", "loadbalancer/b/2"));
-    assert!(e.contains("router.target_groups[1]: expected an ARN"), "{e}");
-    let one = alb.replace(", \"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/b/2\"", "");
+    assert!(
+        e.contains("router.target_groups[1]: expected an ARN"),
+        "{e}"
+    );
+    let one = alb.replace(
+        ", \"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/b/2\"",
+        "",
+    );
     let e = err(&one);
     assert!(e.contains("only a rolling strategy is possible"), "{e}");
     let rolling = one.replace(
@@ -134,7 +173,10 @@ fn unknown_kind_and_bad_insufficient_data() {
     let e = err(&GOOD.replace("kind = \"sim\"\ninstances", "kind = \"lambda\"\ninstances"));
     assert!(e.contains("fleet.kind: unknown kind \"lambda\": expected one of \"sim\", \"ecs\", \"asg\", \"local\""), "{e}");
     let e = err(&GOOD.replace("alarms = [", "insufficient_data = \"maybe\"\nalarms = ["));
-    assert!(e.contains("gates.insufficient_data: insufficient_data must be \"ok\" or \"alarm\""), "{e}");
+    assert!(
+        e.contains("gates.insufficient_data: insufficient_data must be \"ok\" or \"alarm\""),
+        "{e}"
+    );
     let e = err(&GOOD.replace("\"web-p99\"", "\"web-5xx\""));
     assert!(e.contains("listed twice"), "{e}");
 }

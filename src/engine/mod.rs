@@ -144,7 +144,11 @@ const MAX_TRANSITIONS_PER_DECISION: usize = 16;
 impl Engine {
     /// An engine continuing `rec`.
     pub fn new(rec: Record) -> Engine {
-        Engine { rec, dirty: false, transitions: Vec::new() }
+        Engine {
+            rec,
+            dirty: false,
+            transitions: Vec::new(),
+        }
     }
 
     /// The current record.
@@ -169,8 +173,14 @@ impl Engine {
     /// seen, the provisioning clock restarts: the time teal was down is not
     /// time green had to become healthy.
     pub fn taken_over(&mut self, now: Millis) {
-        if let Phase::Provisioning { green_seen: None, .. } = self.rec.phase {
-            self.rec.phase = Phase::Provisioning { since: now, green_seen: None };
+        if let Phase::Provisioning {
+            green_seen: None, ..
+        } = self.rec.phase
+        {
+            self.rec.phase = Phase::Provisioning {
+                since: now,
+                green_seen: None,
+            };
             self.touch(now);
         }
     }
@@ -206,20 +216,30 @@ impl Engine {
         self.dirty = true;
     }
 
+    fn finish(&mut self, outcome: Outcome, now: Millis) {
+        self.go(Phase::Done { outcome, at: now }, now);
+    }
+
     /// The first gate that counts as failed, as a reason.
     fn failing_gate(&self, obs: &Observation, now: Millis) -> Option<Reason> {
         let failed = |g: &&GateReading| match g.state {
             GateState::Alarm => true,
-            GateState::InsufficientData => self.rec.plan.insufficient_data == InsufficientData::Alarm,
+            GateState::InsufficientData => {
+                self.rec.plan.insufficient_data == InsufficientData::Alarm
+            }
             GateState::Ok => false,
         };
-        obs.gates.as_ref()?.iter().find(failed).map(|g| Reason::GateFailed {
-            gate: g.name.clone(),
-            state: g.state,
-            detail: g.reason.clone(),
-            since: g.since,
-            seen_at: now,
-        })
+        obs.gates
+            .as_ref()?
+            .iter()
+            .find(failed)
+            .map(|g| Reason::GateFailed {
+                gate: g.name.clone(),
+                state: g.state,
+                detail: g.reason.clone(),
+                since: g.since,
+                seen_at: now,
+            })
     }
 
     /// Decide the next action from what was observed at `now`.
@@ -229,7 +249,10 @@ impl Engine {
                 return action;
             }
         }
-        panic!("engine took {MAX_TRANSITIONS_PER_DECISION} transitions in one decision: {:?}", self.rec.phase);
+        panic!(
+            "engine took {MAX_TRANSITIONS_PER_DECISION} transitions in one decision: {:?}",
+            self.rec.phase
+        );
     }
 
     /// One rule application: an action, or `None` after a transition (decide again).
@@ -242,42 +265,49 @@ impl Engine {
             // Past the point of no return: gates no longer matter, blue goes.
             Phase::Retiring => {
                 if obs.weights != Weights::ALL_GREEN {
-                    Some(Action::SetWeights { weights: Weights::ALL_GREEN })
+                    Some(Action::SetWeights {
+                        weights: Weights::ALL_GREEN,
+                    })
                 } else if obs.blue.exists {
                     Some(Action::RetireBlue)
                 } else {
-                    self.go(Phase::Done { outcome: Outcome::Succeeded, at: now }, now);
+                    self.go(
+                        Phase::Done {
+                            outcome: Outcome::Succeeded,
+                            at: now,
+                        },
+                        now,
+                    );
                     None
                 }
             }
 
+            // The way back to blue, shared by rollback and halt. Never point
+            // traffic at nothing: with blue gone, stop and call a person.
+            Phase::RollingBack { .. } | Phase::Halting { .. }
+                if obs.weights != Weights::ALL_BLUE =>
+            {
+                if !obs.blue.exists {
+                    self.finish(
+                        Outcome::Halted {
+                            reason: Reason::BlueGone { at: now },
+                        },
+                        now,
+                    );
+                    return None;
+                }
+                Some(Action::SetWeights {
+                    weights: Weights::ALL_BLUE,
+                })
+            }
+            Phase::RollingBack { .. } if obs.green.exists => Some(Action::RemoveGreen),
             Phase::RollingBack { reason } => {
-                if obs.weights != Weights::ALL_BLUE {
-                    if !obs.blue.exists {
-                        // Never point traffic at nothing: stop and call a person.
-                        self.go(Phase::Done { outcome: Outcome::Halted { reason: Reason::BlueGone { at: now } }, at: now }, now);
-                        return None;
-                    }
-                    Some(Action::SetWeights { weights: Weights::ALL_BLUE })
-                } else if obs.green.exists {
-                    Some(Action::RemoveGreen)
-                } else {
-                    self.go(Phase::Done { outcome: Outcome::RolledBack { reason }, at: now }, now);
-                    None
-                }
+                self.finish(Outcome::RolledBack { reason }, now);
+                None
             }
-
             Phase::Halting { reason } => {
-                if obs.weights != Weights::ALL_BLUE {
-                    if !obs.blue.exists {
-                        self.go(Phase::Done { outcome: Outcome::Halted { reason: Reason::BlueGone { at: now } }, at: now }, now);
-                        return None;
-                    }
-                    Some(Action::SetWeights { weights: Weights::ALL_BLUE })
-                } else {
-                    self.go(Phase::Done { outcome: Outcome::Halted { reason }, at: now }, now);
-                    None
-                }
+                self.finish(Outcome::Halted { reason }, now);
+                None
             }
 
             phase => {
@@ -287,17 +317,37 @@ impl Engine {
                     return None;
                 }
                 if !obs.blue.exists {
-                    self.go(Phase::Halting { reason: Reason::BlueGone { at: now } }, now);
+                    self.go(
+                        Phase::Halting {
+                            reason: Reason::BlueGone { at: now },
+                        },
+                        now,
+                    );
                     return None;
                 }
-                if obs.green.exists && obs.green.revision.as_deref().is_some_and(|r| r != self.rec.revision) {
+                if obs.green.exists
+                    && obs
+                        .green
+                        .revision
+                        .as_deref()
+                        .is_some_and(|r| r != self.rec.revision)
+                {
                     let found = obs.green.revision.clone();
-                    self.go(Phase::Halting { reason: Reason::UnexpectedGreen { found, at: now } }, now);
+                    self.go(
+                        Phase::Halting {
+                            reason: Reason::UnexpectedGreen { found, at: now },
+                        },
+                        now,
+                    );
                     return None;
                 }
                 match phase {
-                    Phase::Provisioning { since, green_seen } => self.provisioning(obs, now, since, green_seen, poll_at),
-                    Phase::Shifting { step, reached } => self.shifting(obs, now, step, reached, poll_at),
+                    Phase::Provisioning { since, green_seen } => {
+                        self.provisioning(obs, now, since, green_seen, poll_at)
+                    }
+                    Phase::Shifting { step, reached } => {
+                        self.shifting(obs, now, step, reached, poll_at)
+                    }
                     Phase::KeepAlive { since } => self.keep_alive(obs, now, since, poll_at),
                     _ => unreachable!("terminal and rollback phases handled above"),
                 }
@@ -305,16 +355,32 @@ impl Engine {
         }
     }
 
-    fn provisioning(&mut self, obs: &Observation, now: Millis, since: Millis, green_seen: Option<Millis>, poll_at: Millis) -> Option<Action> {
+    fn provisioning(
+        &mut self,
+        obs: &Observation,
+        now: Millis,
+        since: Millis,
+        green_seen: Option<Millis>,
+        poll_at: Millis,
+    ) -> Option<Action> {
         if obs.green.exists && green_seen.is_none() {
-            self.rec.phase = Phase::Provisioning { since, green_seen: Some(now) };
+            self.rec.phase = Phase::Provisioning {
+                since,
+                green_seen: Some(now),
+            };
             self.touch(now);
             return None;
         }
         let clock_start = green_seen.unwrap_or(since);
         let deadline = clock_start + self.rec.plan.green_healthy_timeout_ms;
         if obs.green.fully_healthy() {
-            self.go(Phase::Shifting { step: 0, reached: None }, now);
+            self.go(
+                Phase::Shifting {
+                    step: 0,
+                    reached: None,
+                },
+                now,
+            );
             return None;
         }
         if now >= deadline {
@@ -328,35 +394,66 @@ impl Engine {
         }
         if obs.weights != Weights::ALL_BLUE {
             // Green may not carry traffic before it is healthy (invariant 2).
-            return Some(Action::SetWeights { weights: Weights::ALL_BLUE });
+            return Some(Action::SetWeights {
+                weights: Weights::ALL_BLUE,
+            });
         }
         if !obs.green.exists {
-            return Some(Action::ProvisionGreen { desired: obs.blue.desired.max(1) });
+            return Some(Action::ProvisionGreen {
+                desired: obs.blue.desired.max(1),
+            });
         }
-        Some(Action::Wait { until: poll_at.min(deadline) })
+        Some(Action::Wait {
+            until: poll_at.min(deadline),
+        })
     }
 
-    fn shifting(&mut self, obs: &Observation, now: Millis, step: usize, reached: Option<Millis>, poll_at: Millis) -> Option<Action> {
+    fn shifting(
+        &mut self,
+        obs: &Observation,
+        now: Millis,
+        step: usize,
+        reached: Option<Millis>,
+        poll_at: Millis,
+    ) -> Option<Action> {
         let target = self.target().expect("shifting has a target");
         if target.green > 0 && obs.green.healthy == 0 {
-            let reason = Reason::GreenLostHealth { healthy: obs.green.healthy, desired: obs.green.desired, at: now };
+            let reason = Reason::GreenLostHealth {
+                healthy: obs.green.healthy,
+                desired: obs.green.desired,
+                at: now,
+            };
             self.go(Phase::RollingBack { reason }, now);
             return None;
         }
         if obs.weights != target {
             if reached.is_some() && obs.weights == Weights::ALL_BLUE && target.green > 0 {
-                self.go(Phase::RollingBack { reason: Reason::TrafficMovedToBlue { expected: target, at: now } }, now);
+                self.go(
+                    Phase::RollingBack {
+                        reason: Reason::TrafficMovedToBlue {
+                            expected: target,
+                            at: now,
+                        },
+                    },
+                    now,
+                );
                 return None;
             }
             if reached.is_some() {
                 // Drift away from a confirmed weight: re-assert it; the bake restarts.
-                self.rec.phase = Phase::Shifting { step, reached: None };
+                self.rec.phase = Phase::Shifting {
+                    step,
+                    reached: None,
+                };
                 self.touch(now);
             }
             return Some(Action::SetWeights { weights: target });
         }
         let Some(reached) = reached else {
-            self.rec.phase = Phase::Shifting { step, reached: Some(now) };
+            self.rec.phase = Phase::Shifting {
+                step,
+                reached: Some(now),
+            };
             self.touch(now);
             return None;
         };
@@ -365,10 +462,18 @@ impl Engine {
         }
         let bake_end = reached + self.rec.plan.steps[step].bake_ms;
         if now < bake_end {
-            return Some(Action::Wait { until: poll_at.min(bake_end) });
+            return Some(Action::Wait {
+                until: poll_at.min(bake_end),
+            });
         }
         if step + 1 < self.rec.plan.steps.len() {
-            self.go(Phase::Shifting { step: step + 1, reached: None }, now);
+            self.go(
+                Phase::Shifting {
+                    step: step + 1,
+                    reached: None,
+                },
+                now,
+            );
         } else {
             // The last step is 100%: what was just confirmed starts the keep-alive.
             self.go(Phase::KeepAlive { since: Some(now) }, now);
@@ -376,22 +481,42 @@ impl Engine {
         None
     }
 
-    fn keep_alive(&mut self, obs: &Observation, now: Millis, since: Option<Millis>, poll_at: Millis) -> Option<Action> {
+    fn keep_alive(
+        &mut self,
+        obs: &Observation,
+        now: Millis,
+        since: Option<Millis>,
+        poll_at: Millis,
+    ) -> Option<Action> {
         if obs.green.healthy == 0 {
-            let reason = Reason::GreenLostHealth { healthy: 0, desired: obs.green.desired, at: now };
+            let reason = Reason::GreenLostHealth {
+                healthy: 0,
+                desired: obs.green.desired,
+                at: now,
+            };
             self.go(Phase::RollingBack { reason }, now);
             return None;
         }
         if obs.weights != Weights::ALL_GREEN {
             if since.is_some() && obs.weights == Weights::ALL_BLUE {
-                self.go(Phase::RollingBack { reason: Reason::TrafficMovedToBlue { expected: Weights::ALL_GREEN, at: now } }, now);
+                self.go(
+                    Phase::RollingBack {
+                        reason: Reason::TrafficMovedToBlue {
+                            expected: Weights::ALL_GREEN,
+                            at: now,
+                        },
+                    },
+                    now,
+                );
                 return None;
             }
             if since.is_some() {
                 self.rec.phase = Phase::KeepAlive { since: None };
                 self.touch(now);
             }
-            return Some(Action::SetWeights { weights: Weights::ALL_GREEN });
+            return Some(Action::SetWeights {
+                weights: Weights::ALL_GREEN,
+            });
         }
         let Some(since) = since else {
             self.rec.phase = Phase::KeepAlive { since: Some(now) };
@@ -400,7 +525,11 @@ impl Engine {
         };
         let end = since + self.rec.plan.keep_alive_ms;
         if self.rec.hold.is_some() || obs.gates.is_none() || now < end {
-            let until = if self.rec.hold.is_some() { poll_at } else { poll_at.min(end.max(now)) };
+            let until = if self.rec.hold.is_some() {
+                poll_at
+            } else {
+                poll_at.min(end.max(now))
+            };
             return Some(Action::Wait { until });
         }
         self.go(Phase::Retiring, now);
@@ -409,12 +538,25 @@ impl Engine {
 
     /// Apply an operator command at `now`.
     pub fn command(&mut self, cmd: Command, now: Millis) -> Result<(), Refused> {
-        let refuse = |why| Refused { command: cmd.name(), phase: self.rec.phase.name(), why };
+        let refuse = |why| Refused {
+            command: cmd.name(),
+            phase: self.rec.phase.name(),
+            why,
+        };
         let last = self.rec.plan.steps.len() - 1;
         match (&self.rec.phase, cmd) {
-            (Phase::Done { outcome: Outcome::Halted { .. }, .. }, Command::Rollback) | (Phase::Halting { .. }, Command::Rollback) => {}
+            (
+                Phase::Done {
+                    outcome: Outcome::Halted { .. },
+                    ..
+                },
+                Command::Rollback,
+            )
+            | (Phase::Halting { .. }, Command::Rollback) => {}
             (Phase::Done { .. }, _) => return Err(refuse("it has ended")),
-            (Phase::Retiring, _) => return Err(refuse("blue is being retired; there is no way back")),
+            (Phase::Retiring, _) => {
+                return Err(refuse("blue is being retired; there is no way back"))
+            }
             (Phase::RollingBack { .. } | Phase::Halting { .. }, _) => {
                 return Err(refuse("traffic is going back to blue"))
             }
@@ -422,7 +564,15 @@ impl Engine {
         }
         match cmd {
             Command::Rollback => {
-                self.go(Phase::RollingBack { reason: Reason::Operator { command: "rollback".into(), at: now } }, now);
+                self.go(
+                    Phase::RollingBack {
+                        reason: Reason::Operator {
+                            command: "rollback".into(),
+                            at: now,
+                        },
+                    },
+                    now,
+                );
             }
             Command::Shift { green } => {
                 if green > 100 {
@@ -430,8 +580,19 @@ impl Engine {
                 }
                 self.rec.hold = Some(Hold::Manual { green });
                 match self.rec.phase {
-                    Phase::KeepAlive { .. } => self.go(Phase::Shifting { step: last, reached: None }, now),
-                    Phase::Shifting { step, .. } => self.rec.phase = Phase::Shifting { step, reached: None },
+                    Phase::KeepAlive { .. } => self.go(
+                        Phase::Shifting {
+                            step: last,
+                            reached: None,
+                        },
+                        now,
+                    ),
+                    Phase::Shifting { step, .. } => {
+                        self.rec.phase = Phase::Shifting {
+                            step,
+                            reached: None,
+                        }
+                    }
                     _ => {}
                 }
                 self.touch(now);
@@ -445,7 +606,12 @@ impl Engine {
             Command::Resume => {
                 self.rec.hold = None;
                 match self.rec.phase {
-                    Phase::Shifting { step, .. } => self.rec.phase = Phase::Shifting { step, reached: None },
+                    Phase::Shifting { step, .. } => {
+                        self.rec.phase = Phase::Shifting {
+                            step,
+                            reached: None,
+                        }
+                    }
                     Phase::KeepAlive { .. } => self.rec.phase = Phase::KeepAlive { since: None },
                     _ => {}
                 }
@@ -453,15 +619,25 @@ impl Engine {
             }
             Command::Promote | Command::PromoteFull => {
                 let next = match (&self.rec.phase, cmd) {
-                    (Phase::Provisioning { .. }, _) => return Err(refuse("green is not healthy yet")),
+                    (Phase::Provisioning { .. }, _) => {
+                        return Err(refuse("green is not healthy yet"))
+                    }
                     (Phase::KeepAlive { .. }, _) => {
-                        return Err(refuse("green already holds 100%; blue is retired after the keep-alive"))
+                        return Err(refuse(
+                            "green already holds 100%; blue is retired after the keep-alive",
+                        ))
                     }
                     (Phase::Shifting { step, .. }, Command::Promote) if *step < last => {
-                        Phase::Shifting { step: step + 1, reached: None }
+                        Phase::Shifting {
+                            step: step + 1,
+                            reached: None,
+                        }
                     }
                     (Phase::Shifting { .. }, Command::Promote) => Phase::KeepAlive { since: None },
-                    _ => Phase::Shifting { step: last, reached: None },
+                    _ => Phase::Shifting {
+                        step: last,
+                        reached: None,
+                    },
                 };
                 self.rec.hold = None;
                 self.go(next, now);
@@ -474,8 +650,20 @@ impl Engine {
     /// retries. Moving forward stops: traffic goes back to blue and a person
     /// is called. When traffic is already going to blue, the driver retries.
     pub fn weights_did_not_take(&mut self, set: Weights, actual: Weights, now: Millis) {
-        if matches!(self.rec.phase, Phase::Provisioning { .. } | Phase::Shifting { .. } | Phase::KeepAlive { .. }) {
-            self.go(Phase::Halting { reason: Reason::WeightsDidNotTake { set, actual, at: now } }, now);
+        if matches!(
+            self.rec.phase,
+            Phase::Provisioning { .. } | Phase::Shifting { .. } | Phase::KeepAlive { .. }
+        ) {
+            self.go(
+                Phase::Halting {
+                    reason: Reason::WeightsDidNotTake {
+                        set,
+                        actual,
+                        at: now,
+                    },
+                },
+                now,
+            );
         }
     }
 
@@ -483,7 +671,10 @@ impl Engine {
     /// traffic goes back to blue unless blue is being retired, in which case
     /// retirement completes; a rollback in progress completes too.
     pub fn interrupt(&mut self, reason: Reason, now: Millis) {
-        if matches!(self.rec.phase, Phase::Provisioning { .. } | Phase::Shifting { .. } | Phase::KeepAlive { .. }) {
+        if matches!(
+            self.rec.phase,
+            Phase::Provisioning { .. } | Phase::Shifting { .. } | Phase::KeepAlive { .. }
+        ) {
             self.go(Phase::Halting { reason }, now);
         }
     }

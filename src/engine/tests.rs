@@ -25,7 +25,10 @@ fn record(steps: Vec<Step>, now: Millis) -> Record {
         blue_revision: Some("v1".into()),
         green_slot: Slot::B,
         plan: plan(steps),
-        phase: Phase::Provisioning { since: now, green_seen: None },
+        phase: Phase::Provisioning {
+            since: now,
+            green_seen: None,
+        },
         hold: None,
         started_at: now,
         updated_at: now,
@@ -67,11 +70,20 @@ impl World {
                 exists: true,
                 revision: Some("v2".into()),
                 desired,
-                healthy: if !self.green_never_healthy && self.now >= from { desired } else { 0 },
+                healthy: if !self.green_never_healthy && self.now >= from {
+                    desired
+                } else {
+                    0
+                },
             },
         };
         let blue = if self.blue {
-            FleetStatus { exists: true, revision: Some("v1".into()), desired: 3, healthy: 3 }
+            FleetStatus {
+                exists: true,
+                revision: Some("v1".into()),
+                desired: 3,
+                healthy: 3,
+            }
         } else {
             FleetStatus::absent()
         };
@@ -79,12 +91,21 @@ impl World {
         let gates = (!self.gates_unreadable).then(|| {
             vec![GateReading {
                 name: "web-5xx".into(),
-                state: if alarm { GateState::Alarm } else { GateState::Ok },
+                state: if alarm {
+                    GateState::Alarm
+                } else {
+                    GateState::Ok
+                },
                 reason: "Threshold crossed".into(),
                 since: self.alarm_from.unwrap_or(0),
             }]
         });
-        Observation { weights: self.weights, green, blue, gates }
+        Observation {
+            weights: self.weights,
+            green,
+            blue,
+            gates,
+        }
     }
 
     /// Run until the engine finishes; returns the outcome.
@@ -94,13 +115,21 @@ impl World {
             let action = engine.decide(&obs, self.now);
             self.log.push((self.now, action.clone()));
             match action {
-                Action::ProvisionGreen { desired } => self.green = Some((desired, self.now + 30 * S)),
+                Action::ProvisionGreen { desired } => {
+                    self.green = Some((desired, self.now + 30 * S))
+                }
                 Action::SetWeights { weights } => {
-                    assert!(weights.green == 0 || obs.green.healthy > 0, "green got traffic while unhealthy");
+                    assert!(
+                        weights.green == 0 || obs.green.healthy > 0,
+                        "green got traffic while unhealthy"
+                    );
                     self.weights = weights;
                 }
                 Action::RemoveGreen => {
-                    assert_eq!(self.weights.green, 0, "green removed while carrying traffic");
+                    assert_eq!(
+                        self.weights.green, 0,
+                        "green removed while carrying traffic"
+                    );
                     self.green = None;
                 }
                 Action::RetireBlue => {
@@ -116,6 +145,15 @@ impl World {
             self.now += 100; // every call takes a little time
         }
         panic!("no outcome after 10k actions");
+    }
+
+    /// When `action` was first asked for.
+    fn first(&self, action: &Action) -> Millis {
+        self.log
+            .iter()
+            .find(|(_, a)| a == action)
+            .expect("action was asked for")
+            .0
     }
 
     fn weight_changes(&self) -> Vec<(Millis, u8)> {
@@ -135,13 +173,19 @@ fn canary_runs_to_success_with_bake_and_keep_alive() {
     let mut e = Engine::new(record(expand_canary(10, 5 * M), 0));
     assert_eq!(w.run(&mut e), Outcome::Succeeded);
     let changes = w.weight_changes();
-    assert_eq!(changes.iter().map(|c| c.1).collect::<Vec<_>>(), vec![10, 100]);
+    assert_eq!(
+        changes.iter().map(|c| c.1).collect::<Vec<_>>(),
+        vec![10, 100]
+    );
     // 10% only after green is healthy (30s after provisioning).
     assert!(changes[0].0 >= 30 * S);
     // 100% only after the 5m bake at 10%.
     assert!(changes[1].0 >= changes[0].0 + 5 * M);
-    let retire_at = w.log.iter().find(|(_, a)| *a == Action::RetireBlue).unwrap().0;
-    assert!(retire_at >= changes[1].0 + 5 * M, "blue retired before the keep-alive");
+    let retire_at = w.first(&Action::RetireBlue);
+    assert!(
+        retire_at >= changes[1].0 + 5 * M,
+        "blue retired before the keep-alive"
+    );
     assert!(!w.blue);
 }
 
@@ -150,7 +194,10 @@ fn linear_visits_every_step_in_order() {
     let mut w = World::new();
     let mut e = Engine::new(record(expand_linear(25, M), 0));
     assert_eq!(w.run(&mut e), Outcome::Succeeded);
-    assert_eq!(w.weight_changes().iter().map(|c| c.1).collect::<Vec<_>>(), vec![25, 50, 75, 100]);
+    assert_eq!(
+        w.weight_changes().iter().map(|c| c.1).collect::<Vec<_>>(),
+        vec![25, 50, 75, 100]
+    );
 }
 
 #[test]
@@ -159,13 +206,18 @@ fn alarm_during_bake_rolls_back_at_once_and_removes_green() {
     w.alarm_from = Some(2 * M);
     let mut e = Engine::new(record(expand_canary(10, 5 * M), 0));
     let outcome = w.run(&mut e);
-    let Outcome::RolledBack { reason: Reason::GateFailed { gate, state, .. } } = outcome else {
+    let Outcome::RolledBack {
+        reason: Reason::GateFailed { gate, state, .. },
+    } = outcome
+    else {
         panic!("expected a gate rollback, got {outcome:?}")
     };
     assert_eq!((gate.as_str(), state), ("web-5xx", GateState::Alarm));
     // The first decision at or after the alarm sets 100% blue, no later than one poll.
-    let (t, _) = w.log.iter().find(|(_, a)| *a == Action::SetWeights { weights: Weights::ALL_BLUE }).unwrap();
-    assert!(*t >= 2 * M && *t <= 2 * M + 10 * S, "rollback at {t}");
+    let t = w.first(&Action::SetWeights {
+        weights: Weights::ALL_BLUE,
+    });
+    assert!((2 * M..=2 * M + 10 * S).contains(&t), "rollback at {t}");
     assert!(w.green.is_none() && w.blue && w.weights == Weights::ALL_BLUE);
 }
 
@@ -175,21 +227,45 @@ fn green_never_healthy_times_out_without_traffic() {
     w.green_never_healthy = true;
     let mut e = Engine::new(record(expand_canary(10, 5 * M), 0));
     let outcome = w.run(&mut e);
-    assert!(matches!(outcome, Outcome::RolledBack { reason: Reason::GreenNeverHealthy { healthy: 0, desired: 3, .. } }), "{outcome:?}");
-    assert!(w.weight_changes().iter().all(|c| c.1 == 0), "green got traffic: {:?}", w.weight_changes());
+    assert!(
+        matches!(
+            outcome,
+            Outcome::RolledBack {
+                reason: Reason::GreenNeverHealthy {
+                    healthy: 0,
+                    desired: 3,
+                    ..
+                }
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        w.weight_changes().iter().all(|c| c.1 == 0),
+        "green got traffic: {:?}",
+        w.weight_changes()
+    );
     assert!(w.green.is_none());
 }
 
 #[test]
 fn insufficient_data_counts_as_configured() {
-    for (setting, fails) in [(InsufficientData::Ok, false), (InsufficientData::Alarm, true)] {
+    for (setting, fails) in [
+        (InsufficientData::Ok, false),
+        (InsufficientData::Alarm, true),
+    ] {
         let mut rec = record(expand_canary(10, M), 0);
         rec.plan.insufficient_data = setting;
         let mut e = Engine::new(rec);
         let mut obs = World::new().observe();
         obs.gates.as_mut().unwrap()[0].state = GateState::InsufficientData;
         // No traffic and no green yet: a failed gate ends the run right away.
-        let rolled_back = matches!(e.decide(&obs, 0), Action::Finish { outcome: Outcome::RolledBack { .. } });
+        let rolled_back = matches!(
+            e.decide(&obs, 0),
+            Action::Finish {
+                outcome: Outcome::RolledBack { .. }
+            }
+        );
         assert_eq!(rolled_back, fails, "{setting:?}");
     }
 }
@@ -197,14 +273,28 @@ fn insufficient_data_counts_as_configured() {
 #[test]
 fn unread_gates_never_advance_a_step() {
     let mut e = Engine::new(record(expand_canary(10, M), 0));
-    e.rec.phase = Phase::Shifting { step: 0, reached: Some(0) };
+    e.rec.phase = Phase::Shifting {
+        step: 0,
+        reached: Some(0),
+    };
     let mut obs = World::new().observe();
     obs.weights = Weights::to_green(10);
-    obs.green = FleetStatus { exists: true, revision: Some("v2".into()), desired: 3, healthy: 3 };
+    obs.green = FleetStatus {
+        exists: true,
+        revision: Some("v2".into()),
+        desired: 3,
+        healthy: 3,
+    };
     obs.gates = None;
     let action = e.decide(&obs, 10 * M);
     assert!(matches!(action, Action::Wait { .. }), "{action:?}");
-    assert_eq!(e.record().phase, Phase::Shifting { step: 0, reached: Some(0) });
+    assert_eq!(
+        e.record().phase,
+        Phase::Shifting {
+            step: 0,
+            reached: Some(0)
+        }
+    );
 }
 
 #[test]
@@ -212,13 +302,26 @@ fn traffic_found_on_blue_mid_step_means_rollback_not_reshift() {
     // A rollback's weight flip landed but the ledger write did not (process
     // killed): a resumed engine must not send traffic back to green.
     let mut e = Engine::new(record(expand_canary(10, M), 0));
-    e.rec.phase = Phase::Shifting { step: 0, reached: Some(0) };
+    e.rec.phase = Phase::Shifting {
+        step: 0,
+        reached: Some(0),
+    };
     let mut obs = World::new().observe();
-    obs.green = FleetStatus { exists: true, revision: Some("v2".into()), desired: 3, healthy: 3 };
+    obs.green = FleetStatus {
+        exists: true,
+        revision: Some("v2".into()),
+        desired: 3,
+        healthy: 3,
+    };
     let action = e.decide(&obs, 20 * S);
     // Weights are already all blue, so the rollback's next step is removing green.
     assert_eq!(action, Action::RemoveGreen);
-    assert!(matches!(e.record().phase, Phase::RollingBack { reason: Reason::TrafficMovedToBlue { .. } }));
+    assert!(matches!(
+        e.record().phase,
+        Phase::RollingBack {
+            reason: Reason::TrafficMovedToBlue { .. }
+        }
+    ));
 }
 
 #[test]
@@ -245,10 +348,20 @@ fn a_resumed_engine_continues_from_the_record() {
 fn manual_shift_holds_until_resume_and_gates_still_watch() {
     let mut e = Engine::new(record(expand_canary(10, M), 0));
     let mut obs = World::new().observe();
-    obs.green = FleetStatus { exists: true, revision: Some("v2".into()), desired: 3, healthy: 3 };
+    obs.green = FleetStatus {
+        exists: true,
+        revision: Some("v2".into()),
+        desired: 3,
+        healthy: 3,
+    };
     e.decide(&obs, 0);
     e.command(Command::Shift { green: 25 }, 0).unwrap();
-    assert_eq!(e.decide(&obs, 0), Action::SetWeights { weights: Weights::to_green(25) });
+    assert_eq!(
+        e.decide(&obs, 0),
+        Action::SetWeights {
+            weights: Weights::to_green(25)
+        }
+    );
     obs.weights = Weights::to_green(25);
     // Long past the bake: still holding at 25%.
     e.decide(&obs, 0);
@@ -258,10 +371,20 @@ fn manual_shift_holds_until_resume_and_gates_still_watch() {
     let mut held = e.clone();
     let mut alarmed = obs.clone();
     alarmed.gates.as_mut().unwrap()[0].state = GateState::Alarm;
-    assert_eq!(held.decide(&alarmed, 61 * M), Action::SetWeights { weights: Weights::ALL_BLUE });
+    assert_eq!(
+        held.decide(&alarmed, 61 * M),
+        Action::SetWeights {
+            weights: Weights::ALL_BLUE
+        }
+    );
     // Resume returns to the step's weight and restarts its bake.
     e.command(Command::Resume, 61 * M).unwrap();
-    assert_eq!(e.decide(&obs, 61 * M), Action::SetWeights { weights: Weights::to_green(10) });
+    assert_eq!(
+        e.decide(&obs, 61 * M),
+        Action::SetWeights {
+            weights: Weights::to_green(10)
+        }
+    );
 }
 
 #[test]
@@ -269,7 +392,13 @@ fn promote_full_still_honours_keep_alive() {
     let mut w = World::new();
     let mut e = Engine::new(record(expand_linear(10, 10 * M), 0));
     // Get to the first step.
-    while !matches!(e.record().phase, Phase::Shifting { reached: Some(_), .. }) {
+    while !matches!(
+        e.record().phase,
+        Phase::Shifting {
+            reached: Some(_),
+            ..
+        }
+    ) {
         let a = e.decide(&w.observe(), w.now);
         match a {
             Action::ProvisionGreen { desired } => w.green = Some((desired, w.now + 30 * S)),
@@ -281,46 +410,93 @@ fn promote_full_still_honours_keep_alive() {
     let promoted_at = w.now;
     e.command(Command::PromoteFull, promoted_at).unwrap();
     assert_eq!(w.run(&mut e), Outcome::Succeeded);
-    let full_at = w.log.iter().find(|(_, a)| *a == Action::SetWeights { weights: Weights::ALL_GREEN }).unwrap().0;
-    let retire_at = w.log.iter().find(|(_, a)| *a == Action::RetireBlue).unwrap().0;
-    assert!(full_at < promoted_at + M, "promote --full went straight to 100%");
+    let full_at = w.first(&Action::SetWeights {
+        weights: Weights::ALL_GREEN,
+    });
+    let retire_at = w.first(&Action::RetireBlue);
+    assert!(
+        full_at < promoted_at + M,
+        "promote --full went straight to 100%"
+    );
     assert!(retire_at >= full_at + 5 * M, "keep-alive skipped");
 }
 
 #[test]
 fn commands_refused_where_they_make_no_sense() {
     let mut e = Engine::new(record(expand_canary(10, M), 0));
-    assert!(e.command(Command::Promote, 0).is_err(), "promote before green is healthy");
+    assert!(
+        e.command(Command::Promote, 0).is_err(),
+        "promote before green is healthy"
+    );
     e.rec.phase = Phase::Retiring;
     let err = e.command(Command::Rollback, 0).unwrap_err();
     assert_eq!(err.to_string(), "cannot rollback while the deployment is retiring: blue is being retired; there is no way back");
-    e.rec.phase = Phase::Done { outcome: Outcome::Halted { reason: Reason::BlueGone { at: 0 } }, at: 0 };
-    assert!(e.command(Command::Rollback, 0).is_ok(), "a halted deployment can be rolled back");
+    e.rec.phase = Phase::Done {
+        outcome: Outcome::Halted {
+            reason: Reason::BlueGone { at: 0 },
+        },
+        at: 0,
+    };
+    assert!(
+        e.command(Command::Rollback, 0).is_ok(),
+        "a halted deployment can be rolled back"
+    );
 }
 
 #[test]
 fn interrupt_halts_to_blue_but_lets_retirement_finish() {
     let mut e = Engine::new(record(expand_canary(10, M), 0));
-    e.rec.phase = Phase::Shifting { step: 0, reached: Some(0) };
-    e.interrupt(Reason::Interrupted { signal: "SIGTERM".into(), at: 5 }, 5);
+    e.rec.phase = Phase::Shifting {
+        step: 0,
+        reached: Some(0),
+    };
+    e.interrupt(
+        Reason::Interrupted {
+            signal: "SIGTERM".into(),
+            at: 5,
+        },
+        5,
+    );
     let mut obs = World::new().observe();
     obs.weights = Weights::to_green(10);
-    assert_eq!(e.decide(&obs, 6), Action::SetWeights { weights: Weights::ALL_BLUE });
+    assert_eq!(
+        e.decide(&obs, 6),
+        Action::SetWeights {
+            weights: Weights::ALL_BLUE
+        }
+    );
     obs.weights = Weights::ALL_BLUE;
-    assert!(matches!(e.decide(&obs, 7), Action::Finish { outcome: Outcome::Halted { .. } }));
+    assert!(matches!(
+        e.decide(&obs, 7),
+        Action::Finish {
+            outcome: Outcome::Halted { .. }
+        }
+    ));
 
     let mut r = Engine::new(record(expand_canary(10, M), 0));
     r.rec.phase = Phase::Retiring;
-    r.interrupt(Reason::Interrupted { signal: "SIGTERM".into(), at: 5 }, 5);
+    r.interrupt(
+        Reason::Interrupted {
+            signal: "SIGTERM".into(),
+            at: 5,
+        },
+        5,
+    );
     assert_eq!(r.record().phase, Phase::Retiring);
 }
 
 #[test]
 fn weights_that_do_not_take_halt_with_evidence() {
     let mut e = Engine::new(record(expand_canary(10, M), 0));
-    e.rec.phase = Phase::Shifting { step: 0, reached: None };
+    e.rec.phase = Phase::Shifting {
+        step: 0,
+        reached: None,
+    };
     e.weights_did_not_take(Weights::to_green(10), Weights::ALL_BLUE, 9);
-    let Phase::Halting { reason: Reason::WeightsDidNotTake { set, actual, at: 9 } } = e.record().phase.clone() else {
+    let Phase::Halting {
+        reason: Reason::WeightsDidNotTake { set, actual, at: 9 },
+    } = e.record().phase.clone()
+    else {
         panic!("{:?}", e.record().phase)
     };
     assert_eq!((set.green, actual.green), (10, 0));
@@ -330,6 +506,18 @@ fn weights_that_do_not_take_halt_with_evidence() {
 fn a_fleet_of_another_revision_in_the_idle_slot_never_gets_traffic() {
     let mut e = Engine::new(record(expand_canary(10, M), 0));
     let mut obs = World::new().observe();
-    obs.green = FleetStatus { exists: true, revision: Some("v9".into()), desired: 3, healthy: 3 };
-    assert!(matches!(e.decide(&obs, 0), Action::Finish { outcome: Outcome::Halted { reason: Reason::UnexpectedGreen { .. } } }));
+    obs.green = FleetStatus {
+        exists: true,
+        revision: Some("v9".into()),
+        desired: 3,
+        healthy: 3,
+    };
+    assert!(matches!(
+        e.decide(&obs, 0),
+        Action::Finish {
+            outcome: Outcome::Halted {
+                reason: Reason::UnexpectedGreen { .. }
+            }
+        }
+    ));
 }

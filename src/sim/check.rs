@@ -48,7 +48,12 @@ pub const ROUND_TRIPS_IN_BOUND: Millis = 12;
 impl Checker {
     /// A checker for one run.
     pub fn new(ctx: Context) -> Checker {
-        Checker { ctx, changes_seen: 0, removals_seen: 0, violations: Vec::new() }
+        Checker {
+            ctx,
+            changes_seen: 0,
+            removals_seen: 0,
+            violations: Vec::new(),
+        }
     }
 
     fn fail(&mut self, at: Millis, msg: String) {
@@ -60,23 +65,41 @@ impl Checker {
         let now = w.now;
         // 1. Valid weights, and never traffic to a slot without a fleet.
         if !w.router.is_valid() {
-            self.fail(now, format!("invariant 1: router holds invalid weights {}", w.router));
+            self.fail(
+                now,
+                format!("invariant 1: router holds invalid weights {}", w.router),
+            );
         }
         for s in Slot::BOTH {
             if w.router.get(s) > 0 && w.fleets[s.index()].is_none() {
-                self.fail(now, format!("invariant 1: slot {s} has {}% of traffic but no fleet", w.router.get(s)));
+                self.fail(
+                    now,
+                    format!(
+                        "invariant 1: slot {s} has {}% of traffic but no fleet",
+                        w.router.get(s)
+                    ),
+                );
             }
         }
         let changes = w.trace.weight_changes[self.changes_seen..].to_vec();
         self.changes_seen = w.trace.weight_changes.len();
         for c in changes {
             if !c.to.is_valid() {
-                self.fail(c.at, format!("invariant 1: weights set to invalid {}", c.to));
+                self.fail(
+                    c.at,
+                    format!("invariant 1: weights set to invalid {}", c.to),
+                );
             }
             // 2. A slot that starts receiving traffic must be fully healthy.
             for s in Slot::BOTH {
                 if c.from.get(s) == 0 && c.to.get(s) > 0 && !c.healthy[s.index()] {
-                    self.fail(c.at, format!("invariant 2: slot {s} got {}% while not healthy", c.to.get(s)));
+                    self.fail(
+                        c.at,
+                        format!(
+                            "invariant 2: slot {s} got {}% while not healthy",
+                            c.to.get(s)
+                        ),
+                    );
                 }
             }
         }
@@ -85,9 +108,17 @@ impl Checker {
         self.removals_seen = w.trace.removals.len();
         for r in removals {
             if r.weight > 0 {
-                self.fail(r.at, format!("invariant 3: slot {} removed while carrying {}%", r.slot, r.weight));
+                self.fail(
+                    r.at,
+                    format!(
+                        "invariant 3: slot {} removed while carrying {}%",
+                        r.slot, r.weight
+                    ),
+                );
             }
-            if r.slot == self.ctx.blue_slot && r.other_full_for.is_none_or(|d| d < self.ctx.keep_alive_ms) {
+            if r.slot == self.ctx.blue_slot
+                && r.other_full_for.is_none_or(|d| d < self.ctx.keep_alive_ms)
+            {
                 self.fail(
                     r.at,
                     format!(
@@ -101,7 +132,10 @@ impl Checker {
         let retire_start = retire_start(w);
         for g in &w.gates {
             for (onset, end) in alarm_episodes(&g.script) {
-                let deadline = onset + self.ctx.poll_ms + ROUND_TRIPS_IN_BOUND * self.ctx.latency_max + excused_between(w, onset, now);
+                let deadline = onset
+                    + self.ctx.poll_ms
+                    + ROUND_TRIPS_IN_BOUND * self.ctx.latency_max
+                    + excused_between(w, onset, now);
                 let decidable = now >= deadline && end > deadline;
                 let retiring = retire_start.is_some_and(|r| r < deadline);
                 let finished_before = ended_at(w).is_some_and(|t| t <= onset);
@@ -126,17 +160,41 @@ impl Checker {
         let now = w.now;
         match outcome {
             Outcome::Succeeded => {
-                if w.router.get(green) != 100 || w.fleets[blue.index()].is_some() || w.fleets[green.index()].is_none() {
-                    self.fail(now, format!("invariant 5: Succeeded but router {} blue fleet {:?}", w.router, w.fleets[blue.index()]));
+                if w.router.get(green) != 100
+                    || w.fleets[blue.index()].is_some()
+                    || w.fleets[green.index()].is_none()
+                {
+                    self.fail(
+                        now,
+                        format!(
+                            "invariant 5: Succeeded but router {} blue fleet {:?}",
+                            w.router,
+                            w.fleets[blue.index()]
+                        ),
+                    );
                 }
                 let retire = retire_start(w).unwrap_or(Millis::MAX);
                 if let Some(t) = w.trace.alarms_seen.iter().find(|t| **t < retire) {
-                    self.fail(*t, "invariant 5: an ALARM was read before retirement, yet the run Succeeded".to_string());
+                    self.fail(
+                        *t,
+                        "invariant 5: an ALARM was read before retirement, yet the run Succeeded"
+                            .to_string(),
+                    );
                 }
             }
             Outcome::RolledBack { .. } => {
-                if w.router.get(blue) != 100 || w.fleets[green.index()].is_some() || w.fleets[blue.index()].is_none() {
-                    self.fail(now, format!("invariant 5: RolledBack but router {} green fleet {:?}", w.router, w.fleets[green.index()]));
+                if w.router.get(blue) != 100
+                    || w.fleets[green.index()].is_some()
+                    || w.fleets[blue.index()].is_none()
+                {
+                    self.fail(
+                        now,
+                        format!(
+                            "invariant 5: RolledBack but router {} green fleet {:?}",
+                            w.router,
+                            w.fleets[green.index()]
+                        ),
+                    );
                 }
             }
             Outcome::Halted { .. } => {
@@ -146,20 +204,36 @@ impl Checker {
             }
         }
         match w.record().map(|r| r.phase) {
-            Some(Phase::Done { outcome: stored, .. }) if stored.class() == outcome.class() => {}
-            other => self.fail(now, format!("invariant 5: outcome {} but the ledger holds {other:?}", outcome.class())),
+            Some(Phase::Done {
+                outcome: stored, ..
+            }) if stored.class() == outcome.class() => {}
+            other => self.fail(
+                now,
+                format!(
+                    "invariant 5: outcome {} but the ledger holds {other:?}",
+                    outcome.class()
+                ),
+            ),
         }
     }
 }
 
 /// When the ledger first recorded retirement (or success), if it did.
 fn retire_start(w: &World) -> Option<Millis> {
-    w.trace.ledger_phases.iter().find(|(_, p)| p == "retiring" || p == "done:succeeded").map(|(t, _)| *t)
+    w.trace
+        .ledger_phases
+        .iter()
+        .find(|(_, p)| p == "retiring" || p == "done:succeeded")
+        .map(|(t, _)| *t)
 }
 
 /// When the ledger recorded the end, if it did.
 fn ended_at(w: &World) -> Option<Millis> {
-    w.trace.ledger_phases.iter().find(|(_, p)| p.starts_with("done:")).map(|(t, _)| *t)
+    w.trace
+        .ledger_phases
+        .iter()
+        .find(|(_, p)| p.starts_with("done:"))
+        .map(|(t, _)| *t)
 }
 
 /// `[onset, end)` of each ALARM stretch of a gate script.
@@ -200,7 +274,12 @@ fn excused_between(w: &World, from: Millis, to: Millis) -> Millis {
 
 /// The router's weights at time `t`, replayed from the trace.
 fn weights_at(initial: SlotWeights, w: &World, t: Millis) -> SlotWeights {
-    w.trace.weight_changes.iter().take_while(|c| c.at <= t).last().map_or(initial, |c| c.to)
+    w.trace
+        .weight_changes
+        .iter()
+        .take_while(|c| c.at <= t)
+        .last()
+        .map_or(initial, |c| c.to)
 }
 
 #[cfg(test)]
@@ -213,8 +292,18 @@ mod tests {
     /// Blue in A at 100%, green (healthy from t=10s) in B; keep-alive 1 min, poll 1s.
     fn world() -> (World, Checker) {
         let mut w = World::new(1, 0, "v1", 2, vec![]);
-        w.fleets[1] = Some(SimFleet { revision: "v2".into(), desired: 2, healthy_at: Some(10_000) });
-        let ctx = Context { blue_slot: Slot::A, keep_alive_ms: KEEP, poll_ms: 1_000, latency_max: 100, initial: w.router };
+        w.fleets[1] = Some(SimFleet {
+            revision: "v2".into(),
+            desired: 2,
+            healthy_at: Some(10_000),
+        });
+        let ctx = Context {
+            blue_slot: Slot::A,
+            keep_alive_ms: KEEP,
+            poll_ms: 1_000,
+            latency_max: 100,
+            initial: w.router,
+        };
         (w, Checker::new(ctx))
     }
 
@@ -250,7 +339,11 @@ mod tests {
         w.now += KEEP - 1;
         w.remove_now(Slot::A);
         c.after_step(&w);
-        assert!(violated(&c, "invariant 3: blue retired after green held 100%"), "{:?}", c.violations);
+        assert!(
+            violated(&c, "invariant 3: blue retired after green held 100%"),
+            "{:?}",
+            c.violations
+        );
     }
 
     #[test]
@@ -260,15 +353,26 @@ mod tests {
         w.set_weights_now(SlotWeights { a: 50, b: 50 });
         w.remove_now(Slot::B);
         c.after_step(&w);
-        assert!(violated(&c, "invariant 3: slot b removed while carrying 50%"), "{:?}", c.violations);
-        assert!(violated(&c, "invariant 1: slot b has 50% of traffic but no fleet"), "{:?}", c.violations);
+        assert!(
+            violated(&c, "invariant 3: slot b removed while carrying 50%"),
+            "{:?}",
+            c.violations
+        );
+        assert!(
+            violated(&c, "invariant 1: slot b has 50% of traffic but no fleet"),
+            "{:?}",
+            c.violations
+        );
     }
 
     #[test]
     fn a_slow_rollback_is_caught_and_a_prompt_one_is_not() {
         for (rollback_after, late) in [(900, false), (3_000, true)] {
             let (mut w, mut c) = world();
-            w.gates = vec![SimGate { name: "5xx".into(), script: vec![(30_000, GateState::Alarm)] }];
+            w.gates = vec![SimGate {
+                name: "5xx".into(),
+                script: vec![(30_000, GateState::Alarm)],
+            }];
             w.now = 20_000;
             w.set_weights_now(SlotWeights { a: 90, b: 10 });
             w.now = 30_000 + rollback_after;
@@ -276,14 +380,22 @@ mod tests {
             // Bound: poll 1s + 12 × 100ms = 2.2s after the onset.
             w.now = 40_000;
             c.after_step(&w);
-            assert_eq!(violated(&c, "invariant 4"), late, "rollback after {rollback_after}ms: {:?}", c.violations);
+            assert_eq!(
+                violated(&c, "invariant 4"),
+                late,
+                "rollback after {rollback_after}ms: {:?}",
+                c.violations
+            );
         }
     }
 
     #[test]
     fn time_lost_to_injected_faults_extends_the_bound() {
         let (mut w, mut c) = world();
-        w.gates = vec![SimGate { name: "5xx".into(), script: vec![(30_000, GateState::Alarm)] }];
+        w.gates = vec![SimGate {
+            name: "5xx".into(),
+            script: vec![(30_000, GateState::Alarm)],
+        }];
         w.now = 20_000;
         w.set_weights_now(SlotWeights { a: 90, b: 10 });
         w.trace.excused_log.push((30_500, 0));
@@ -301,10 +413,27 @@ mod tests {
         w.now = 20_000;
         w.set_weights_now(SlotWeights { a: 90, b: 10 });
         c.at_end(&w, &Outcome::Succeeded);
-        assert!(violated(&c, "invariant 5: Succeeded but router"), "{:?}", c.violations);
-        c.at_end(&w, &Outcome::Halted { reason: crate::engine::Reason::BlueGone { at: 0 } });
-        assert!(violated(&c, "invariant 5: Halted but router"), "{:?}", c.violations);
-        assert!(violated(&c, "but the ledger holds None"), "{:?}", c.violations);
+        assert!(
+            violated(&c, "invariant 5: Succeeded but router"),
+            "{:?}",
+            c.violations
+        );
+        c.at_end(
+            &w,
+            &Outcome::Halted {
+                reason: crate::engine::Reason::BlueGone { at: 0 },
+            },
+        );
+        assert!(
+            violated(&c, "invariant 5: Halted but router"),
+            "{:?}",
+            c.violations
+        );
+        assert!(
+            violated(&c, "but the ledger holds None"),
+            "{:?}",
+            c.violations
+        );
     }
 
     #[test]
@@ -316,12 +445,21 @@ mod tests {
         w.now += KEEP;
         w.remove_now(Slot::A);
         c.at_end(&w, &Outcome::Succeeded);
-        assert!(violated(&c, "an ALARM was read before retirement"), "{:?}", c.violations);
+        assert!(
+            violated(&c, "an ALARM was read before retirement"),
+            "{:?}",
+            c.violations
+        );
     }
 
     #[test]
     fn episodes_of_a_flapping_script() {
-        let s = [(10, GateState::Alarm), (20, GateState::Ok), (30, GateState::Alarm), (35, GateState::Alarm)];
+        let s = [
+            (10, GateState::Alarm),
+            (20, GateState::Ok),
+            (30, GateState::Alarm),
+            (35, GateState::Alarm),
+        ];
         assert_eq!(alarm_episodes(&s), vec![(10, 20), (30, Millis::MAX)]);
         assert!(alarm_episodes(&[(5, GateState::Ok)]).is_empty());
     }

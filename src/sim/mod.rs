@@ -15,7 +15,7 @@ pub mod check;
 pub mod scenario;
 
 use crate::engine::{Phase, Record};
-use crate::model::{FleetStatus, GateReading, GateState, Millis, Slot, SlotWeights};
+use crate::model::{fmt_time, FleetStatus, GateReading, GateState, Millis, Slot, SlotWeights};
 use crate::ports::{Clock, ErrorKind, Fleet, Gate, Ledger, PortError, Ports, Router};
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
@@ -56,7 +56,11 @@ pub struct SimGate {
 impl SimGate {
     /// The state at `t`, and since when.
     pub fn state_at(&self, t: Millis) -> (GateState, Millis) {
-        self.script.iter().rev().find(|(from, _)| *from <= t).map_or((GateState::Ok, 0), |(from, s)| (*s, *from))
+        self.script
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= t)
+            .map_or((GateState::Ok, 0), |(from, s)| (*s, *from))
     }
 }
 
@@ -156,7 +160,13 @@ enum Fate {
 impl World {
     /// A world at `now` with blue (`revision`, `instances`) healthy in slot A
     /// taking all traffic, and these gates.
-    pub fn new(seed: u64, now: Millis, revision: &str, instances: u32, gates: Vec<SimGate>) -> World {
+    pub fn new(
+        seed: u64,
+        now: Millis,
+        revision: &str,
+        instances: u32,
+        gates: Vec<SimGate>,
+    ) -> World {
         World {
             now,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -165,7 +175,14 @@ impl World {
             timeout_ms: 5_000,
             router: SlotWeights { a: 100, b: 0 },
             full_since: [Some(now), None],
-            fleets: [Some(SimFleet { revision: revision.to_string(), desired: instances, healthy_at: Some(now) }), None],
+            fleets: [
+                Some(SimFleet {
+                    revision: revision.to_string(),
+                    desired: instances,
+                    healthy_at: Some(now),
+                }),
+                None,
+            ],
             healthy_after: Some(30_000),
             gates,
             ledger: None,
@@ -188,14 +205,20 @@ impl World {
                 exists: true,
                 revision: Some(f.revision.clone()),
                 desired: f.desired,
-                healthy: if f.healthy_at.is_some_and(|t| t <= self.now) { f.desired } else { 0 },
+                healthy: if f.healthy_at.is_some_and(|t| t <= self.now) {
+                    f.desired
+                } else {
+                    0
+                },
             },
         }
     }
 
     /// The stored record, decoded.
     pub fn record(&self) -> Option<Record> {
-        self.ledger.as_ref().map(|(json, _)| serde_json::from_str(json).expect("the sim ledger holds valid records"))
+        self.ledger.as_ref().map(|(json, _)| {
+            serde_json::from_str(json).expect("the sim ledger holds valid records")
+        })
     }
 
     /// Begin a call: advance time, count it, and draw its fate.
@@ -213,27 +236,41 @@ impl World {
         }
         if self.kill_at == Some(self.calls) {
             self.killed = true;
-            return Fate::Killed { took_effect: mutating && self.rng.gen_bool(0.5) };
+            return Fate::Killed {
+                took_effect: mutating && self.rng.gen_bool(0.5),
+            };
         }
         let roll: f64 = self.rng.gen();
         let fate = if roll < self.faults.error_rate {
             Fate::Error
         } else if roll < self.faults.error_rate + self.faults.timeout_rate {
             self.now += self.timeout_ms;
-            Fate::Timeout { took_effect: mutating && self.rng.gen_bool(0.5) }
+            Fate::Timeout {
+                took_effect: mutating && self.rng.gen_bool(0.5),
+            }
         } else {
             Fate::Normal
         };
         self.after_fault = !matches!(fate, Fate::Normal);
         if self.after_fault {
-            self.excused += latency + if matches!(fate, Fate::Timeout { .. }) { self.timeout_ms } else { 0 };
+            self.excused += latency
+                + if matches!(fate, Fate::Timeout { .. }) {
+                    self.timeout_ms
+                } else {
+                    0
+                };
         }
         fate
     }
 
     fn set_weights_now(&mut self, w: SlotWeights) {
         let healthy = [Slot::A, Slot::B].map(|s| self.fleet_status(s).fully_healthy());
-        self.trace.weight_changes.push(WeightChange { at: self.now, from: self.router, to: w, healthy });
+        self.trace.weight_changes.push(WeightChange {
+            at: self.now,
+            from: self.router,
+            to: w,
+            healthy,
+        });
         for s in Slot::BOTH {
             let full = w.get(s) == 100;
             if full && self.full_since[s.index()].is_none() {
@@ -248,7 +285,12 @@ impl World {
     fn remove_now(&mut self, slot: Slot) {
         if self.fleets[slot.index()].is_some() {
             let other_full_for = self.full_since[slot.other().index()].map(|t| self.now - t);
-            self.trace.removals.push(Removal { at: self.now, slot, weight: self.router.get(slot), other_full_for });
+            self.trace.removals.push(Removal {
+                at: self.now,
+                slot,
+                weight: self.router.get(slot),
+                other_full_for,
+            });
         }
         self.fleets[slot.index()] = None;
     }
@@ -259,7 +301,11 @@ impl World {
             Some(f) => Err(format!("slot {slot} already runs {}", f.revision)),
             None => {
                 let healthy_at = self.healthy_after.map(|d| self.now + d);
-                self.fleets[slot.index()] = Some(SimFleet { revision: revision.to_string(), desired, healthy_at });
+                self.fleets[slot.index()] = Some(SimFleet {
+                    revision: revision.to_string(),
+                    desired,
+                    healthy_at,
+                });
                 Ok(())
             }
         }
@@ -300,21 +346,37 @@ impl SimCloud {
 
     fn begin(&self, mutating: bool) -> Begun {
         match self.world().begin(mutating) {
-            Fate::Normal => Begun::Go { took_effect: true, fail: false },
-            Fate::Error => Begun::Go { took_effect: false, fail: true },
-            Fate::Timeout { took_effect } => Begun::Go { took_effect, fail: true },
+            Fate::Normal => Begun::Go {
+                took_effect: true,
+                fail: false,
+            },
+            Fate::Error => Begun::Go {
+                took_effect: false,
+                fail: true,
+            },
+            Fate::Timeout { took_effect } => Begun::Go {
+                took_effect,
+                fail: true,
+            },
             Fate::Killed { took_effect } => {
                 if !took_effect {
                     return Begun::Killed;
                 }
-                Begun::Go { took_effect: true, fail: true }
+                Begun::Go {
+                    took_effect: true,
+                    fail: true,
+                }
             }
         }
     }
 }
 
 fn transient(op: &str) -> PortError {
-    PortError::new(op, ErrorKind::Transient, "injected: ThrottlingException / 503 / timeout")
+    PortError::new(
+        op,
+        ErrorKind::Transient,
+        "injected: ThrottlingException / 503 / timeout",
+    )
 }
 
 /// Never completes: the process died during this call.
@@ -357,7 +419,11 @@ impl Fleet for SimCloud {
     async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
         sim_call!(self, "fleet.provision", true, |w| w
             .provision_now(slot, revision, desired)
-            .map_err(|m| PortError::new("fleet.provision", ErrorKind::Invalid, m)))
+            .map_err(|m| PortError::new(
+                "fleet.provision",
+                ErrorKind::Invalid,
+                m
+            )))
     }
 
     async fn remove(&self, slot: Slot) -> Result<(), PortError> {
@@ -378,7 +444,11 @@ impl Router for SimCloud {
         sim_call!(self, "router.set_weights", true, |w| {
             // Like ALB and Route 53, the router refuses weights it cannot hold.
             if !weights.is_valid() {
-                Err(PortError::new("router.set_weights", ErrorKind::Invalid, format!("invalid weights {weights}")))
+                Err(PortError::new(
+                    "router.set_weights",
+                    ErrorKind::Invalid,
+                    format!("invalid weights {weights}"),
+                ))
             } else {
                 let rate = if w.quiet { 0.0 } else { w.faults.no_take_rate };
                 let no_take = rate > 0.0 && w.rng.gen_bool(rate);
@@ -404,7 +474,12 @@ impl Gate for SimCloud {
                 .iter()
                 .map(|g| {
                     let (state, since) = g.state_at(now);
-                    GateReading { name: g.name.clone(), state, reason: format!("scripted {state} since {since}"), since }
+                    GateReading {
+                        name: g.name.clone(),
+                        state,
+                        reason: format!("simulated {state} since {}", fmt_time(since)),
+                        since,
+                    }
                 })
                 .collect();
             if readings.iter().any(|r| r.state == GateState::Alarm) {
@@ -418,11 +493,14 @@ impl Gate for SimCloud {
 #[async_trait]
 impl Ledger for SimCloud {
     async fn load(&self) -> Result<Option<Record>, PortError> {
-        sim_call!(self, "ledger.load", false, |w| Ok(w.ledger.as_ref().map(|(json, version)| {
-            let mut r: Record = serde_json::from_str(json).expect("sim ledger holds valid JSON");
-            r.version = *version;
-            r
-        })))
+        sim_call!(self, "ledger.load", false, |w| Ok(w.ledger.as_ref().map(
+            |(json, version)| {
+                let mut r: Record =
+                    serde_json::from_str(json).expect("sim ledger holds valid JSON");
+                r.version = *version;
+                r
+            }
+        )))
     }
 
     async fn store(&self, record: &Record) -> Result<u64, PortError> {

@@ -9,7 +9,7 @@
 use super::check::{alarm_episodes, Checker, Context};
 use super::{Faults, SimCloud, SimGate, World};
 use crate::config::InsufficientData;
-use crate::driver::{Driver, DriverError, NewDeployment, Retry, Settings};
+use crate::driver::{Driver, DriverError, EventSink, NewDeployment, Retry, Settings};
 use crate::engine::{Outcome, Plan, Reason};
 use crate::events::Event;
 use crate::model::{GateState, Millis, Slot, SlotWeights};
@@ -77,18 +77,33 @@ impl Scenario {
         let steps: Vec<Step> = match rng.gen_range(0..4) {
             0 => expand_canary(rng.gen_range(1..=50), rng.gen_range(0..=10) * MIN),
             1 => expand_linear(rng.gen_range(5..=50), rng.gen_range(1..=18) * 10 * S),
-            2 => vec![Step { weight: 100, bake_ms: 0 }],
+            2 => vec![Step {
+                weight: 100,
+                bake_ms: 0,
+            }],
             _ => {
                 let n = rng.gen_range(1..=4);
                 let mut ws: Vec<u8> = (0..n).map(|_| rng.gen_range(1..100)).collect();
                 ws.sort_unstable();
                 ws.dedup();
-                let mut steps: Vec<Step> = ws.into_iter().map(|w| Step { weight: w, bake_ms: rng.gen_range(0..=300) * S }).collect();
-                steps.push(Step { weight: 100, bake_ms: rng.gen_range(0..=2) * MIN });
+                let mut steps: Vec<Step> = ws
+                    .into_iter()
+                    .map(|w| Step {
+                        weight: w,
+                        bake_ms: rng.gen_range(0..=300) * S,
+                    })
+                    .collect();
+                steps.push(Step {
+                    weight: 100,
+                    bake_ms: rng.gen_range(0..=2) * MIN,
+                });
                 steps
             }
         };
-        let poll_ms = *[1, 2, 5, 10, 15, 30].map(|s| s * S).get(rng.gen_range(0..6)).expect("in range");
+        let poll_ms = *[1, 2, 5, 10, 15, 30]
+            .map(|s| s * S)
+            .get(rng.gen_range(0..6))
+            .expect("in range");
         let timeout = rng.gen_range(1..=10) * MIN;
         let plan = Plan {
             strategy: format!("sim-{seed}"),
@@ -96,16 +111,25 @@ impl Scenario {
             keep_alive_ms: rng.gen_range(0..=15) * MIN,
             poll_ms,
             green_healthy_timeout_ms: timeout,
-            insufficient_data: if rng.gen_bool(0.3) { InsufficientData::Alarm } else { InsufficientData::Ok },
+            insufficient_data: if rng.gen_bool(0.3) {
+                InsufficientData::Alarm
+            } else {
+                InsufficientData::Ok
+            },
         };
         let healthy_after = match rng.gen_range(0..20) {
             0 | 1 => None,
             2 => Some(timeout + rng.gen_range(1..=60) * S),
             _ => Some(rng.gen_range(0..=timeout * 8 / 10)),
         };
-        let est_len = healthy_after.unwrap_or(timeout) + plan.steps.iter().map(|s| s.bake_ms).sum::<Millis>() + plan.keep_alive_ms;
+        let est_len = healthy_after.unwrap_or(timeout)
+            + plan.steps.iter().map(|s| s.bake_ms).sum::<Millis>()
+            + plan.keep_alive_ms;
         let gates = (0..rng.gen_range(0..=3))
-            .map(|i| SimGate { name: format!("gate-{i}"), script: gate_script(&mut rng, est_len) })
+            .map(|i| SimGate {
+                name: format!("gate-{i}"),
+                script: gate_script(&mut rng, est_len),
+            })
             .collect();
         let faults = if rng.gen_bool(0.35) {
             Faults::default()
@@ -113,12 +137,22 @@ impl Scenario {
             Faults {
                 error_rate: rng.gen_range(0.0..0.15),
                 timeout_rate: rng.gen_range(0.0..0.05),
-                no_take_rate: if rng.gen_bool(0.5) { rng.gen_range(0.0..0.15) } else { 0.0 },
+                no_take_rate: if rng.gen_bool(0.5) {
+                    rng.gen_range(0.0..0.15)
+                } else {
+                    0.0
+                },
             }
         };
         let latency = (rng.gen_range(5..=50), rng.gen_range(60..=300));
         let est_calls = est_len / poll_ms * 4 + 30;
-        let kills = if rng.gen_bool(0.4) { (0..rng.gen_range(1..=3)).map(|_| rng.gen_range(1..=est_calls)).collect() } else { vec![] };
+        let kills = if rng.gen_bool(0.4) {
+            (0..rng.gen_range(1..=3))
+                .map(|_| rng.gen_range(1..=est_calls))
+                .collect()
+        } else {
+            vec![]
+        };
         let bad_input = rng.gen_bool(0.08).then(|| match rng.gen_range(0..5) {
             0 => BadInput::MissingGate,
             1 => BadInput::GateAlreadyInAlarm,
@@ -151,8 +185,15 @@ impl Scenario {
     /// scenario fixes it: green never healthy and no gate trouble before the
     /// timeout → rolled back; no gate ever failing and green healthy → succeeded.
     fn fate(&self) -> Option<&'static str> {
-        let fails = |s: GateState| s == GateState::Alarm || (s == GateState::InsufficientData && self.plan.insufficient_data == InsufficientData::Alarm);
-        let gate_trouble = self.gates.iter().any(|g| g.script.iter().any(|(_, s)| fails(*s)));
+        let fails = |s: GateState| {
+            s == GateState::Alarm
+                || (s == GateState::InsufficientData
+                    && self.plan.insufficient_data == InsufficientData::Alarm)
+        };
+        let gate_trouble = self
+            .gates
+            .iter()
+            .any(|g| g.script.iter().any(|(_, s)| fails(*s)));
         if self.interrupt_at_step.is_some() || self.bad_input.is_some() || gate_trouble {
             return None;
         }
@@ -172,7 +213,10 @@ fn gate_script(rng: &mut ChaCha8Rng, est_len: Millis) -> Vec<(Millis, GateState)
     match rng.gen_range(0..20) {
         0..=10 => vec![],
         11..=14 => vec![(start + rng.gen_range(0..horizon), GateState::Alarm)],
-        15 => vec![(start + rng.gen_range(0..horizon), GateState::InsufficientData)],
+        15 => vec![(
+            start + rng.gen_range(0..horizon),
+            GateState::InsufficientData,
+        )],
         _ => {
             let mut t = start;
             let mut script = Vec::new();
@@ -222,7 +266,11 @@ fn settings(owner: String, force: bool) -> Settings {
     Settings {
         owner,
         lock_ttl_ms: 3 * MIN,
-        retry: Retry { attempts: 5, base_ms: 200, max_ms: 5_000 },
+        retry: Retry {
+            attempts: 5,
+            base_ms: 200,
+            max_ms: 5_000,
+        },
         weight_attempts: 3,
         force,
     }
@@ -240,20 +288,37 @@ pub fn run_seed(seed: u64) -> RunReport {
 
 /// Run a scenario to its end.
 pub fn run_scenario(sc: Scenario) -> RunReport {
-    let mut world = World::new(sc.seed ^ 0x7ea1_5eed, T0, "v1", sc.instances, sc.gates.clone());
+    let mut world = World::new(
+        sc.seed ^ 0x7ea1_5eed,
+        T0,
+        "v1",
+        sc.instances,
+        sc.gates.clone(),
+    );
     world.faults = sc.faults;
     world.latency = sc.latency;
     world.healthy_after = sc.healthy_after;
     let mut gate_names: Vec<String> = sc.gates.iter().map(|g| g.name.clone()).collect();
     match sc.bad_input {
         Some(BadInput::MissingGate) => gate_names.push("no-such-alarm".into()),
-        Some(BadInput::GateAlreadyInAlarm) => world.gates.push(SimGate { name: "already".into(), script: vec![(0, GateState::Alarm)] }),
+        Some(BadInput::GateAlreadyInAlarm) => world.gates.push(SimGate {
+            name: "already".into(),
+            script: vec![(0, GateState::Alarm)],
+        }),
         Some(BadInput::IdleSlotOccupied) => {
-            world.fleets[1] = Some(super::SimFleet { revision: "v0".into(), desired: 1, healthy_at: Some(0) })
+            world.fleets[1] = Some(super::SimFleet {
+                revision: "v0".into(),
+                desired: 1,
+                healthy_at: Some(0),
+            })
         }
         Some(BadInput::RouterSplit) => {
             world.router = SlotWeights { a: 60, b: 40 };
-            world.fleets[1] = Some(super::SimFleet { revision: "v1".into(), desired: 1, healthy_at: Some(0) });
+            world.fleets[1] = Some(super::SimFleet {
+                revision: "v1".into(),
+                desired: 1,
+                healthy_at: Some(0),
+            });
         }
         Some(BadInput::BlueMissing) => world.fleets[0] = None,
         None => {}
@@ -266,7 +331,7 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     let initial = world.router;
     let cloud = SimCloud::new(world);
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
-    let sink = |events: &Arc<Mutex<Vec<Event>>>| -> Box<dyn FnMut(&Event) + Send> {
+    let sink = |events: &Arc<Mutex<Vec<Event>>>| -> EventSink {
         let events = events.clone();
         Box::new(move |e: &Event| events.lock().expect("events").push(e.clone()))
     };
@@ -305,7 +370,9 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
         if driver.is_none() {
             report.processes += 1;
             if report.processes > MAX_PROCESSES {
-                report.violations.push(format!("no outcome after {MAX_PROCESSES} processes"));
+                report
+                    .violations
+                    .push(format!("no outcome after {MAX_PROCESSES} processes"));
                 break;
             }
             let owner = format!("sim-process-{}", report.processes);
@@ -323,9 +390,18 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
             }
             // Nothing recorded yet (the first process died early): the pipeline runs `teal deploy` again.
             let started = if has_record {
-                poll_once(Driver::resume(cloud.ports(), settings(owner, !sc.wait_out_lock), sink(&events)))
+                poll_once(Driver::resume(
+                    cloud.ports(),
+                    settings(owner, !sc.wait_out_lock),
+                    sink(&events),
+                ))
             } else {
-                poll_once(Driver::start(cloud.ports(), settings(owner, false), spec.clone(), sink(&events)))
+                poll_once(Driver::start(
+                    cloud.ports(),
+                    settings(owner, false),
+                    spec.clone(),
+                    sink(&events),
+                ))
             };
             match started {
                 None => {
@@ -343,14 +419,21 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
                     // A deploy re-run after a gate began failing is rightly refused.
                     let alarm_now = {
                         let w = cloud.world();
-                        w.gates.iter().any(|g| g.state_at(w.now).0 == GateState::Alarm)
+                        w.gates
+                            .iter()
+                            .any(|g| g.state_at(w.now).0 == GateState::Alarm)
                     };
-                    let legit = alarm_now && problems.iter().all(|p| p.contains("already in ALARM"));
+                    let legit =
+                        alarm_now && problems.iter().all(|p| p.contains("already in ALARM"));
                     if sc.bad_input.is_none() && !legit {
-                        report.violations.push(format!("preflight refused a good scenario: {problems:?}"));
+                        report
+                            .violations
+                            .push(format!("preflight refused a good scenario: {problems:?}"));
                     }
                     if cloud.world().mutating_calls != mutating_before {
-                        report.violations.push("invariant 8: a refused start made a mutating call".into());
+                        report
+                            .violations
+                            .push("invariant 8: a refused start made a mutating call".into());
                     }
                     report.refused = Some(problems.join("; "));
                     break;
@@ -359,25 +442,34 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
                     // Faults exhausted the retries: the job failed; it is run again.
                     down_since.get_or_insert(cloud.world().now);
                     if sc.bad_input.is_some() && cloud.world().mutating_calls != mutating_before {
-                        report.violations.push("invariant 8: bad input led to a mutating call".into());
+                        report
+                            .violations
+                            .push("invariant 8: bad input led to a mutating call".into());
                     }
                     continue;
                 }
                 Some(Err(e)) => {
-                    report.violations.push(format!("unexpected error starting a process: {e}"));
+                    report
+                        .violations
+                        .push(format!("unexpected error starting a process: {e}"));
                     break;
                 }
             }
         }
         if sc.bad_input.is_some() {
-            report.violations.push(format!("invariant 8: bad input {:?} was not refused", sc.bad_input));
+            report.violations.push(format!(
+                "invariant 8: bad input {:?} was not refused",
+                sc.bad_input
+            ));
             break;
         }
         let d = driver.as_mut().expect("a driver runs");
 
         report.steps += 1;
         if report.steps > MAX_STEPS {
-            report.violations.push(format!("no outcome after {MAX_STEPS} steps"));
+            report
+                .violations
+                .push(format!("no outcome after {MAX_STEPS} steps"));
             break;
         }
         if sc.interrupt_at_step == Some(report.steps) {
@@ -429,7 +521,11 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     report
 }
 
-fn on_kill(cloud: &SimCloud, kills: &mut impl Iterator<Item = u64>, down_since: &mut Option<Millis>) {
+fn on_kill(
+    cloud: &SimCloud,
+    kills: &mut impl Iterator<Item = u64>,
+    down_since: &mut Option<Millis>,
+) {
     let mut w = cloud.world();
     w.killed = false;
     let calls = w.calls;
@@ -439,13 +535,23 @@ fn on_kill(cloud: &SimCloud, kills: &mut impl Iterator<Item = u64>, down_since: 
 
 /// A second `teal deploy` while the first holds the lock must refuse, name
 /// the first deployment, and change nothing (invariant 7).
-fn second_driver(cloud: &SimCloud, spec: &NewDeployment, holder: String, report: &mut RunReport, events: &Arc<Mutex<Vec<Event>>>) {
+fn second_driver(
+    cloud: &SimCloud,
+    spec: &NewDeployment,
+    holder: String,
+    report: &mut RunReport,
+    events: &Arc<Mutex<Vec<Event>>>,
+) {
     let (mutating_before, now) = {
         let mut w = cloud.world();
         w.quiet = true;
         (w.mutating_calls, w.now)
     };
-    let lock_live = cloud.world().record().and_then(|r| r.lock).is_some_and(|l| l.expires_at > now);
+    let lock_live = cloud
+        .world()
+        .record()
+        .and_then(|r| r.lock)
+        .is_some_and(|l| l.expires_at > now);
     let mut other = spec.clone();
     other.id = "d-intruder".into();
     other.revision = "v3".into();
@@ -460,7 +566,9 @@ fn second_driver(cloud: &SimCloud, spec: &NewDeployment, holder: String, report:
         let mut w = cloud.world();
         w.quiet = false;
         if w.mutating_calls != mutating_before {
-            report.violations.push("invariant 7: a refused second deployment made a mutating call".into());
+            report
+                .violations
+                .push("invariant 7: a refused second deployment made a mutating call".into());
         }
     }
     match result {
@@ -482,7 +590,9 @@ fn check_fate(sc: &Scenario, outcome: &Outcome, violations: &mut Vec<String>) {
             _ => false,
         };
         if !allowed {
-            violations.push(format!("halted without a cause the scenario injected: {reason}"));
+            violations.push(format!(
+                "halted without a cause the scenario injected: {reason}"
+            ));
         }
         return;
     }
@@ -494,8 +604,16 @@ fn check_fate(sc: &Scenario, outcome: &Outcome, violations: &mut Vec<String>) {
             ));
         }
     }
-    if let Outcome::RolledBack { reason: Reason::GateFailed { .. } } = outcome {
-        if sc.gates.iter().all(|g| alarm_episodes(&g.script).is_empty()) && sc.plan.insufficient_data == InsufficientData::Ok {
+    if let Outcome::RolledBack {
+        reason: Reason::GateFailed { .. },
+    } = outcome
+    {
+        if sc
+            .gates
+            .iter()
+            .all(|g| alarm_episodes(&g.script).is_empty())
+            && sc.plan.insufficient_data == InsufficientData::Ok
+        {
             violations.push("rolled back by a gate that never failed".into());
         }
     }
@@ -508,7 +626,11 @@ pub fn render(report: &RunReport) -> String {
     out.push_str(&format!(
         "seed {}: steps {:?}, keep-alive {}ms, poll {}ms, timeout {}ms, healthy after {:?}ms\n",
         sc.seed,
-        sc.plan.steps.iter().map(|s| (s.weight, s.bake_ms)).collect::<Vec<_>>(),
+        sc.plan
+            .steps
+            .iter()
+            .map(|s| (s.weight, s.bake_ms))
+            .collect::<Vec<_>>(),
         sc.plan.keep_alive_ms,
         sc.plan.poll_ms,
         sc.plan.green_healthy_timeout_ms,
@@ -519,14 +641,28 @@ pub fn render(report: &RunReport) -> String {
         sc.faults, sc.latency, sc.kills, sc.wait_out_lock, sc.interrupt_at_step, sc.second_driver_at_step, sc.bad_input
     ));
     for g in &sc.gates {
-        out.push_str(&format!("  gate {}: {:?}\n", g.name, g.script.iter().map(|(t, s)| (t.saturating_sub(T0), *s)).collect::<Vec<_>>()));
+        out.push_str(&format!(
+            "  gate {}: {:?}\n",
+            g.name,
+            g.script
+                .iter()
+                .map(|(t, s)| (t.saturating_sub(T0), *s))
+                .collect::<Vec<_>>()
+        ));
     }
     for e in &report.events {
         let t = e.at.saturating_sub(T0);
-        out.push_str(&format!("  +{:>9}ms {}\n", t, serde_json::to_string(&e.kind).unwrap_or_default()));
+        out.push_str(&format!(
+            "  +{:>9}ms {}\n",
+            t,
+            serde_json::to_string(&e.kind).unwrap_or_default()
+        ));
     }
     match (&report.outcome, &report.refused) {
-        (Some(o), _) => out.push_str(&format!("outcome: {o} after {} steps, {} processes, {} calls\n", report.steps, report.processes, report.calls)),
+        (Some(o), _) => out.push_str(&format!(
+            "outcome: {o} after {} steps, {} processes, {} calls\n",
+            report.steps, report.processes, report.calls
+        )),
         (None, Some(r)) => out.push_str(&format!("refused: {r}\n")),
         (None, None) => out.push_str("no outcome\n"),
     }

@@ -78,10 +78,18 @@ impl Strategy {
     pub fn parse(name: &str, file: &SourceFile) -> Result<Strategy, InputError> {
         let raw: RawStrategy = toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?;
         if let Some(n) = &raw.name {
-            return Err(file.error(n.span(), "name", "a strategy file cannot name another strategy; give its steps here"));
+            return Err(file.error(
+                n.span(),
+                "name",
+                "a strategy file cannot name another strategy; give its steps here",
+            ));
         }
         if let Some(f) = &raw.file {
-            return Err(file.error(f.span(), "file", "a strategy file cannot point at another file; give its steps here"));
+            return Err(file.error(
+                f.span(),
+                "file",
+                "a strategy file cannot point at another file; give its steps here",
+            ));
         }
         raw.validate(name, file, "", None)
     }
@@ -119,20 +127,41 @@ impl Strategy {
 
 /// Expand a linear strategy: `step`%, 2×`step`%, ... each baked `interval`,
 /// then 100% (a last partial step is rounded up to 100).
+///
+/// ```
+/// use teal::strategy::expand_linear;
+/// let weights: Vec<u8> = expand_linear(30, 60_000).iter().map(|s| s.weight).collect();
+/// assert_eq!(weights, [30, 60, 90, 100]);
+/// ```
 pub fn expand_linear(step: u8, interval_ms: Millis) -> Vec<Step> {
     assert!((1..=100).contains(&step));
     let mut steps: Vec<Step> = (1..)
         .map(|i| u32::from(step) * i)
         .take_while(|w| *w < 100)
-        .map(|w| Step { weight: w as u8, bake_ms: interval_ms })
+        .map(|w| Step {
+            weight: w as u8,
+            bake_ms: interval_ms,
+        })
         .collect();
-    steps.push(Step { weight: 100, bake_ms: 0 });
+    steps.push(Step {
+        weight: 100,
+        bake_ms: 0,
+    });
     steps
 }
 
 /// Expand a canary strategy: `percent`% for `bake`, then 100%.
 pub fn expand_canary(percent: u8, bake_ms: Millis) -> Vec<Step> {
-    vec![Step { weight: percent, bake_ms }, Step { weight: 100, bake_ms: 0 }]
+    vec![
+        Step {
+            weight: percent,
+            bake_ms,
+        },
+        Step {
+            weight: 100,
+            bake_ms: 0,
+        },
+    ]
 }
 
 #[cfg(test)]
@@ -143,9 +172,27 @@ mod tests {
     fn linear_expands_to_even_steps_ending_at_100() {
         let s = expand_linear(10, 60_000);
         assert_eq!(s.len(), 10);
-        assert_eq!(s[0], Step { weight: 10, bake_ms: 60_000 });
-        assert_eq!(s[8], Step { weight: 90, bake_ms: 60_000 });
-        assert_eq!(s[9], Step { weight: 100, bake_ms: 0 });
+        assert_eq!(
+            s[0],
+            Step {
+                weight: 10,
+                bake_ms: 60_000
+            }
+        );
+        assert_eq!(
+            s[8],
+            Step {
+                weight: 90,
+                bake_ms: 60_000
+            }
+        );
+        assert_eq!(
+            s[9],
+            Step {
+                weight: 100,
+                bake_ms: 0
+            }
+        );
         let odd: Vec<u8> = expand_linear(30, 1).iter().map(|s| s.weight).collect();
         assert_eq!(odd, vec![30, 60, 90, 100]);
         assert_eq!(expand_linear(100, 5).len(), 1);
@@ -153,6 +200,12 @@ mod tests {
 
     #[test]
     fn canary_has_two_steps() {
-        assert_eq!(expand_canary(10, 300_000).iter().map(|s| s.weight).collect::<Vec<_>>(), vec![10, 100]);
+        assert_eq!(
+            expand_canary(10, 300_000)
+                .iter()
+                .map(|s| s.weight)
+                .collect::<Vec<_>>(),
+            vec![10, 100]
+        );
     }
 }

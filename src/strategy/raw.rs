@@ -91,18 +91,31 @@ pub fn duration(file: &SourceFile, v: &Spanned<String>, field: &str) -> Result<M
             file.error(
                 v.span(),
                 field,
-                format!("bad duration {:?} ({e}); write it like 90s, 5m or 1h30m", v.get_ref()),
+                format!(
+                    "bad duration {:?} ({e}); write it like 90s, 5m or 1h30m",
+                    v.get_ref()
+                ),
             )
         })
 }
 
-fn percent(file: &SourceFile, v: &Spanned<i64>, field: &str, range: Range<i64>, what: &str) -> Result<u8, InputError> {
+fn percent(
+    file: &SourceFile,
+    v: &Spanned<i64>,
+    field: &str,
+    range: Range<i64>,
+    what: &str,
+) -> Result<u8, InputError> {
     let n = *v.get_ref();
     if !range.contains(&n) {
         return Err(file.error(
             v.span(),
             field,
-            format!("{what} must be {}..={}, got {n}", range.start, range.end - 1),
+            format!(
+                "{what} must be {}..={}, got {n}",
+                range.start,
+                range.end - 1
+            ),
         ));
     }
     Ok(n as u8)
@@ -120,7 +133,10 @@ impl RawStrategy {
     /// True when this table gives a shape or a setting of its own (as opposed to
     /// only naming a built-in or a file).
     pub fn has_shape(&self) -> bool {
-        self.steps.is_some() || self.linear.is_some() || self.canary.is_some() || self.rolling.is_some()
+        self.steps.is_some()
+            || self.linear.is_some()
+            || self.canary.is_some()
+            || self.rolling.is_some()
     }
 
     /// Validate into a [`Strategy`]. `prefix` is the dotted path of this table
@@ -147,25 +163,52 @@ impl RawStrategy {
             return Err(file.error(
                 span,
                 &join(prefix, second),
-                format!("a strategy has one shape, but both `{}` and `{second}` are given", shapes[0].0),
+                format!(
+                    "a strategy has one shape, but both `{}` and `{second}` are given",
+                    shapes[0].0
+                ),
             ));
         }
         let shape = if let Some(steps) = &self.steps {
-            Shape::BlueGreen { steps: self.validate_steps(steps, file, prefix)? }
+            Shape::BlueGreen {
+                steps: self.validate_steps(steps, file, prefix)?,
+            }
         } else if let Some(l) = &self.linear {
             let f = join(prefix, "linear");
-            let step = percent(file, &l.get_ref().step, &format!("{f}.step"), 1..101, "step")?;
+            let step = percent(
+                file,
+                &l.get_ref().step,
+                &format!("{f}.step"),
+                1..101,
+                "step",
+            )?;
             let interval = duration(file, &l.get_ref().interval, &format!("{f}.interval"))?;
-            Shape::BlueGreen { steps: expand_linear(step, interval) }
+            Shape::BlueGreen {
+                steps: expand_linear(step, interval),
+            }
         } else if let Some(c) = &self.canary {
             let f = join(prefix, "canary");
-            let p = percent(file, &c.get_ref().percent, &format!("{f}.percent"), 1..100, "canary percent")?;
+            let p = percent(
+                file,
+                &c.get_ref().percent,
+                &format!("{f}.percent"),
+                1..100,
+                "canary percent",
+            )?;
             let bake = duration(file, &c.get_ref().bake, &format!("{f}.bake"))?;
-            Shape::BlueGreen { steps: expand_canary(p, bake) }
+            Shape::BlueGreen {
+                steps: expand_canary(p, bake),
+            }
         } else if let Some(r) = &self.rolling {
             let f = join(prefix, "rolling");
             let r = r.get_ref();
-            let min = percent(file, &r.min_healthy_percent, &format!("{f}.min_healthy_percent"), 0..101, "min_healthy_percent")?;
+            let min = percent(
+                file,
+                &r.min_healthy_percent,
+                &format!("{f}.min_healthy_percent"),
+                0..101,
+                "min_healthy_percent",
+            )?;
             let max = *r.max_percent.get_ref();
             if !(100..=200).contains(&max) {
                 return Err(file.error(
@@ -185,7 +228,11 @@ impl RawStrategy {
                 Some(b) => duration(file, b, &format!("{f}.bake"))?,
                 None => 0,
             };
-            Shape::Rolling(Rolling { min_healthy_percent: min, max_percent: max as u16, bake_ms: bake })
+            Shape::Rolling(Rolling {
+                min_healthy_percent: min,
+                max_percent: max as u16,
+                bake_ms: bake,
+            })
         } else if let Some(b) = base {
             b.shape.clone()
         } else {
@@ -196,19 +243,34 @@ impl RawStrategy {
             ));
         };
 
-        let setting = |v: &Option<Spanned<String>>, key: &str, from_base: Option<Millis>, default: &str| -> Result<Millis, InputError> {
+        let setting = |v: &Option<Spanned<String>>,
+                       key: &str,
+                       from_base: Option<Millis>,
+                       default: &str|
+         -> Result<Millis, InputError> {
             match v {
                 Some(v) => duration(file, v, &join(prefix, key)),
                 None => Ok(from_base.unwrap_or_else(|| {
-                    humantime::parse_duration(default).expect("default durations parse").as_millis() as Millis
+                    humantime::parse_duration(default)
+                        .expect("default durations parse")
+                        .as_millis() as Millis
                 })),
             }
         };
-        let keep_alive_ms = setting(&self.keep_alive, "keep_alive", base.map(|b| b.keep_alive_ms), DEFAULT_KEEP_ALIVE)?;
+        let keep_alive_ms = setting(
+            &self.keep_alive,
+            "keep_alive",
+            base.map(|b| b.keep_alive_ms),
+            DEFAULT_KEEP_ALIVE,
+        )?;
         let poll_ms = setting(&self.poll, "poll", base.map(|b| b.poll_ms), DEFAULT_POLL)?;
         if poll_ms < 100 {
             let span = self.poll.as_ref().map_or(0..0, |p| p.span());
-            return Err(file.error(span, &join(prefix, "poll"), format!("poll must be at least 100ms, got {poll_ms}ms")));
+            return Err(file.error(
+                span,
+                &join(prefix, "poll"),
+                format!("poll must be at least 100ms, got {poll_ms}ms"),
+            ));
         }
         let green_healthy_timeout_ms = setting(
             &self.green_healthy_timeout,
@@ -217,35 +279,65 @@ impl RawStrategy {
             DEFAULT_GREEN_HEALTHY_TIMEOUT,
         )?;
         if green_healthy_timeout_ms == 0 {
-            let span = self.green_healthy_timeout.as_ref().map_or(0..0, |p| p.span());
-            return Err(file.error(span, &join(prefix, "green_healthy_timeout"), "green_healthy_timeout must be above 0"));
+            let span = self
+                .green_healthy_timeout
+                .as_ref()
+                .map_or(0..0, |p| p.span());
+            return Err(file.error(
+                span,
+                &join(prefix, "green_healthy_timeout"),
+                "green_healthy_timeout must be above 0",
+            ));
         }
         let description = self
             .description
             .clone()
             .or_else(|| base.map(|b| b.description.clone()))
             .unwrap_or_else(|| "custom strategy".to_string());
-        Ok(Strategy { name: name.to_string(), description, shape, keep_alive_ms, poll_ms, green_healthy_timeout_ms })
+        Ok(Strategy {
+            name: name.to_string(),
+            description,
+            shape,
+            keep_alive_ms,
+            poll_ms,
+            green_healthy_timeout_ms,
+        })
     }
 
-    fn validate_steps(&self, steps: &Spanned<Vec<RawStep>>, file: &SourceFile, prefix: &str) -> Result<Vec<Step>, InputError> {
+    fn validate_steps(
+        &self,
+        steps: &Spanned<Vec<RawStep>>,
+        file: &SourceFile,
+        prefix: &str,
+    ) -> Result<Vec<Step>, InputError> {
         let f = join(prefix, "steps");
         if steps.get_ref().is_empty() {
-            return Err(file.error(steps.span(), &f, "steps must not be empty: give at least one step, ending with weight = 100"));
+            return Err(file.error(
+                steps.span(),
+                &f,
+                "steps must not be empty: give at least one step, ending with weight = 100",
+            ));
         }
         let mut out: Vec<Step> = Vec::with_capacity(steps.get_ref().len());
         for (i, s) in steps.get_ref().iter().enumerate() {
             let field = format!("{f}[{i}].weight");
             let weight = percent(file, &s.weight, &field, 0..101, "weight")?;
             if weight == 0 {
-                return Err(file.error(s.weight.span(), &field, "weight must be above 0: a step moves traffic to green"));
+                return Err(file.error(
+                    s.weight.span(),
+                    &field,
+                    "weight must be above 0: a step moves traffic to green",
+                ));
             }
             if let Some(prev) = out.last() {
                 if weight <= prev.weight {
                     return Err(file.error(
                         s.weight.span(),
                         &field,
-                        format!("weights must increase from step to step, but {weight} follows {}", prev.weight),
+                        format!(
+                            "weights must increase from step to step, but {weight} follows {}",
+                            prev.weight
+                        ),
                     ));
                 }
             }

@@ -1,0 +1,316 @@
+//! The command line: raw clap arguments in, validated config and a command
+//! out, run over the library; every path ends in a documented [`Exit`].
+
+pub mod plan;
+pub mod render;
+
+use crate::config::{Config, ConfigError, FleetConfig, RouterConfig};
+use crate::driver::{Driver, DriverError, EventSink, NewDeployment, Settings};
+use crate::engine::Plan;
+use crate::events::Event;
+use crate::exit::Exit;
+use crate::ports::Clock;
+use crate::sim::scenario::{render as render_run, run_seed};
+use crate::sim::{SimCloud, SimGate, World};
+use crate::strategy;
+use clap::{Parser, Subcommand};
+use render::Format;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// teal: blue/green traffic shifting for ECS and EC2 behind ALB or Route 53.
+#[derive(Debug, Parser)]
+#[command(name = "teal", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file [default: $TEAL_CONFIG, then ./teal.toml]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "TEAL_CONFIG",
+        default_value = "teal.toml",
+        hide_default_value = true
+    )]
+    pub config: PathBuf,
+
+    /// Output: plain lines (text) or one JSON object per line (json).
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the built-in strategies and their steps.
+    Strategies,
+    /// Print the schedule a deployment would follow; no cloud call.
+    Plan {
+        /// Use this strategy (built-in name or file) instead of the config's.
+        #[arg(long, short)]
+        strategy: Option<String>,
+    },
+    /// Deploy a new revision (simulated provider: on a virtual clock).
+    Deploy {
+        /// Use this strategy (built-in name or file) instead of the config's.
+        #[arg(long, short)]
+        strategy: Option<String>,
+        /// The revision label of green [default: $CODEBUILD_RESOLVED_SOURCE_VERSION, else v2].
+        #[arg(long, env = "CODEBUILD_RESOLVED_SOURCE_VERSION")]
+        revision: Option<String>,
+        /// Simulated provider only: this gate goes to ALARM this long after the start (NAME@DURATION).
+        #[arg(long, value_name = "NAME@DURATION")]
+        sim_fail_gate: Option<String>,
+    },
+    /// Replay simulated deployments by seed, with fault injection and invariant checks.
+    Sim {
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// How many seeds from there.
+        #[arg(long, default_value_t = 1)]
+        runs: u64,
+    },
+}
+
+/// A command's failure, with its exit code.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Failure {
+    fn exit(&self) -> Exit {
+        match self {
+            Failure::Config(e) => Exit::for_config_error(e),
+            Failure::Driver(e) => Exit::for_driver_error(e),
+            Failure::Usage(_) => Exit::BadInput,
+            Failure::Io(_) => Exit::Unexpected,
+        }
+    }
+}
+
+/// Run a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Exit {
+    let format = cli.output;
+    match dispatch(cli) {
+        Ok(exit) => exit,
+        Err(f) => {
+            report_failure(&f, format);
+            f.exit()
+        }
+    }
+}
+
+fn report_failure(f: &Failure, format: Format) {
+    let exit = f.exit();
+    if format == Format::Json {
+        let line =
+            serde_json::json!({ "event": "error", "exit": exit.code(), "message": f.to_string() });
+        println!("{line}");
+    }
+    match f {
+        Failure::Config(e) => {
+            // miette draws the file:line:col message and the offending line.
+            let mut report = String::new();
+            let handler = miette::GraphicalReportHandler::new_themed(
+                miette::GraphicalTheme::unicode_nocolor(),
+            );
+            match handler.render_report(&mut report, e) {
+                // miette marks the headline with "×"; lead with "error:" like every other failure.
+                Ok(()) => eprint!(
+                    "error: {}",
+                    report.trim_start().trim_start_matches('×').trim_start()
+                ),
+                Err(_) => eprintln!("error: {e}"),
+            }
+        }
+        other => eprintln!("error: {other}"),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<Exit, Failure> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Strategies => {
+            let all = strategy::builtins();
+            match cli.output {
+                Format::Text => write!(out, "{}", plan::render_strategies(&all))?,
+                Format::Json => {
+                    for s in &all {
+                        writeln!(
+                            out,
+                            "{}",
+                            serde_json::json!({ "strategy": s, "schedule": plan::Schedule::of(s) })
+                        )?;
+                    }
+                }
+            }
+            Ok(Exit::Succeeded)
+        }
+        Command::Plan { strategy } => {
+            let config = Config::load(&cli.config, strategy.as_deref())?;
+            match cli.output {
+                Format::Text => write!(out, "{}", plan::render_plan(&config))?,
+                Format::Json => {
+                    let report = plan::PlanReport {
+                        service: &config.service,
+                        config: config.path.display().to_string(),
+                        fleet: &config.fleet,
+                        router: &config.router,
+                        gates: &config.gates.alarms,
+                        insufficient_data: config.gates.insufficient_data,
+                        schedule: plan::Schedule::of(&config.strategy),
+                    };
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string(&report).map_err(std::io::Error::other)?
+                    )?;
+                }
+            }
+            Ok(Exit::Succeeded)
+        }
+        Command::Deploy {
+            strategy,
+            revision,
+            sim_fail_gate,
+        } => {
+            let config = Config::load(&cli.config, strategy.as_deref())?;
+            deploy(
+                &config,
+                revision.unwrap_or_else(|| "v2".into()),
+                sim_fail_gate.as_deref(),
+                cli.output,
+            )
+        }
+        Command::Sim { seed, runs } => {
+            let mut broken = 0;
+            for s in seed..seed.saturating_add(runs) {
+                let report = run_seed(s);
+                if runs == 1 || !report.violations.is_empty() {
+                    write!(out, "{}", render_run(&report))?;
+                }
+                broken += usize::from(!report.violations.is_empty());
+            }
+            if runs > 1 {
+                writeln!(out, "{runs} seeds from {seed}: {broken} broke an invariant")?;
+            }
+            Ok(if broken == 0 {
+                Exit::Succeeded
+            } else {
+                Exit::Unexpected
+            })
+        }
+    }
+}
+
+/// The engine's plan for a config.
+fn plan_of(config: &Config) -> Result<Plan, Failure> {
+    let steps = config.strategy.steps().ok_or_else(|| {
+        Failure::Usage(format!(
+            "strategy {:?} is a rolling update; rolling deployments are not available yet",
+            config.strategy.name
+        ))
+    })?;
+    Ok(Plan {
+        strategy: config.strategy.name.clone(),
+        steps: steps.to_vec(),
+        keep_alive_ms: config.strategy.keep_alive_ms,
+        poll_ms: config.strategy.poll_ms,
+        green_healthy_timeout_ms: config.strategy.green_healthy_timeout_ms,
+        insufficient_data: config.gates.insufficient_data,
+    })
+}
+
+/// Who this process is, for the lock: the CodeBuild build, or user@host:pid.
+pub fn owner() -> String {
+    if let Ok(id) = std::env::var("CODEBUILD_BUILD_ID") {
+        return format!("codebuild:{id}");
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}:{}", std::process::id())
+}
+
+fn deploy(
+    config: &Config,
+    revision: String,
+    sim_fail_gate: Option<&str>,
+    format: Format,
+) -> Result<Exit, Failure> {
+    let plan = plan_of(config)?;
+    let (
+        FleetConfig::Sim {
+            instances,
+            healthy_after_ms,
+            live_revision,
+        },
+        RouterConfig::Sim,
+    ) = (&config.fleet, &config.router)
+    else {
+        return Err(Failure::Usage(format!(
+            "{}: only the simulated provider (fleet.kind = \"sim\", router.kind = \"sim\") can deploy in this build; \
+             the AWS and local providers are not available yet",
+            config.path.display()
+        )));
+    };
+    let start = crate::ports::SystemClock.now();
+    let mut gates: Vec<SimGate> = config
+        .gates
+        .alarms
+        .iter()
+        .map(|a| SimGate {
+            name: a.clone(),
+            script: vec![],
+        })
+        .collect();
+    if let Some(spec) = sim_fail_gate {
+        let (name, after) = spec.split_once('@').ok_or_else(|| {
+            Failure::Usage(format!("--sim-fail-gate takes NAME@DURATION, got {spec:?}"))
+        })?;
+        let after = humantime::parse_duration(after)
+            .map_err(|e| Failure::Usage(format!("--sim-fail-gate {spec:?}: {e}")))?;
+        let gate = gates.iter_mut().find(|g| g.name == name).ok_or_else(|| {
+            Failure::Usage(format!("--sim-fail-gate: no gate {name:?} in gates.alarms"))
+        })?;
+        gate.script.push((
+            start + after.as_millis() as u64,
+            crate::model::GateState::Alarm,
+        ));
+    }
+    let mut world = World::new(start, start, live_revision, *instances, gates);
+    world.healthy_after = Some(*healthy_after_ms);
+    let cloud = SimCloud::new(world);
+    let spec = NewDeployment {
+        id: format!("d-{}", start),
+        service: config.service.clone(),
+        revision,
+        plan,
+        gates: config.gates.alarms.clone(),
+        allow_alarm_at_start: config.gates.allow_alarm_at_start,
+    };
+    let sink: EventSink = Box::new(move |e: &Event| {
+        let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(async move {
+        let mut driver = Driver::start(cloud.ports(), Settings::new(owner()), spec, sink).await?;
+        driver.run().await
+    })?;
+    Ok(Exit::for_outcome(&outcome))
+}

@@ -1,0 +1,280 @@
+//! `teal plan` and `teal strategies`: schedules computed from config alone,
+//! with no network and no cloud call.
+
+use crate::config::{AlbTarget, Config, FleetConfig, InsufficientData, RouterConfig};
+use crate::model::{fmt_ms, Millis};
+use crate::strategy::{Shape, Strategy};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// One step of a schedule, times counted from the moment green is healthy.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduledStep {
+    /// 1-based step number.
+    pub step: usize,
+    /// Percent of traffic to green.
+    pub green: u8,
+    /// Percent of traffic to blue.
+    pub blue: u8,
+    /// Bake time.
+    pub bake_ms: Millis,
+    /// When the step begins.
+    pub starts_at_ms: Millis,
+    /// When its bake ends.
+    pub ends_at_ms: Millis,
+}
+
+/// A strategy laid out in time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Schedule {
+    /// Strategy name.
+    pub strategy: String,
+    /// Its description.
+    pub description: String,
+    /// The blue/green steps (empty for rolling).
+    pub steps: Vec<ScheduledStep>,
+    /// Keep-alive at 100% before blue is retired.
+    pub keep_alive_ms: Millis,
+    /// When blue is retired, counted from green healthy.
+    pub retire_at_ms: Option<Millis>,
+    /// Time green may take to become healthy.
+    pub green_healthy_timeout_ms: Millis,
+    /// Gate poll interval.
+    pub poll_ms: Millis,
+    /// Rolling update details, for a rolling strategy.
+    pub rolling: Option<crate::strategy::Rolling>,
+}
+
+impl Schedule {
+    /// Lay a strategy out in time.
+    pub fn of(s: &Strategy) -> Schedule {
+        let mut t = 0;
+        let (steps, rolling) = match &s.shape {
+            Shape::BlueGreen { steps } => (
+                steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, st)| {
+                        let starts = t;
+                        t += st.bake_ms;
+                        ScheduledStep {
+                            step: i + 1,
+                            green: st.weight,
+                            blue: 100 - st.weight,
+                            bake_ms: st.bake_ms,
+                            starts_at_ms: starts,
+                            ends_at_ms: t,
+                        }
+                    })
+                    .collect(),
+                None,
+            ),
+            Shape::Rolling(r) => (vec![], Some(*r)),
+        };
+        Schedule {
+            strategy: s.name.clone(),
+            description: s.description.clone(),
+            retire_at_ms: rolling.is_none().then_some(t + s.keep_alive_ms),
+            steps,
+            keep_alive_ms: s.keep_alive_ms,
+            green_healthy_timeout_ms: s.green_healthy_timeout_ms,
+            poll_ms: s.poll_ms,
+            rolling,
+        }
+    }
+}
+
+/// `teal plan` as JSON.
+#[derive(Debug, Serialize)]
+pub struct PlanReport<'a> {
+    /// The service.
+    pub service: &'a str,
+    /// Config file.
+    pub config: String,
+    /// Fleet.
+    pub fleet: &'a FleetConfig,
+    /// Router.
+    pub router: &'a RouterConfig,
+    /// Gate names.
+    pub gates: &'a [String],
+    /// How INSUFFICIENT_DATA counts.
+    pub insufficient_data: InsufficientData,
+    /// The schedule.
+    pub schedule: Schedule,
+}
+
+fn describe_fleet(f: &FleetConfig) -> String {
+    match f {
+        FleetConfig::Sim {
+            instances,
+            healthy_after_ms,
+            live_revision,
+        } => {
+            format!(
+                "simulated, {instances} instance(s) of {live_revision}, healthy {} after creation",
+                fmt_ms(*healthy_after_ms)
+            )
+        }
+        FleetConfig::Ecs {
+            cluster,
+            service,
+            container,
+            container_port,
+        } => {
+            format!("ECS service {service} in cluster {cluster} (container {container}:{container_port})")
+        }
+        FleetConfig::Asg { group } => format!("Auto Scaling group {group}"),
+        FleetConfig::Local {
+            command,
+            instances,
+            health_path,
+        } => {
+            format!(
+                "{instances} local process(es) of `{}`, health {health_path}",
+                command.join(" ")
+            )
+        }
+    }
+}
+
+fn describe_router(r: &RouterConfig) -> String {
+    match r {
+        RouterConfig::Sim => "simulated router".to_string(),
+        RouterConfig::Alb {
+            target,
+            target_groups,
+        } => {
+            let what = match target {
+                AlbTarget::Listener(arn) => format!("ALB listener {arn} (default action)"),
+                AlbTarget::Rule(arn) => format!("ALB listener rule {arn}"),
+            };
+            let slots: Vec<String> = target_groups
+                .iter()
+                .zip(["a", "b"])
+                .map(|(tg, s)| format!("{s} = {tg}"))
+                .collect();
+            format!("{what}; slots {}", slots.join(", "))
+        }
+        RouterConfig::Route53 {
+            hosted_zone_id,
+            record_name,
+            record_type,
+            set_identifiers,
+        } => format!(
+            "Route 53 {record_type} {record_name} in {hosted_zone_id}; slots a = {:?}, b = {:?}",
+            set_identifiers.first().map(String::as_str).unwrap_or(""),
+            set_identifiers.get(1).map(String::as_str).unwrap_or("")
+        ),
+        RouterConfig::Local { listen } => format!("teal's proxy on {listen}"),
+    }
+}
+
+/// Render `teal plan` for people.
+pub fn render_plan(c: &Config) -> String {
+    let s = Schedule::of(&c.strategy);
+    let gates = if c.gates.alarms.is_empty() {
+        "none".to_string()
+    } else {
+        c.gates.alarms.join(", ")
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "plan for {} ({})", c.service, c.path.display());
+    let _ = writeln!(out, "  fleet     {}", describe_fleet(&c.fleet));
+    let _ = writeln!(out, "  router    {}", describe_router(&c.router));
+    let _ = writeln!(
+        out,
+        "  gates     {gates}; read every {}, INSUFFICIENT_DATA counts as {}",
+        fmt_ms(s.poll_ms),
+        match c.gates.insufficient_data {
+            InsufficientData::Ok => "OK",
+            InsufficientData::Alarm => "ALARM",
+        }
+    );
+    let _ = writeln!(out, "  strategy  {}: {}", s.strategy, s.description);
+    let _ = writeln!(out);
+    if let Some(r) = &s.rolling {
+        let _ = writeln!(
+            out,
+            "  rolling update in place: keep {}% healthy, up to {}% capacity; then bake {} with gates watched",
+            r.min_healthy_percent,
+            r.max_percent,
+            fmt_ms(r.bake_ms)
+        );
+        let _ = writeln!(
+            out,
+            "  a failed gate or a failed update rolls back to the previous revision"
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "  green stands up beside blue and must be healthy within {}; then, counting from there:",
+        fmt_ms(s.green_healthy_timeout_ms)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<11} {:>6} {:>6} {:>9} {:>9}  guarded by",
+        "step", "green", "blue", "bake", "from"
+    );
+    for st in &s.steps {
+        let _ = writeln!(
+            out,
+            "  {:<11} {:>5}% {:>5}% {:>9} {:>9}  {gates}",
+            format!("{}/{}", st.step, s.steps.len()),
+            st.green,
+            st.blue,
+            fmt_ms(st.bake_ms),
+            fmt_ms(st.starts_at_ms)
+        );
+    }
+    let hold_from = s.steps.last().map_or(0, |l| l.ends_at_ms);
+    let _ = writeln!(
+        out,
+        "  {:<11} {:>5}% {:>5}% {:>9} {:>9}  {gates}",
+        "keep-alive",
+        100,
+        0,
+        fmt_ms(s.keep_alive_ms),
+        fmt_ms(hold_from)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<11} {:>33}  (no way back after this)",
+        "retire blue",
+        fmt_ms(s.retire_at_ms.unwrap_or(0))
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  a failed gate at any point before blue is retired puts 100% back on blue and removes green");
+    out
+}
+
+/// Render `teal strategies` for people.
+pub fn render_strategies(all: &[Strategy]) -> String {
+    let mut out = String::new();
+    for s in all {
+        let sched = Schedule::of(s);
+        let _ = writeln!(out, "{}  {}", s.name, s.description);
+        let _ = writeln!(out, "    steps: {}", s.describe_steps().join(", "));
+        match sched.retire_at_ms {
+            Some(r) => {
+                let _ = writeln!(
+                    out,
+                    "    keep-alive {}, gates every {}, green healthy within {}; blue retired {} after green is healthy",
+                    fmt_ms(s.keep_alive_ms),
+                    fmt_ms(s.poll_ms),
+                    fmt_ms(s.green_healthy_timeout_ms),
+                    fmt_ms(r)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "    gates every {}, healthy within {}",
+                    fmt_ms(s.poll_ms),
+                    fmt_ms(s.green_healthy_timeout_ms)
+                );
+            }
+        }
+    }
+    out
+}

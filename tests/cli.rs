@@ -1,0 +1,268 @@
+//! Tier 5: the binary as a user runs it. Exit codes and messages.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::io::Write;
+
+fn teal() -> Command {
+    let mut c = Command::cargo_bin("teal").expect("binary built");
+    c.env_remove("TEAL_CONFIG")
+        .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION");
+    c
+}
+
+/// A config file in a temp dir, its text being the sim example with `edit` applied.
+fn config_with(edit: impl Fn(&str) -> String) -> tempfile::NamedTempFile {
+    let base = std::fs::read_to_string("examples/sim/teal.toml").expect("example exists");
+    let mut f = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    f.write_all(edit(&base).as_bytes()).expect("write");
+    f
+}
+
+#[test]
+fn strategies_lists_the_builtins_with_their_steps() {
+    let out = teal()
+        .arg("strategies")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    for name in [
+        "all-at-once",
+        "canary-10-5m",
+        "canary-10-15m",
+        "linear-10-every-1m",
+        "linear-10-every-3m",
+        "rolling",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} missing:\n{text}"
+        );
+    }
+    assert!(text.contains("steps: 10% for 5m, 100%"), "{text}");
+    assert!(text.contains("steps: 10% for 3m, 20% for 3m"), "{text}");
+}
+
+#[test]
+fn plan_prints_the_schedule_of_every_example_without_network() {
+    for example in [
+        "examples/sim/teal.toml",
+        "examples/ecs-alb/teal.toml",
+        "examples/asg-route53/teal.toml",
+    ] {
+        teal()
+            .args(["plan", "--config", example])
+            .assert()
+            .success()
+            .stdout(
+                predicate::str::contains("retire blue").and(predicate::str::contains("guarded by")),
+            );
+    }
+    // The config may also come from TEAL_CONFIG.
+    teal()
+        .arg("plan")
+        .env("TEAL_CONFIG", "examples/ecs-alb/teal.toml")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("plan for checkout"));
+}
+
+#[test]
+fn plan_with_a_strategy_override_and_json() {
+    let out = teal()
+        .args([
+            "plan",
+            "--config",
+            "examples/ecs-alb/teal.toml",
+            "--strategy",
+            "linear-10-every-1m",
+            "--output",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+    assert_eq!(v["schedule"]["strategy"], "linear-10-every-1m");
+    assert_eq!(v["schedule"]["steps"].as_array().unwrap().len(), 10);
+    assert_eq!(v["schedule"]["retire_at_ms"], 14 * 60_000);
+}
+
+#[test]
+fn bad_configs_exit_2_naming_file_and_line() {
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "unknown key",
+            Box::new(|s: &str| s.replace("instances = 3", "instances = 3\nreplicas = 4")),
+            ":13:1: unknown field `replicas`",
+        ),
+        (
+            "weight 120",
+            Box::new(|s: &str| s.replace("name = \"canary-10-5m\"", "steps = [{ weight = 120 }]")),
+            ":23:21: strategy.steps[0].weight: weight must be 0..=100, got 120",
+        ),
+        (
+            "empty steps",
+            Box::new(|s: &str| s.replace("name = \"canary-10-5m\"", "steps = []")),
+            ":23:9: strategy.steps: steps must not be empty",
+        ),
+        (
+            "bad duration",
+            Box::new(|s: &str| {
+                s.replace(
+                    "healthy_after = \"40s\"",
+                    "healthy_after = \"forty seconds\"",
+                )
+            }),
+            ":13:17: fleet.healthy_after: bad duration",
+        ),
+    ];
+    for (what, edit, expected) in cases {
+        eprintln!("case: {what}");
+        let f = config_with(edit);
+        let path = f.path().display().to_string();
+        teal()
+            .args(["plan", "--config", &path])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!("{path}{expected}")))
+            .stdout(predicate::str::is_empty());
+        // deploy refuses the same way, before anything runs.
+        teal()
+            .args(["deploy", "--config", &path])
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty());
+    }
+}
+
+#[test]
+fn missing_config_unknown_strategy_and_bad_flags_exit_2() {
+    teal()
+        .args(["plan", "--config", "no/such/teal.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot read config file no/such/teal.toml",
+        ));
+    teal()
+        .args([
+            "plan",
+            "--config",
+            "examples/sim/teal.toml",
+            "--strategy",
+            "canary-99",
+        ])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("unknown strategy \"canary-99\"")
+                .and(predicate::str::contains("canary-10-5m")),
+        );
+    teal().args(["plan", "--frobnicate"]).assert().code(2);
+    teal()
+        .args([
+            "deploy",
+            "--config",
+            "examples/sim/teal.toml",
+            "--sim-fail-gate",
+            "nope",
+        ])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn simulated_deploy_succeeds_with_exit_0() {
+    teal()
+        .args(["deploy", "--config", "examples/sim/teal.toml"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("weights now blue 90% / green 10% (read back)")
+                .and(predicate::str::contains("outcome: Succeeded")),
+        );
+}
+
+#[test]
+fn a_failing_gate_rolls_back_with_exit_3_naming_the_gate() {
+    teal()
+        .args([
+            "deploy",
+            "--config",
+            "examples/sim/teal.toml",
+            "--sim-fail-gate",
+            "web-5xx@3m",
+        ])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains(
+            "outcome: RolledBack: gate \"web-5xx\" is ALARM",
+        ));
+}
+
+#[test]
+fn green_never_healthy_times_out_with_exit_4() {
+    let f = config_with(|s| s.replace("healthy_after = \"40s\"", "healthy_after = \"2h\""));
+    teal()
+        .args(["deploy", "--config", &f.path().display().to_string()])
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains(
+            "green did not become healthy within 10m",
+        ));
+}
+
+#[test]
+fn json_output_is_one_event_per_line() {
+    let out = teal()
+        .args([
+            "deploy",
+            "--config",
+            "examples/sim/teal.toml",
+            "--output",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let events: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(events.first().unwrap()["event"], "started");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "finished");
+    assert_eq!(last["outcome"]["outcome"], "succeeded");
+    assert!(last["calls"]["router.set_weights"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn deploy_on_a_provider_not_built_yet_is_refused_with_exit_2() {
+    teal()
+        .args(["deploy", "--config", "examples/ecs-alb/teal.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("only the simulated provider"));
+}
+
+#[test]
+fn sim_replays_a_seed() {
+    teal()
+        .args(["sim", "--seed", "7"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("seed 7:").and(predicate::str::contains("outcome:")));
+}

@@ -1,0 +1,228 @@
+//! The driver against the simulated cloud, one behaviour per test.
+
+use std::sync::{Arc, Mutex};
+use teal::config::InsufficientData;
+use teal::driver::{Driver, DriverError, EventSink, NewDeployment, Settings};
+use teal::engine::{Outcome, Phase, Plan, Reason};
+use teal::events::{Event, EventKind};
+use teal::model::{GateState, SlotWeights};
+use teal::sim::{SimCloud, SimFleet, SimGate, World};
+use teal::strategy::expand_canary;
+
+const T0: u64 = 1_800_000_000_000;
+
+fn plan() -> Plan {
+    Plan {
+        strategy: "canary".into(),
+        steps: expand_canary(10, 300_000),
+        keep_alive_ms: 300_000,
+        poll_ms: 10_000,
+        green_healthy_timeout_ms: 600_000,
+        insufficient_data: InsufficientData::Ok,
+    }
+}
+
+fn spec(id: &str, revision: &str, gates: &[&str]) -> NewDeployment {
+    NewDeployment {
+        id: id.into(),
+        service: "web".into(),
+        revision: revision.into(),
+        plan: plan(),
+        gates: gates.iter().map(|g| g.to_string()).collect(),
+        allow_alarm_at_start: false,
+    }
+}
+
+fn cloud(gates: Vec<SimGate>) -> SimCloud {
+    SimCloud::new(World::new(7, T0, "v1", 2, gates))
+}
+
+type Events = Arc<Mutex<Vec<Event>>>;
+
+fn sink() -> (Events, EventSink) {
+    let events: Events = Arc::default();
+    let e = events.clone();
+    (
+        events,
+        Box::new(move |ev: &Event| e.lock().unwrap().push(ev.clone())),
+    )
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn preflight_lists_every_problem_and_mutates_nothing() {
+    let c = cloud(vec![SimGate {
+        name: "already".into(),
+        script: vec![(0, GateState::Alarm)],
+    }]);
+    c.world().fleets[1] = Some(SimFleet {
+        revision: "v0".into(),
+        desired: 1,
+        healthy_at: Some(0),
+    });
+    let (_, s) = sink();
+    let err = rt()
+        .block_on(Driver::start(
+            c.ports(),
+            Settings::new("me"),
+            spec("d-1", "v2", &["already", "missing"]),
+            s,
+        ))
+        .err()
+        .unwrap();
+    let DriverError::Preflight { problems } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("idle slot b already holds a fleet (revision v0)")));
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("gate \"already\" is already in ALARM")));
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("gate \"missing\" does not exist")));
+    assert_eq!(c.world().mutating_calls, 0);
+    assert!(c.world().ledger.is_none());
+}
+
+#[test]
+fn a_split_router_with_nothing_in_flight_is_refused() {
+    let c = cloud(vec![]);
+    c.world().router = SlotWeights { a: 70, b: 30 };
+    let (_, s) = sink();
+    let err = rt()
+        .block_on(Driver::start(
+            c.ports(),
+            Settings::new("me"),
+            spec("d-1", "v2", &[]),
+            s,
+        ))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("the router splits traffic (a 70% / b 30%)"),
+        "{err}"
+    );
+    assert_eq!(c.world().mutating_calls, 0);
+}
+
+#[test]
+fn a_second_deploy_refuses_naming_the_first() {
+    let c = cloud(vec![]);
+    let rt = rt();
+    let (_, s) = sink();
+    let mut first = rt
+        .block_on(Driver::start(
+            c.ports(),
+            Settings::new("pipeline-1"),
+            spec("d-first", "v2", &[]),
+            s,
+        ))
+        .unwrap();
+    for _ in 0..5 {
+        rt.block_on(first.step()).unwrap();
+    }
+    let before = c.world().mutating_calls;
+    for revision in ["v2", "v3"] {
+        let (_, s) = sink();
+        let err = rt
+            .block_on(Driver::start(
+                c.ports(),
+                Settings::new("pipeline-2"),
+                spec("d-second", revision, &[]),
+                s,
+            ))
+            .err()
+            .unwrap();
+        let DriverError::LockHeld { id, owner, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((id.as_str(), owner.as_str()), ("d-first", "pipeline-1"));
+        assert!(err.to_string().contains("deployment d-first"), "{err}");
+    }
+    assert_eq!(
+        c.world().mutating_calls,
+        before,
+        "a refused deploy changed something"
+    );
+    // The first goes on undisturbed.
+    assert_eq!(rt.block_on(first.run()).unwrap(), Outcome::Succeeded);
+}
+
+#[test]
+fn a_forced_takeover_names_the_previous_owner_and_the_old_driver_stops() {
+    let c = cloud(vec![]);
+    let rt = rt();
+    let (_, s) = sink();
+    let mut first = rt
+        .block_on(Driver::start(
+            c.ports(),
+            Settings::new("crashed-build"),
+            spec("d-1", "v2", &[]),
+            s,
+        ))
+        .unwrap();
+    for _ in 0..6 {
+        rt.block_on(first.step()).unwrap();
+    }
+    let (events, s) = sink();
+    let mut forced = Settings::new("operator");
+    forced.force = true;
+    let mut second = rt.block_on(Driver::resume(c.ports(), forced, s)).unwrap();
+    assert!(events.lock().unwrap().iter().any(|e| matches!(&e.kind, EventKind::Resumed { previous_owner: Some(o), .. } if o == "crashed-build")));
+    assert_eq!(rt.block_on(second.run()).unwrap(), Outcome::Succeeded);
+    // The old process wakes up: its next ledger write conflicts, and it stops touching things.
+    let err = rt
+        .block_on(first.run())
+        .expect_err("the old driver must not go on");
+    assert!(matches!(err, DriverError::LockLost(_)), "{err}");
+}
+
+#[test]
+fn sigterm_mid_bake_puts_traffic_back_on_blue_and_records_why() {
+    let c = cloud(vec![]);
+    let rt = rt();
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let (_, s) = sink();
+    let mut d = rt
+        .block_on(Driver::start(
+            c.ports(),
+            Settings::new("me"),
+            spec("d-1", "v2", &[]),
+            s,
+        ))
+        .unwrap()
+        .with_signals(rx);
+    while c.world().router.b == 0 {
+        rt.block_on(d.step()).unwrap();
+    }
+    assert_eq!(c.world().router, SlotWeights { a: 90, b: 10 });
+    tx.send(Some("SIGTERM".into())).unwrap();
+    let outcome = rt.block_on(d.run()).unwrap();
+    assert!(
+        matches!(outcome, Outcome::Halted { reason: Reason::Interrupted { ref signal, .. } } if signal == "SIGTERM"),
+        "{outcome:?}"
+    );
+    let w = c.world();
+    assert_eq!(w.router, SlotWeights { a: 100, b: 0 });
+    assert!(
+        w.fleets[1].is_some(),
+        "a halted deployment keeps green for a person to look at"
+    );
+    assert!(matches!(
+        w.record().unwrap().phase,
+        Phase::Done {
+            outcome: Outcome::Halted { .. },
+            ..
+        }
+    ));
+}
