@@ -309,8 +309,42 @@ fn deploy(
         .enable_all()
         .build()?;
     let outcome = rt.block_on(async move {
-        let mut driver = Driver::start(cloud.ports(), Settings::new(owner()), spec, sink).await?;
-        driver.run().await
+        let driver = Driver::start(cloud.ports(), Settings::new(owner()), spec, sink).await?;
+        driver.with_signals(signals()?).run().await
     })?;
     Ok(Exit::for_outcome(&outcome))
+}
+
+/// SIGINT and SIGTERM, by name, for the driver to bring traffic to a safe
+/// state before stopping. A second signal ends the process at once.
+fn signals() -> Result<tokio::sync::watch::Receiver<Option<String>>, DriverError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let install = |kind| {
+        signal(kind).map_err(|e| {
+            DriverError::Port(crate::ports::PortError::new(
+                "signal",
+                crate::ports::ErrorKind::Invalid,
+                e.to_string(),
+            ))
+        })
+    };
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let mut int = install(SignalKind::interrupt())?;
+    let mut term = install(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let mut seen = false;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if seen {
+                eprintln!("{name} again: stopping now; `teal resume` continues from the ledger");
+                std::process::exit(Exit::Halted.code().into());
+            }
+            seen = true;
+            let _ = tx.send(Some(name.to_string()));
+        }
+    });
+    Ok(rx)
 }
