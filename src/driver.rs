@@ -256,17 +256,29 @@ impl Driver {
             return Driver::take_over(io, rec.clone()).await;
         }
 
-        let mut problems = Vec::new();
-        let weights = port!(io, "router.weights", io.ports.router.weights())?;
-        let blue_slot = match weights.full_slot() {
-            Some(s) if weights.is_valid() => Some(s),
-            _ => {
+        let mut problems = io.ports.router.preflight().await;
+        problems.extend(io.ports.fleet.preflight().await);
+        // A read that fails for good (not found, refused) is bad input too.
+        let weights = match port!(io, "router.weights", io.ports.router.weights()) {
+            Ok(w) => Some(w),
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                if !problems.iter().any(|p| p.contains(&e.message)) {
+                    problems.push(e.message);
+                }
+                None
+            }
+        };
+        let blue_slot = match weights {
+            Some(w) if w.is_valid() && w.full_slot().is_some() => w.full_slot(),
+            Some(w) => {
                 problems.push(format!(
-                    "the router splits traffic ({weights}) but no deployment is in flight; \
+                    "the router splits traffic ({w}) but no deployment is in flight; \
                      put 100% on one slot before deploying"
                 ));
                 None
             }
+            None => None,
         };
         let mut blue_revision = None;
         if let Some(blue) = blue_slot {

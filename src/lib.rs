@@ -20,6 +20,7 @@
 //! - [`ports`]: the `Fleet`, `Router`, `Gate`, `Ledger` and `Clock` traits.
 //! - [`driver`]: the async loop that runs the engine's actions through the ports.
 //! - [`events`]: what a deployment reports as it goes.
+//! - [`aws`]: the AWS adapters (ALB, CloudWatch, ECS, ledger in tags) on the official SDK.
 //! - [`sim`]: the in-memory cloud with fault injection, the invariant checker and the seeded harness.
 //! - [`exit`]: the documented exit codes.
 //! - [`cli`]: the command line over all of the above.
@@ -30,6 +31,7 @@
 // noise to every validator for no measurable gain.
 #![allow(clippy::result_large_err)]
 
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod diag;

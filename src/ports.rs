@@ -63,6 +63,11 @@ pub trait Fleet: Send + Sync {
     async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError>;
     /// Scale the fleet in `slot` to zero and delete it. Succeeds if absent.
     async fn remove(&self, slot: Slot) -> Result<(), PortError>;
+    /// Read-only checks before a deployment starts: every problem, in words
+    /// naming the config field or the resource.
+    async fn preflight(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What splits traffic between the two slots.
@@ -72,6 +77,11 @@ pub trait Router: Send + Sync {
     async fn weights(&self) -> Result<SlotWeights, PortError>;
     /// Set the weights. The driver reads them back afterwards.
     async fn set_weights(&self, weights: SlotWeights) -> Result<(), PortError>;
+    /// Read-only checks before a deployment starts: every problem, in words
+    /// naming the config field or the resource.
+    async fn preflight(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What can stop a deployment.

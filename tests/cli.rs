@@ -252,10 +252,29 @@ fn json_output_is_one_event_per_line() {
 #[test]
 fn deploy_on_a_provider_not_built_yet_is_refused_with_exit_2() {
     teal()
-        .args(["deploy", "--config", "examples/ecs-alb/teal.toml"])
+        .args(["deploy", "--config", "examples/asg-route53/teal.toml"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("only the simulated provider"));
+        .stderr(predicate::str::contains(
+            "fleet.kind = \"asg\" with router.kind = \"route53\" cannot deploy yet",
+        ));
+}
+
+#[test]
+fn sim_only_flags_are_refused_elsewhere() {
+    teal()
+        .args([
+            "deploy",
+            "--config",
+            "examples/ecs-alb/teal.toml",
+            "--sim-fail-gate",
+            "x@1m",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--sim-fail-gate applies to the simulated provider only",
+        ));
 }
 
 #[test]

@@ -53,18 +53,8 @@ pub enum Command {
         #[arg(long, short)]
         strategy: Option<String>,
     },
-    /// Deploy a new revision (simulated provider: on a virtual clock).
-    Deploy {
-        /// Use this strategy (built-in name or file) instead of the config's.
-        #[arg(long, short)]
-        strategy: Option<String>,
-        /// The revision label of green [default: $CODEBUILD_RESOLVED_SOURCE_VERSION, else v2].
-        #[arg(long, env = "CODEBUILD_RESOLVED_SOURCE_VERSION")]
-        revision: Option<String>,
-        /// Simulated provider only: this gate goes to ALARM this long after the start (NAME@DURATION).
-        #[arg(long, value_name = "NAME@DURATION")]
-        sim_fail_gate: Option<String>,
-    },
+    /// Deploy a new revision: stand up green, shift traffic in steps, retire blue.
+    Deploy(DeployArgs),
     /// Replay simulated deployments by seed, with fault injection and invariant checks.
     Sim {
         /// First seed.
@@ -74,6 +64,32 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         runs: u64,
     },
+}
+
+/// `teal deploy` arguments.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// Use this strategy (built-in name or file) instead of the config's.
+    #[arg(long, short)]
+    pub strategy: Option<String>,
+    /// Green's revision label [default: $CODEBUILD_RESOLVED_SOURCE_VERSION, else the image tag or task definition].
+    #[arg(long, env = "CODEBUILD_RESOLVED_SOURCE_VERSION")]
+    pub revision: Option<String>,
+    /// ECS: green runs blue's task definition with the configured container's image set to this.
+    #[arg(long, conflicts_with = "task_definition")]
+    pub image: Option<String>,
+    /// ECS: green runs this task definition (ARN or family:revision).
+    #[arg(long)]
+    pub task_definition: Option<String>,
+    /// AWS region [default: from the environment or profile].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile [default: from the environment].
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Simulated provider only: this gate goes to ALARM this long after the start (NAME@DURATION).
+    #[arg(long, value_name = "NAME@DURATION")]
+    pub sim_fail_gate: Option<String>,
 }
 
 /// A command's failure, with its exit code.
@@ -181,18 +197,9 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Succeeded)
         }
-        Command::Deploy {
-            strategy,
-            revision,
-            sim_fail_gate,
-        } => {
-            let config = Config::load(&cli.config, strategy.as_deref())?;
-            deploy(
-                &config,
-                revision.unwrap_or_else(|| "v2".into()),
-                sim_fail_gate.as_deref(),
-                cli.output,
-            )
+        Command::Deploy(args) => {
+            let config = Config::load(&cli.config, args.strategy.as_deref())?;
+            deploy(&config, args, cli.output)
         }
         Command::Sim { seed, runs } => {
             let mut broken = 0;
@@ -245,29 +252,124 @@ pub fn owner() -> String {
     format!("{user}@{host}:{}", std::process::id())
 }
 
-fn deploy(
-    config: &Config,
-    revision: String,
-    sim_fail_gate: Option<&str>,
-    format: Format,
-) -> Result<Exit, Failure> {
+/// Green's revision label: `--revision` (or CodeBuild's source version), else
+/// what green runs.
+fn revision_label(args: &DeployArgs) -> String {
+    if let Some(r) = &args.revision {
+        return r.clone();
+    }
+    if let Some(image) = &args.image {
+        // registry/repo:tag or repo@sha256:digest: the part that changes.
+        let last = image.rsplit('/').next().unwrap_or(image);
+        return last
+            .split_once('@')
+            .map(|(_, d)| d)
+            .or_else(|| last.split_once(':').map(|(_, t)| t))
+            .unwrap_or(last)
+            .to_string();
+    }
+    if let Some(td) = &args.task_definition {
+        return td.rsplit('/').next().unwrap_or(td).to_string();
+    }
+    "v2".to_string()
+}
+
+fn deploy(config: &Config, args: DeployArgs, format: Format) -> Result<Exit, Failure> {
     let plan = plan_of(config)?;
-    let (
-        FleetConfig::Sim {
-            instances,
-            healthy_after_ms,
-            live_revision,
-        },
-        RouterConfig::Sim,
-    ) = (&config.fleet, &config.router)
-    else {
-        return Err(Failure::Usage(format!(
-            "{}: only the simulated provider (fleet.kind = \"sim\", router.kind = \"sim\") can deploy in this build; \
-             the AWS and local providers are not available yet",
-            config.path.display()
-        )));
-    };
+    let revision = revision_label(&args);
     let start = crate::ports::SystemClock.now();
+    let sim = matches!(
+        (&config.fleet, &config.router),
+        (FleetConfig::Sim { .. }, RouterConfig::Sim)
+    );
+    if args.sim_fail_gate.is_some() && !sim {
+        return Err(Failure::Usage(
+            "--sim-fail-gate applies to the simulated provider only".into(),
+        ));
+    }
+    let spec = NewDeployment {
+        id: deployment_id(start),
+        service: config.service.clone(),
+        revision,
+        plan,
+        gates: config.gates.alarms.clone(),
+        allow_alarm_at_start: config.gates.allow_alarm_at_start,
+    };
+    let sink: EventSink = Box::new(move |e: &Event| {
+        let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let (ports, aws) = if sim {
+            (
+                sim_ports(config, start, args.sim_fail_gate.as_deref())?,
+                None,
+            )
+        } else {
+            let aws = crate::aws::Aws::load(args.region.clone(), args.profile.clone()).await;
+            let green = match (&args.image, &args.task_definition) {
+                (Some(i), _) => Some(crate::aws::ecs::GreenTask::Image(i.clone())),
+                (None, Some(td)) => Some(crate::aws::ecs::GreenTask::TaskDefinition(td.clone())),
+                (None, None) => None,
+            };
+            let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::ports::SystemClock);
+            let ports = crate::aws::ports(&aws, config, green, clock).map_err(Failure::Usage)?;
+            (ports, Some(aws))
+        };
+        let result = async {
+            let driver = Driver::start(ports, Settings::new(owner()), spec, sink).await?;
+            driver.with_signals(signals()?).run().await
+        }
+        .await;
+        if let Some(aws) = aws {
+            report_api_calls(&aws.calls.snapshot(), format);
+        }
+        Ok(Exit::for_outcome(&result?))
+    })
+}
+
+/// The AWS API calls of this run, per operation.
+fn report_api_calls(calls: &std::collections::BTreeMap<&'static str, u64>, format: Format) {
+    let total: u64 = calls.values().sum();
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({ "event": "api_calls", "total": total, "calls": calls })
+        ),
+        Format::Text => {
+            let per_op = calls
+                .iter()
+                .map(|(op, n)| format!("{op}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!("AWS API calls: {total} ({per_op})");
+        }
+    }
+}
+
+/// A deployment id: `d-`, the UTC start time, and the process id to keep two
+/// starts in the same second apart.
+fn deployment_id(start: u64) -> String {
+    let t = crate::model::fmt_time(start).replace(['-', ':'], "");
+    format!("d-{}-{:x}", t.trim_end_matches('Z'), std::process::id())
+}
+
+/// The simulated provider's ports for a `kind = "sim"` config.
+fn sim_ports(
+    config: &Config,
+    start: u64,
+    sim_fail_gate: Option<&str>,
+) -> Result<crate::ports::Ports, Failure> {
+    let FleetConfig::Sim {
+        instances,
+        healthy_after_ms,
+        live_revision,
+    } = &config.fleet
+    else {
+        unreachable!("called for the simulated provider only")
+    };
     let mut gates: Vec<SimGate> = config
         .gates
         .alarms
@@ -293,26 +395,7 @@ fn deploy(
     }
     let mut world = World::new(start, start, live_revision, *instances, gates);
     world.healthy_after = Some(*healthy_after_ms);
-    let cloud = SimCloud::new(world);
-    let spec = NewDeployment {
-        id: format!("d-{}", start),
-        service: config.service.clone(),
-        revision,
-        plan,
-        gates: config.gates.alarms.clone(),
-        allow_alarm_at_start: config.gates.allow_alarm_at_start,
-    };
-    let sink: EventSink = Box::new(move |e: &Event| {
-        let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
-    });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let outcome = rt.block_on(async move {
-        let driver = Driver::start(cloud.ports(), Settings::new(owner()), spec, sink).await?;
-        driver.with_signals(signals()?).run().await
-    })?;
-    Ok(Exit::for_outcome(&outcome))
+    Ok(SimCloud::new(world).ports())
 }
 
 /// SIGINT and SIGTERM, by name, for the driver to bring traffic to a safe

@@ -1,0 +1,258 @@
+//! The ALB router: a listener's default action, or one listener rule, whose
+//! forward action splits traffic between two target groups (slot A, slot B).
+//!
+//! A listener or rule that forwards plainly to one of the slots reads as 100/0
+//! and is rewritten to a weighted forward by the first weight change. One that
+//! forwards anywhere else is refused. Every other field of the actions (their
+//! order, stickiness, authentication actions before the forward) is kept.
+
+use super::{ApiCalls, Aws};
+use crate::aws_call;
+use crate::config::AlbTarget;
+use crate::model::{Slot, SlotWeights};
+use crate::ports::{ErrorKind, PortError, Router};
+use async_trait::async_trait;
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
+};
+use aws_sdk_elasticloadbalancingv2::Client;
+use std::sync::Arc;
+
+/// The ALB router.
+#[derive(Debug, Clone)]
+pub struct AlbRouter {
+    client: Client,
+    calls: Arc<ApiCalls>,
+    target: AlbTarget,
+    target_groups: [String; 2],
+}
+
+impl AlbRouter {
+    /// A router over `target` with slots `target_groups` (A, B).
+    pub fn new(aws: &Aws, target: AlbTarget, target_groups: [String; 2]) -> AlbRouter {
+        AlbRouter {
+            client: Client::new(&aws.sdk),
+            calls: aws.calls.clone(),
+            target,
+            target_groups,
+        }
+    }
+
+    /// The ELBv2 client (the ledger shares it).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The ARN of the listener or rule.
+    pub fn arn(&self) -> &str {
+        match &self.target {
+            AlbTarget::Listener(a) | AlbTarget::Rule(a) => a,
+        }
+    }
+
+    /// The listener's default actions, or the rule's actions.
+    async fn actions(&self) -> Result<Vec<Action>, PortError> {
+        match &self.target {
+            AlbTarget::Listener(arn) => {
+                let out = aws_call!(
+                    self.calls,
+                    "DescribeListeners",
+                    self.client.describe_listeners().listener_arns(arn).send()
+                )?;
+                let l = out
+                    .listeners()
+                    .first()
+                    .ok_or_else(|| not_found("DescribeListeners", arn))?;
+                Ok(l.default_actions().to_vec())
+            }
+            AlbTarget::Rule(arn) => {
+                let out = aws_call!(
+                    self.calls,
+                    "DescribeRules",
+                    self.client.describe_rules().rule_arns(arn).send()
+                )?;
+                let r = out
+                    .rules()
+                    .first()
+                    .ok_or_else(|| not_found("DescribeRules", arn))?;
+                Ok(r.actions().to_vec())
+            }
+        }
+    }
+
+    fn slot_of(&self, tg: &str) -> Option<Slot> {
+        Slot::BOTH
+            .into_iter()
+            .find(|s| self.target_groups[s.index()] == tg)
+    }
+
+    /// Read the slot weights from the forward action.
+    fn weights_of(&self, actions: &[Action]) -> Result<SlotWeights, PortError> {
+        let invalid = |m: String| PortError::new("router.weights", ErrorKind::Invalid, m);
+        let forward = actions
+            .iter()
+            .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
+            .ok_or_else(|| invalid(format!("{} has no forward action", self.arn())))?;
+        let mut raw = [0i64; 2];
+        let tuples: Vec<(String, i64)> = match forward
+            .forward_config()
+            .filter(|f| !f.target_groups().is_empty())
+        {
+            Some(f) => f
+                .target_groups()
+                .iter()
+                .map(|t| {
+                    (
+                        t.target_group_arn().unwrap_or_default().to_string(),
+                        i64::from(t.weight().unwrap_or(1)),
+                    )
+                })
+                .collect(),
+            None => vec![(
+                forward.target_group_arn().unwrap_or_default().to_string(),
+                1,
+            )],
+        };
+        for (tg, w) in tuples {
+            match self.slot_of(&tg) {
+                Some(s) => raw[s.index()] += w,
+                None if w == 0 => {} // a third group with no traffic does no harm
+                None => {
+                    return Err(invalid(format!(
+                        "{} forwards to target group {tg}, which is neither slot (router.target_groups); \
+                         teal will not take over traffic it does not own",
+                        self.arn()
+                    )))
+                }
+            }
+        }
+        let total = raw[0] + raw[1];
+        if total == 0 {
+            return Err(invalid(format!(
+                "{} forwards with weight 0 to both slots",
+                self.arn()
+            )));
+        }
+        // ALB weights are 0..=999 and relative; teal writes percentages, so
+        // what it wrote reads back exactly. Others are rounded to percent.
+        let a = ((raw[0] * 100 + total / 2) / total) as u8;
+        Ok(SlotWeights { a, b: 100 - a })
+    }
+
+    /// Check, read-only, that the listener/rule and both target groups exist
+    /// and that the forward action points only at the slots.
+    async fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, tg) in self.target_groups.iter().enumerate() {
+            let r = aws_call!(
+                self.calls,
+                "DescribeTargetGroups",
+                self.client
+                    .describe_target_groups()
+                    .target_group_arns(tg)
+                    .send()
+            );
+            if let Err(e) = r {
+                problems.push(format!(
+                    "router.target_groups[{i}]: target group {tg} cannot be read ({})",
+                    e.message
+                ));
+            }
+        }
+        match self.actions().await {
+            Err(e) => problems.push(format!(
+                "router: {} cannot be read ({})",
+                self.arn(),
+                e.message
+            )),
+            Ok(actions) => {
+                if let Err(e) = self.weights_of(&actions) {
+                    problems.push(format!("router: {}", e.message));
+                }
+            }
+        }
+        problems
+    }
+}
+
+fn not_found(op: &str, arn: &str) -> PortError {
+    PortError::new(op, ErrorKind::NotFound, format!("{arn} not found"))
+}
+
+#[async_trait]
+impl Router for AlbRouter {
+    async fn preflight(&self) -> Vec<String> {
+        self.check().await
+    }
+
+    async fn weights(&self) -> Result<SlotWeights, PortError> {
+        let actions = self.actions().await?;
+        self.weights_of(&actions)
+    }
+
+    async fn set_weights(&self, w: SlotWeights) -> Result<(), PortError> {
+        if !w.is_valid() {
+            return Err(PortError::new(
+                "router.set_weights",
+                ErrorKind::Invalid,
+                format!("invalid weights {w}"),
+            ));
+        }
+        let actions = self.actions().await?;
+        // Refuse to overwrite a forward that points elsewhere (read again: it may have changed).
+        self.weights_of(&actions)?;
+        let rewritten: Vec<Action> = actions
+            .into_iter()
+            .map(|a| {
+                if a.r#type() != Some(&ActionTypeEnum::Forward) {
+                    return a;
+                }
+                let stickiness = a
+                    .forward_config()
+                    .and_then(|f| f.target_group_stickiness_config())
+                    .cloned();
+                let tuples = Slot::BOTH.map(|s| {
+                    TargetGroupTuple::builder()
+                        .target_group_arn(&self.target_groups[s.index()])
+                        .weight(i32::from(w.get(s)))
+                        .build()
+                });
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .set_order(a.order())
+                    .forward_config(
+                        ForwardActionConfig::builder()
+                            .set_target_groups(Some(tuples.to_vec()))
+                            .set_target_group_stickiness_config(stickiness)
+                            .build(),
+                    )
+                    .build()
+            })
+            .collect();
+        match &self.target {
+            AlbTarget::Listener(arn) => {
+                aws_call!(
+                    self.calls,
+                    "ModifyListener",
+                    self.client
+                        .modify_listener()
+                        .listener_arn(arn)
+                        .set_default_actions(Some(rewritten))
+                        .send()
+                )?;
+            }
+            AlbTarget::Rule(arn) => {
+                aws_call!(
+                    self.calls,
+                    "ModifyRule",
+                    self.client
+                        .modify_rule()
+                        .rule_arn(arn)
+                        .set_actions(Some(rewritten))
+                        .send()
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

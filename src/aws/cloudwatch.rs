@@ -1,0 +1,95 @@
+//! The CloudWatch alarm gate: every configured alarm read with one batched
+//! `DescribeAlarms` call per poll (up to 100 names a call; config allows 100).
+
+use super::{ApiCalls, Aws};
+use crate::aws_call;
+use crate::config::MAX_ALARMS;
+use crate::model::{GateReading, GateState, Millis};
+use crate::ports::{Gate, PortError};
+use async_trait::async_trait;
+use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+use aws_sdk_cloudwatch::Client;
+use std::sync::Arc;
+
+/// The alarm gate.
+#[derive(Debug, Clone)]
+pub struct AlarmGate {
+    client: Client,
+    calls: Arc<ApiCalls>,
+    alarms: Vec<String>,
+}
+
+impl AlarmGate {
+    /// A gate over these alarm names (metric or composite alarms).
+    pub fn new(aws: &Aws, alarms: Vec<String>) -> AlarmGate {
+        assert!(
+            alarms.len() <= MAX_ALARMS,
+            "config validation caps alarms at {MAX_ALARMS}"
+        );
+        AlarmGate {
+            client: Client::new(&aws.sdk),
+            calls: aws.calls.clone(),
+            alarms,
+        }
+    }
+}
+
+fn state(v: Option<&StateValue>) -> GateState {
+    match v {
+        Some(StateValue::Ok) => GateState::Ok,
+        Some(StateValue::Alarm) => GateState::Alarm,
+        _ => GateState::InsufficientData,
+    }
+}
+
+fn millis(t: Option<&aws_smithy_types::DateTime>) -> Millis {
+    t.and_then(|t| t.to_millis().ok())
+        .map_or(0, |m| m.max(0) as Millis)
+}
+
+#[async_trait]
+impl Gate for AlarmGate {
+    async fn read(&self) -> Result<Vec<GateReading>, PortError> {
+        if self.alarms.is_empty() {
+            return Ok(vec![]);
+        }
+        let out = aws_call!(
+            self.calls,
+            "DescribeAlarms",
+            self.client
+                .describe_alarms()
+                .set_alarm_names(Some(self.alarms.clone()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .max_records(MAX_ALARMS as i32)
+                .send()
+        )?;
+        let metric = out.metric_alarms().iter().map(|a| {
+            (
+                a.alarm_name(),
+                a.state_value(),
+                a.state_reason(),
+                a.state_updated_timestamp(),
+            )
+        });
+        let composite = out.composite_alarms().iter().map(|a| {
+            (
+                a.alarm_name(),
+                a.state_value(),
+                a.state_reason(),
+                a.state_updated_timestamp(),
+            )
+        });
+        Ok(metric
+            .chain(composite)
+            .filter_map(|(name, value, reason, since)| {
+                Some(GateReading {
+                    name: name?.to_string(),
+                    state: state(value),
+                    reason: reason.unwrap_or_default().to_string(),
+                    since: millis(since),
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,508 @@
+//! The ECS fleet: one service per slot, attached to the slot's target group.
+//!
+//! Blue is the service named in config (or `NAME-a` / `NAME-b`, the names
+//! teal gives the services it creates), whichever is attached to the slot's
+//! target group. Green is a new service cloned from blue: network
+//! configuration, launch type or capacity providers, platform version, load
+//! balancer container and port, tags, and blue's *current* desired count. Its
+//! task definition is registered from `--image` (blue's, with the configured
+//! container's image replaced) or given with `--task-definition`. Blue's
+//! Application Auto Scaling target and policies are copied, so green scales
+//! like blue from the first minute.
+//!
+//! Healthy: running tasks and healthy targets in the slot's target group, the
+//! lesser of the two. Remove: scale to 0, then delete.
+
+use super::{ApiCalls, Aws};
+use crate::aws_call;
+use crate::model::{FleetStatus, Slot};
+use crate::ports::{ErrorKind, Fleet, PortError};
+use async_trait::async_trait;
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_ecs::types::{LoadBalancer, Service, ServiceField, Tag, TaskDefinition};
+use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
+use std::sync::Arc;
+
+/// The tag that records which revision a service runs.
+pub const REVISION_TAG: &str = "teal:revision";
+
+/// What green runs: an image patched into blue's task definition, or a task
+/// definition given whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GreenTask {
+    /// Replace the configured container's image in blue's task definition.
+    Image(String),
+    /// Use this task definition (ARN or family:revision) as it is.
+    TaskDefinition(String),
+}
+
+/// The ECS fleet.
+#[derive(Debug, Clone)]
+pub struct EcsFleet {
+    ecs: aws_sdk_ecs::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    scaling: aws_sdk_applicationautoscaling::Client,
+    calls: Arc<ApiCalls>,
+    cluster: String,
+    base: String,
+    container: String,
+    container_port: u16,
+    target_groups: [String; 2],
+    green: Option<GreenTask>,
+}
+
+impl EcsFleet {
+    /// A fleet in `cluster`, services named from `base`, attached by
+    /// `container:container_port` to `target_groups` (slot A, slot B).
+    pub fn new(
+        aws: &Aws,
+        cluster: String,
+        base: String,
+        container: String,
+        container_port: u16,
+        target_groups: [String; 2],
+        green: Option<GreenTask>,
+    ) -> EcsFleet {
+        EcsFleet {
+            ecs: aws_sdk_ecs::Client::new(&aws.sdk),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&aws.sdk),
+            scaling: aws_sdk_applicationautoscaling::Client::new(&aws.sdk),
+            calls: aws.calls.clone(),
+            cluster,
+            base,
+            container,
+            container_port,
+            target_groups,
+            green,
+        }
+    }
+
+    fn candidates(&self) -> Vec<String> {
+        let mut names = vec![
+            self.base.clone(),
+            format!("{}-a", self.base),
+            format!("{}-b", self.base),
+        ];
+        names.dedup();
+        names
+    }
+
+    fn name_for(&self, slot: Slot) -> String {
+        format!("{}-{slot}", self.base)
+    }
+
+    fn cluster_name(&self) -> &str {
+        self.cluster.rsplit('/').next().unwrap_or(&self.cluster)
+    }
+
+    fn scaling_id(&self, service: &str) -> String {
+        format!("service/{}/{service}", self.cluster_name())
+    }
+
+    /// The ACTIVE service attached to the slot's target group, if any.
+    async fn service_in(&self, slot: Slot) -> Result<Option<Service>, PortError> {
+        let out = aws_call!(
+            self.calls,
+            "DescribeServices",
+            self.ecs
+                .describe_services()
+                .cluster(&self.cluster)
+                .set_services(Some(self.candidates()))
+                .include(ServiceField::Tags)
+                .send()
+        )?;
+        let tg = &self.target_groups[slot.index()];
+        Ok(out
+            .services()
+            .iter()
+            .find(|s| {
+                s.status() == Some("ACTIVE")
+                    && s.load_balancers()
+                        .iter()
+                        .any(|lb| lb.target_group_arn() == Some(tg))
+            })
+            .cloned())
+    }
+
+    async fn healthy_targets(&self, slot: Slot) -> Result<u32, PortError> {
+        let tg = &self.target_groups[slot.index()];
+        let out = aws_call!(
+            self.calls,
+            "DescribeTargetHealth",
+            self.elb
+                .describe_target_health()
+                .target_group_arn(tg)
+                .send()
+        )?;
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| {
+                d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
+            })
+            .count() as u32)
+    }
+
+    /// Check, read-only, that the cluster and a blue service exist.
+    async fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match aws_call!(
+            self.calls,
+            "DescribeClusters",
+            self.ecs.describe_clusters().clusters(&self.cluster).send()
+        ) {
+            Ok(out) if out.clusters().iter().any(|c| c.status() == Some("ACTIVE")) => {}
+            Ok(_) => problems.push(format!(
+                "fleet.cluster: ECS cluster {:?} does not exist or is not active",
+                self.cluster
+            )),
+            Err(e) => problems.push(format!(
+                "fleet.cluster: ECS cluster {:?} cannot be read ({})",
+                self.cluster, e.message
+            )),
+        }
+        if problems.is_empty() {
+            let mut found = false;
+            for slot in Slot::BOTH {
+                match self.service_in(slot).await {
+                    Ok(Some(_)) => found = true,
+                    Ok(None) => {}
+                    Err(e) => problems.push(format!(
+                        "fleet.service: cannot read services ({})",
+                        e.message
+                    )),
+                }
+            }
+            if !found && problems.is_empty() {
+                problems.push(format!(
+                    "fleet.service: no active ECS service {:?} (or {}) in cluster {:?} is attached to either target group",
+                    self.base,
+                    self.candidates()[1..].join(", "),
+                    self.cluster
+                ));
+            }
+        }
+        if self.green.is_none() {
+            problems.push(
+                "what should green run? give --image IMAGE or --task-definition ARN".to_string(),
+            );
+        }
+        problems
+    }
+
+    /// Register green's task definition: blue's, with the container's image replaced.
+    async fn register_patched(
+        &self,
+        blue: &Service,
+        image: &str,
+        revision: &str,
+    ) -> Result<String, PortError> {
+        let blue_td = blue.task_definition().unwrap_or_default();
+        let out = aws_call!(
+            self.calls,
+            "DescribeTaskDefinition",
+            self.ecs
+                .describe_task_definition()
+                .task_definition(blue_td)
+                .send()
+        )?;
+        let td: &TaskDefinition = out.task_definition().ok_or_else(|| {
+            PortError::new(
+                "DescribeTaskDefinition",
+                ErrorKind::NotFound,
+                format!("{blue_td} not found"),
+            )
+        })?;
+        let mut containers = td.container_definitions().to_vec();
+        let target = containers
+            .iter_mut()
+            .find(|c| c.name() == Some(self.container.as_str()))
+            .ok_or_else(|| {
+                PortError::new(
+                    "RegisterTaskDefinition",
+                    ErrorKind::Invalid,
+                    format!(
+                        "blue's task definition {blue_td} has no container {:?} (fleet.container)",
+                        self.container
+                    ),
+                )
+            })?;
+        target.image = Some(image.to_string());
+        let tags: Vec<Tag> = out
+            .tags()
+            .iter()
+            .filter(|t| t.key() != Some(REVISION_TAG))
+            .cloned()
+            .chain([Tag::builder().key(REVISION_TAG).value(revision).build()])
+            .collect();
+        let reg = aws_call!(
+            self.calls,
+            "RegisterTaskDefinition",
+            self.ecs
+                .register_task_definition()
+                .set_family(td.family().map(String::from))
+                .set_task_role_arn(td.task_role_arn().map(String::from))
+                .set_execution_role_arn(td.execution_role_arn().map(String::from))
+                .set_network_mode(td.network_mode().cloned())
+                .set_container_definitions(Some(containers))
+                .set_volumes(Some(td.volumes().to_vec()))
+                .set_placement_constraints(Some(td.placement_constraints().to_vec()))
+                .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+                .set_cpu(td.cpu().map(String::from))
+                .set_memory(td.memory().map(String::from))
+                .set_pid_mode(td.pid_mode().cloned())
+                .set_ipc_mode(td.ipc_mode().cloned())
+                .set_proxy_configuration(td.proxy_configuration().cloned())
+                .set_ephemeral_storage(td.ephemeral_storage().cloned())
+                .set_runtime_platform(td.runtime_platform().cloned())
+                .set_tags(Some(tags))
+                .send()
+        )?;
+        reg.task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .map(String::from)
+            .ok_or_else(|| {
+                PortError::new(
+                    "RegisterTaskDefinition",
+                    ErrorKind::Invalid,
+                    "no task definition ARN in the answer",
+                )
+            })
+    }
+
+    /// Copy blue's scalable target and scaling policies to green.
+    async fn copy_scaling(&self, blue: &str, green: &str) -> Result<(), PortError> {
+        let (blue_id, green_id) = (self.scaling_id(blue), self.scaling_id(green));
+        let targets = aws_call!(
+            self.calls,
+            "DescribeScalableTargets",
+            self.scaling
+                .describe_scalable_targets()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_ids(&blue_id)
+                .send()
+        )?;
+        let Some(t) = targets
+            .scalable_targets()
+            .iter()
+            .find(|t| t.scalable_dimension() == &ScalableDimension::EcsServiceDesiredCount)
+        else {
+            return Ok(());
+        };
+        aws_call!(
+            self.calls,
+            "RegisterScalableTarget",
+            self.scaling
+                .register_scalable_target()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(&green_id)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .min_capacity(t.min_capacity())
+                .max_capacity(t.max_capacity())
+                .send()
+        )?;
+        let policies = aws_call!(
+            self.calls,
+            "DescribeScalingPolicies",
+            self.scaling
+                .describe_scaling_policies()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(&blue_id)
+                .send()
+        )?;
+        for p in policies.scaling_policies() {
+            aws_call!(
+                self.calls,
+                "PutScalingPolicy",
+                self.scaling
+                    .put_scaling_policy()
+                    .policy_name(p.policy_name())
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .resource_id(&green_id)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .policy_type(p.policy_type().clone())
+                    .set_target_tracking_scaling_policy_configuration(
+                        p.target_tracking_scaling_policy_configuration().cloned()
+                    )
+                    .set_step_scaling_policy_configuration(
+                        p.step_scaling_policy_configuration().cloned()
+                    )
+                    .send()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Fleet for EcsFleet {
+    async fn preflight(&self) -> Vec<String> {
+        self.check().await
+    }
+
+    async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {
+        let Some(s) = self.service_in(slot).await? else {
+            return Ok(FleetStatus::absent());
+        };
+        let revision = s
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(REVISION_TAG))
+            .and_then(|t| t.value())
+            .or(s.task_definition())
+            .map(String::from);
+        let running = s.running_count().max(0) as u32;
+        let healthy = running.min(self.healthy_targets(slot).await?);
+        Ok(FleetStatus {
+            exists: true,
+            revision,
+            desired: s.desired_count().max(0) as u32,
+            healthy,
+        })
+    }
+
+    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
+        if let Some(existing) = self.service_in(slot).await? {
+            let rev = existing
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(REVISION_TAG))
+                .and_then(|t| t.value());
+            return match rev {
+                Some(r) if r == revision => Ok(()),
+                other => Err(PortError::new(
+                    "CreateService",
+                    ErrorKind::Invalid,
+                    format!(
+                        "slot {slot} already has service {} ({})",
+                        existing.service_name().unwrap_or("?"),
+                        other.unwrap_or("no revision tag")
+                    ),
+                )),
+            };
+        }
+        let blue = self.service_in(slot.other()).await?.ok_or_else(|| {
+            PortError::new(
+                "CreateService",
+                ErrorKind::NotFound,
+                format!("no blue service in slot {} to clone", slot.other()),
+            )
+        })?;
+        let task_definition = match &self.green {
+            Some(GreenTask::TaskDefinition(td)) => td.clone(),
+            Some(GreenTask::Image(image)) => self.register_patched(&blue, image, revision).await?,
+            None => {
+                return Err(PortError::new(
+                    "CreateService",
+                    ErrorKind::Invalid,
+                    "no --image or --task-definition for green",
+                ))
+            }
+        };
+        let tg = &self.target_groups[slot.index()];
+        let mut lbs: Vec<LoadBalancer> = blue
+            .load_balancers()
+            .iter()
+            .filter(|lb| {
+                !self
+                    .target_groups
+                    .iter()
+                    .any(|t| lb.target_group_arn() == Some(t.as_str()))
+            })
+            .cloned()
+            .collect();
+        lbs.push(
+            LoadBalancer::builder()
+                .target_group_arn(tg)
+                .container_name(&self.container)
+                .container_port(i32::from(self.container_port))
+                .build(),
+        );
+        let tags: Vec<Tag> = blue
+            .tags()
+            .iter()
+            .filter(|t| t.key() != Some(REVISION_TAG))
+            .cloned()
+            .chain([Tag::builder().key(REVISION_TAG).value(revision).build()])
+            .collect();
+        let name = self.name_for(slot);
+        aws_call!(
+            self.calls,
+            "CreateService",
+            self.ecs
+                .create_service()
+                .cluster(&self.cluster)
+                .service_name(&name)
+                .task_definition(task_definition)
+                .desired_count(desired as i32)
+                .set_load_balancers(Some(lbs))
+                .set_launch_type(blue.launch_type().cloned())
+                .set_capacity_provider_strategy(
+                    Some(blue.capacity_provider_strategy().to_vec()).filter(|v| !v.is_empty())
+                )
+                .set_platform_version(blue.platform_version().map(String::from))
+                .set_network_configuration(blue.network_configuration().cloned())
+                .set_health_check_grace_period_seconds(blue.health_check_grace_period_seconds())
+                .set_deployment_configuration(blue.deployment_configuration().cloned())
+                .set_placement_constraints(
+                    Some(blue.placement_constraints().to_vec()).filter(|v| !v.is_empty())
+                )
+                .set_placement_strategy(
+                    Some(blue.placement_strategy().to_vec()).filter(|v| !v.is_empty())
+                )
+                .set_propagate_tags(blue.propagate_tags().cloned())
+                .enable_ecs_managed_tags(blue.enable_ecs_managed_tags())
+                .enable_execute_command(blue.enable_execute_command())
+                .set_tags(Some(tags))
+                .send()
+        )?;
+        self.copy_scaling(blue.service_name().unwrap_or(&self.base), &name)
+            .await
+    }
+
+    async fn remove(&self, slot: Slot) -> Result<(), PortError> {
+        let Some(s) = self.service_in(slot).await? else {
+            return Ok(());
+        };
+        let name = s.service_name().unwrap_or_default().to_string();
+        // Scaling policies would fight the scale-down: drop the scalable target first.
+        let dereg = aws_call!(
+            self.calls,
+            "DeregisterScalableTarget",
+            self.scaling
+                .deregister_scalable_target()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(self.scaling_id(&name))
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .send()
+        );
+        match dereg {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::NotFound || e.message.contains("No scalable target") => {
+            }
+            Err(e) if e.kind == ErrorKind::Invalid && e.message.contains("ObjectNotFound") => {}
+            Err(e) => return Err(e),
+        }
+        aws_call!(
+            self.calls,
+            "UpdateService",
+            self.ecs
+                .update_service()
+                .cluster(&self.cluster)
+                .service(&name)
+                .desired_count(0)
+                .send()
+        )?;
+        aws_call!(
+            self.calls,
+            "DeleteService",
+            self.ecs
+                .delete_service()
+                .cluster(&self.cluster)
+                .service(&name)
+                .force(true)
+                .send()
+        )?;
+        Ok(())
+    }
+}

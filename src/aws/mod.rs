@@ -1,0 +1,174 @@
+//! The AWS adapters of the ports, on the official Rust SDK.
+//!
+//! - [`alb`]: the ALB router (listener default action or one rule, weighted forward);
+//! - [`cloudwatch`]: the alarm gate (one batched `DescribeAlarms` per poll);
+//! - [`ecs`]: the ECS fleet (a service per slot, cloned from blue);
+//! - [`ledger`]: the deployment record in tags on the router's listener or rule.
+//!
+//! Credentials and region come from the default chain (`--profile`, `--region`,
+//! `AWS_ENDPOINT_URL` and friends). Every call is counted per operation
+//! ([`ApiCalls`]) for the final summary.
+
+pub mod alb;
+pub mod cloudwatch;
+pub mod ecs;
+pub mod ledger;
+
+use crate::config::{Config, FleetConfig, RouterConfig};
+use crate::ports::{Clock, ErrorKind, PortError, Ports};
+use aws_sdk_ecs::config::http::HttpResponse;
+use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// AWS API calls made, per operation (`DescribeAlarms`, `ModifyListener`, ...).
+#[derive(Debug, Default)]
+pub struct ApiCalls(Mutex<BTreeMap<&'static str, u64>>);
+
+impl ApiCalls {
+    /// Count one call of `op`.
+    pub fn hit(&self, op: &'static str) {
+        *self.0.lock().expect("call counter").entry(op).or_default() += 1;
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.0.lock().expect("call counter").clone()
+    }
+}
+
+/// The SDK configuration and the call counter, shared by every adapter.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    /// The loaded SDK configuration.
+    pub sdk: aws_config::SdkConfig,
+    /// Calls per operation.
+    pub calls: Arc<ApiCalls>,
+}
+
+impl Aws {
+    /// Load the default credential chain, with an optional region and profile.
+    pub async fn load(region: Option<String>, profile: Option<String>) -> Aws {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r));
+        }
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        Aws {
+            sdk: loader.load().await,
+            calls: Arc::default(),
+        }
+    }
+}
+
+/// The AWS ports for a config, or why this config cannot deploy to AWS yet.
+pub fn ports(
+    aws: &Aws,
+    config: &Config,
+    green: Option<ecs::GreenTask>,
+    clock: Arc<dyn Clock>,
+) -> Result<Ports, String> {
+    match (&config.fleet, &config.router) {
+        (FleetConfig::Ecs { cluster, service, container, container_port }, RouterConfig::Alb { target, target_groups })
+            if target_groups.len() == 2 =>
+        {
+            let tgs = [target_groups[0].clone(), target_groups[1].clone()];
+            let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone());
+            let ledger = ledger::TagLedger::new(aws, router.arn().to_string());
+            let fleet = ecs::EcsFleet::new(aws, cluster.clone(), service.clone(), container.clone(), *container_port, tgs, green);
+            Ok(Ports {
+                fleet: Arc::new(fleet),
+                router: Arc::new(router),
+                gate: Arc::new(cloudwatch::AlarmGate::new(aws, config.gates.alarms.clone())),
+                ledger: Arc::new(ledger),
+                clock,
+            })
+        }
+        (fleet, router) => Err(format!(
+            "{}: fleet.kind = {:?} with router.kind = {:?} cannot deploy yet; ECS behind an ALB can",
+            config.path.display(),
+            kind_of_fleet(fleet),
+            kind_of_router(router)
+        )),
+    }
+}
+
+fn kind_of_fleet(f: &FleetConfig) -> &'static str {
+    match f {
+        FleetConfig::Sim { .. } => "sim",
+        FleetConfig::Ecs { .. } => "ecs",
+        FleetConfig::Asg { .. } => "asg",
+        FleetConfig::Local { .. } => "local",
+    }
+}
+
+fn kind_of_router(r: &RouterConfig) -> &'static str {
+    match r {
+        RouterConfig::Sim => "sim",
+        RouterConfig::Alb { .. } => "alb",
+        RouterConfig::Route53 { .. } => "route53",
+        RouterConfig::Local { .. } => "local",
+    }
+}
+
+/// Error codes that mean "try again later".
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "PriorRequestNotComplete",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
+    "ServerException",
+];
+
+/// Classify an SDK error into a [`PortError`] for operation `op`.
+pub fn port_error<E>(op: &'static str, e: SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let kind = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorKind::Transient
+        }
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            let status = se.raw().status().as_u16();
+            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
+                ErrorKind::Transient
+            } else if code.contains("NotFound") || code.starts_with("NoSuch") {
+                ErrorKind::NotFound
+            } else if code.contains("AccessDenied") || code.contains("Unauthorized") {
+                ErrorKind::Denied
+            } else {
+                ErrorKind::Invalid
+            }
+        }
+        _ => ErrorKind::Invalid,
+    };
+    let message = match e.as_service_error() {
+        Some(se) => format!(
+            "{}: {}",
+            se.code().unwrap_or("error"),
+            se.message().unwrap_or_default()
+        ),
+        None => DisplayErrorContext(&e).to_string(),
+    };
+    PortError::new(op, kind, message)
+}
+
+/// Shorthand: count a call and map its error.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! aws_call {
+    ($calls:expr, $op:literal, $fut:expr) => {{
+        $calls.hit($op);
+        $fut.await.map_err(|e| $crate::aws::port_error($op, e))
+    }};
+}

@@ -1,0 +1,558 @@
+//! Fixtures for the AWS tests: moto's address, SDK clients pointed at it, a
+//! load balancer with three target groups, an ECS service as blue, alarms,
+//! and a stand-in for what ECS does that moto does not (registering a
+//! service's tasks as targets).
+
+#![allow(dead_code)]
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, ContainerDefinition, LaunchType, LoadBalancer,
+    NetworkConfiguration, PortMapping,
+};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription, TargetGroupTuple,
+    TargetTypeEnum,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Where moto and the CloudWatch shim listen.
+#[derive(Debug, Clone)]
+pub struct Moto {
+    pub endpoint: String,
+    pub cloudwatch: String,
+}
+
+/// moto's address from the environment. In CI a missing address fails the
+/// test; elsewhere the test is skipped with a note on how to start moto.
+pub fn moto() -> Option<Moto> {
+    match (
+        std::env::var("TEAL_MOTO_ENDPOINT"),
+        std::env::var("TEAL_MOTO_CLOUDWATCH_ENDPOINT"),
+    ) {
+        (Ok(endpoint), Ok(cloudwatch)) => Some(Moto {
+            endpoint,
+            cloudwatch,
+        }),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("TEAL_MOTO_ENDPOINT / TEAL_MOTO_CLOUDWATCH_ENDPOINT are not set; .ci/run starts moto and sets them")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: moto is not running. Start it with: eval \"$(tests/support/moto-up.sh)\""
+            );
+            None
+        }
+    }
+}
+
+/// The environment a `teal` process needs to talk to moto.
+pub fn teal_env(m: &Moto) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", m.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_CLOUDWATCH", m.cloudwatch.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        // moto's occasional 500s would be retried into duplicates by the SDK.
+        ("AWS_MAX_ATTEMPTS", "1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
+pub async fn sdk(m: &Moto) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .endpoint_url(&m.endpoint)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+/// Clients for every service the tests touch.
+#[derive(Clone)]
+pub struct Clients {
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
+}
+
+pub async fn clients(m: &Moto) -> Clients {
+    let sdk = sdk(m).await;
+    let cw_conf = aws_sdk_cloudwatch::config::Builder::from(&sdk)
+        .endpoint_url(&m.cloudwatch)
+        .build();
+    Clients {
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+        ecs: aws_sdk_ecs::Client::new(&sdk),
+        ec2: aws_sdk_ec2::Client::new(&sdk),
+        cw: aws_sdk_cloudwatch::Client::from_conf(cw_conf),
+    }
+}
+
+/// A unique short name per test run and fixture.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}-{}",
+        std::process::id() % 10_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// How the listener forwards at the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// A weighted forward, 100 to slot A.
+    Weighted,
+    /// A plain forward to slot A's target group.
+    Plain,
+    /// A plain forward to a third target group, not a slot.
+    Third,
+}
+
+/// One service's worth of AWS resources.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub name: String,
+    pub listener: String,
+    pub tg_a: String,
+    pub tg_b: String,
+    pub tg_third: String,
+    pub cluster: String,
+    pub alarms: Vec<String>,
+}
+
+pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
+    let name = unique("t");
+    let subnets = c
+        .ec2
+        .describe_subnets()
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    let default: Vec<_> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| s.default_for_az() == Some(true))
+        .take(2)
+        .collect();
+    let vpc = default[0].vpc_id().unwrap().to_string();
+    let subnet_ids: Vec<String> = default
+        .iter()
+        .map(|s| s.subnet_id().unwrap().to_string())
+        .collect();
+    let groups = c
+        .ec2
+        .describe_security_groups()
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    let sg = groups
+        .security_groups()
+        .iter()
+        .find(|g| g.vpc_id() == Some(vpc.as_str()) && g.group_name() == Some("default"))
+        .and_then(|g| g.group_id())
+        .expect("the default VPC has a default security group")
+        .to_string();
+
+    let lb = c
+        .elb
+        .create_load_balancer()
+        .name(&name)
+        .set_subnets(Some(subnet_ids.clone()))
+        .send()
+        .await
+        .expect("CreateLoadBalancer");
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let mut tgs = Vec::new();
+    for suffix in ["a", "b", "x"] {
+        let tg = c
+            .elb
+            .create_target_group()
+            .name(format!("{name}-{suffix}"))
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(&vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await
+            .expect("CreateTargetGroup");
+        tgs.push(
+            tg.target_groups()[0]
+                .target_group_arn()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let action = match forward {
+        Forward::Weighted => Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn(&tgs[0])
+                            .weight(100)
+                            .build(),
+                    )
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn(&tgs[1])
+                            .weight(0)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build(),
+        Forward::Plain => Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(&tgs[0])
+            .build(),
+        Forward::Third => Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(&tgs[2])
+            .build(),
+    };
+    let listener = c
+        .elb
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .default_actions(action)
+        .send()
+        .await
+        .expect("CreateListener");
+    let listener = listener.listeners()[0].listener_arn().unwrap().to_string();
+
+    c.ecs
+        .create_cluster()
+        .cluster_name(&name)
+        .send()
+        .await
+        .expect("CreateCluster");
+    let td = c
+        .ecs
+        .register_task_definition()
+        .family(&name)
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("registry.example/app:1")
+                .memory(512)
+                .port_mappings(PortMapping::builder().container_port(8080).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    let td_arn = td
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string();
+    c.ecs
+        .create_service()
+        .cluster(&name)
+        .service_name(&name)
+        .task_definition(td_arn)
+        .desired_count(2)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .set_subnets(Some(subnet_ids))
+                        .security_groups(sg)
+                        .assign_public_ip(AssignPublicIp::Disabled)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(&tgs[0])
+                .container_name("app")
+                .container_port(8080)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateService");
+
+    let alarms = vec![format!("{name}-5xx"), format!("{name}-p99")];
+    for a in &alarms {
+        c.cw.put_metric_alarm()
+            .alarm_name(a)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .expect("PutMetricAlarm");
+    }
+    Fixture {
+        name: name.clone(),
+        listener,
+        tg_a: tgs[0].clone(),
+        tg_b: tgs[1].clone(),
+        tg_third: tgs[2].clone(),
+        cluster: name,
+        alarms,
+    }
+}
+
+/// Play ECS's part moto does not: register each active service's tasks as
+/// healthy targets in its target group, and deregister them when it goes.
+/// `skip` names services whose tasks never become healthy.
+pub fn register_targets_like_ecs(
+    c: &Clients,
+    f: &Fixture,
+    skip: Option<String>,
+) -> tokio::task::JoinHandle<()> {
+    let (c, f) = (c.clone(), f.clone());
+    tokio::spawn(async move {
+        let mut next_ip = 10u32;
+        let mut registered: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        loop {
+            let names = vec![
+                f.name.clone(),
+                format!("{}-a", f.name),
+                format!("{}-b", f.name),
+            ];
+            if let Ok(out) = c
+                .ecs
+                .describe_services()
+                .cluster(&f.cluster)
+                .set_services(Some(names))
+                .send()
+                .await
+            {
+                let mut active = BTreeSet::new();
+                for s in out.services() {
+                    let name = s.service_name().unwrap_or_default().to_string();
+                    if s.status() != Some("ACTIVE") || Some(&name) == skip.as_ref() {
+                        continue;
+                    }
+                    active.insert(name.clone());
+                    if registered.contains_key(&name) {
+                        continue;
+                    }
+                    let Some(tg) = s
+                        .load_balancers()
+                        .first()
+                        .and_then(|lb| lb.target_group_arn())
+                        .map(String::from)
+                    else {
+                        continue;
+                    };
+                    let ips: Vec<String> = (0..s.desired_count())
+                        .map(|_| {
+                            next_ip += 1;
+                            format!("10.0.{}.{}", next_ip / 250, next_ip % 250)
+                        })
+                        .collect();
+                    if c.elb
+                        .register_targets()
+                        .target_group_arn(&tg)
+                        .set_targets(Some(targets(&ips)))
+                        .send()
+                        .await
+                        .is_ok()
+                    {
+                        registered.insert(name, (tg, ips));
+                    }
+                }
+                let gone: Vec<String> = registered
+                    .keys()
+                    .filter(|n| !active.contains(*n))
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    let (tg, ips) = registered.remove(&name).unwrap();
+                    let _ = c
+                        .elb
+                        .deregister_targets()
+                        .target_group_arn(&tg)
+                        .set_targets(Some(targets(&ips)))
+                        .send()
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+fn targets(ips: &[String]) -> Vec<TargetDescription> {
+    ips.iter()
+        .map(|ip| TargetDescription::builder().id(ip).port(8080).build())
+        .collect()
+}
+
+/// The listener's forward weights as (slot A, slot B), raw.
+pub async fn weights(c: &Clients, f: &Fixture) -> (i32, i32) {
+    let out = c
+        .elb
+        .describe_listeners()
+        .listener_arns(&f.listener)
+        .send()
+        .await
+        .expect("DescribeListeners");
+    let action = &out.listeners()[0].default_actions()[0];
+    match action
+        .forward_config()
+        .filter(|fc| !fc.target_groups().is_empty())
+    {
+        Some(fc) => {
+            let w = |tg: &str| {
+                fc.target_groups()
+                    .iter()
+                    .filter(|t| t.target_group_arn() == Some(tg))
+                    .map(|t| t.weight().unwrap_or(1))
+                    .sum()
+            };
+            (w(&f.tg_a), w(&f.tg_b))
+        }
+        None if action.target_group_arn() == Some(f.tg_a.as_str()) => (100, 0),
+        None if action.target_group_arn() == Some(f.tg_b.as_str()) => (0, 100),
+        None => (0, 0),
+    }
+}
+
+/// Active service names in the fixture's cluster.
+pub async fn active_services(c: &Clients, f: &Fixture) -> Vec<String> {
+    let names = vec![
+        f.name.clone(),
+        format!("{}-a", f.name),
+        format!("{}-b", f.name),
+    ];
+    let out = c
+        .ecs
+        .describe_services()
+        .cluster(&f.cluster)
+        .set_services(Some(names))
+        .send()
+        .await
+        .expect("DescribeServices");
+    out.services()
+        .iter()
+        .filter(|s| s.status() == Some("ACTIVE"))
+        .filter_map(|s| s.service_name().map(String::from))
+        .collect()
+}
+
+pub async fn set_alarm(c: &Clients, alarm: &str, state: aws_sdk_cloudwatch::types::StateValue) {
+    c.cw.set_alarm_state()
+        .alarm_name(alarm)
+        .state_value(state)
+        .state_reason("set by the test")
+        .send()
+        .await
+        .expect("SetAlarmState");
+}
+
+/// A `teal.toml` for the fixture; `strategy` is the `[strategy]` body.
+pub fn config(f: &Fixture, strategy: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("teal.toml");
+    let alarms = f
+        .alarms
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[service]
+name = "{name}"
+
+[fleet]
+kind = "ecs"
+cluster = "{cluster}"
+service = "{name}"
+container = "app"
+container_port = 8080
+
+[router]
+kind = "alb"
+listener_arn = "{listener}"
+target_groups = ["{a}", "{b}"]
+
+[gates]
+alarms = [{alarms}]
+
+[strategy]
+{strategy}
+"#,
+            name = f.name,
+            cluster = f.cluster,
+            listener = f.listener,
+            a = f.tg_a,
+            b = f.tg_b,
+        ),
+    )
+    .unwrap();
+    (dir, path)
+}
+
+/// Short bakes for tests: canary 50% for 3s, keep-alive 2s, polls every second.
+pub const FAST_CANARY: &str = r#"canary = { percent = 50, bake = "3s" }
+keep_alive = "2s"
+poll = "1s"
+green_healthy_timeout = "30s""#;
+
+/// `teal` as a child process against moto.
+pub fn teal(m: &Moto, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_teal"));
+    cmd.args(args)
+        .envs(teal_env(m))
+        .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION")
+        .env_remove("TEAL_CONFIG");
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The mutating operations among the API calls a run reported.
+pub fn mutating_calls(stdout: &str) -> Vec<String> {
+    let Some(line) = stdout.lines().find(|l| l.starts_with("AWS API calls:")) else {
+        return vec!["(no summary)".into()];
+    };
+    let read_only = ["Describe", "List", "Get"];
+    line.split(['(', ')', ' '])
+        .filter_map(|w| w.split_once('='))
+        .map(|(op, _)| op.to_string())
+        .filter(|op| !read_only.iter().any(|p| op.starts_with(p)))
+        .collect()
+}
