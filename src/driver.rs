@@ -256,8 +256,15 @@ impl Driver {
             return Driver::take_over(io, rec.clone()).await;
         }
 
-        let mut problems = io.ports.router.preflight().await;
-        problems.extend(io.ports.fleet.preflight().await);
+        let router_checks = io.ports.router.preflight(&spec.plan).await;
+        let fleet_checks = io.ports.fleet.preflight(&spec.plan).await;
+        let mut problems = router_checks.problems;
+        problems.extend(fleet_checks.problems);
+        let warnings: Vec<String> = router_checks
+            .warnings
+            .into_iter()
+            .chain(fleet_checks.warnings)
+            .collect();
         // A read that fails for good (not found, refused) is bad input too.
         let weights = match port!(io, "router.weights", io.ports.router.weights()) {
             Ok(w) => Some(w),
@@ -353,6 +360,9 @@ impl Driver {
                 });
             }
             Err(e) => return Err(e),
+        }
+        for message in warnings {
+            d.io.emit(EventKind::Warning { message });
         }
         let r = d.engine.record().clone();
         d.io.emit(EventKind::Started {

@@ -108,6 +108,11 @@ pub enum EventKind {
         /// Wait before the next attempt.
         backoff_ms: Millis,
     },
+    /// Something that may surprise, found before the start.
+    Warning {
+        /// What, and why.
+        message: String,
+    },
     /// A signal arrived; traffic goes to a safe state.
     Interrupted {
         /// The signal.

@@ -5,10 +5,30 @@
 //! blue is the engine's business. Every mutating call is idempotent, so the
 //! driver may retry it and a resumed deployment may repeat it.
 
-use crate::engine::Record;
+use crate::engine::{Plan, Record};
 use crate::model::{FleetStatus, GateReading, Millis, Slot, SlotWeights};
 use async_trait::async_trait;
 use std::sync::Arc;
+
+/// What a read-only preflight found: problems refuse the deployment (exit 2),
+/// warnings are reported and the deployment goes on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// Each names the config field or the resource, and what is wrong.
+    pub problems: Vec<String>,
+    /// Each says what may surprise, and why.
+    pub warnings: Vec<String>,
+}
+
+impl Checks {
+    /// Only problems.
+    pub fn problems(problems: Vec<String>) -> Checks {
+        Checks {
+            problems,
+            warnings: vec![],
+        }
+    }
+}
 
 /// How a port call failed, which decides whether the driver retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +83,9 @@ pub trait Fleet: Send + Sync {
     async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError>;
     /// Scale the fleet in `slot` to zero and delete it. Succeeds if absent.
     async fn remove(&self, slot: Slot) -> Result<(), PortError>;
-    /// Read-only checks before a deployment starts: every problem, in words
-    /// naming the config field or the resource.
-    async fn preflight(&self) -> Vec<String> {
-        Vec::new()
+    /// Read-only checks before a deployment of `plan` starts.
+    async fn preflight(&self, _plan: &Plan) -> Checks {
+        Checks::default()
     }
 }
 
@@ -77,10 +96,9 @@ pub trait Router: Send + Sync {
     async fn weights(&self) -> Result<SlotWeights, PortError>;
     /// Set the weights. The driver reads them back afterwards.
     async fn set_weights(&self, weights: SlotWeights) -> Result<(), PortError>;
-    /// Read-only checks before a deployment starts: every problem, in words
-    /// naming the config field or the resource.
-    async fn preflight(&self) -> Vec<String> {
-        Vec::new()
+    /// Read-only checks before a deployment of `plan` starts.
+    async fn preflight(&self, _plan: &Plan) -> Checks {
+        Checks::default()
     }
 }
 

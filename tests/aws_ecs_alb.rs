@@ -71,6 +71,57 @@ async fn canary_succeeds_and_retires_blue() {
         td.task_definition().unwrap().container_definitions()[0].image(),
         Some("registry.example/app:2")
     );
+    // Stickiness, set on the forward before the deployment, is still there.
+    let l = c
+        .elb
+        .describe_listeners()
+        .listener_arns(&f.listener)
+        .send()
+        .await
+        .unwrap();
+    let sticky = l.listeners()[0].default_actions()[0]
+        .forward_config()
+        .unwrap()
+        .target_group_stickiness_config()
+        .unwrap();
+    assert_eq!(
+        (sticky.enabled(), sticky.duration_seconds()),
+        (Some(true), Some(300))
+    );
+    // Blue's Application Auto Scaling target and policy now govern green.
+    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+    let green_id = format!("service/{}/{}-b", f.cluster, f.name);
+    let t = c
+        .scaling
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_ids(&green_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        t.scalable_targets()
+            .iter()
+            .map(|t| (t.min_capacity(), t.max_capacity()))
+            .collect::<Vec<_>>(),
+        vec![(2, 6)]
+    );
+    let p = c
+        .scaling
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(&green_id)
+        .send()
+        .await
+        .unwrap();
+    // (moto filters policies by substring of the id, so compare ids here.)
+    let green_policies: Vec<&str> = p
+        .scaling_policies()
+        .iter()
+        .filter(|p| p.resource_id() == green_id)
+        .map(|p| p.policy_name())
+        .collect();
+    assert_eq!(green_policies, vec!["cpu60"]);
     // The summary counts AWS calls per operation, one DescribeAlarms per gate read.
     let summary = stdout
         .lines()

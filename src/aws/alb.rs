@@ -181,8 +181,8 @@ fn not_found(op: &str, arn: &str) -> PortError {
 
 #[async_trait]
 impl Router for AlbRouter {
-    async fn preflight(&self) -> Vec<String> {
-        self.check().await
+    async fn preflight(&self, _plan: &crate::engine::Plan) -> crate::ports::Checks {
+        crate::ports::Checks::problems(self.check().await)
     }
 
     async fn weights(&self) -> Result<SlotWeights, PortError> {

@@ -310,7 +310,12 @@ impl EcsFleet {
                 .resource_id(&blue_id)
                 .send()
         )?;
-        for p in policies.scaling_policies() {
+        // Compare ids exactly: some implementations filter by substring.
+        for p in policies
+            .scaling_policies()
+            .iter()
+            .filter(|p| p.resource_id() == blue_id)
+        {
             aws_call!(
                 self.calls,
                 "PutScalingPolicy",
@@ -336,20 +341,22 @@ impl EcsFleet {
 
 #[async_trait]
 impl Fleet for EcsFleet {
-    async fn preflight(&self) -> Vec<String> {
-        self.check().await
+    async fn preflight(&self, _plan: &crate::engine::Plan) -> crate::ports::Checks {
+        crate::ports::Checks::problems(self.check().await)
     }
 
     async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {
         let Some(s) = self.service_in(slot).await? else {
             return Ok(FleetStatus::absent());
         };
+        // Only teal's own tag says which revision runs: a missing tag (blue
+        // before its first deployment, or an answer that raced the tagging)
+        // means unknown, never "another revision".
         let revision = s
             .tags()
             .iter()
             .find(|t| t.key() == Some(REVISION_TAG))
             .and_then(|t| t.value())
-            .or(s.task_definition())
             .map(String::from);
         let running = s.running_count().max(0) as u32;
         let healthy = running.min(self.healthy_targets(slot).await?);
@@ -368,8 +375,11 @@ impl Fleet for EcsFleet {
                 .iter()
                 .find(|t| t.key() == Some(REVISION_TAG))
                 .and_then(|t| t.value());
+            let ours = existing.service_name() == Some(self.name_for(slot).as_str());
             return match rev {
                 Some(r) if r == revision => Ok(()),
+                // Our own name, its tags not visible yet: an earlier attempt of this call.
+                None if ours => Ok(()),
                 other => Err(PortError::new(
                     "CreateService",
                     ErrorKind::Invalid,

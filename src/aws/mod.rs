@@ -3,6 +3,8 @@
 //! - [`alb`]: the ALB router (listener default action or one rule, weighted forward);
 //! - [`cloudwatch`]: the alarm gate (one batched `DescribeAlarms` per poll);
 //! - [`ecs`]: the ECS fleet (a service per slot, cloned from blue);
+//! - [`asg`]: the Auto Scaling fleet (a group per slot, cloned from blue);
+//! - [`route53`]: the Route 53 router (two weighted records) and its TXT ledger;
 //! - [`ledger`]: the deployment record in tags on the router's listener or rule.
 //!
 //! Credentials and region come from the default chain (`--profile`, `--region`,
@@ -10,9 +12,11 @@
 //! ([`ApiCalls`]) for the final summary.
 
 pub mod alb;
+pub mod asg;
 pub mod cloudwatch;
 pub mod ecs;
 pub mod ledger;
+pub mod route53;
 
 use crate::config::{Config, FleetConfig, RouterConfig};
 use crate::ports::{Clock, ErrorKind, PortError, Ports};
@@ -63,31 +67,117 @@ impl Aws {
     }
 }
 
+/// What green runs, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Green {
+    /// ECS: an image or a task definition.
+    pub task: Option<ecs::GreenTask>,
+    /// Auto Scaling: a launch template version or an AMI.
+    pub template: Option<asg::GreenTemplate>,
+}
+
 /// The AWS ports for a config, or why this config cannot deploy to AWS yet.
 pub fn ports(
     aws: &Aws,
     config: &Config,
-    green: Option<ecs::GreenTask>,
+    green: Green,
     clock: Arc<dyn Clock>,
 ) -> Result<Ports, String> {
+    let gate = Arc::new(cloudwatch::AlarmGate::new(aws, config.gates.alarms.clone()));
+    let pair = |v: &[String]| [v[0].clone(), v[1].clone()];
     match (&config.fleet, &config.router) {
-        (FleetConfig::Ecs { cluster, service, container, container_port }, RouterConfig::Alb { target, target_groups })
-            if target_groups.len() == 2 =>
-        {
-            let tgs = [target_groups[0].clone(), target_groups[1].clone()];
+        (
+            FleetConfig::Ecs {
+                cluster,
+                service,
+                container,
+                container_port,
+            },
+            RouterConfig::Alb {
+                target,
+                target_groups,
+            },
+        ) if target_groups.len() == 2 => {
+            let tgs = pair(target_groups);
             let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone());
             let ledger = ledger::TagLedger::new(aws, router.arn().to_string());
-            let fleet = ecs::EcsFleet::new(aws, cluster.clone(), service.clone(), container.clone(), *container_port, tgs, green);
+            let fleet = ecs::EcsFleet::new(
+                aws,
+                cluster.clone(),
+                service.clone(),
+                container.clone(),
+                *container_port,
+                tgs,
+                green.task,
+            );
             Ok(Ports {
                 fleet: Arc::new(fleet),
                 router: Arc::new(router),
-                gate: Arc::new(cloudwatch::AlarmGate::new(aws, config.gates.alarms.clone())),
+                gate,
                 ledger: Arc::new(ledger),
                 clock,
             })
         }
+        (
+            FleetConfig::Asg {
+                group,
+                target_groups,
+            },
+            RouterConfig::Route53 {
+                hosted_zone_id,
+                record_name,
+                record_type,
+                set_identifiers,
+            },
+        ) if set_identifiers.len() == 2 && target_groups.len() == 2 => {
+            let router = route53::Route53Router::new(
+                aws,
+                hosted_zone_id.clone(),
+                record_name,
+                record_type,
+                pair(set_identifiers),
+            );
+            Ok(Ports {
+                fleet: Arc::new(asg::AsgFleet::new(
+                    aws,
+                    group.clone(),
+                    pair(target_groups),
+                    green.template,
+                )),
+                router: Arc::new(router),
+                gate,
+                ledger: Arc::new(route53::TxtLedger::new(
+                    aws,
+                    hosted_zone_id.clone(),
+                    record_name,
+                )),
+                clock,
+            })
+        }
+        (
+            FleetConfig::Asg { group, .. },
+            RouterConfig::Alb {
+                target,
+                target_groups,
+            },
+        ) if target_groups.len() == 2 => {
+            let router = alb::AlbRouter::new(aws, target.clone(), pair(target_groups));
+            Ok(Ports {
+                fleet: Arc::new(asg::AsgFleet::new(
+                    aws,
+                    group.clone(),
+                    pair(target_groups),
+                    green.template,
+                )),
+                ledger: Arc::new(ledger::TagLedger::new(aws, router.arn().to_string())),
+                router: Arc::new(router),
+                gate,
+                clock,
+            })
+        }
         (fleet, router) => Err(format!(
-            "{}: fleet.kind = {:?} with router.kind = {:?} cannot deploy yet; ECS behind an ALB can",
+            "{}: fleet.kind = {:?} with router.kind = {:?} cannot deploy yet; \
+             ECS behind an ALB, and Auto Scaling behind an ALB or Route 53, can",
             config.path.display(),
             kind_of_fleet(fleet),
             kind_of_router(router)

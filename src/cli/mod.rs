@@ -81,6 +81,12 @@ pub struct DeployArgs {
     /// ECS: green runs this task definition (ARN or family:revision).
     #[arg(long)]
     pub task_definition: Option<String>,
+    /// Auto Scaling: green runs this version of blue's launch template.
+    #[arg(long, conflicts_with = "ami")]
+    pub launch_template_version: Option<String>,
+    /// Auto Scaling: green runs a new version of blue's launch template with this AMI.
+    #[arg(long)]
+    pub ami: Option<String>,
     /// AWS region [default: from the environment or profile].
     #[arg(long)]
     pub region: Option<String>,
@@ -271,6 +277,12 @@ fn revision_label(args: &DeployArgs) -> String {
     if let Some(td) = &args.task_definition {
         return td.rsplit('/').next().unwrap_or(td).to_string();
     }
+    if let Some(ami) = &args.ami {
+        return ami.clone();
+    }
+    if let Some(v) = &args.launch_template_version {
+        return format!("launch-template-v{v}");
+    }
     "v2".to_string()
 }
 
@@ -309,10 +321,18 @@ fn deploy(config: &Config, args: DeployArgs, format: Format) -> Result<Exit, Fai
             )
         } else {
             let aws = crate::aws::Aws::load(args.region.clone(), args.profile.clone()).await;
-            let green = match (&args.image, &args.task_definition) {
-                (Some(i), _) => Some(crate::aws::ecs::GreenTask::Image(i.clone())),
-                (None, Some(td)) => Some(crate::aws::ecs::GreenTask::TaskDefinition(td.clone())),
-                (None, None) => None,
+            use crate::aws::{asg::GreenTemplate, ecs::GreenTask};
+            let green = crate::aws::Green {
+                task: args
+                    .image
+                    .clone()
+                    .map(GreenTask::Image)
+                    .or_else(|| args.task_definition.clone().map(GreenTask::TaskDefinition)),
+                template: args
+                    .launch_template_version
+                    .clone()
+                    .map(GreenTemplate::Version)
+                    .or_else(|| args.ami.clone().map(GreenTemplate::Ami)),
             };
             let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::ports::SystemClock);
             let ports = crate::aws::ports(&aws, config, green, clock).map_err(Failure::Usage)?;

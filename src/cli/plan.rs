@@ -123,7 +123,7 @@ fn describe_fleet(f: &FleetConfig) -> String {
         } => {
             format!("ECS service {service} in cluster {cluster} (container {container}:{container_port})")
         }
-        FleetConfig::Asg { group } => format!("Auto Scaling group {group}"),
+        FleetConfig::Asg { group, .. } => format!("Auto Scaling group {group}"),
         FleetConfig::Local {
             command,
             instances,

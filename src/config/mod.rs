@@ -85,6 +85,8 @@ pub enum FleetConfig {
     Asg {
         /// Blue's group.
         group: String,
+        /// Target groups of the slots (A, B) when the router has none of its own.
+        target_groups: Vec<String>,
     },
     /// Local processes.
     Local {
@@ -203,6 +205,19 @@ impl Config {
             Some(s) => resolve_strategy_ref(s, Path::new("."))?,
             None => validate_strategy(file, base_dir, raw.strategy.as_ref())?,
         };
+        if let (FleetConfig::Asg { target_groups, .. }, RouterConfig::Route53 { .. }) =
+            (&fleet, &router)
+        {
+            if target_groups.len() != 2 {
+                return Err(file
+                    .error(
+                        raw.fleet.span(),
+                        "fleet.target_groups",
+                        "behind Route 53, an asg fleet needs target_groups = [slot A, slot B]: the groups its instances register in, for health",
+                    )
+                    .into());
+            }
+        }
         if matches!(strategy.shape, Shape::BlueGreen { .. }) && router.slot_count() < 2 {
             return Err(file
                 .error(
@@ -313,8 +328,25 @@ fn parse_fleet(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<FleetC
         }
         "asg" => {
             let f = section::<FleetSection<RawAsgFleet>>(file)?.fleet;
+            let target_groups = match &f.target_groups {
+                Some(tgs) => {
+                    let out = pair(file, tgs, "fleet.target_groups", "target group ARNs")?;
+                    for (i, tg) in tgs.get_ref().iter().enumerate() {
+                        arn(
+                            file,
+                            tg,
+                            &format!("fleet.target_groups[{i}]"),
+                            "elasticloadbalancing",
+                            ":targetgroup/",
+                        )?;
+                    }
+                    out
+                }
+                None => vec![],
+            };
             FleetConfig::Asg {
                 group: non_empty(file, &f.group, "fleet.group")?,
+                target_groups,
             }
         }
         _ => {

@@ -93,6 +93,9 @@ pub struct RawAsgFleet {
     pub kind: Spanned<String>,
     /// Blue's Auto Scaling group name.
     pub group: Spanned<String>,
+    /// Target groups the slots' groups attach to (slot A, slot B), for health;
+    /// required behind Route 53, taken from the router behind an ALB.
+    pub target_groups: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[fleet] kind = "local"`.

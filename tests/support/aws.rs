@@ -79,6 +79,7 @@ pub async fn sdk(m: &Moto) -> SdkConfig {
 /// Clients for every service the tests touch.
 #[derive(Clone)]
 pub struct Clients {
+    pub scaling: aws_sdk_applicationautoscaling::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub ec2: aws_sdk_ec2::Client,
@@ -91,6 +92,7 @@ pub async fn clients(m: &Moto) -> Clients {
         .endpoint_url(&m.cloudwatch)
         .build();
     Clients {
+        scaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
         ecs: aws_sdk_ecs::Client::new(&sdk),
         ec2: aws_sdk_ec2::Client::new(&sdk),
@@ -213,6 +215,12 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
                             .weight(0)
                             .build(),
                     )
+                    .target_group_stickiness_config(
+                        aws_sdk_elasticloadbalancingv2::types::TargetGroupStickinessConfig::builder()
+                            .enabled(true)
+                            .duration_seconds(300)
+                            .build(),
+                    )
                     .build(),
             )
             .build(),
@@ -295,6 +303,43 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
         .await
         .expect("CreateService");
 
+    // Blue scales on CPU: green must too, from the first minute.
+    use aws_sdk_applicationautoscaling::types::{
+        MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
+        TargetTrackingScalingPolicyConfiguration,
+    };
+    c.scaling
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(format!("service/{name}/{name}"))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .min_capacity(2)
+        .max_capacity(6)
+        .send()
+        .await
+        .expect("RegisterScalableTarget");
+    c.scaling
+        .put_scaling_policy()
+        .policy_name("cpu60")
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(format!("service/{name}/{name}"))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .policy_type(PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(60.0)
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::EcsServiceAverageCpuUtilization)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("PutScalingPolicy");
     let alarms = vec![format!("{name}-5xx"), format!("{name}-p99")];
     for a in &alarms {
         c.cw.put_metric_alarm()
@@ -346,6 +391,8 @@ pub fn register_targets_like_ecs(
                 .describe_services()
                 .cluster(&f.cluster)
                 .set_services(Some(names))
+                // moto switches tag output on shared state: ask as teal does, or teal's answers lose their tags.
+                .include(aws_sdk_ecs::types::ServiceField::Tags)
                 .send()
                 .await
             {
@@ -453,6 +500,8 @@ pub async fn active_services(c: &Clients, f: &Fixture) -> Vec<String> {
         .describe_services()
         .cluster(&f.cluster)
         .set_services(Some(names))
+        // moto switches tag output on shared state: ask as teal does, or teal's answers lose their tags.
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
         .send()
         .await
         .expect("DescribeServices");
@@ -555,4 +604,263 @@ pub fn mutating_calls(stdout: &str) -> Vec<String> {
         .map(|(op, _)| op.to_string())
         .filter(|op| !read_only.iter().any(|p| op.starts_with(p)))
         .collect()
+}
+
+/// Auto Scaling behind two weighted Route 53 records.
+#[derive(Debug, Clone)]
+pub struct AsgFixture {
+    pub name: String,
+    pub zone: String,
+    pub record: String,
+    pub tg_a: String,
+    pub tg_b: String,
+    pub template_id: String,
+    pub alarms: Vec<String>,
+}
+
+pub const AMI_BLUE: &str = "ami-03cf127a";
+pub const AMI_GREEN: &str = "ami-12c6146b";
+
+pub async fn asg_fixture(m: &Moto) -> AsgFixture {
+    use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let sdk = sdk(m).await;
+    let c = clients(m).await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    let r53 = aws_sdk_route53::Client::new(&sdk);
+    let name = unique("g");
+    let subnets = c
+        .ec2
+        .describe_subnets()
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    let default: Vec<_> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| s.default_for_az() == Some(true))
+        .take(2)
+        .collect();
+    let vpc = default[0].vpc_id().unwrap().to_string();
+    let subnet_ids: Vec<String> = default
+        .iter()
+        .map(|s| s.subnet_id().unwrap().to_string())
+        .collect();
+    let mut tgs = Vec::new();
+    for suffix in ["a", "b"] {
+        let tg = c
+            .elb
+            .create_target_group()
+            .name(format!("{name}-{suffix}"))
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&vpc)
+            .target_type(TargetTypeEnum::Instance)
+            .send()
+            .await
+            .expect("CreateTargetGroup");
+        tgs.push(
+            tg.target_groups()[0]
+                .target_group_arn()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let lt = c
+        .ec2
+        .create_launch_template()
+        .launch_template_name(&name)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(AMI_BLUE)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T2Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateLaunchTemplate");
+    let template_id = lt
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_string();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&name)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&template_id)
+                .version("1")
+                .build(),
+        )
+        .min_size(1)
+        .max_size(4)
+        .desired_capacity(2)
+        .vpc_zone_identifier(subnet_ids.join(","))
+        .target_group_arns(&tgs[0])
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+    asg.put_scaling_policy()
+        .auto_scaling_group_name(&name)
+        .policy_name("cpu50")
+        .policy_type("TargetTrackingScaling")
+        .target_tracking_configuration(
+            aws_sdk_autoscaling::types::TargetTrackingConfiguration::builder()
+                .predefined_metric_specification(
+                    aws_sdk_autoscaling::types::PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(
+                            aws_sdk_autoscaling::types::MetricType::AsgAverageCpuUtilization,
+                        )
+                        .build(),
+                )
+                .target_value(50.0)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutScalingPolicy");
+
+    let zone = r53
+        .create_hosted_zone()
+        .name(format!("{name}.example.com"))
+        .caller_reference(&name)
+        .send()
+        .await
+        .expect("CreateHostedZone");
+    let zone = zone
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    let record = format!("api.{name}.example.com.");
+    let changes: Vec<Change> = [("a", 255), ("b", 0)]
+        .into_iter()
+        .map(|(id, w)| {
+            let rrs = ResourceRecordSet::builder()
+                .name(&record)
+                .r#type(RrType::Cname)
+                .set_identifier(format!("{name}-{id}"))
+                .weight(w)
+                .ttl(30)
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(format!("{id}.elb.example.com"))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap();
+            Change::builder()
+                .action(ChangeAction::Create)
+                .resource_record_set(rrs)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            ChangeBatch::builder()
+                .set_changes(Some(changes))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("ChangeResourceRecordSets");
+
+    let alarms = vec![format!("{name}-5xx")];
+    for a in &alarms {
+        c.cw.put_metric_alarm()
+            .alarm_name(a)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .expect("PutMetricAlarm");
+    }
+    AsgFixture {
+        name,
+        zone,
+        record,
+        tg_a: tgs[0].clone(),
+        tg_b: tgs[1].clone(),
+        template_id,
+        alarms,
+    }
+}
+
+/// The fixture's record weights (slot a, slot b), raw 0..=255.
+pub async fn record_weights(m: &Moto, f: &AsgFixture) -> (i64, i64) {
+    let r53 = aws_sdk_route53::Client::new(&sdk(m).await);
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&f.zone)
+        .start_record_name(&f.record)
+        .send()
+        .await
+        .expect("ListResourceRecordSets");
+    let w = |id: String| {
+        out.resource_record_sets()
+            .iter()
+            .find(|r| r.set_identifier() == Some(id.as_str()))
+            .and_then(|r| r.weight())
+            .unwrap_or(-1)
+    };
+    (w(format!("{}-a", f.name)), w(format!("{}-b", f.name)))
+}
+
+pub fn asg_config(f: &AsgFixture, strategy: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("teal.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[service]
+name = "{name}"
+
+[fleet]
+kind = "asg"
+group = "{name}"
+target_groups = ["{a}", "{b}"]
+
+[router]
+kind = "route53"
+hosted_zone_id = "{zone}"
+record_name = "{record}"
+record_type = "CNAME"
+set_identifiers = ["{name}-a", "{name}-b"]
+
+[gates]
+alarms = [{alarms}]
+
+[strategy]
+{strategy}
+"#,
+            name = f.name,
+            a = f.tg_a,
+            b = f.tg_b,
+            zone = f.zone,
+            record = f.record,
+            alarms = f
+                .alarms
+                .iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    )
+    .unwrap();
+    (dir, path)
 }

@@ -1,0 +1,421 @@
+//! The Auto Scaling fleet: one group per slot, attached to the slot's target
+//! group.
+//!
+//! Blue is the group named in config (or `NAME-a` / `NAME-b`, the names teal
+//! gives the groups it creates), whichever is attached to the slot's target
+//! group. Green is cloned from blue (subnets, min/max, health check type and
+//! grace period, tags) at blue's *current* desired capacity, on a new launch
+//! template version: `--launch-template-version N` of blue's template, or one
+//! created from blue's with `--ami`. Blue's scaling policies are copied.
+//!
+//! Healthy: InService instances and healthy targets in the slot's target
+//! group, the lesser of the two. Remove: detach from the target group (so
+//! connections drain), then delete with its instances.
+
+use super::{ApiCalls, Aws};
+use crate::aws_call;
+use crate::model::{FleetStatus, Slot};
+use crate::ports::{ErrorKind, Fleet, PortError};
+use async_trait::async_trait;
+use aws_sdk_autoscaling::types::{
+    AutoScalingGroup, LaunchTemplateSpecification, LifecycleState, Tag,
+};
+use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
+use std::sync::Arc;
+
+/// The tag that records which revision a group runs.
+pub const REVISION_TAG: &str = "teal:revision";
+/// The tag that keeps a group findable by slot once it is detached for removal.
+pub const SLOT_TAG: &str = "teal:slot";
+
+/// What green runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GreenTemplate {
+    /// This version of blue's launch template.
+    Version(String),
+    /// A new version of blue's launch template with this AMI.
+    Ami(String),
+}
+
+/// The Auto Scaling fleet.
+#[derive(Debug, Clone)]
+pub struct AsgFleet {
+    asg: aws_sdk_autoscaling::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    ec2: aws_sdk_ec2::Client,
+    calls: Arc<ApiCalls>,
+    base: String,
+    target_groups: [String; 2],
+    green: Option<GreenTemplate>,
+}
+
+impl AsgFleet {
+    /// A fleet of groups named from `base`, attached to `target_groups` (A, B).
+    pub fn new(
+        aws: &Aws,
+        base: String,
+        target_groups: [String; 2],
+        green: Option<GreenTemplate>,
+    ) -> AsgFleet {
+        AsgFleet {
+            asg: aws_sdk_autoscaling::Client::new(&aws.sdk),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&aws.sdk),
+            ec2: aws_sdk_ec2::Client::new(&aws.sdk),
+            calls: aws.calls.clone(),
+            base,
+            target_groups,
+            green,
+        }
+    }
+
+    fn candidates(&self) -> Vec<String> {
+        vec![
+            self.base.clone(),
+            format!("{}-a", self.base),
+            format!("{}-b", self.base),
+        ]
+    }
+
+    async fn groups(&self) -> Result<Vec<AutoScalingGroup>, PortError> {
+        let out = aws_call!(
+            self.calls,
+            "DescribeAutoScalingGroups",
+            self.asg
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(Some(self.candidates()))
+                .send()
+        )?;
+        // A group being deleted is on its way out of the slot.
+        Ok(out
+            .auto_scaling_groups()
+            .iter()
+            .filter(|g| g.status.is_none())
+            .cloned()
+            .collect())
+    }
+
+    /// The group attached to the slot's target group.
+    async fn group_in(&self, slot: Slot) -> Result<Option<AutoScalingGroup>, PortError> {
+        let tg = &self.target_groups[slot.index()];
+        Ok(self
+            .groups()
+            .await?
+            .into_iter()
+            .find(|g| g.target_group_arns().contains(tg)))
+    }
+
+    async fn healthy_targets(&self, slot: Slot) -> Result<u32, PortError> {
+        let tg = &self.target_groups[slot.index()];
+        let out = aws_call!(
+            self.calls,
+            "DescribeTargetHealth",
+            self.elb
+                .describe_target_health()
+                .target_group_arn(tg)
+                .send()
+        )?;
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| {
+                d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
+            })
+            .count() as u32)
+    }
+
+    /// Green's launch template: blue's, at the given or a new version.
+    async fn launch_template(
+        &self,
+        blue: &AutoScalingGroup,
+    ) -> Result<LaunchTemplateSpecification, PortError> {
+        let lt = blue.launch_template().ok_or_else(|| {
+            PortError::new(
+                "CreateAutoScalingGroup",
+                ErrorKind::Invalid,
+                format!(
+                    "blue's group {} uses no launch template (a launch configuration or a mixed instances policy); teal needs a launch template",
+                    blue.auto_scaling_group_name().unwrap_or("?")
+                ),
+            )
+        })?;
+        let version = match &self.green {
+            Some(GreenTemplate::Version(v)) => v.clone(),
+            Some(GreenTemplate::Ami(ami)) => {
+                let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id(ami)
+                    .build();
+                let out = aws_call!(
+                    self.calls,
+                    "CreateLaunchTemplateVersion",
+                    self.ec2
+                        .create_launch_template_version()
+                        .set_launch_template_id(lt.launch_template_id().map(String::from))
+                        .set_launch_template_name(
+                            lt.launch_template_id()
+                                .is_none()
+                                .then(|| lt.launch_template_name().map(String::from))
+                                .flatten()
+                        )
+                        .set_source_version(lt.version().map(String::from))
+                        .launch_template_data(data)
+                        .version_description(format!("teal: {ami}"))
+                        .send()
+                )?;
+                out.launch_template_version()
+                    .and_then(|v| v.version_number())
+                    .map(|n| n.to_string())
+                    .ok_or_else(|| {
+                        PortError::new(
+                            "CreateLaunchTemplateVersion",
+                            ErrorKind::Invalid,
+                            "no version number in the answer",
+                        )
+                    })?
+            }
+            None => {
+                return Err(PortError::new(
+                    "CreateAutoScalingGroup",
+                    ErrorKind::Invalid,
+                    "no --launch-template-version or --ami for green",
+                ))
+            }
+        };
+        Ok(LaunchTemplateSpecification::builder()
+            .set_launch_template_id(lt.launch_template_id().map(String::from))
+            .set_launch_template_name(
+                lt.launch_template_id()
+                    .is_none()
+                    .then(|| lt.launch_template_name().map(String::from))
+                    .flatten(),
+            )
+            .version(version)
+            .build())
+    }
+
+    async fn copy_policies(&self, blue: &str, green: &str) -> Result<(), PortError> {
+        let out = aws_call!(
+            self.calls,
+            "DescribePolicies",
+            self.asg
+                .describe_policies()
+                .auto_scaling_group_name(blue)
+                .send()
+        )?;
+        for p in out.scaling_policies() {
+            aws_call!(
+                self.calls,
+                "PutScalingPolicy",
+                self.asg
+                    .put_scaling_policy()
+                    .auto_scaling_group_name(green)
+                    .set_policy_name(p.policy_name.clone())
+                    .set_policy_type(p.policy_type.clone())
+                    .set_adjustment_type(p.adjustment_type.clone())
+                    .set_scaling_adjustment(p.scaling_adjustment)
+                    .set_cooldown(p.cooldown)
+                    .set_step_adjustments(p.step_adjustments.clone())
+                    .set_metric_aggregation_type(p.metric_aggregation_type.clone())
+                    .set_estimated_instance_warmup(p.estimated_instance_warmup)
+                    .set_target_tracking_configuration(p.target_tracking_configuration.clone())
+                    .set_min_adjustment_magnitude(p.min_adjustment_magnitude)
+                    .set_enabled(p.enabled)
+                    .send()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Fleet for AsgFleet {
+    async fn preflight(&self, _plan: &crate::engine::Plan) -> crate::ports::Checks {
+        let mut problems = Vec::new();
+        let mut found = false;
+        for slot in Slot::BOTH {
+            match self.group_in(slot).await {
+                Ok(g) => found |= g.is_some(),
+                Err(e) => {
+                    problems.push(format!(
+                        "fleet.group: cannot read Auto Scaling groups ({})",
+                        e.message
+                    ));
+                    break;
+                }
+            }
+        }
+        if problems.is_empty() && !found {
+            problems.push(format!(
+                "fleet.group: no Auto Scaling group {:?} (or {}) is attached to either target group",
+                self.base,
+                self.candidates()[1..].join(", ")
+            ));
+        }
+        if self.green.is_none() {
+            problems.push(
+                "what should green run? give --launch-template-version N or --ami ID".to_string(),
+            );
+        }
+        crate::ports::Checks::problems(problems)
+    }
+
+    async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {
+        let Some(g) = self.group_in(slot).await? else {
+            return Ok(FleetStatus::absent());
+        };
+        // Only teal's own tag says which revision runs; missing means unknown.
+        let revision = g
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(REVISION_TAG))
+            .and_then(|t| t.value())
+            .map(String::from);
+        let in_service = g
+            .instances()
+            .iter()
+            .filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService))
+            .count() as u32;
+        let healthy = in_service.min(self.healthy_targets(slot).await?);
+        Ok(FleetStatus {
+            exists: true,
+            revision,
+            desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
+            healthy,
+        })
+    }
+
+    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
+        if let Some(existing) = self.group_in(slot).await? {
+            let rev = existing
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(REVISION_TAG))
+                .and_then(|t| t.value());
+            let ours = existing.auto_scaling_group_name()
+                == Some(format!("{}-{slot}", self.base).as_str());
+            return match rev {
+                Some(r) if r == revision => Ok(()),
+                // Our own name, its tags not visible yet: an earlier attempt of this call.
+                None if ours => Ok(()),
+                other => Err(PortError::new(
+                    "CreateAutoScalingGroup",
+                    ErrorKind::Invalid,
+                    format!(
+                        "slot {slot} already has group {} ({})",
+                        existing.auto_scaling_group_name().unwrap_or("?"),
+                        other.unwrap_or("no revision tag")
+                    ),
+                )),
+            };
+        }
+        let blue = self.group_in(slot.other()).await?.ok_or_else(|| {
+            PortError::new(
+                "CreateAutoScalingGroup",
+                ErrorKind::NotFound,
+                format!("no blue group in slot {} to clone", slot.other()),
+            )
+        })?;
+        let template = self.launch_template(&blue).await?;
+        let name = format!("{}-{slot}", self.base);
+        let tags: Vec<Tag> = blue
+            .tags()
+            .iter()
+            .filter(|t| t.key() != Some(REVISION_TAG))
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                    t.propagate_at_launch(),
+                )
+            })
+            .chain([(REVISION_TAG.to_string(), revision.to_string(), Some(true))])
+            .map(|(k, v, p)| {
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .set_propagate_at_launch(p)
+                    .resource_id(&name)
+                    .resource_type("auto-scaling-group")
+                    .build()
+            })
+            .collect();
+        aws_call!(
+            self.calls,
+            "CreateAutoScalingGroup",
+            self.asg
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(&name)
+                .launch_template(template)
+                .min_size(blue.min_size().unwrap_or(0).min(desired as i32))
+                .max_size(
+                    blue.max_size()
+                        .unwrap_or(desired as i32)
+                        .max(desired as i32)
+                )
+                .desired_capacity(desired as i32)
+                .set_vpc_zone_identifier(blue.vpc_zone_identifier().map(String::from))
+                .set_availability_zones(
+                    blue.vpc_zone_identifier()
+                        .is_none()
+                        .then(|| blue.availability_zones().to_vec())
+                )
+                .set_health_check_type(blue.health_check_type().map(String::from))
+                .set_health_check_grace_period(blue.health_check_grace_period())
+                .target_group_arns(&self.target_groups[slot.index()])
+                .set_tags(Some(tags))
+                .send()
+        )?;
+        self.copy_policies(blue.auto_scaling_group_name().unwrap_or(&self.base), &name)
+            .await
+    }
+
+    async fn remove(&self, slot: Slot) -> Result<(), PortError> {
+        let tg = &self.target_groups[slot.index()];
+        let tagged = |g: &AutoScalingGroup| {
+            g.tags()
+                .iter()
+                .any(|t| t.key() == Some(SLOT_TAG) && t.value() == Some(&slot.to_string()))
+        };
+        let groups = self.groups().await?;
+        // Attached to the slot, or detached by an earlier, interrupted removal.
+        let Some(g) = groups.iter().find(|g| {
+            g.target_group_arns().contains(tg) || (tagged(g) && g.target_group_arns().is_empty())
+        }) else {
+            return Ok(());
+        };
+        let name = g.auto_scaling_group_name().unwrap_or_default().to_string();
+        if g.target_group_arns().contains(tg) {
+            let tag = Tag::builder()
+                .key(SLOT_TAG)
+                .value(slot.to_string())
+                .resource_id(&name)
+                .resource_type("auto-scaling-group")
+                .propagate_at_launch(false)
+                .build();
+            aws_call!(
+                self.calls,
+                "CreateOrUpdateTags",
+                self.asg.create_or_update_tags().tags(tag).send()
+            )?;
+            // Detach first so the target group drains connections before instances go.
+            aws_call!(
+                self.calls,
+                "DetachLoadBalancerTargetGroups",
+                self.asg
+                    .detach_load_balancer_target_groups()
+                    .auto_scaling_group_name(&name)
+                    .target_group_arns(tg)
+                    .send()
+            )?;
+        }
+        aws_call!(
+            self.calls,
+            "DeleteAutoScalingGroup",
+            self.asg
+                .delete_auto_scaling_group()
+                .auto_scaling_group_name(&name)
+                .force_delete(true)
+                .send()
+        )?;
+        Ok(())
+    }
+}
