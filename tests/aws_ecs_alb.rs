@@ -278,6 +278,47 @@ async fn a_plain_forward_to_blue_is_adopted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_rule_is_shifted_and_the_default_action_left_alone() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let (_dir, cfg) = config(&f, FAST_CANARY);
+    let text_in = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text_in.replace(
+            &format!("listener_arn = \"{}\"", f.listener),
+            &format!("rule_arn = \"{}\"", f.rule),
+        ),
+    )
+    .unwrap();
+    let out = teal(
+        &m,
+        &[
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image",
+            "registry.example/app:2",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    ecs.abort();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ModifyRule="), "{stdout}");
+    assert_eq!(rule_weights(&c, &f).await, (0, 100));
+    assert_eq!(
+        weights(&c, &f).await,
+        (100, 0),
+        "the listener's default action is not teal's to change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflight_refuses_bad_setups_without_a_mutating_call() {
     let Some(m) = moto() else { return };
     let c = clients(&m).await;

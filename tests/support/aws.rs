@@ -126,6 +126,8 @@ pub enum Forward {
 pub struct Fixture {
     pub name: String,
     pub listener: String,
+    /// A rule on the listener (`/api/*`) with its own weighted forward, 100/0.
+    pub rule: String,
     pub tg_a: String,
     pub tg_b: String,
     pub tg_third: String,
@@ -244,6 +246,43 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
         .await
         .expect("CreateListener");
     let listener = listener.listeners()[0].listener_arn().unwrap().to_string();
+    let weighted = |a: i32, b: i32| {
+        Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn(&tgs[0])
+                            .weight(a)
+                            .build(),
+                    )
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn(&tgs[1])
+                            .weight(b)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let rule = c
+        .elb
+        .create_rule()
+        .listener_arn(&listener)
+        .priority(10)
+        .conditions(
+            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+                .field("path-pattern")
+                .values("/api/*")
+                .build(),
+        )
+        .actions(weighted(100, 0))
+        .send()
+        .await
+        .expect("CreateRule");
+    let rule = rule.rules()[0].rule_arn().unwrap().to_string();
 
     c.ecs
         .create_cluster()
@@ -360,6 +399,7 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
     Fixture {
         name: name.clone(),
         listener,
+        rule,
         tg_a: tgs[0].clone(),
         tg_b: tgs[1].clone(),
         tg_third: tgs[2].clone(),
@@ -486,6 +526,29 @@ pub async fn weights(c: &Clients, f: &Fixture) -> (i32, i32) {
         None if action.target_group_arn() == Some(f.tg_b.as_str()) => (0, 100),
         None => (0, 0),
     }
+}
+
+/// A rule's forward weights as (slot A, slot B), raw.
+pub async fn rule_weights(c: &Clients, f: &Fixture) -> (i32, i32) {
+    let out = c
+        .elb
+        .describe_rules()
+        .rule_arns(&f.rule)
+        .send()
+        .await
+        .expect("DescribeRules");
+    let fc = out.rules()[0].actions()[0]
+        .forward_config()
+        .expect("a weighted forward")
+        .clone();
+    let w = |tg: &str| {
+        fc.target_groups()
+            .iter()
+            .filter(|t| t.target_group_arn() == Some(tg))
+            .map(|t| t.weight().unwrap_or(1))
+            .sum()
+    };
+    (w(&f.tg_a), w(&f.tg_b))
 }
 
 /// Active service names in the fixture's cluster.
