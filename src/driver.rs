@@ -93,6 +93,8 @@ pub struct NewDeployment {
     pub gates: Vec<String>,
     /// Start even when a gate is already failing.
     pub allow_alarm_at_start: bool,
+    /// What green runs, recorded for whichever process provisions it.
+    pub green: Option<String>,
 }
 
 /// Why a driver could not start or go on.
@@ -129,6 +131,9 @@ pub enum DriverError {
     /// Nothing to resume.
     #[error("no deployment is recorded for this service")]
     NoDeployment,
+    /// An operator command that makes no sense now.
+    #[error("refused: {0}")]
+    Refused(#[from] crate::engine::Refused),
     /// Someone else wrote the record: this process must stop touching things.
     #[error("lost the deployment lock: another process wrote the record ({0})")]
     LockLost(String),
@@ -325,6 +330,7 @@ impl Driver {
             service: spec.service,
             revision: spec.revision,
             blue_revision,
+            green: spec.green,
             green_slot: blue.other(),
             plan: spec.plan,
             phase: Phase::Provisioning {
@@ -442,6 +448,14 @@ impl Driver {
     /// Port calls made so far by this driver, per operation.
     pub fn calls(&self) -> &BTreeMap<String, u64> {
         &self.io.calls
+    }
+
+    /// Apply an operator command and record it before anything else happens.
+    pub async fn command(&mut self, cmd: crate::engine::Command) -> Result<(), DriverError> {
+        let now = self.io.now();
+        self.engine.command(cmd, now)?;
+        self.emit_transitions();
+        self.persist_now(now).await
     }
 
     /// Run to the end.

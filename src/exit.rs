@@ -45,7 +45,9 @@ impl Exit {
     /// The exit for a driver error.
     pub fn for_driver_error(e: &DriverError) -> Exit {
         match e {
-            DriverError::Preflight { .. } | DriverError::NoDeployment => Exit::BadInput,
+            DriverError::Preflight { .. } | DriverError::NoDeployment | DriverError::Refused(_) => {
+                Exit::BadInput
+            }
             DriverError::LockHeld { .. }
             | DriverError::InFlight { .. }
             | DriverError::LockLost(_) => Exit::Refused,

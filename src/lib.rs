@@ -22,6 +22,7 @@
 //! - [`events`]: what a deployment reports as it goes.
 //! - [`aws`]: the AWS adapters (ALB, CloudWatch, ECS, ledger in tags) on the official SDK.
 //! - [`sim`]: the in-memory cloud with fault injection, the invariant checker and the seeded harness.
+//! - [`status`]: `teal status`, read-only, with a stable JSON form.
 //! - [`exit`]: the documented exit codes.
 //! - [`cli`]: the command line over all of the above.
 
@@ -42,4 +43,5 @@ pub mod exit;
 pub mod model;
 pub mod ports;
 pub mod sim;
+pub mod status;
 pub mod strategy;

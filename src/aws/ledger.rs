@@ -195,6 +195,9 @@ mod tests {
             blue_revision: Some(
                 "arn:aws:ecs:eu-west-1:123456789012:task-definition/checkout:41".into(),
             ),
+            green: Some(
+                "image=123456789012.dkr.ecr.eu-west-1.amazonaws.com/checkout:0123456789ab".into(),
+            ),
             green_slot: Slot::B,
             plan: Plan {
                 strategy: "linear-10-every-1m".into(),

@@ -76,6 +76,47 @@ pub struct Green {
     pub template: Option<asg::GreenTemplate>,
 }
 
+impl Green {
+    /// What green runs, as recorded in the ledger: `image=...`, `task-definition=...`,
+    /// `ami=...` or `launch-template-version=...`.
+    pub fn spec(&self) -> Option<String> {
+        match (&self.task, &self.template) {
+            (Some(ecs::GreenTask::Image(i)), _) => Some(format!("image={i}")),
+            (Some(ecs::GreenTask::TaskDefinition(t)), _) => Some(format!("task-definition={t}")),
+            (None, Some(asg::GreenTemplate::Ami(a))) => Some(format!("ami={a}")),
+            (None, Some(asg::GreenTemplate::Version(v))) => {
+                Some(format!("launch-template-version={v}"))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// The inverse of [`Green::spec`].
+    pub fn parse(spec: &str) -> Green {
+        let (kind, value) = spec.split_once('=').unwrap_or(("", spec));
+        let value = value.to_string();
+        match kind {
+            "image" => Green {
+                task: Some(ecs::GreenTask::Image(value)),
+                template: None,
+            },
+            "task-definition" => Green {
+                task: Some(ecs::GreenTask::TaskDefinition(value)),
+                template: None,
+            },
+            "ami" => Green {
+                task: None,
+                template: Some(asg::GreenTemplate::Ami(value)),
+            },
+            "launch-template-version" => Green {
+                task: None,
+                template: Some(asg::GreenTemplate::Version(value)),
+            },
+            _ => Green::default(),
+        }
+    }
+}
+
 /// The AWS ports for a config, or why this config cannot deploy to AWS yet.
 pub fn ports(
     aws: &Aws,

@@ -37,6 +37,14 @@ pub struct Cli {
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
 
+    /// AWS region [default: from the environment or profile].
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+
+    /// AWS profile [default: from the environment].
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -55,6 +63,16 @@ pub enum Command {
     },
     /// Deploy a new revision: stand up green, shift traffic in steps, retire blue.
     Deploy(DeployArgs),
+    /// Show the deployment: phase, step, weights set and actual, health, gates, what comes next. Read-only.
+    Status,
+    /// Continue the recorded deployment from where it stopped (after a crash, a kill, a halt by signal).
+    Resume {
+        /// Take the deployment over even if another process's lock has not expired.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put all traffic back on blue now and remove green. Takes the deployment over from any process.
+    Rollback,
     /// Replay simulated deployments by seed, with fault injection and invariant checks.
     Sim {
         /// First seed.
@@ -87,12 +105,6 @@ pub struct DeployArgs {
     /// Auto Scaling: green runs a new version of blue's launch template with this AMI.
     #[arg(long)]
     pub ami: Option<String>,
-    /// AWS region [default: from the environment or profile].
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile [default: from the environment].
-    #[arg(long)]
-    pub profile: Option<String>,
     /// Simulated provider only: this gate goes to ALARM this long after the start (NAME@DURATION).
     #[arg(long, value_name = "NAME@DURATION")]
     pub sim_fail_gate: Option<String>,
@@ -162,6 +174,7 @@ fn report_failure(f: &Failure, format: Format) {
 }
 
 fn dispatch(cli: Cli) -> Result<Exit, Failure> {
+    let flags = cli.aws_flags();
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Strategies => {
@@ -205,7 +218,25 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         }
         Command::Deploy(args) => {
             let config = Config::load(&cli.config, args.strategy.as_deref())?;
-            deploy(&config, args, cli.output)
+            deploy(&config, args, &flags, cli.output)
+        }
+        Command::Status => status(&Config::load(&cli.config, None)?, &flags, cli.output),
+        Command::Resume { force } => take_over(
+            &Config::load(&cli.config, None)?,
+            &flags,
+            force,
+            None,
+            cli.output,
+        ),
+        Command::Rollback => {
+            let config = Config::load(&cli.config, None)?;
+            take_over(
+                &config,
+                &flags,
+                true,
+                Some(crate::engine::Command::Rollback),
+                cli.output,
+            )
         }
         Command::Sim { seed, runs } => {
             let mut broken = 0;
@@ -286,19 +317,88 @@ fn revision_label(args: &DeployArgs) -> String {
     "v2".to_string()
 }
 
-fn deploy(config: &Config, args: DeployArgs, format: Format) -> Result<Exit, Failure> {
+/// `--region` and `--profile`.
+#[derive(Debug, Clone, Default)]
+struct AwsFlags {
+    region: Option<String>,
+    profile: Option<String>,
+}
+
+impl Cli {
+    fn aws_flags(&self) -> AwsFlags {
+        AwsFlags {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+        }
+    }
+}
+
+fn is_sim(config: &Config) -> bool {
+    matches!(
+        (&config.fleet, &config.router),
+        (FleetConfig::Sim { .. }, RouterConfig::Sim)
+    )
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The AWS ports for a config (not for the simulated provider).
+async fn aws_ports(
+    config: &Config,
+    flags: &AwsFlags,
+    green: Option<&str>,
+) -> Result<(crate::ports::Ports, crate::aws::Aws), Failure> {
+    let aws = crate::aws::Aws::load(flags.region.clone(), flags.profile.clone()).await;
+    let green = green.map(crate::aws::Green::parse).unwrap_or_default();
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::ports::SystemClock);
+    let ports = crate::aws::ports(&aws, config, green, clock).map_err(Failure::Usage)?;
+    Ok((ports, aws))
+}
+
+fn event_sink(format: Format) -> EventSink {
+    Box::new(move |e: &Event| {
+        let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
+    })
+}
+
+/// What green runs, from the deploy flags, in the ledger's words.
+fn green_spec(args: &DeployArgs) -> Option<String> {
+    use crate::aws::{asg::GreenTemplate, ecs::GreenTask};
+    crate::aws::Green {
+        task: args
+            .image
+            .clone()
+            .map(GreenTask::Image)
+            .or_else(|| args.task_definition.clone().map(GreenTask::TaskDefinition)),
+        template: args
+            .launch_template_version
+            .clone()
+            .map(GreenTemplate::Version)
+            .or_else(|| args.ami.clone().map(GreenTemplate::Ami)),
+    }
+    .spec()
+}
+
+fn deploy(
+    config: &Config,
+    args: DeployArgs,
+    flags: &AwsFlags,
+    format: Format,
+) -> Result<Exit, Failure> {
     let plan = plan_of(config)?;
     let revision = revision_label(&args);
     let start = crate::ports::SystemClock.now();
-    let sim = matches!(
-        (&config.fleet, &config.router),
-        (FleetConfig::Sim { .. }, RouterConfig::Sim)
-    );
+    let sim = is_sim(config);
     if args.sim_fail_gate.is_some() && !sim {
         return Err(Failure::Usage(
             "--sim-fail-gate applies to the simulated provider only".into(),
         ));
     }
+    let green = green_spec(&args);
     let spec = NewDeployment {
         id: deployment_id(start),
         service: config.service.clone(),
@@ -306,46 +406,102 @@ fn deploy(config: &Config, args: DeployArgs, format: Format) -> Result<Exit, Fai
         plan,
         gates: config.gates.alarms.clone(),
         allow_alarm_at_start: config.gates.allow_alarm_at_start,
+        green: green.clone(),
     };
-    let sink: EventSink = Box::new(move |e: &Event| {
-        let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
-    });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    runtime()?.block_on(async move {
         let (ports, aws) = if sim {
             (
                 sim_ports(config, start, args.sim_fail_gate.as_deref())?,
                 None,
             )
         } else {
-            let aws = crate::aws::Aws::load(args.region.clone(), args.profile.clone()).await;
-            use crate::aws::{asg::GreenTemplate, ecs::GreenTask};
-            let green = crate::aws::Green {
-                task: args
-                    .image
-                    .clone()
-                    .map(GreenTask::Image)
-                    .or_else(|| args.task_definition.clone().map(GreenTask::TaskDefinition)),
-                template: args
-                    .launch_template_version
-                    .clone()
-                    .map(GreenTemplate::Version)
-                    .or_else(|| args.ami.clone().map(GreenTemplate::Ami)),
-            };
-            let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::ports::SystemClock);
-            let ports = crate::aws::ports(&aws, config, green, clock).map_err(Failure::Usage)?;
+            let (ports, aws) = aws_ports(config, flags, green.as_deref()).await?;
             (ports, Some(aws))
         };
         let result = async {
-            let driver = Driver::start(ports, Settings::new(owner()), spec, sink).await?;
+            let driver =
+                Driver::start(ports, Settings::new(owner()), spec, event_sink(format)).await?;
             driver.with_signals(signals()?).run().await
         }
         .await;
         if let Some(aws) = aws {
             report_api_calls(&aws.calls.snapshot(), format);
         }
+        Ok(Exit::for_outcome(&result?))
+    })
+}
+
+/// The simulated provider keeps nothing between processes.
+fn no_state_in_sim(config: &Config) -> Failure {
+    Failure::Usage(format!(
+        "{}: the simulated provider keeps no state between processes, so there is no deployment to show or continue",
+        config.path.display()
+    ))
+}
+
+fn status(config: &Config, flags: &AwsFlags, format: Format) -> Result<Exit, Failure> {
+    if is_sim(config) {
+        return Err(no_state_in_sim(config));
+    }
+    runtime()?.block_on(async {
+        let (ports, _aws) = aws_ports(config, flags, None).await?;
+        let report = crate::status::read(&ports)
+            .await
+            .map_err(DriverError::Port)?;
+        let mut out = std::io::stdout().lock();
+        match (report, format) {
+            (None, Format::Json) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({ "schema": crate::status::STATUS_SCHEMA, "deployment": null })
+            )?,
+            (None, Format::Text) => {
+                writeln!(out, "no deployment is recorded for {}", config.service)?
+            }
+            (Some(r), Format::Json) => writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&r).map_err(std::io::Error::other)?
+            )?,
+            (Some(r), Format::Text) => write!(out, "{}", crate::status::render(&r))?,
+        }
+        Ok(Exit::Succeeded)
+    })
+}
+
+/// `resume` and `rollback`: take the recorded deployment over (with `cmd`
+/// applied first) and drive it to its end.
+fn take_over(
+    config: &Config,
+    flags: &AwsFlags,
+    force: bool,
+    cmd: Option<crate::engine::Command>,
+    format: Format,
+) -> Result<Exit, Failure> {
+    if is_sim(config) {
+        return Err(no_state_in_sim(config));
+    }
+    runtime()?.block_on(async {
+        // What green runs is in the record: read it first, then build the ports with it.
+        let (ports, _) = aws_ports(config, flags, None).await?;
+        let green = ports
+            .ledger
+            .load()
+            .await
+            .map_err(DriverError::Port)?
+            .and_then(|r| r.green);
+        let (ports, aws) = aws_ports(config, flags, green.as_deref()).await?;
+        let mut settings = Settings::new(owner());
+        settings.force = force;
+        let result = async {
+            let mut driver = Driver::resume(ports, settings, event_sink(format)).await?;
+            if let Some(cmd) = cmd {
+                driver.command(cmd).await?;
+            }
+            driver.with_signals(signals()?).run().await
+        }
+        .await;
+        report_api_calls(&aws.calls.snapshot(), format);
         Ok(Exit::for_outcome(&result?))
     })
 }

@@ -288,6 +288,10 @@ pub struct Record {
     pub revision: String,
     /// Blue's revision, when known.
     pub blue_revision: Option<String>,
+    /// What green runs (`image=...`, `task-definition=...`, `ami=...`,
+    /// `launch-template-version=...`), so that any process can provision it.
+    #[serde(default)]
+    pub green: Option<String>,
     /// The slot green occupies.
     pub green_slot: Slot,
     /// The plan.

@@ -23,6 +23,7 @@ fn record(steps: Vec<Step>, now: Millis) -> Record {
         service: "web".into(),
         revision: "v2".into(),
         blue_revision: Some("v1".into()),
+        green: None,
         green_slot: Slot::B,
         plan: plan(steps),
         phase: Phase::Provisioning {

@@ -342,6 +342,7 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
         plan: sc.plan.clone(),
         gates: gate_names,
         allow_alarm_at_start: false,
+        green: None,
     };
     let mut checker = Checker::new(Context {
         blue_slot: Slot::A,

@@ -1,0 +1,198 @@
+//! `teal status`: what a deployment is doing, read-only, from any machine.
+//!
+//! The JSON form (`--output json`) is [`StatusReport`] serialised; its
+//! `schema` field is bumped on any incompatible change.
+
+use crate::engine::{Engine, Hold, Lock, Outcome, Phase, Record};
+use crate::model::{fmt_ms, fmt_time, FleetStatus, GateReading, Millis, Weights};
+use crate::ports::{PortError, Ports};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The schema version of [`StatusReport`].
+pub const STATUS_SCHEMA: u32 = 1;
+
+/// A deployment as seen now.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// [`STATUS_SCHEMA`].
+    pub schema: u32,
+    /// When it was read.
+    pub at: Millis,
+    /// Deployment id.
+    pub deployment: String,
+    /// The service.
+    pub service: String,
+    /// Green's revision.
+    pub revision: String,
+    /// Blue's revision, when known.
+    pub blue_revision: Option<String>,
+    /// Strategy name.
+    pub strategy: String,
+    /// Phase name (`provisioning`, `shifting`, `keep_alive`, `retiring`, `rolling_back`, `halting`, `done`).
+    pub phase: String,
+    /// Step number (1-based) and count, while shifting.
+    pub step: Option<(usize, usize)>,
+    /// An operator's hold.
+    pub hold: Option<Hold>,
+    /// Weights the deployment wants (none once done).
+    pub weights_set: Option<Weights>,
+    /// Weights the router holds.
+    pub weights_actual: Weights,
+    /// Green's fleet.
+    pub green: FleetStatus,
+    /// Blue's fleet.
+    pub blue: FleetStatus,
+    /// Every gate, with its state and since when.
+    pub gates: Vec<GateReading>,
+    /// What happens next, in words.
+    pub next: String,
+    /// When, if it is a time.
+    pub next_at: Option<Millis>,
+    /// Who holds the deployment, until when.
+    pub lock: Option<Lock>,
+    /// How it ended, once it has.
+    pub outcome: Option<Outcome>,
+    /// When it started.
+    pub started_at: Millis,
+}
+
+/// Read the deployment's status with read-only calls; `None` when none was ever recorded.
+pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
+    let Some(rec) = ports.ledger.load().await? else {
+        return Ok(None);
+    };
+    let now = ports.clock.now();
+    let weights_actual = ports.router.weights().await?.as_roles(rec.green_slot);
+    let green = ports.fleet.status(rec.green_slot).await?;
+    let blue = ports.fleet.status(rec.blue_slot()).await?;
+    let gates = ports.gate.read().await?;
+    let (next, next_at) = next(&rec, now);
+    let n = rec.plan.steps.len();
+    Ok(Some(StatusReport {
+        schema: STATUS_SCHEMA,
+        at: now,
+        deployment: rec.id.clone(),
+        service: rec.service.clone(),
+        revision: rec.revision.clone(),
+        blue_revision: rec.blue_revision.clone(),
+        strategy: rec.plan.strategy.clone(),
+        phase: rec.phase.name().to_string(),
+        step: match rec.phase {
+            Phase::Shifting { step, .. } => Some((step + 1, n)),
+            _ => None,
+        },
+        hold: rec.hold,
+        weights_set: Engine::new(rec.clone()).target(),
+        weights_actual,
+        green,
+        blue,
+        gates,
+        next,
+        next_at,
+        lock: rec.lock.clone(),
+        outcome: match &rec.phase {
+            Phase::Done { outcome, .. } => Some(outcome.clone()),
+            _ => None,
+        },
+        started_at: rec.started_at,
+    }))
+}
+
+/// What happens next, and when.
+fn next(rec: &Record, now: Millis) -> (String, Option<Millis>) {
+    let plan = &rec.plan;
+    match (&rec.phase, rec.hold) {
+        (Phase::Done { outcome, .. }, _) => (format!("nothing: the deployment ended {outcome}"), None),
+        (_, Some(Hold::Paused)) => ("nothing until `teal resume` (gates are still watched)".into(), None),
+        (_, Some(Hold::Manual { green })) => {
+            (format!("held at {green}% by an operator until `teal resume` or `teal promote` (gates are still watched)"), None)
+        }
+        (Phase::Provisioning { since, green_seen }, _) => {
+            let deadline = green_seen.unwrap_or(*since) + plan.green_healthy_timeout_ms;
+            (format!("wait for green to be healthy; roll back if it is not by {}", fmt_time(deadline)), Some(deadline))
+        }
+        (Phase::Shifting { step, reached: None }, _) => (format!("set weights to {}% green", plan.steps[*step].weight), None),
+        (Phase::Shifting { step, reached: Some(t) }, _) => {
+            let at = t + plan.steps[*step].bake_ms;
+            let what = match plan.steps.get(step + 1) {
+                Some(s) => format!("step {}/{}: {}% to green", step + 2, plan.steps.len(), s.weight),
+                None => "keep-alive at 100% green".to_string(),
+            };
+            (format!("{what} at {} ({} from now)", fmt_time(at), fmt_ms(at.saturating_sub(now))), Some(at))
+        }
+        (Phase::KeepAlive { since: Some(t) }, _) => {
+            let at = t + plan.keep_alive_ms;
+            (format!("retire blue at {} ({} from now)", fmt_time(at), fmt_ms(at.saturating_sub(now))), Some(at))
+        }
+        (Phase::KeepAlive { since: None }, _) => ("set weights to 100% green".into(), None),
+        (Phase::Retiring, _) => ("retire blue".into(), None),
+        (Phase::RollingBack { reason }, _) => (format!("finish the rollback ({reason})"), None),
+        (Phase::Halting { reason }, _) => (format!("put all traffic on blue and stop ({reason})"), None),
+    }
+}
+
+/// Render a status for people.
+pub fn render(s: &StatusReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "deployment {} of {} {} (blue: {})",
+        s.deployment,
+        s.service,
+        s.revision,
+        s.blue_revision.as_deref().unwrap_or("unknown")
+    );
+    let _ = writeln!(
+        out,
+        "  started   {} with {}",
+        fmt_time(s.started_at),
+        s.strategy
+    );
+    let step = s
+        .step
+        .map(|(i, n)| format!(", step {i} of {n}"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "  phase     {}{step}", s.phase);
+    let set = s
+        .weights_set
+        .map(|w| w.to_string())
+        .unwrap_or_else(|| "-".into());
+    let _ = writeln!(out, "  weights   set {set}; actual {}", s.weights_actual);
+    let health = |f: &FleetStatus| {
+        if f.exists {
+            format!("{}/{} healthy", f.healthy, f.desired)
+        } else {
+            "none".to_string()
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  green     {}; blue {}",
+        health(&s.green),
+        health(&s.blue)
+    );
+    for g in &s.gates {
+        let _ = writeln!(
+            out,
+            "  gate      {} {} since {} ({})",
+            g.name,
+            g.state,
+            fmt_time(g.since),
+            g.reason
+        );
+    }
+    let _ = writeln!(out, "  next      {}", s.next);
+    if let Some(l) = &s.lock {
+        let _ = writeln!(
+            out,
+            "  lock      {} until {}",
+            l.owner,
+            fmt_time(l.expires_at)
+        );
+    }
+    if let Some(o) = &s.outcome {
+        let _ = writeln!(out, "  outcome   {o}");
+    }
+    out
+}

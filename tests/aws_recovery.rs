@@ -1,0 +1,245 @@
+//! Crash recovery against moto: `teal deploy` killed with SIGKILL, then
+//! `teal status`, `teal resume` and `teal rollback` from new processes.
+
+#[path = "support/aws.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+
+const SLOW_CANARY: &str = r#"canary = { percent = 50, bake = "8s" }
+keep_alive = "2s"
+poll = "1s"
+green_healthy_timeout = "30s""#;
+
+/// The deployment record in the listener's tags, decoded as teal does.
+async fn ledger_phase(c: &Clients, f: &Fixture) -> Option<teal::engine::Phase> {
+    let out = c
+        .elb
+        .describe_tags()
+        .resource_arns(&f.listener)
+        .send()
+        .await
+        .ok()?;
+    let tags = out
+        .tag_descriptions()
+        .iter()
+        .flat_map(|d| d.tags())
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect();
+    teal::aws::ledger::decode(&tags).ok()?.map(|r| r.phase)
+}
+
+/// Start a deploy and SIGKILL it mid-bake: the router reads `at` and the
+/// ledger has recorded the step as reached.
+async fn deploy_and_kill_at(
+    m: &Moto,
+    c: &Clients,
+    f: &Fixture,
+    cfg: &std::path::Path,
+    at: (i32, i32),
+) {
+    let mut child = teal(
+        m,
+        &[
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image",
+            "registry.example/app:2",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let baking = matches!(
+            ledger_phase(c, f).await,
+            Some(teal::engine::Phase::Shifting {
+                reached: Some(_),
+                ..
+            })
+        );
+        if baking && weights(c, f).await == at {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the deployment never reached {at:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().await.unwrap(); // SIGKILL: no cleanup, no ledger write
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_bake_shows_in_status_and_resumes_to_success() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let (_dir, cfg) = config(&f, SLOW_CANARY);
+    let cfg_s = cfg.to_str().unwrap();
+    deploy_and_kill_at(&m, &c, &f, &cfg, (50, 50)).await;
+
+    let out = teal(&m, &["status", "--config", cfg_s, "--output", "json"])
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let s: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("status is one JSON document");
+    assert_eq!(s["schema"], 1);
+    assert_eq!(s["phase"], "shifting");
+    assert_eq!(s["step"], serde_json::json!([1, 2]));
+    assert_eq!(s["weights_actual"]["green"], 50);
+    assert_eq!(s["green"]["healthy"], 2);
+    assert!(s["lock"]["owner"].as_str().unwrap().contains('@'), "{s}");
+    assert!(
+        s["next"]
+            .as_str()
+            .unwrap()
+            .starts_with("step 2/2: 100% to green at"),
+        "{s}"
+    );
+
+    // The dead process's lock has not expired: a plain resume is refused, naming it.
+    let out = teal(&m, &["resume", "--config", cfg_s])
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(s["deployment"].as_str().unwrap()),
+        "{stderr}"
+    );
+
+    let out = teal(&m, &["resume", "--config", cfg_s, "--force"])
+        .output()
+        .await
+        .unwrap();
+    ecs.abort();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("taking over the deployment (shifting) from"),
+        "{stdout}"
+    );
+    assert_eq!(weights(&c, &f).await, (0, 100));
+    assert_eq!(
+        active_services(&c, &f).await,
+        vec![format!("{}-b", f.name)],
+        "one green, blue gone, no duplicates"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_bake_rolls_back_from_another_process() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let (_dir, cfg) = config(&f, SLOW_CANARY);
+    deploy_and_kill_at(&m, &c, &f, &cfg, (50, 50)).await;
+
+    let out = teal(&m, &["rollback", "--config", cfg.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    ecs.abort();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("outcome: RolledBack: operator ran `teal rollback`"),
+        "{stdout}"
+    );
+    assert_eq!(weights(&c, &f).await, (100, 0));
+    assert_eq!(
+        active_services(&c, &f).await,
+        vec![f.name.clone()],
+        "green removed, blue kept"
+    );
+
+    // Nothing left to roll back.
+    let out = teal(&m, &["rollback", "--config", cfg.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("it has ended"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_provisioning_resumes_without_a_second_green() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    // Green's targets stay unhealthy until the first process is dead.
+    let ecs = register_targets_like_ecs(&c, &f, Some(format!("{}-b", f.name)));
+    let (_dir, cfg) = config(&f, SLOW_CANARY);
+    let mut child = teal(
+        &m,
+        &[
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image",
+            "registry.example/app:2",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    while active_services(&c, &f).await.len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "green was never created"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().await.unwrap();
+    ecs.abort();
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let out = teal(
+        &m,
+        &["resume", "--config", cfg.to_str().unwrap(), "--force"],
+    )
+    .output()
+    .await
+    .unwrap();
+    ecs.abort();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("creating green"),
+        "green existed already; it must not be created again:\n{stdout}"
+    );
+    assert_eq!(active_services(&c, &f).await, vec![format!("{}-b", f.name)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_with_no_deployment_says_so() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (_dir, cfg) = config(&f, SLOW_CANARY);
+    let out = teal(&m, &["status", "--config", cfg.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!("no deployment is recorded for {}", f.name)
+    );
+    let out = teal(&m, &["resume", "--config", cfg.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("no deployment is recorded"));
+}
