@@ -285,27 +285,21 @@ impl Fleet for AsgFleet {
 
     async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
         if let Some(existing) = self.group_in(slot).await? {
-            let rev = existing
+            let tagged = existing
                 .tags()
                 .iter()
                 .find(|t| t.key() == Some(REVISION_TAG))
                 .and_then(|t| t.value());
-            let ours = existing.auto_scaling_group_name()
-                == Some(format!("{}-{slot}", self.base).as_str());
-            return match rev {
-                Some(r) if r == revision => Ok(()),
-                // Our own name, its tags not visible yet: an earlier attempt of this call.
-                None if ours => Ok(()),
-                other => Err(PortError::new(
-                    "CreateAutoScalingGroup",
-                    ErrorKind::Invalid,
-                    format!(
-                        "slot {slot} already has group {} ({})",
-                        existing.auto_scaling_group_name().unwrap_or("?"),
-                        other.unwrap_or("no revision tag")
-                    ),
-                )),
-            };
+            let name = existing.auto_scaling_group_name().unwrap_or("?");
+            let ours = name == format!("{}-{slot}", self.base);
+            return super::existing_is_ours(
+                "CreateAutoScalingGroup",
+                slot,
+                &format!("group {name}"),
+                tagged,
+                ours,
+                revision,
+            );
         }
         let blue = self.group_in(slot.other()).await?.ok_or_else(|| {
             PortError::new(

@@ -36,6 +36,15 @@ pub enum GreenTask {
     TaskDefinition(String),
 }
 
+/// `tags` with teal's revision tag set to `revision`.
+fn with_revision(tags: &[Tag], revision: &str) -> Vec<Tag> {
+    tags.iter()
+        .filter(|t| t.key() != Some(REVISION_TAG))
+        .cloned()
+        .chain([Tag::builder().key(REVISION_TAG).value(revision).build()])
+        .collect()
+}
+
 /// The ECS fleet.
 #[derive(Debug, Clone)]
 pub struct EcsFleet {
@@ -228,13 +237,7 @@ impl EcsFleet {
                 )
             })?;
         target.image = Some(image.to_string());
-        let tags: Vec<Tag> = out
-            .tags()
-            .iter()
-            .filter(|t| t.key() != Some(REVISION_TAG))
-            .cloned()
-            .chain([Tag::builder().key(REVISION_TAG).value(revision).build()])
-            .collect();
+        let tags = with_revision(out.tags(), revision);
         let reg = aws_call!(
             self.calls,
             "RegisterTaskDefinition",
@@ -370,26 +373,21 @@ impl Fleet for EcsFleet {
 
     async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
         if let Some(existing) = self.service_in(slot).await? {
-            let rev = existing
+            let tagged = existing
                 .tags()
                 .iter()
                 .find(|t| t.key() == Some(REVISION_TAG))
                 .and_then(|t| t.value());
-            let ours = existing.service_name() == Some(self.name_for(slot).as_str());
-            return match rev {
-                Some(r) if r == revision => Ok(()),
-                // Our own name, its tags not visible yet: an earlier attempt of this call.
-                None if ours => Ok(()),
-                other => Err(PortError::new(
-                    "CreateService",
-                    ErrorKind::Invalid,
-                    format!(
-                        "slot {slot} already has service {} ({})",
-                        existing.service_name().unwrap_or("?"),
-                        other.unwrap_or("no revision tag")
-                    ),
-                )),
-            };
+            let name = existing.service_name().unwrap_or("?");
+            let ours = name == self.name_for(slot);
+            return super::existing_is_ours(
+                "CreateService",
+                slot,
+                &format!("service {name}"),
+                tagged,
+                ours,
+                revision,
+            );
         }
         let blue = self.service_in(slot.other()).await?.ok_or_else(|| {
             PortError::new(
@@ -428,13 +426,7 @@ impl Fleet for EcsFleet {
                 .container_port(i32::from(self.container_port))
                 .build(),
         );
-        let tags: Vec<Tag> = blue
-            .tags()
-            .iter()
-            .filter(|t| t.key() != Some(REVISION_TAG))
-            .cloned()
-            .chain([Tag::builder().key(REVISION_TAG).value(revision).build()])
-            .collect();
+        let tags = with_revision(blue.tags(), revision);
         let name = self.name_for(slot);
         aws_call!(
             self.calls,

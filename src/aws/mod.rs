@@ -244,6 +244,31 @@ fn kind_of_router(r: &RouterConfig) -> &'static str {
     }
 }
 
+/// A fleet already in green's slot when provisioning: fine if it is this
+/// revision (an earlier attempt of the same call), or carries our name and no
+/// tag yet (tagging is not atomic with creation); otherwise refused.
+pub(crate) fn existing_is_ours(
+    op: &'static str,
+    slot: crate::model::Slot,
+    name: &str,
+    tagged: Option<&str>,
+    ours_by_name: bool,
+    revision: &str,
+) -> Result<(), PortError> {
+    match tagged {
+        Some(r) if r == revision => Ok(()),
+        None if ours_by_name => Ok(()),
+        other => Err(PortError::new(
+            op,
+            ErrorKind::Invalid,
+            format!(
+                "slot {slot} already has {name} ({})",
+                other.unwrap_or("no revision tag")
+            ),
+        )),
+    }
+}
+
 /// Error codes that mean "try again later".
 const TRANSIENT_CODES: &[&str] = &[
     "Throttling",

@@ -135,8 +135,8 @@ pub struct Fixture {
     pub alarms: Vec<String>,
 }
 
-pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
-    let name = unique("t");
+/// moto's default VPC and two of its subnets.
+async fn default_network(c: &Clients) -> (String, Vec<String>) {
     let subnets = c
         .ec2
         .describe_subnets()
@@ -150,10 +150,34 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
         .take(2)
         .collect();
     let vpc = default[0].vpc_id().unwrap().to_string();
-    let subnet_ids: Vec<String> = default
-        .iter()
-        .map(|s| s.subnet_id().unwrap().to_string())
-        .collect();
+    (
+        vpc,
+        default
+            .iter()
+            .map(|s| s.subnet_id().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// A metric alarm on the ALB's 5xx count, starting OK.
+async fn put_alarm(c: &Clients, name: &str) {
+    c.cw.put_metric_alarm()
+        .alarm_name(name)
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+}
+
+pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
+    let name = unique("t");
+    let (vpc, subnet_ids) = default_network(c).await;
     let groups = c
         .ec2
         .describe_security_groups()
@@ -381,20 +405,7 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
         .expect("PutScalingPolicy");
     let alarms = vec![format!("{name}-5xx"), format!("{name}-p99")];
     for a in &alarms {
-        c.cw.put_metric_alarm()
-            .alarm_name(a)
-            .namespace("AWS/ApplicationELB")
-            .metric_name("HTTPCode_Target_5XX_Count")
-            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-            .period(60)
-            .evaluation_periods(1)
-            .threshold(1.0)
-            .comparison_operator(
-                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
-            )
-            .send()
-            .await
-            .expect("PutMetricAlarm");
+        put_alarm(c, a).await;
     }
     Fixture {
         name: name.clone(),
@@ -694,23 +705,7 @@ pub async fn asg_fixture(m: &Moto) -> AsgFixture {
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
     let r53 = aws_sdk_route53::Client::new(&sdk);
     let name = unique("g");
-    let subnets = c
-        .ec2
-        .describe_subnets()
-        .send()
-        .await
-        .expect("DescribeSubnets");
-    let default: Vec<_> = subnets
-        .subnets()
-        .iter()
-        .filter(|s| s.default_for_az() == Some(true))
-        .take(2)
-        .collect();
-    let vpc = default[0].vpc_id().unwrap().to_string();
-    let subnet_ids: Vec<String> = default
-        .iter()
-        .map(|s| s.subnet_id().unwrap().to_string())
-        .collect();
+    let (vpc, subnet_ids) = default_network(&c).await;
     let mut tgs = Vec::new();
     for suffix in ["a", "b"] {
         let tg = c
@@ -838,20 +833,7 @@ pub async fn asg_fixture(m: &Moto) -> AsgFixture {
 
     let alarms = vec![format!("{name}-5xx")];
     for a in &alarms {
-        c.cw.put_metric_alarm()
-            .alarm_name(a)
-            .namespace("AWS/ApplicationELB")
-            .metric_name("HTTPCode_Target_5XX_Count")
-            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-            .period(60)
-            .evaluation_periods(1)
-            .threshold(1.0)
-            .comparison_operator(
-                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
-            )
-            .send()
-            .await
-            .expect("PutMetricAlarm");
+        put_alarm(&c, a).await;
     }
     AsgFixture {
         name,
