@@ -189,6 +189,7 @@ impl Io {
             return Some(e);
         }
         let backoff_ms = self.settings.retry.backoff(attempt);
+        tracing::warn!(op, attempt, error = %e, backoff_ms, "transient failure; retrying");
         self.emit(EventKind::Retrying {
             op: op.to_string(),
             attempt,
@@ -209,6 +210,7 @@ macro_rules! port {
         loop {
             attempt += 1;
             *$io.calls.entry($op.to_string()).or_default() += 1;
+            tracing::debug!(op = $op, attempt, "port call");
             let result = $call.await;
             match result {
                 Ok(v) => break Ok::<_, PortError>(v),
