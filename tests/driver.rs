@@ -227,3 +227,43 @@ fn sigterm_mid_bake_puts_traffic_back_on_blue_and_records_why() {
         }
     ));
 }
+
+#[test]
+fn deploying_the_same_revision_again_continues_the_deployment_in_flight() {
+    let c = cloud(vec![]);
+    let rt = rt();
+    let (_, s) = sink();
+    let mut first = rt
+        .block_on(Driver::start(
+            c.ports(),
+            Settings::new("build-1"),
+            spec("d-1", "v2", &[]),
+            s,
+        ))
+        .unwrap();
+    while c.world().router.b == 0 {
+        rt.block_on(first.step()).unwrap();
+    }
+    drop(first); // the CodeBuild job dies
+                 // Its lock lapses; the pipeline runs `teal deploy` for the same revision again.
+    c.world().now += 10 * 60_000;
+    let (events, s) = sink();
+    let mut again = rt
+        .block_on(Driver::start(
+            c.ports(),
+            Settings::new("build-2"),
+            spec("d-2", "v2", &[]),
+            s,
+        ))
+        .unwrap();
+    assert_eq!(
+        again.record().id,
+        "d-1",
+        "the deployment in flight is continued, not a new one started"
+    );
+    assert!(events.lock().unwrap().iter().any(
+        |e| matches!(&e.kind, EventKind::Resumed { previous_owner: Some(o), .. } if o == "build-1")
+    ));
+    assert_eq!(rt.block_on(again.run()).unwrap(), Outcome::Succeeded);
+    assert_eq!(c.world().router, SlotWeights { a: 0, b: 100 });
+}
