@@ -78,6 +78,11 @@ impl PortError {
 pub trait Fleet: Send + Sync {
     /// What runs in `slot`.
     async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError>;
+    /// What runs in both slots, indexed by [`Slot::index`]. Adapters whose
+    /// describe call covers both slots override this to make it once.
+    async fn statuses(&self) -> Result<[FleetStatus; 2], PortError> {
+        Ok([self.status(Slot::A).await?, self.status(Slot::B).await?])
+    }
     /// Create a fleet of `revision` with `desired` instances in `slot`,
     /// registered into the slot's target. Succeeds if it already exists.
     async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError>;

@@ -64,8 +64,9 @@ pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
     };
     let now = ports.clock.now();
     let weights_actual = ports.router.weights().await?.as_roles(rec.green_slot);
-    let green = ports.fleet.status(rec.green_slot).await?;
-    let blue = ports.fleet.status(rec.blue_slot()).await?;
+    let mut fleets = ports.fleet.statuses().await?;
+    let green = std::mem::take(&mut fleets[rec.green_slot.index()]);
+    let blue = std::mem::take(&mut fleets[rec.blue_slot().index()]);
     let gates = ports.gate.read().await?;
     let (next, next_at) = next(&rec, now);
     let n = rec.plan.steps.len();

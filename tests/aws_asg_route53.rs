@@ -15,7 +15,7 @@ keep_alive = "2s"
 poll = "1s"
 green_healthy_timeout = "30s""#;
     let (_dir, cfg) = asg_config(&f, strategy);
-    let out = teal(
+    let (stdout, _) = run_teal(
         &m,
         &[
             "deploy",
@@ -24,12 +24,10 @@ green_healthy_timeout = "30s""#;
             "--ami",
             AMI_GREEN,
         ],
+        0,
     )
-    .output()
-    .await
-    .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    .await;
+
     assert!(
         stdout.contains("weights now blue 50% / green 50% (read back)"),
         "{stdout}"

@@ -6,7 +6,7 @@
 mod support;
 
 use aws_sdk_cloudwatch::types::StateValue;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use support::*;
 
 fn events(stdout: &str) -> Vec<serde_json::Value> {
@@ -23,7 +23,7 @@ async fn canary_succeeds_and_retires_blue() {
     let f = fixture(&c, Forward::Weighted).await;
     let ecs = register_targets_like_ecs(&c, &f, None);
     let (_dir, cfg) = config(&f, FAST_CANARY);
-    let out = teal(
+    let (stdout, _) = run_teal(
         &m,
         &[
             "deploy",
@@ -32,13 +32,11 @@ async fn canary_succeeds_and_retires_blue() {
             "--image",
             "registry.example/app:2",
         ],
+        0,
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     ecs.abort();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+
     assert!(
         stdout.contains("weights now blue 50% / green 50% (read back)"),
         "{stdout}"
@@ -164,19 +162,10 @@ green_healthy_timeout = "30s""#;
     .spawn()
     .unwrap();
     // Wait for the canary to take traffic, then fail an alarm.
-    let t0 = Instant::now();
-    while weights(&c, &f).await != (75, 25) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the canary never took traffic"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_weights(&c, &f, (75, 25)).await;
     set_alarm(&c, &f.alarms[1], StateValue::Alarm).await;
     let alarmed = Instant::now();
-    while weights(&c, &f).await != (100, 0) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_weights(&c, &f, (100, 0)).await;
     // Reported, not asserted: timing belongs to the benchmark (issue 8).
     println!(
         "alarm → 100% blue in {:?} (poll interval 1s)",
@@ -219,7 +208,7 @@ async fn a_green_that_never_becomes_healthy_gets_no_traffic() {
 poll = "1s"
 green_healthy_timeout = "4s""#;
     let (_dir, cfg) = config(&f, strategy);
-    let out = teal(
+    let (stdout, _) = run_teal(
         &m,
         &[
             "deploy",
@@ -230,13 +219,11 @@ green_healthy_timeout = "4s""#;
             "--output",
             "json",
         ],
+        4,
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     ecs.abort();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+
     let ev = events(&stdout);
     assert!(
         ev.iter()
@@ -258,7 +245,7 @@ async fn a_plain_forward_to_blue_is_adopted() {
     let f = fixture(&c, Forward::Plain).await;
     let ecs = register_targets_like_ecs(&c, &f, None);
     let (_dir, cfg) = config(&f, FAST_CANARY);
-    let out = teal(
+    let (_, _) = run_teal(
         &m,
         &[
             "deploy",
@@ -267,13 +254,11 @@ async fn a_plain_forward_to_blue_is_adopted() {
             "--image",
             "registry.example/app:2",
         ],
+        0,
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     ecs.abort();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+
     assert_eq!(weights(&c, &f).await, (0, 100));
 }
 
@@ -293,7 +278,7 @@ async fn a_listener_rule_is_shifted_and_the_default_action_left_alone() {
         ),
     )
     .unwrap();
-    let out = teal(
+    let (stdout, _) = run_teal(
         &m,
         &[
             "deploy",
@@ -302,13 +287,11 @@ async fn a_listener_rule_is_shifted_and_the_default_action_left_alone() {
             "--image",
             "registry.example/app:2",
         ],
+        0,
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     ecs.abort();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+
     assert!(stdout.contains("ModifyRule="), "{stdout}");
     assert_eq!(rule_weights(&c, &f).await, (0, 100));
     assert_eq!(
@@ -364,7 +347,8 @@ async fn preflight_refuses_bad_setups_without_a_mutating_call() {
         let (_dir, cfg) = config(&f, FAST_CANARY);
         let text_in = std::fs::read_to_string(&cfg).unwrap();
         std::fs::write(&cfg, edit(&f, &text_in)).unwrap();
-        let out = teal(
+        eprintln!("case: {what}"); // shown with a failing exit-code assertion
+        let (stdout, stderr) = run_teal(
             &m,
             &[
                 "deploy",
@@ -373,12 +357,9 @@ async fn preflight_refuses_bad_setups_without_a_mutating_call() {
                 "--image",
                 "registry.example/app:2",
             ],
+            2,
         )
-        .output()
-        .await
-        .unwrap();
-        let (stdout, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{what}: {stdout}\n{stderr}");
+        .await;
         assert!(
             stderr.contains(expected),
             "{what}: expected {expected:?} in:\n{stderr}"
@@ -418,14 +399,7 @@ green_healthy_timeout = "30s""#;
     )
     .spawn()
     .unwrap();
-    let t0 = Instant::now();
-    while weights(&c, &f).await != (90, 10) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the first deployment never shifted"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_weights(&c, &f, (90, 10)).await;
     let second = teal(
         &m,
         &[

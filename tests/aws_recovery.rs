@@ -82,12 +82,8 @@ async fn killed_mid_bake_shows_in_status_and_resumes_to_success() {
     let cfg_s = cfg.to_str().unwrap();
     deploy_and_kill_at(&m, &c, &f, &cfg, (50, 50)).await;
 
-    let out = teal(&m, &["status", "--config", cfg_s, "--output", "json"])
-        .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let (stdout, _) = run_teal(&m, &["status", "--config", cfg_s, "--output", "json"], 0).await;
+
     let s: serde_json::Value =
         serde_json::from_str(stdout.trim()).expect("status is one JSON document");
     assert_eq!(s["schema"], 1);
@@ -105,24 +101,16 @@ async fn killed_mid_bake_shows_in_status_and_resumes_to_success() {
     );
 
     // The dead process's lock has not expired: a plain resume is refused, naming it.
-    let out = teal(&m, &["resume", "--config", cfg_s])
-        .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(5), "{stdout}\n{stderr}");
+    let (_, stderr) = run_teal(&m, &["resume", "--config", cfg_s], 5).await;
+
     assert!(
         stderr.contains(s["deployment"].as_str().unwrap()),
         "{stderr}"
     );
 
-    let out = teal(&m, &["resume", "--config", cfg_s, "--force"])
-        .output()
-        .await
-        .unwrap();
+    let (stdout, _) = run_teal(&m, &["resume", "--config", cfg_s, "--force"], 0).await;
     ecs.abort();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+
     assert!(
         stdout.contains("taking over the deployment (shifting) from"),
         "{stdout}"
@@ -144,13 +132,9 @@ async fn killed_mid_bake_rolls_back_from_another_process() {
     let (_dir, cfg) = config(&f, SLOW_CANARY);
     deploy_and_kill_at(&m, &c, &f, &cfg, (50, 50)).await;
 
-    let out = teal(&m, &["rollback", "--config", cfg.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
+    let (stdout, _) = run_teal(&m, &["rollback", "--config", cfg.to_str().unwrap()], 3).await;
     ecs.abort();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+
     assert!(
         stdout.contains("outcome: RolledBack: operator ran `teal rollback`"),
         "{stdout}"
@@ -163,12 +147,8 @@ async fn killed_mid_bake_rolls_back_from_another_process() {
     );
 
     // Nothing left to roll back.
-    let out = teal(&m, &["rollback", "--config", cfg.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let (_, stderr) = run_teal(&m, &["rollback", "--config", cfg.to_str().unwrap()], 2).await;
+
     assert!(stderr.contains("it has ended"), "{stderr}");
 }
 
@@ -203,16 +183,14 @@ async fn killed_while_provisioning_resumes_without_a_second_green() {
     child.kill().await.unwrap();
     ecs.abort();
     let ecs = register_targets_like_ecs(&c, &f, None);
-    let out = teal(
+    let (stdout, _) = run_teal(
         &m,
         &["resume", "--config", cfg.to_str().unwrap(), "--force"],
+        0,
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     ecs.abort();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+
     assert!(
         !stdout.contains("creating green"),
         "green existed already; it must not be created again:\n{stdout}"
@@ -226,12 +204,8 @@ async fn status_with_no_deployment_says_so() {
     let c = clients(&m).await;
     let f = fixture(&c, Forward::Weighted).await;
     let (_dir, cfg) = config(&f, SLOW_CANARY);
-    let out = teal(&m, &["status", "--config", cfg.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let (stdout, _) = run_teal(&m, &["status", "--config", cfg.to_str().unwrap()], 0).await;
+
     assert_eq!(
         stdout.trim(),
         format!("no deployment is recorded for {}", f.name)

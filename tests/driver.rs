@@ -49,6 +49,24 @@ fn sink() -> (Events, EventSink) {
     )
 }
 
+/// A running driver for a new deployment `id` of `revision`, owned by `owner`.
+fn start(
+    rt: &tokio::runtime::Runtime,
+    c: &SimCloud,
+    owner: &str,
+    id: &str,
+    revision: &str,
+    sink: EventSink,
+) -> Driver {
+    rt.block_on(Driver::start(
+        c.ports(),
+        Settings::new(owner),
+        spec(id, revision, &[]),
+        sink,
+    ))
+    .expect("the deployment starts")
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -121,14 +139,7 @@ fn a_second_deploy_refuses_naming_the_first() {
     let c = cloud(vec![]);
     let rt = rt();
     let (_, s) = sink();
-    let mut first = rt
-        .block_on(Driver::start(
-            c.ports(),
-            Settings::new("pipeline-1"),
-            spec("d-first", "v2", &[]),
-            s,
-        ))
-        .unwrap();
+    let mut first = start(&rt, &c, "pipeline-1", "d-first", "v2", s);
     for _ in 0..5 {
         rt.block_on(first.step()).unwrap();
     }
@@ -164,14 +175,7 @@ fn a_forced_takeover_names_the_previous_owner_and_the_old_driver_stops() {
     let c = cloud(vec![]);
     let rt = rt();
     let (_, s) = sink();
-    let mut first = rt
-        .block_on(Driver::start(
-            c.ports(),
-            Settings::new("crashed-build"),
-            spec("d-1", "v2", &[]),
-            s,
-        ))
-        .unwrap();
+    let mut first = start(&rt, &c, "crashed-build", "d-1", "v2", s);
     for _ in 0..6 {
         rt.block_on(first.step()).unwrap();
     }
@@ -194,15 +198,7 @@ fn sigterm_mid_bake_puts_traffic_back_on_blue_and_records_why() {
     let rt = rt();
     let (tx, rx) = tokio::sync::watch::channel(None);
     let (_, s) = sink();
-    let mut d = rt
-        .block_on(Driver::start(
-            c.ports(),
-            Settings::new("me"),
-            spec("d-1", "v2", &[]),
-            s,
-        ))
-        .unwrap()
-        .with_signals(rx);
+    let mut d = start(&rt, &c, "me", "d-1", "v2", s).with_signals(rx);
     while c.world().router.b == 0 {
         rt.block_on(d.step()).unwrap();
     }
@@ -233,14 +229,7 @@ fn deploying_the_same_revision_again_continues_the_deployment_in_flight() {
     let c = cloud(vec![]);
     let rt = rt();
     let (_, s) = sink();
-    let mut first = rt
-        .block_on(Driver::start(
-            c.ports(),
-            Settings::new("build-1"),
-            spec("d-1", "v2", &[]),
-            s,
-        ))
-        .unwrap();
+    let mut first = start(&rt, &c, "build-1", "d-1", "v2", s);
     while c.world().router.b == 0 {
         rt.block_on(first.step()).unwrap();
     }
@@ -248,14 +237,7 @@ fn deploying_the_same_revision_again_continues_the_deployment_in_flight() {
                  // Its lock lapses; the pipeline runs `teal deploy` for the same revision again.
     c.world().now += 10 * 60_000;
     let (events, s) = sink();
-    let mut again = rt
-        .block_on(Driver::start(
-            c.ports(),
-            Settings::new("build-2"),
-            spec("d-2", "v2", &[]),
-            s,
-        ))
-        .unwrap();
+    let mut again = start(&rt, &c, "build-2", "d-2", "v2", s);
     assert_eq!(
         again.record().id,
         "d-1",

@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{
     AutoScalingGroup, LaunchTemplateSpecification, LifecycleState, Tag,
 };
-use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use std::sync::Arc;
 
 /// The tag that records which revision a group runs.
@@ -94,33 +93,51 @@ impl AsgFleet {
             .collect())
     }
 
-    /// The group attached to the slot's target group.
-    async fn group_in(&self, slot: Slot) -> Result<Option<AutoScalingGroup>, PortError> {
+    /// The one of `groups` attached to the slot's target group.
+    fn in_slot(&self, groups: &[AutoScalingGroup], slot: Slot) -> Option<AutoScalingGroup> {
         let tg = &self.target_groups[slot.index()];
-        Ok(self
-            .groups()
-            .await?
-            .into_iter()
-            .find(|g| g.target_group_arns().contains(tg)))
+        groups
+            .iter()
+            .find(|g| g.target_group_arns().contains(tg))
+            .cloned()
     }
 
-    async fn healthy_targets(&self, slot: Slot) -> Result<u32, PortError> {
-        let tg = &self.target_groups[slot.index()];
-        let out = aws_call!(
-            self.calls,
-            "DescribeTargetHealth",
-            self.elb
-                .describe_target_health()
-                .target_group_arn(tg)
-                .send()
-        )?;
-        Ok(out
-            .target_health_descriptions()
+    /// The group attached to the slot's target group.
+    async fn group_in(&self, slot: Slot) -> Result<Option<AutoScalingGroup>, PortError> {
+        Ok(self.in_slot(&self.groups().await?, slot))
+    }
+
+    /// The status of the group in `slot`, if it has one.
+    async fn status_of(
+        &self,
+        group: Option<AutoScalingGroup>,
+        slot: Slot,
+    ) -> Result<FleetStatus, PortError> {
+        let Some(g) = group else {
+            return Ok(FleetStatus::absent());
+        };
+        // Only teal's own tag says which revision runs; missing means unknown.
+        let revision = g
+            .tags()
             .iter()
-            .filter(|d| {
-                d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
-            })
-            .count() as u32)
+            .find(|t| t.key() == Some(REVISION_TAG))
+            .and_then(|t| t.value())
+            .map(String::from);
+        let in_service = g
+            .instances()
+            .iter()
+            .filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService))
+            .count() as u32;
+        let healthy = in_service.min(
+            super::healthy_targets(&self.elb, &self.calls, &self.target_groups[slot.index()])
+                .await?,
+        );
+        Ok(FleetStatus {
+            exists: true,
+            revision,
+            desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
+            healthy,
+        })
     }
 
     /// Green's launch template: blue's, at the given or a new version.
@@ -259,28 +276,17 @@ impl Fleet for AsgFleet {
     }
 
     async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {
-        let Some(g) = self.group_in(slot).await? else {
-            return Ok(FleetStatus::absent());
-        };
-        // Only teal's own tag says which revision runs; missing means unknown.
-        let revision = g
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some(REVISION_TAG))
-            .and_then(|t| t.value())
-            .map(String::from);
-        let in_service = g
-            .instances()
-            .iter()
-            .filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService))
-            .count() as u32;
-        let healthy = in_service.min(self.healthy_targets(slot).await?);
-        Ok(FleetStatus {
-            exists: true,
-            revision,
-            desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
-            healthy,
-        })
+        self.status_of(self.group_in(slot).await?, slot).await
+    }
+
+    async fn statuses(&self) -> Result<[FleetStatus; 2], PortError> {
+        let groups = self.groups().await?;
+        Ok([
+            self.status_of(self.in_slot(&groups, Slot::A), Slot::A)
+                .await?,
+            self.status_of(self.in_slot(&groups, Slot::B), Slot::B)
+                .await?,
+        ])
     }
 
     async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {

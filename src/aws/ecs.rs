@@ -20,7 +20,6 @@ use crate::ports::{ErrorKind, Fleet, PortError};
 use async_trait::async_trait;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_ecs::types::{LoadBalancer, Service, ServiceField, Tag, TaskDefinition};
-use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use std::sync::Arc;
 
 /// The tag that records which revision a service runs.
@@ -108,8 +107,8 @@ impl EcsFleet {
         format!("service/{}/{service}", self.cluster_name())
     }
 
-    /// The ACTIVE service attached to the slot's target group, if any.
-    async fn service_in(&self, slot: Slot) -> Result<Option<Service>, PortError> {
+    /// The ACTIVE services among the candidates, in one call.
+    async fn services(&self) -> Result<Vec<Service>, PortError> {
         let out = aws_call!(
             self.calls,
             "DescribeServices",
@@ -120,36 +119,61 @@ impl EcsFleet {
                 .include(ServiceField::Tags)
                 .send()
         )?;
-        let tg = &self.target_groups[slot.index()];
         Ok(out
             .services()
             .iter()
-            .find(|s| {
-                s.status() == Some("ACTIVE")
-                    && s.load_balancers()
-                        .iter()
-                        .any(|lb| lb.target_group_arn() == Some(tg))
-            })
-            .cloned())
+            .filter(|s| s.status() == Some("ACTIVE"))
+            .cloned()
+            .collect())
     }
 
-    async fn healthy_targets(&self, slot: Slot) -> Result<u32, PortError> {
+    /// The one of `services` attached to the slot's target group.
+    fn in_slot(&self, services: &[Service], slot: Slot) -> Option<Service> {
         let tg = &self.target_groups[slot.index()];
-        let out = aws_call!(
-            self.calls,
-            "DescribeTargetHealth",
-            self.elb
-                .describe_target_health()
-                .target_group_arn(tg)
-                .send()
-        )?;
-        Ok(out
-            .target_health_descriptions()
+        services
             .iter()
-            .filter(|d| {
-                d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
+            .find(|s| {
+                s.load_balancers()
+                    .iter()
+                    .any(|lb| lb.target_group_arn() == Some(tg))
             })
-            .count() as u32)
+            .cloned()
+    }
+
+    /// The ACTIVE service attached to the slot's target group, if any.
+    async fn service_in(&self, slot: Slot) -> Result<Option<Service>, PortError> {
+        Ok(self.in_slot(&self.services().await?, slot))
+    }
+
+    /// The status of the service in `slot`, if it has one.
+    async fn status_of(
+        &self,
+        service: Option<Service>,
+        slot: Slot,
+    ) -> Result<FleetStatus, PortError> {
+        let Some(s) = service else {
+            return Ok(FleetStatus::absent());
+        };
+        // Only teal's own tag says which revision runs: a missing tag (blue
+        // before its first deployment, or an answer that raced the tagging)
+        // means unknown, never "another revision".
+        let revision = s
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(REVISION_TAG))
+            .and_then(|t| t.value())
+            .map(String::from);
+        let running = s.running_count().max(0) as u32;
+        let healthy = running.min(
+            super::healthy_targets(&self.elb, &self.calls, &self.target_groups[slot.index()])
+                .await?,
+        );
+        Ok(FleetStatus {
+            exists: true,
+            revision,
+            desired: s.desired_count().max(0) as u32,
+            healthy,
+        })
     }
 
     /// Check, read-only, that the cluster and a blue service exist.
@@ -349,26 +373,17 @@ impl Fleet for EcsFleet {
     }
 
     async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {
-        let Some(s) = self.service_in(slot).await? else {
-            return Ok(FleetStatus::absent());
-        };
-        // Only teal's own tag says which revision runs: a missing tag (blue
-        // before its first deployment, or an answer that raced the tagging)
-        // means unknown, never "another revision".
-        let revision = s
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some(REVISION_TAG))
-            .and_then(|t| t.value())
-            .map(String::from);
-        let running = s.running_count().max(0) as u32;
-        let healthy = running.min(self.healthy_targets(slot).await?);
-        Ok(FleetStatus {
-            exists: true,
-            revision,
-            desired: s.desired_count().max(0) as u32,
-            healthy,
-        })
+        self.status_of(self.service_in(slot).await?, slot).await
+    }
+
+    async fn statuses(&self) -> Result<[FleetStatus; 2], PortError> {
+        let services = self.services().await?;
+        Ok([
+            self.status_of(self.in_slot(&services, Slot::A), Slot::A)
+                .await?,
+            self.status_of(self.in_slot(&services, Slot::B), Slot::B)
+                .await?,
+        ])
     }
 
     async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {

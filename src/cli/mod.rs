@@ -347,16 +347,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 /// The AWS ports for a config (not for the simulated provider).
-async fn aws_ports(
+async fn load_aws(flags: &AwsFlags) -> crate::aws::Aws {
+    crate::aws::Aws::load(flags.region.clone(), flags.profile.clone()).await
+}
+
+/// The AWS ports for a config (not for the simulated provider), green given as its spec.
+fn aws_ports(
+    aws: &crate::aws::Aws,
     config: &Config,
-    flags: &AwsFlags,
     green: Option<&str>,
-) -> Result<(crate::ports::Ports, crate::aws::Aws), Failure> {
-    let aws = crate::aws::Aws::load(flags.region.clone(), flags.profile.clone()).await;
+) -> Result<crate::ports::Ports, Failure> {
     let green = green.map(crate::aws::Green::parse).unwrap_or_default();
     let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::ports::SystemClock);
-    let ports = crate::aws::ports(&aws, config, green, clock).map_err(Failure::Usage)?;
-    Ok((ports, aws))
+    crate::aws::ports(aws, config, green, clock).map_err(Failure::Usage)
 }
 
 fn event_sink(format: Format) -> EventSink {
@@ -415,8 +418,8 @@ fn deploy(
                 None,
             )
         } else {
-            let (ports, aws) = aws_ports(config, flags, green.as_deref()).await?;
-            (ports, Some(aws))
+            let aws = load_aws(flags).await;
+            (aws_ports(&aws, config, green.as_deref())?, Some(aws))
         };
         let result = async {
             let driver =
@@ -444,7 +447,7 @@ fn status(config: &Config, flags: &AwsFlags, format: Format) -> Result<Exit, Fai
         return Err(no_state_in_sim(config));
     }
     runtime()?.block_on(async {
-        let (ports, _aws) = aws_ports(config, flags, None).await?;
+        let ports = aws_ports(&load_aws(flags).await, config, None)?;
         let report = crate::status::read(&ports)
             .await
             .map_err(DriverError::Port)?;
@@ -483,14 +486,15 @@ fn take_over(
     }
     runtime()?.block_on(async {
         // What green runs is in the record: read it first, then build the ports with it.
-        let (ports, _) = aws_ports(config, flags, None).await?;
+        let aws = load_aws(flags).await;
+        let ports = aws_ports(&aws, config, None)?;
         let green = ports
             .ledger
             .load()
             .await
             .map_err(DriverError::Port)?
             .and_then(|r| r.green);
-        let (ports, aws) = aws_ports(config, flags, green.as_deref()).await?;
+        let ports = aws_ports(&aws, config, green.as_deref())?;
         let mut settings = Settings::new(owner());
         settings.force = force;
         let result = async {

@@ -311,6 +311,14 @@ mod tests {
         c.violations.iter().any(|v| v.contains(invariant))
     }
 
+    fn expect_violation(c: &Checker, invariant: &str) {
+        assert!(
+            violated(c, invariant),
+            "expected {invariant:?} among {:?}",
+            c.violations
+        );
+    }
+
     #[test]
     fn a_correct_run_passes() {
         let (mut w, mut c) = world();
@@ -328,7 +336,7 @@ mod tests {
         w.now = 5_000; // green healthy only from 10s
         w.set_weights_now(SlotWeights { a: 90, b: 10 });
         c.after_step(&w);
-        assert!(violated(&c, "invariant 2"), "{:?}", c.violations);
+        expect_violation(&c, "invariant 2");
     }
 
     #[test]
@@ -339,11 +347,7 @@ mod tests {
         w.now += KEEP - 1;
         w.remove_now(Slot::A);
         c.after_step(&w);
-        assert!(
-            violated(&c, "invariant 3: blue retired after green held 100%"),
-            "{:?}",
-            c.violations
-        );
+        expect_violation(&c, "invariant 3: blue retired after green held 100%");
     }
 
     #[test]
@@ -353,16 +357,8 @@ mod tests {
         w.set_weights_now(SlotWeights { a: 50, b: 50 });
         w.remove_now(Slot::B);
         c.after_step(&w);
-        assert!(
-            violated(&c, "invariant 3: slot b removed while carrying 50%"),
-            "{:?}",
-            c.violations
-        );
-        assert!(
-            violated(&c, "invariant 1: slot b has 50% of traffic but no fleet"),
-            "{:?}",
-            c.violations
-        );
+        expect_violation(&c, "invariant 3: slot b removed while carrying 50%");
+        expect_violation(&c, "invariant 1: slot b has 50% of traffic but no fleet");
     }
 
     #[test]
@@ -413,27 +409,15 @@ mod tests {
         w.now = 20_000;
         w.set_weights_now(SlotWeights { a: 90, b: 10 });
         c.at_end(&w, &Outcome::Succeeded);
-        assert!(
-            violated(&c, "invariant 5: Succeeded but router"),
-            "{:?}",
-            c.violations
-        );
+        expect_violation(&c, "invariant 5: Succeeded but router");
         c.at_end(
             &w,
             &Outcome::Halted {
                 reason: crate::engine::Reason::BlueGone { at: 0 },
             },
         );
-        assert!(
-            violated(&c, "invariant 5: Halted but router"),
-            "{:?}",
-            c.violations
-        );
-        assert!(
-            violated(&c, "but the ledger holds None"),
-            "{:?}",
-            c.violations
-        );
+        expect_violation(&c, "invariant 5: Halted but router");
+        expect_violation(&c, "but the ledger holds None");
     }
 
     #[test]
@@ -445,11 +429,7 @@ mod tests {
         w.now += KEEP;
         w.remove_now(Slot::A);
         c.at_end(&w, &Outcome::Succeeded);
-        assert!(
-            violated(&c, "an ALARM was read before retirement"),
-            "{:?}",
-            c.violations
-        );
+        expect_violation(&c, "an ALARM was read before retirement");
     }
 
     #[test]

@@ -159,6 +159,31 @@ async fn default_network(c: &Clients) -> (String, Vec<String>) {
     )
 }
 
+/// A target group in `vpc`; its ARN.
+async fn create_target_group(
+    c: &Clients,
+    name: &str,
+    vpc: &str,
+    port: i32,
+    kind: TargetTypeEnum,
+) -> String {
+    let tg = c
+        .elb
+        .create_target_group()
+        .name(name)
+        .protocol(ProtocolEnum::Http)
+        .port(port)
+        .vpc_id(vpc)
+        .target_type(kind)
+        .send()
+        .await
+        .expect("CreateTargetGroup");
+    tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string()
+}
+
 /// A metric alarm on the ALB's 5xx count, starting OK.
 async fn put_alarm(c: &Clients, name: &str) {
     c.cw.put_metric_alarm()
@@ -206,22 +231,15 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
         .to_string();
     let mut tgs = Vec::new();
     for suffix in ["a", "b", "x"] {
-        let tg = c
-            .elb
-            .create_target_group()
-            .name(format!("{name}-{suffix}"))
-            .protocol(ProtocolEnum::Http)
-            .port(8080)
-            .vpc_id(&vpc)
-            .target_type(TargetTypeEnum::Ip)
-            .send()
-            .await
-            .expect("CreateTargetGroup");
         tgs.push(
-            tg.target_groups()[0]
-                .target_group_arn()
-                .unwrap()
-                .to_string(),
+            create_target_group(
+                c,
+                &format!("{name}-{suffix}"),
+                &vpc,
+                8080,
+                TargetTypeEnum::Ip,
+            )
+            .await,
         );
     }
     let action = match forward {
@@ -660,6 +678,32 @@ pub fn teal(m: &Moto, args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
+/// Run `teal` to its end; assert its exit code (showing both streams if it
+/// differs) and return (stdout, stderr).
+pub async fn run_teal(m: &Moto, args: &[&str], code: i32) -> (String, String) {
+    let out = teal(m, args).output().await.expect("teal runs");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "teal {}:\n{stdout}\n{stderr}",
+        args.join(" ")
+    );
+    (stdout, stderr)
+}
+
+/// Wait until the listener's weights read `want` (at most a minute).
+pub async fn wait_for_weights(c: &Clients, f: &Fixture, want: (i32, i32)) {
+    let t0 = std::time::Instant::now();
+    while weights(c, f).await != want {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the listener never read {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -708,22 +752,15 @@ pub async fn asg_fixture(m: &Moto) -> AsgFixture {
     let (vpc, subnet_ids) = default_network(&c).await;
     let mut tgs = Vec::new();
     for suffix in ["a", "b"] {
-        let tg = c
-            .elb
-            .create_target_group()
-            .name(format!("{name}-{suffix}"))
-            .protocol(ProtocolEnum::Http)
-            .port(80)
-            .vpc_id(&vpc)
-            .target_type(TargetTypeEnum::Instance)
-            .send()
-            .await
-            .expect("CreateTargetGroup");
         tgs.push(
-            tg.target_groups()[0]
-                .target_group_arn()
-                .unwrap()
-                .to_string(),
+            create_target_group(
+                &c,
+                &format!("{name}-{suffix}"),
+                &vpc,
+                80,
+                TargetTypeEnum::Instance,
+            )
+            .await,
         );
     }
     let lt = c
