@@ -7,11 +7,13 @@
 //! lock, and on a signal brings traffic to a safe state before stopping.
 //!
 //! Ordering rule for the ledger: the record is written *before* an action
-//! (write-ahead), except for a move of all traffic to blue, which goes first
-//! so that a failing gate costs one weight write, not a ledger write and then
-//! a weight write. A process killed between that move and the record write
-//! leaves a record that expects green traffic where there is none; the engine
-//! reads that as a rollback (`Reason::TrafficMovedToBlue`).
+//! (write-ahead), except for a rollback's move of all traffic to blue, which
+//! goes first so that a failing gate costs one weight write, not a ledger
+//! write and then a weight write. A process killed between that move and the
+//! record write leaves a record that expects green traffic where there is
+//! none; the engine cannot tell why, and halts (`Reason::TrafficMovedToBlue`):
+//! blue keeps all traffic, green is kept for a person. Halts are written
+//! ahead like everything else.
 
 use crate::config::InsufficientData;
 use crate::engine::{
@@ -296,8 +298,9 @@ impl Driver {
         };
         let mut blue_revision = None;
         if let Some(blue) = blue_slot {
-            let b = port!(io, "fleet.status", io.ports.fleet.status(blue))?;
-            let g = port!(io, "fleet.status", io.ports.fleet.status(blue.other()))?;
+            let mut fleets = port!(io, "fleet.statuses", io.ports.fleet.statuses())?;
+            let b = std::mem::take(&mut fleets[blue.index()]);
+            let g = std::mem::take(&mut fleets[blue.other().index()]);
             if !b.exists {
                 problems.push(format!("slot {blue} takes all traffic but has no fleet"));
             }
@@ -479,7 +482,12 @@ impl Driver {
         let now = self.io.now();
         let action = self.engine.decide(&obs, now);
         self.emit_transitions();
-        let blue_first = matches!(action, Action::SetWeights { weights } if weights.green == 0);
+        // Only a rollback moves traffic before recording why: a failing gate
+        // must cost one weight write, not a ledger write and then one. A halt
+        // (signal, cloud failure) records first, so a process killed after
+        // its move is not taken for an interrupted rollback.
+        let blue_first = matches!(action, Action::SetWeights { weights } if weights.green == 0)
+            && matches!(self.engine.record().phase, Phase::RollingBack { .. });
         // An outcome is only reported once the ledger holds it.
         let must_store = matches!(action, Action::Finish { .. });
         if !blue_first {
@@ -581,16 +589,9 @@ impl Driver {
         let green_slot = self.engine.record().green_slot;
         let weights =
             port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
-        let green = port!(
-            self.io,
-            "fleet.status",
-            self.io.ports.fleet.status(green_slot)
-        )?;
-        let blue = port!(
-            self.io,
-            "fleet.status",
-            self.io.ports.fleet.status(green_slot.other())
-        )?;
+        let mut fleets = port!(self.io, "fleet.statuses", self.io.ports.fleet.statuses())?;
+        let green = std::mem::take(&mut fleets[green_slot.index()]);
+        let blue = std::mem::take(&mut fleets[green_slot.other().index()]);
         self.note_green(&green);
         let obs = Observation {
             weights,

@@ -428,8 +428,11 @@ impl Engine {
         }
         if obs.weights != target {
             if reached.is_some() && obs.weights == Weights::ALL_BLUE && target.green > 0 {
+                // Unexplained: a rollback whose record write was lost, a halt
+                // during a ledger outage, or a change by hand. Neither send
+                // traffic back to green nor destroy it: halt, and call a person.
                 self.go(
-                    Phase::RollingBack {
+                    Phase::Halting {
                         reason: Reason::TrafficMovedToBlue {
                             expected: target,
                             at: now,
@@ -499,8 +502,11 @@ impl Engine {
         }
         if obs.weights != Weights::ALL_GREEN {
             if since.is_some() && obs.weights == Weights::ALL_BLUE {
+                // Unexplained: a rollback whose record write was lost, a halt
+                // during a ledger outage, or a change by hand. Neither send
+                // traffic back to green nor destroy it: halt, and call a person.
                 self.go(
-                    Phase::RollingBack {
+                    Phase::Halting {
                         reason: Reason::TrafficMovedToBlue {
                             expected: Weights::ALL_GREEN,
                             at: now,

@@ -173,8 +173,8 @@ pub enum Reason {
         at: Millis,
     },
     /// Traffic was found back on blue while green should have had some: an
-    /// interrupted rollback, or someone moved it by hand. teal does not send
-    /// traffic back to a green it cannot vouch for.
+    /// interrupted rollback or halt, or someone moved it by hand. teal sends no
+    /// traffic back to a green it cannot vouch for, and keeps green for a person.
     TrafficMovedToBlue {
         /// What the record expected.
         expected: Weights,
@@ -219,7 +219,7 @@ impl fmt::Display for Reason {
             Reason::WeightsDidNotTake { set, actual, .. } => write!(f, "the router did not take weights: set {set}, read back {actual}"),
             Reason::TrafficMovedToBlue { expected, .. } => write!(
                 f,
-                "traffic was found at 100% blue while the deployment expected {expected} (an interrupted rollback, or a change by hand)"
+                "traffic was found at 100% blue while the deployment expected {expected} (an interrupted rollback or halt, or a change by hand); green is kept, `teal rollback` removes it"
             ),
             Reason::Interrupted { signal, .. } => write!(f, "interrupted by {signal}"),
             Reason::ProviderFailed { error, .. } => write!(f, "a cloud call kept failing: {error}"),

@@ -299,7 +299,7 @@ fn unread_gates_never_advance_a_step() {
 }
 
 #[test]
-fn traffic_found_on_blue_mid_step_means_rollback_not_reshift() {
+fn traffic_found_on_blue_mid_step_halts_without_reshift_or_removal() {
     // A rollback's weight flip landed but the ledger write did not (process
     // killed): a resumed engine must not send traffic back to green.
     let mut e = Engine::new(record(expand_canary(10, M), 0));
@@ -315,14 +315,18 @@ fn traffic_found_on_blue_mid_step_means_rollback_not_reshift() {
         healthy: 3,
     };
     let action = e.decide(&obs, 20 * S);
-    // Weights are already all blue, so the rollback's next step is removing green.
-    assert_eq!(action, Action::RemoveGreen);
-    assert!(matches!(
-        e.record().phase,
-        Phase::RollingBack {
-            reason: Reason::TrafficMovedToBlue { .. }
-        }
-    ));
+    // Weights are already all blue: the halt ends at once, green untouched.
+    assert!(
+        matches!(
+            action,
+            Action::Finish {
+                outcome: Outcome::Halted {
+                    reason: Reason::TrafficMovedToBlue { .. }
+                }
+            }
+        ),
+        "{action:?}"
+    );
 }
 
 #[test]

@@ -514,7 +514,7 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     }
 
     if let Some(outcome) = &report.outcome {
-        check_fate(&sc, outcome, &mut report.violations);
+        check_fate(&sc, outcome, report.processes > 1, &mut report.violations);
     }
     report.violations.extend(checker.violations);
     report.calls = cloud.world().calls;
@@ -583,11 +583,14 @@ fn second_driver(
 }
 
 /// Outcome classes the scenario allows (invariants 5 and 6).
-fn check_fate(sc: &Scenario, outcome: &Outcome, violations: &mut Vec<String>) {
+/// `restarted`: some process died or gave up and another took over.
+fn check_fate(sc: &Scenario, outcome: &Outcome, restarted: bool, violations: &mut Vec<String>) {
     if let Outcome::Halted { reason } = outcome {
         let allowed = match reason {
             Reason::Interrupted { .. } => sc.interrupt_at_step.is_some(),
             Reason::ProviderFailed { .. } | Reason::WeightsDidNotTake { .. } => sc.has_faults(),
+            // Only a process that stopped between a move to blue and its record leaves this.
+            Reason::TrafficMovedToBlue { .. } => restarted,
             _ => false,
         };
         if !allowed {
