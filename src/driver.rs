@@ -17,7 +17,8 @@
 
 use crate::config::InsufficientData;
 use crate::engine::{
-    Action, Engine, Lock, Observation, Outcome, Phase, Plan, Reason, Record, RECORD_SCHEMA,
+    Action, Command, Engine, Lock, Observation, Outcome, Phase, Plan, Reason, Record, Request,
+    RECORD_SCHEMA,
 };
 use crate::events::{describe_phase, Event, EventKind};
 use crate::model::{fmt_ms, FleetStatus, GateReading, GateState, Millis, Weights};
@@ -239,6 +240,100 @@ pub struct Driver {
     unreadable_gate_polls: u32,
     failing_steps: u32,
     ledger_failing: bool,
+    last_ledger_read: Millis,
+}
+
+/// Where one [`Driver::step`] left the deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// An action was carried out; decide again.
+    Acted,
+    /// Nothing to do before `until` (the driver waited, unless told not to).
+    Waiting {
+        /// The engine's next deadline, or the next gate poll.
+        until: Millis,
+    },
+    /// The deployment has ended.
+    Done(Outcome),
+}
+
+/// What became of an operator command sent with [`submit`].
+#[derive(Debug)]
+pub enum Submitted {
+    /// No live process drives the deployment: this one took it over and
+    /// applied the command; drive it on (a pass, or to its end).
+    TookOver(Box<Driver>),
+    /// Another process drives it: the command waits in the record's inbox
+    /// for that process, which answers in `replies` under this id.
+    Queued {
+        /// The request's id.
+        id: String,
+        /// The process that will apply it.
+        owner: String,
+    },
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("record", self.engine.record())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Send an operator command to the recorded deployment. When another
+/// process holds a live lock (and `settings.force` is off), the command is
+/// checked against the record, then queued for that process; otherwise
+/// this process takes the deployment over and applies it.
+pub async fn submit(
+    ports: Ports,
+    settings: Settings,
+    cmd: Command,
+    sink: EventSink,
+) -> Result<Submitted, DriverError> {
+    let mut io = Io::new(ports, settings, sink, String::new());
+    for _ in 0..OWN_WRITE_RETRIES {
+        let Some(mut rec) = port!(io, "ledger.load", io.ports.ledger.load())? else {
+            return Err(DriverError::NoDeployment);
+        };
+        io.deployment = rec.id.clone();
+        let now = io.now();
+        let owner = match &rec.lock {
+            Some(l) if rec.in_flight() && l.owner != io.settings.owner && l.expires_at > now => {
+                Some(l.owner.clone())
+            }
+            _ => None,
+        };
+        let Some(owner) = owner.filter(|_| !io.settings.force) else {
+            if !rec.in_flight() {
+                // Only a halted deployment takes a command (rollback); the engine says so.
+                let mut d = Driver::new(io, Engine::new(rec));
+                d.command(cmd).await?;
+                return Ok(Submitted::TookOver(Box::new(d)));
+            }
+            let mut d = Driver::take_over(io, rec).await?;
+            d.command(cmd).await?;
+            return Ok(Submitted::TookOver(Box::new(d)));
+        };
+        // Refuse now what the owner would refuse, rather than queue it.
+        Engine::new(rec.clone()).command(cmd, now)?;
+        let id = format!("r-{now:x}-{:x}", rand::random::<u32>());
+        rec.inbox.push(Request {
+            id: id.clone(),
+            command: cmd,
+            by: io.settings.owner.clone(),
+            at: now,
+        });
+        match port!(io, "ledger.store", io.ports.ledger.store(&rec)) {
+            Ok(_) => return Ok(Submitted::Queued { id, owner }),
+            // The owner wrote meanwhile: read again and queue on top.
+            Err(e) if e.kind == ErrorKind::Conflict => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DriverError::LockLost(
+        "the record kept changing; try again".into(),
+    ))
 }
 
 impl Driver {
@@ -346,6 +441,8 @@ impl Driver {
             started_at: now,
             updated_at: now,
             lock: None,
+            inbox: vec![],
+            replies: vec![],
             // Overwrite the last finished record: compare against its version.
             version: existing.map_or(0, |r| r.version),
         };
@@ -436,6 +533,7 @@ impl Driver {
             unreadable_gate_polls: 0,
             failing_steps: 0,
             ledger_failing: false,
+            last_ledger_read: 0,
         }
     }
 
@@ -456,7 +554,7 @@ impl Driver {
     }
 
     /// Apply an operator command and record it before anything else happens.
-    pub async fn command(&mut self, cmd: crate::engine::Command) -> Result<(), DriverError> {
+    pub async fn command(&mut self, cmd: Command) -> Result<(), DriverError> {
         let now = self.io.now();
         self.engine.command(cmd, now)?;
         self.emit_transitions();
@@ -474,11 +572,63 @@ impl Driver {
 
     /// One observe → decide → record → act pass; `Some(outcome)` at the end.
     pub async fn step(&mut self) -> Result<Option<Outcome>, DriverError> {
+        match self.advance(true).await? {
+            Progress::Done(outcome) => Ok(Some(outcome)),
+            _ => Ok(None),
+        }
+    }
+
+    /// `teal reconcile --once`: act until the deployment has to wait (a bake,
+    /// green's health, the keep-alive) or ends, without waiting, then release
+    /// the lock so that the next pass, from any machine, takes it at once.
+    /// Between passes no one watches the gates.
+    pub async fn pass(&mut self) -> Result<Progress, DriverError> {
+        // Actions a pass may take before it must wait: a rollback is three
+        // (weights, remove, finish); bounded so a failing action cannot spin.
+        for _ in 0..32 {
+            match self.advance(false).await? {
+                Progress::Acted => continue,
+                done_or_waiting => {
+                    if !matches!(done_or_waiting, Progress::Done(_)) {
+                        self.release().await?;
+                    }
+                    return Ok(done_or_waiting);
+                }
+            }
+        }
+        self.release().await?;
+        Ok(Progress::Acted)
+    }
+
+    /// Give the lock up, leaving the deployment for the next pass or `resume`.
+    pub async fn release(&mut self) -> Result<(), DriverError> {
+        self.write(None).await
+    }
+
+    /// One observe → decide → record → act pass. With `wait` off, a `Wait`
+    /// action returns at once instead of sleeping.
+    pub async fn advance(&mut self, wait: bool) -> Result<Progress, DriverError> {
         self.check_signal();
         let obs = match self.observe().await {
             Ok(obs) => obs,
-            Err(e) => return self.action_failed(e),
+            Err(e) => return self.action_failed(e).map(|_| Progress::Acted),
         };
+        // After the gates, and not while one fails: a rollback waits for nothing.
+        let overridden = matches!(
+            self.engine.record().hold,
+            Some(crate::engine::Hold::Manual {
+                ignore_gates: true,
+                ..
+            })
+        );
+        let gate_failing = !overridden
+            && obs
+                .gates
+                .as_ref()
+                .is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
+        if !gate_failing {
+            self.read_inbox().await?;
+        }
         let now = self.io.now();
         let action = self.engine.decide(&obs, now);
         self.emit_transitions();
@@ -492,23 +642,79 @@ impl Driver {
         let must_store = matches!(action, Action::Finish { .. });
         if !blue_first {
             if let Err(e) = self.persist(now, must_store).await {
-                return self.persist_failed(e);
+                return self.persist_failed(e).map(|_| Progress::Acted);
             }
         }
-        let result = self.act(action, &obs).await;
+        let waiting = match action {
+            Action::Wait { until } if !wait => Some(until),
+            _ => None,
+        };
+        let result = match waiting {
+            Some(_) => Ok(None),
+            None => self.act(action, &obs).await,
+        };
         if blue_first {
             let now = self.io.now();
             if let Err(e) = self.persist(now, false).await {
-                return self.persist_failed(e);
+                return self.persist_failed(e).map(|_| Progress::Acted);
             }
         }
         match result {
             Ok(outcome) => {
                 self.failing_steps = 0;
-                Ok(outcome)
+                Ok(match (outcome, waiting) {
+                    (Some(outcome), _) => Progress::Done(outcome),
+                    (None, Some(until)) => Progress::Waiting { until },
+                    (None, None) => Progress::Acted,
+                })
             }
-            Err(e) => self.action_failed(e),
+            Err(e) => self.action_failed(e).map(|_| Progress::Acted),
         }
+    }
+
+    /// Once per poll, read the record back: operator requests queued by other
+    /// processes are applied (and answered) before deciding, and a record
+    /// taken over by another process stops this one before it acts.
+    async fn read_inbox(&mut self) -> Result<(), DriverError> {
+        let now = self.io.now();
+        let due = now >= self.last_ledger_read + self.engine.record().plan.poll_ms;
+        if due && !self.ledger_failing && self.engine.record().in_flight() {
+            self.last_ledger_read = now;
+            // A failed read only delays the requests; the next poll tries again.
+            if let Ok(stored) = port!(self.io, "ledger.load", self.io.ports.ledger.load()) {
+                let ours = self.engine.record();
+                let owner = ours.lock.as_ref().map(|l| l.owner.clone());
+                match stored {
+                    Some(s) if s.version == ours.version => {}
+                    Some(s)
+                        if s.id == ours.id
+                            && s.lock.as_ref().map(|l| &l.owner) == owner.as_ref() =>
+                    {
+                        self.engine.adopt_inbox(&s.inbox, s.version);
+                    }
+                    Some(s) => {
+                        let who = s.lock.map_or("no one (released)".into(), |l| l.owner);
+                        return Err(DriverError::LockLost(format!(
+                            "deployment {} is now held by {who}",
+                            s.id
+                        )));
+                    }
+                    None => return Err(DriverError::LockLost("the record is gone".into())),
+                }
+            }
+        }
+        if !self.engine.record().inbox.is_empty() {
+            let now = self.io.now();
+            for req in &self.engine.record().inbox {
+                self.io.emit(EventKind::Command {
+                    command: req.command.name().into(),
+                    by: req.by.clone(),
+                });
+            }
+            self.engine.apply_inbox(now);
+            self.emit_transitions();
+        }
+        Ok(())
     }
 
     fn check_signal(&mut self) {
@@ -772,30 +978,46 @@ impl Driver {
     }
 
     async fn persist_now(&mut self, now: Millis) -> Result<(), DriverError> {
-        let mut rec = self.engine.record().clone();
         let lock = Lock {
             owner: self.io.settings.owner.clone(),
             expires_at: now + self.io.settings.lock_ttl_ms,
         };
-        rec.lock = Some(lock.clone());
+        self.write(Some(lock)).await
+    }
+
+    /// Store the record with `lock` (`None`: released).
+    async fn write(&mut self, lock: Option<Lock>) -> Result<(), DriverError> {
+        let mut rec = self.engine.record().clone();
+        rec.lock = lock.clone();
+        let owner = self.io.settings.owner.clone();
         // Further tries only after finding our own earlier write (a timed-out
         // attempt that landed), each time at the version it left.
         for _ in 0..OWN_WRITE_RETRIES {
             match port!(self.io, "ledger.store", self.io.ports.ledger.store(&rec)) {
                 Ok(version) => {
-                    self.engine.stored(Some(lock), version);
+                    self.engine.stored(lock, version);
                     return Ok(());
                 }
                 Err(e) if e.kind == ErrorKind::Conflict => {
                     // A timed-out attempt may have landed before its retry. A
-                    // record carrying our id and our lock was written by us:
-                    // write again over it. Anything else is another process.
+                    // record carrying our id and our lock (or none, when this
+                    // is a release) was written by us, or had an operator
+                    // request queued on it: write again over it. Anything
+                    // else is another process.
                     let stored = port!(self.io, "ledger.load", self.io.ports.ledger.load())?;
                     match stored {
                         Some(s)
                             if s.id == rec.id
-                                && s.lock.as_ref().map(|l| &l.owner) == Some(&lock.owner) =>
+                                && match &s.lock {
+                                    Some(l) => l.owner == owner,
+                                    None => lock.is_none(),
+                                } =>
                         {
+                            // Requests queued meanwhile stay queued: carried
+                            // over, and applied on the next step.
+                            if self.engine.adopt_inbox(&s.inbox, s.version) > 0 {
+                                rec.inbox = self.engine.record().inbox.clone();
+                            }
                             rec.version = s.version
                         }
                         _ => return Err(DriverError::LockLost(e.message)),

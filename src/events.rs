@@ -113,6 +113,13 @@ pub enum EventKind {
         /// What, and why.
         message: String,
     },
+    /// An operator command sent by another process was taken from the inbox.
+    Command {
+        /// The command (`shift`, `promote --full`, ...).
+        command: String,
+        /// Who sent it.
+        by: String,
+    },
     /// A signal arrived; traffic goes to a safe state.
     Interrupted {
         /// The signal.

@@ -104,32 +104,90 @@ pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
 fn next(rec: &Record, now: Millis) -> (String, Option<Millis>) {
     let plan = &rec.plan;
     match (&rec.phase, rec.hold) {
-        (Phase::Done { outcome, .. }, _) => (format!("nothing: the deployment ended {outcome}"), None),
-        (_, Some(Hold::Paused)) => ("nothing until `teal resume` (gates are still watched)".into(), None),
-        (_, Some(Hold::Manual { green })) => {
-            (format!("held at {green}% by an operator until `teal resume` or `teal promote` (gates are still watched)"), None)
+        (Phase::Done { outcome, .. }, _) => {
+            (format!("nothing: the deployment ended {outcome}"), None)
+        }
+        (_, Some(Hold::Paused)) => (
+            "nothing until `teal resume` (gates are still watched)".into(),
+            None,
+        ),
+        (
+            _,
+            Some(Hold::Manual {
+                green,
+                ignore_gates,
+            }),
+        ) => {
+            let gates = if ignore_gates {
+                "gates are IGNORED by operator override"
+            } else {
+                "gates are still watched"
+            };
+            (format!("held at {green}% by an operator until `teal resume` or `teal promote` ({gates})"), None)
         }
         (Phase::Provisioning { since, green_seen }, _) => {
             let deadline = green_seen.unwrap_or(*since) + plan.green_healthy_timeout_ms;
-            (format!("wait for green to be healthy; roll back if it is not by {}", fmt_time(deadline)), Some(deadline))
+            (
+                format!(
+                    "wait for green to be healthy; roll back if it is not by {}",
+                    fmt_time(deadline)
+                ),
+                Some(deadline),
+            )
         }
-        (Phase::Shifting { step, reached: None }, _) => (format!("set weights to {}% green", plan.steps[*step].weight), None),
-        (Phase::Shifting { step, reached: Some(t) }, _) => {
+        (
+            Phase::Shifting {
+                step,
+                reached: None,
+            },
+            _,
+        ) => (
+            format!("set weights to {}% green", plan.steps[*step].weight),
+            None,
+        ),
+        (
+            Phase::Shifting {
+                step,
+                reached: Some(t),
+            },
+            _,
+        ) => {
             let at = t + plan.steps[*step].bake_ms;
             let what = match plan.steps.get(step + 1) {
-                Some(s) => format!("step {}/{}: {}% to green", step + 2, plan.steps.len(), s.weight),
+                Some(s) => format!(
+                    "step {}/{}: {}% to green",
+                    step + 2,
+                    plan.steps.len(),
+                    s.weight
+                ),
                 None => "keep-alive at 100% green".to_string(),
             };
-            (format!("{what} at {} ({} from now)", fmt_time(at), fmt_ms(at.saturating_sub(now))), Some(at))
+            (
+                format!(
+                    "{what} at {} ({} from now)",
+                    fmt_time(at),
+                    fmt_ms(at.saturating_sub(now))
+                ),
+                Some(at),
+            )
         }
         (Phase::KeepAlive { since: Some(t) }, _) => {
             let at = t + plan.keep_alive_ms;
-            (format!("retire blue at {} ({} from now)", fmt_time(at), fmt_ms(at.saturating_sub(now))), Some(at))
+            (
+                format!(
+                    "retire blue at {} ({} from now)",
+                    fmt_time(at),
+                    fmt_ms(at.saturating_sub(now))
+                ),
+                Some(at),
+            )
         }
         (Phase::KeepAlive { since: None }, _) => ("set weights to 100% green".into(), None),
         (Phase::Retiring, _) => ("retire blue".into(), None),
         (Phase::RollingBack { reason }, _) => (format!("finish the rollback ({reason})"), None),
-        (Phase::Halting { reason }, _) => (format!("put all traffic on blue and stop ({reason})"), None),
+        (Phase::Halting { reason }, _) => {
+            (format!("put all traffic on blue and stop ({reason})"), None)
+        }
     }
 }
 

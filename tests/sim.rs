@@ -5,7 +5,8 @@
 //! - `TEAL_SIM_SEED=N cargo test --test sim -- --nocapture`: replay one seed
 //!   and print its full event log (also: `teal sim --seed N`).
 
-use teal::engine::Outcome;
+use teal::engine::{Outcome, Reason};
+use teal::events::EventKind;
 use teal::sim::scenario::{render, run_seed, RunReport};
 
 fn seeds() -> Vec<u64> {
@@ -46,6 +47,9 @@ fn every_invariant_holds_across_seeded_faulty_runs() {
     let reports = run_all(&seeds);
     let mut failures = Vec::new();
     let (mut succeeded, mut rolled_back, mut halted, mut refused, mut kills) = (0, 0, 0, 0, 0);
+    // Operator inputs: commands queued for a running driver and applied by
+    // it, rollbacks by an operator, and runs driven by reconcile passes.
+    let (mut applied, mut operator_rollbacks, mut reconciled, mut passes) = (0, 0, 0, 0);
     for r in &reports {
         if single {
             println!("{}", render(r));
@@ -56,7 +60,23 @@ fn every_invariant_holds_across_seeded_faulty_runs() {
             Some(Outcome::Halted { .. }) => halted += 1,
             None => refused += 1,
         }
-        kills += r.processes.saturating_sub(1);
+        if r.scenario.reconcile_every.is_some() {
+            reconciled += usize::from(r.outcome.is_some());
+            passes += r.processes;
+        } else {
+            kills += r.processes.saturating_sub(1);
+        }
+        applied += r
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Command { .. }))
+            .count();
+        if let Some(Outcome::RolledBack {
+            reason: Reason::Operator { .. },
+        }) = &r.outcome
+        {
+            operator_rollbacks += 1;
+        }
         if !r.violations.is_empty() {
             failures.push(r);
         }
@@ -64,6 +84,9 @@ fn every_invariant_holds_across_seeded_faulty_runs() {
     println!(
         "{} runs: {succeeded} succeeded, {rolled_back} rolled back, {halted} halted, {refused} refused; {kills} processes killed or gave up and were resumed",
         reports.len()
+    );
+    println!(
+        "operator: {applied} commands queued for a running driver and applied, {operator_rollbacks} runs rolled back by an operator; {reconciled} runs driven by {passes} `reconcile --once` passes"
     );
     for f in &failures {
         eprintln!("seed {}: {}", f.scenario.seed, f.violations[0]);
@@ -86,6 +109,7 @@ fn every_invariant_holds_across_seeded_faulty_runs() {
     if !single {
         // The mix must exercise every outcome, or the suite proves little.
         assert!(succeeded > 0 && rolled_back > 0 && halted > 0 && refused > 0 && kills > 0);
+        assert!(applied > 0 && operator_rollbacks > 0 && reconciled > 0 && passes > reconciled);
     }
 }
 

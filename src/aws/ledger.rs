@@ -19,7 +19,6 @@ use crate::ports::{ErrorKind, Ledger, PortError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 use aws_sdk_elasticloadbalancingv2::Client;
-use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -95,19 +94,14 @@ pub fn decode(tags: &BTreeMap<String, String>) -> Result<Option<Record>, PortErr
                 .ok_or_else(|| corrupt(format!("ledger chunk {i} of {chunks} is missing")))?,
         );
     }
-    let json = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|e| corrupt(format!("ledger is not base64: {e}")))?;
-    let mut rec: Record = serde_json::from_slice(&json)
-        .map_err(|e| corrupt(format!("ledger record unreadable: {e}")))?;
+    let mut rec = Record::unpack(&b64).map_err(corrupt)?;
     rec.version = version;
     Ok(Some(rec))
 }
 
 /// Encode a record at `version` as tags.
 pub fn encode(rec: &Record, version: u64) -> Vec<(String, String)> {
-    let json = serde_json::to_vec(rec).expect("records serialise");
-    let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+    let b64 = rec.pack();
     let chunks: Vec<&str> = b64
         .as_bytes()
         .chunks(CHUNK)
@@ -218,6 +212,24 @@ mod tests {
                 owner: "codebuild:checkout-deploy:7c1d-4b2e".into(),
                 expires_at: 1_795_000_300_000,
             }),
+            // A queued request and a full set of replies: the largest record.
+            inbox: vec![crate::engine::Request {
+                id: "r-1a2b3c4d5e6-9f8e7d6c".into(),
+                command: crate::engine::Command::Shift {
+                    green: 25,
+                    ignore_gates: false,
+                },
+                by: "codebuild:checkout-deploy:0123abcd-4567-89ef".into(),
+                at: 1_795_000_000_000,
+            }],
+            replies: (0..crate::engine::REPLIES_KEPT)
+                .map(|i| crate::engine::Reply {
+                    id: format!("r-1a2b3c4d5e{i}-9f8e7d6c"),
+                    applied: false,
+                    message: "cannot promote while the deployment is keep_alive: green already holds 100%; blue is retired after the keep-alive".into(),
+                    at: 1_795_000_000_000,
+                })
+                .collect(),
             version: 0,
         };
         let tags = encode(&rec, 7);

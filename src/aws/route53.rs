@@ -23,7 +23,6 @@ use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
 use aws_sdk_route53::Client;
-use base64::Engine as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -325,18 +324,13 @@ fn decode(rrs: &ResourceRecordSet) -> Result<Record, PortError> {
         .strip_prefix("teal v=")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| corrupt(format!("bad ledger header {head:?}")))?;
-    let json = base64::engine::general_purpose::STANDARD
-        .decode(chunks.concat())
-        .map_err(|e| corrupt(format!("ledger is not base64: {e}")))?;
-    let mut rec: Record = serde_json::from_slice(&json)
-        .map_err(|e| corrupt(format!("ledger record unreadable: {e}")))?;
+    let mut rec = Record::unpack(&chunks.concat()).map_err(corrupt)?;
     rec.version = version;
     Ok(rec)
 }
 
 fn encode(name: &str, rec: &Record, version: u64) -> Result<ResourceRecordSet, PortError> {
-    let json = serde_json::to_vec(rec).expect("records serialise");
-    let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+    let b64 = rec.pack();
     let mut value = format!("\"teal v={version}\"");
     for chunk in b64.as_bytes().chunks(255) {
         value.push_str(&format!(

@@ -38,6 +38,7 @@ pub fn describe(e: &EventKind) -> String {
         EventKind::Retrying { op, attempt, error, backoff_ms } => {
             format!("{op} failed ({error}); attempt {} in {}", attempt + 1, fmt_ms(*backoff_ms))
         }
+        EventKind::Command { command, by } => format!("`teal {command}` from {by}"),
         EventKind::Warning { message } => format!("warning: {message}"),
         EventKind::Interrupted { signal } => format!("{signal}: bringing traffic to a safe state before stopping"),
         EventKind::Finished { outcome, calls } => {

@@ -80,6 +80,9 @@ pub enum Command {
     Shift {
         /// Percent of traffic to green.
         green: u8,
+        /// Failing gates do not roll back while this hold lasts (`--ignore-gates`).
+        #[serde(default)]
+        ignore_gates: bool,
     },
     /// Stop automatic progress; gates still watched.
     Pause,
@@ -91,10 +94,14 @@ pub enum Command {
     PromoteFull,
     /// Roll back now.
     Rollback,
+    /// Retire blue now, skipping the rest of the keep-alive; only once green
+    /// holds 100%.
+    Retire,
 }
 
 impl Command {
-    fn name(self) -> &'static str {
+    /// The command as the operator typed it (`shift`, `promote --full`, ...).
+    pub fn name(self) -> &'static str {
         match self {
             Command::Shift { .. } => "shift",
             Command::Pause => "pause",
@@ -102,6 +109,7 @@ impl Command {
             Command::Promote => "promote",
             Command::PromoteFull => "promote --full",
             Command::Rollback => "rollback",
+            Command::Retire => "retire",
         }
     }
 }
@@ -195,7 +203,7 @@ impl Engine {
         match &self.rec.phase {
             Phase::Provisioning { .. } => Some(Weights::ALL_BLUE),
             Phase::Shifting { step, .. } => Some(match self.rec.hold {
-                Some(Hold::Manual { green }) => Weights::to_green(green),
+                Some(Hold::Manual { green, .. }) => Weights::to_green(green),
                 _ => Weights::to_green(self.rec.plan.steps[*step].weight),
             }),
             Phase::KeepAlive { .. } | Phase::Retiring => Some(Weights::ALL_GREEN),
@@ -222,6 +230,12 @@ impl Engine {
 
     /// The first gate that counts as failed, as a reason.
     fn failing_gate(&self, obs: &Observation, now: Millis) -> Option<Reason> {
+        if let Some(Hold::Manual {
+            ignore_gates: true, ..
+        }) = self.rec.hold
+        {
+            return None;
+        }
         let failed = |g: &&GateReading| match g.state {
             GateState::Alarm => true,
             GateState::InsufficientData => {
@@ -442,6 +456,11 @@ impl Engine {
                 );
                 return None;
             }
+            if obs.weights.green == 0 && target.green > 0 && !obs.green.fully_healthy() {
+                // Back from an operator's 0% to a green that has since lost
+                // some targets: wait until green is whole again (invariant 2).
+                return Some(Action::Wait { until: poll_at });
+            }
             if reached.is_some() {
                 // Drift away from a confirmed weight: re-assert it; the bake restarts.
                 self.rec.phase = Phase::Shifting {
@@ -580,11 +599,21 @@ impl Engine {
                     now,
                 );
             }
-            Command::Shift { green } => {
+            Command::Shift {
+                green,
+                ignore_gates,
+            } => {
                 if green > 100 {
                     return Err(refuse("a weight is 0..=100"));
                 }
-                self.rec.hold = Some(Hold::Manual { green });
+                if green > 0 && matches!(self.rec.phase, Phase::Provisioning { .. }) {
+                    // Invariant 2: no traffic to a green not yet seen healthy.
+                    return Err(refuse("green is not healthy yet"));
+                }
+                self.rec.hold = Some(Hold::Manual {
+                    green,
+                    ignore_gates,
+                });
                 match self.rec.phase {
                     Phase::KeepAlive { .. } => self.go(
                         Phase::Shifting {
@@ -623,6 +652,13 @@ impl Engine {
                 }
                 self.touch(now);
             }
+            Command::Retire => match self.rec.phase {
+                Phase::KeepAlive { since: Some(_) } => {
+                    self.rec.hold = None;
+                    self.go(Phase::Retiring, now);
+                }
+                _ => return Err(refuse("green does not hold 100% yet")),
+            },
             Command::Promote | Command::PromoteFull => {
                 let next = match (&self.rec.phase, cmd) {
                     (Phase::Provisioning { .. }, _) => {
@@ -650,6 +686,50 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Apply the operator requests waiting in the record, oldest first, and
+    /// answer each in `replies` (applied, or why not).
+    pub fn apply_inbox(&mut self, now: Millis) {
+        let inbox = std::mem::take(&mut self.rec.inbox);
+        if inbox.is_empty() {
+            return;
+        }
+        for req in inbox {
+            let (applied, message) = match self.command(req.command, now) {
+                Ok(()) => (true, format!("`teal {}` applied", req.command.name())),
+                Err(e) => (false, e.to_string()),
+            };
+            self.rec.replies.push(Reply {
+                id: req.id,
+                applied,
+                message,
+                at: now,
+            });
+        }
+        let excess = self.rec.replies.len().saturating_sub(REPLIES_KEPT);
+        self.rec.replies.drain(..excess);
+        self.touch(now);
+    }
+
+    /// Requests found in the ledger that this engine has not seen: take them
+    /// into the record (they are applied by [`Engine::apply_inbox`]). Ones
+    /// already answered are dropped. Returns how many were new.
+    pub fn adopt_inbox(&mut self, stored: &[Request], version: u64) -> usize {
+        self.rec.version = version;
+        let mut new = 0;
+        for req in stored {
+            let seen = self.rec.replies.iter().any(|r| r.id == req.id)
+                || self.rec.inbox.iter().any(|r| r.id == req.id);
+            if !seen {
+                self.rec.inbox.push(req.clone());
+                new += 1;
+            }
+        }
+        if new > 0 {
+            self.dirty = true;
+        }
+        new
     }
 
     /// The router did not take `set` (read back `actual`) after the driver's

@@ -98,12 +98,47 @@ impl Phase {
 pub enum Hold {
     /// Stay at the current step; gates still watched.
     Paused,
-    /// Stay at an operator-chosen weight; gates still watched.
+    /// Stay at an operator-chosen weight; gates still watched unless
+    /// `ignore_gates`.
     Manual {
         /// Percent of traffic to green.
         green: u8,
+        /// The operator overrode the gates: a failing gate is reported but
+        /// does not roll back while this hold lasts.
+        #[serde(default)]
+        ignore_gates: bool,
     },
 }
+
+/// An operator command waiting in the record for the process that drives
+/// the deployment (`teal shift` from another machine while `teal deploy` runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Unique id, so that the sender can find its reply.
+    pub id: String,
+    /// The command.
+    pub command: super::Command,
+    /// Who sent it.
+    pub by: String,
+    /// When.
+    pub at: Millis,
+}
+
+/// What became of a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The request's id.
+    pub id: String,
+    /// Whether it was applied.
+    pub applied: bool,
+    /// What was done, or why it was refused.
+    pub message: String,
+    /// When.
+    pub at: Millis,
+}
+
+/// Replies kept in the record: enough for any sender still waiting.
+pub const REPLIES_KEPT: usize = 4;
 
 /// Who holds a deployment and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,8 +339,14 @@ pub struct Record {
     pub started_at: Millis,
     /// Last change.
     pub updated_at: Millis,
-    /// Who drives it.
+    /// Who drives it; `None` between `teal reconcile --once` passes.
     pub lock: Option<Lock>,
+    /// Operator commands not yet applied by the lock's owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbox: Vec<Request>,
+    /// What became of the last few requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<Reply>,
     /// Optimistic-concurrency version, maintained by the ledger.
     pub version: u64,
 }
@@ -322,5 +363,34 @@ impl Record {
     /// Whether the deployment is still in flight.
     pub fn in_flight(&self) -> bool {
         !self.phase.is_done()
+    }
+}
+
+impl Record {
+    /// The record in the compact text form the cloud ledgers store: JSON,
+    /// deflated, base64. Tags and TXT strings are small (moto allows 10 tags
+    /// of 256 characters), and a record with operator requests must fit.
+    pub fn pack(&self) -> String {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let json = serde_json::to_vec(self).expect("records serialise");
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&json).expect("writing to a Vec");
+        let deflated = z.finish().expect("writing to a Vec");
+        base64::engine::general_purpose::STANDARD.encode(deflated)
+    }
+
+    /// Read [`Record::pack`]'s form; the error says what is wrong.
+    pub fn unpack(text: &str) -> Result<Record, String> {
+        use base64::Engine as _;
+        use std::io::Read as _;
+        let deflated = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("ledger is not base64: {e}"))?;
+        let mut json = Vec::new();
+        flate2::read::DeflateDecoder::new(&deflated[..])
+            .read_to_end(&mut json)
+            .map_err(|e| format!("ledger is not deflated: {e}"))?;
+        serde_json::from_slice(&json).map_err(|e| format!("ledger record unreadable: {e}"))
     }
 }

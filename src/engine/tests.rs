@@ -34,7 +34,19 @@ fn record(steps: Vec<Step>, now: Millis) -> Record {
         started_at: now,
         updated_at: now,
         lock: None,
+        inbox: vec![],
+        replies: vec![],
         version: 0,
+    }
+}
+
+/// Green with all 3 of 3 targets healthy.
+fn healthy_green() -> FleetStatus {
+    FleetStatus {
+        exists: true,
+        revision: Some("v2".into()),
+        desired: 3,
+        healthy: 3,
     }
 }
 
@@ -280,12 +292,7 @@ fn unread_gates_never_advance_a_step() {
     };
     let mut obs = World::new().observe();
     obs.weights = Weights::to_green(10);
-    obs.green = FleetStatus {
-        exists: true,
-        revision: Some("v2".into()),
-        desired: 3,
-        healthy: 3,
-    };
+    obs.green = healthy_green();
     obs.gates = None;
     let action = e.decide(&obs, 10 * M);
     assert!(matches!(action, Action::Wait { .. }), "{action:?}");
@@ -308,12 +315,7 @@ fn traffic_found_on_blue_mid_step_halts_without_reshift_or_removal() {
         reached: Some(0),
     };
     let mut obs = World::new().observe();
-    obs.green = FleetStatus {
-        exists: true,
-        revision: Some("v2".into()),
-        desired: 3,
-        healthy: 3,
-    };
+    obs.green = healthy_green();
     let action = e.decide(&obs, 20 * S);
     // Weights are already all blue: the halt ends at once, green untouched.
     assert!(
@@ -353,14 +355,16 @@ fn a_resumed_engine_continues_from_the_record() {
 fn manual_shift_holds_until_resume_and_gates_still_watch() {
     let mut e = Engine::new(record(expand_canary(10, M), 0));
     let mut obs = World::new().observe();
-    obs.green = FleetStatus {
-        exists: true,
-        revision: Some("v2".into()),
-        desired: 3,
-        healthy: 3,
-    };
+    obs.green = healthy_green();
     e.decide(&obs, 0);
-    e.command(Command::Shift { green: 25 }, 0).unwrap();
+    e.command(
+        Command::Shift {
+            green: 25,
+            ignore_gates: false,
+        },
+        0,
+    )
+    .unwrap();
     assert_eq!(
         e.decide(&obs, 0),
         Action::SetWeights {
@@ -525,4 +529,128 @@ fn a_fleet_of_another_revision_in_the_idle_slot_never_gets_traffic() {
             }
         }
     ));
+}
+
+/// An engine whose green is healthy and whose first step's weight was read back.
+fn at_first_step(steps: Vec<Step>) -> (Engine, Observation) {
+    let mut e = Engine::new(record(steps, 0));
+    let mut obs = World::new().observe();
+    obs.green = healthy_green();
+    let Action::SetWeights { weights } = e.decide(&obs, 0) else {
+        panic!("a healthy green gets its first step")
+    };
+    obs.weights = weights;
+    e.decide(&obs, 0);
+    (e, obs)
+}
+
+#[test]
+fn ignore_gates_override_holds_through_an_alarm_until_resume() {
+    let (mut e, mut obs) = at_first_step(expand_canary(10, M));
+    e.command(
+        Command::Shift {
+            green: 30,
+            ignore_gates: true,
+        },
+        S,
+    )
+    .unwrap();
+    assert_eq!(
+        e.decide(&obs, S),
+        Action::SetWeights {
+            weights: Weights::to_green(30)
+        }
+    );
+    obs.weights = Weights::to_green(30);
+    obs.gates.as_mut().unwrap()[0].state = GateState::Alarm;
+    e.decide(&obs, 2 * S);
+    assert!(
+        matches!(e.decide(&obs, 3 * S), Action::Wait { .. }),
+        "the operator's override keeps 30% through the alarm"
+    );
+    // The override ends with the hold: the same alarm now rolls back.
+    e.command(Command::Resume, 4 * S).unwrap();
+    assert_eq!(
+        e.decide(&obs, 4 * S),
+        Action::SetWeights {
+            weights: Weights::ALL_BLUE
+        }
+    );
+    assert!(matches!(e.record().phase, Phase::RollingBack { .. }));
+}
+
+#[test]
+fn shift_before_green_is_healthy_is_refused_except_to_zero() {
+    let mut e = Engine::new(record(expand_canary(10, M), 0));
+    let shift = |green| Command::Shift {
+        green,
+        ignore_gates: false,
+    };
+    let err = e.command(shift(25), 0).unwrap_err();
+    assert_eq!(err.why, "green is not healthy yet");
+    assert!(e.command(shift(0), 0).is_ok());
+}
+
+#[test]
+fn retire_only_once_green_holds_all_traffic() {
+    let (mut e, mut obs) = at_first_step(expand_canary(10, M));
+    let err = e.command(Command::Retire, S).unwrap_err();
+    assert_eq!(err.why, "green does not hold 100% yet");
+    e.command(Command::PromoteFull, S).unwrap();
+    assert!(e.command(Command::Retire, S).is_err(), "not read back yet");
+    assert_eq!(
+        e.decide(&obs, S),
+        Action::SetWeights {
+            weights: Weights::ALL_GREEN
+        }
+    );
+    obs.weights = Weights::ALL_GREEN;
+    e.decide(&obs, 2 * S);
+    assert!(matches!(
+        e.record().phase,
+        Phase::KeepAlive { since: Some(_) }
+    ));
+    // The keep-alive is 5 minutes; retire skips the rest of it.
+    e.command(Command::Retire, 3 * S).unwrap();
+    assert_eq!(e.decide(&obs, 3 * S), Action::RetireBlue);
+}
+
+#[test]
+fn inbox_requests_are_applied_once_and_answered() {
+    let (mut e, obs) = at_first_step(expand_canary(10, M));
+    let req = |id: &str, command| Request {
+        id: id.into(),
+        command,
+        by: "ops@laptop:1".into(),
+        at: S,
+    };
+    let stored = vec![req("r-1", Command::Pause), req("r-2", Command::Retire)];
+    assert_eq!(e.adopt_inbox(&stored, 7), 2);
+    assert_eq!(e.record().version, 7);
+    assert!(e.is_dirty());
+    e.apply_inbox(2 * S);
+    assert_eq!(e.record().hold, Some(Hold::Paused));
+    assert!(e.record().inbox.is_empty());
+    let replies: Vec<(&str, bool)> = e
+        .record()
+        .replies
+        .iter()
+        .map(|r| (r.id.as_str(), r.applied))
+        .collect();
+    assert_eq!(replies, [("r-1", true), ("r-2", false)]);
+    assert!(e.record().replies[1]
+        .message
+        .contains("green does not hold 100% yet"));
+    // Seen again (a stale read of the ledger): not applied twice.
+    assert_eq!(e.adopt_inbox(&stored, 8), 0);
+    assert!(
+        matches!(e.decide(&obs, 10 * M), Action::Wait { .. }),
+        "paused"
+    );
+    // Only the last few replies are kept.
+    for i in 0..10 {
+        e.adopt_inbox(&[req(&format!("r-x{i}"), Command::Pause)], 9 + i);
+        e.apply_inbox(3 * S);
+    }
+    assert_eq!(e.record().replies.len(), REPLIES_KEPT);
 }

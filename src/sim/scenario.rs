@@ -9,8 +9,10 @@
 use super::check::{alarm_episodes, Checker, Context};
 use super::{Faults, SimCloud, SimGate, World};
 use crate::config::InsufficientData;
-use crate::driver::{Driver, DriverError, EventSink, NewDeployment, Retry, Settings};
-use crate::engine::{Outcome, Plan, Reason};
+use crate::driver::{
+    submit, Driver, DriverError, EventSink, NewDeployment, Progress, Retry, Settings, Submitted,
+};
+use crate::engine::{Command, Outcome, Plan, Reason};
 use crate::events::Event;
 use crate::model::{GateState, Millis, Slot, SlotWeights};
 use crate::strategy::{expand_canary, expand_linear, Step};
@@ -68,6 +70,12 @@ pub struct Scenario {
     pub second_driver_at_step: Option<usize>,
     /// Bad input.
     pub bad_input: Option<BadInput>,
+    /// Operator commands, each sent from another process before this
+    /// driver step (or, with `reconcile_every`, before this pass).
+    pub commands: Vec<(usize, Command)>,
+    /// Driven by `teal deploy --detach` and then `teal reconcile --once`
+    /// every this often, instead of one process waiting throughout.
+    pub reconcile_every: Option<Millis>,
 }
 
 impl Scenario {
@@ -173,7 +181,55 @@ impl Scenario {
             interrupt_at_step: rng.gen_bool(0.05).then(|| rng.gen_range(1..=60)),
             second_driver_at_step: rng.gen_bool(0.2).then(|| rng.gen_range(1..=60)),
             bad_input,
+            commands: vec![],
+            reconcile_every: None,
         }
+        .with_operator(seed)
+    }
+
+    /// Operator commands and reconcile passes, drawn from their own stream
+    /// so that the rest of a seed's scenario stays as it was before they existed.
+    fn with_operator(mut self, seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0be7_a70e);
+        if rng.gen_bool(0.15) {
+            self.reconcile_every = Some([30 * S, MIN, 2 * MIN, 5 * MIN][rng.gen_range(0..4)]);
+        }
+        if rng.gen_bool(0.3) {
+            let mut at: Vec<usize> = (0..rng.gen_range(1..=3))
+                .map(|_| rng.gen_range(1..=80))
+                .collect();
+            at.sort_unstable();
+            for step in at {
+                let cmd = match rng.gen_range(0..10) {
+                    0..=2 => Command::Shift {
+                        green: rng.gen_range(0..=100),
+                        ignore_gates: false,
+                    },
+                    3 => Command::Pause,
+                    4 => Command::Resume,
+                    5 => Command::Promote,
+                    6 => Command::PromoteFull,
+                    7 => Command::Retire,
+                    _ => Command::Rollback,
+                };
+                self.commands.push((step, cmd));
+            }
+            // A hold ends with a resume, or the run would wait for ever.
+            let holds = self
+                .commands
+                .iter()
+                .any(|(_, c)| matches!(c, Command::Shift { .. } | Command::Pause));
+            if holds {
+                let last = self.commands.last().map_or(0, |(s, _)| *s);
+                self.commands
+                    .push((last + rng.gen_range(1..=40), Command::Resume));
+            }
+        }
+        self
+    }
+
+    fn has_command(&self, f: impl Fn(&Command) -> bool) -> bool {
+        self.commands.iter().any(|(_, c)| f(c))
     }
 
     /// Whether any fault that can legitimately halt a run is injected.
@@ -194,7 +250,12 @@ impl Scenario {
             .gates
             .iter()
             .any(|g| g.script.iter().any(|(_, s)| fails(*s)));
-        if self.interrupt_at_step.is_some() || self.bad_input.is_some() || gate_trouble {
+        let operator_rollback = self.has_command(|c| *c == Command::Rollback);
+        if self.interrupt_at_step.is_some()
+            || self.bad_input.is_some()
+            || gate_trouble
+            || operator_rollback
+        {
             return None;
         }
         match self.healthy_after {
@@ -346,8 +407,16 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     };
     let mut checker = Checker::new(Context {
         blue_slot: Slot::A,
-        keep_alive_ms: sc.plan.keep_alive_ms,
-        poll_ms: sc.plan.poll_ms,
+        // `teal retire` ends the keep-alive early by design: blue may then go
+        // as soon as green holds 100%, and not before.
+        keep_alive_ms: if sc.has_command(|c| *c == Command::Retire) {
+            0
+        } else {
+            sc.plan.keep_alive_ms
+        },
+        // Between reconcile passes no one watches the gates: the documented
+        // trade-off. The bound is then one pass interval instead of one poll.
+        poll_ms: sc.plan.poll_ms.max(sc.reconcile_every.unwrap_or(0)),
         latency_max: sc.latency.1,
         initial,
     });
@@ -365,15 +434,23 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     let (signal_tx, signal_rx) = tokio::sync::watch::channel(None::<String>);
     let mut driver: Option<Driver> = None;
     let mut down_since: Option<Millis> = None;
+    let reconcile = sc.reconcile_every;
+    // Every reconcile pass is a process of its own.
+    let max_processes = if reconcile.is_some() {
+        MAX_PASSES
+    } else {
+        MAX_PROCESSES
+    };
+    let mut next_tick = T0;
     'run: loop {
         // Start a process: the first one deploys; later ones resume (or deploy
         // again if the first died before recording anything).
         if driver.is_none() {
             report.processes += 1;
-            if report.processes > MAX_PROCESSES {
+            if report.processes > max_processes {
                 report
                     .violations
-                    .push(format!("no outcome after {MAX_PROCESSES} processes"));
+                    .push(format!("no outcome after {max_processes} processes"));
                 break;
             }
             let owner = format!("sim-process-{}", report.processes);
@@ -390,7 +467,35 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
                 }
             }
             // Nothing recorded yet (the first process died early): the pipeline runs `teal deploy` again.
-            let started = if has_record {
+            // In reconcile mode, an operator's command is a process of its own:
+            // it takes the released deployment over, applies, and makes a pass.
+            let due: Vec<Command> = match reconcile {
+                Some(_) if has_record => commands_due(&sc, report.processes),
+                _ => vec![],
+            };
+            let started = if let Some(cmd) = due.first() {
+                match poll_once(submit(
+                    cloud.ports(),
+                    settings(owner.clone(), false),
+                    *cmd,
+                    sink(&events),
+                )) {
+                    None => None,
+                    Some(Ok(Submitted::TookOver(d))) => Some(Ok(*d)),
+                    // A killed pass's lock is still live: the command waits in
+                    // the inbox for the next pass.
+                    Some(Ok(Submitted::Queued { .. })) => {
+                        tick(&cloud, reconcile, &mut next_tick);
+                        continue;
+                    }
+                    Some(Err(DriverError::Refused(_))) => poll_once(Driver::resume(
+                        cloud.ports(),
+                        settings(owner, !sc.wait_out_lock),
+                        sink(&events),
+                    )),
+                    Some(Err(e)) => Some(Err(e)),
+                }
+            } else if has_record {
                 poll_once(Driver::resume(
                     cloud.ports(),
                     settings(owner, !sc.wait_out_lock),
@@ -409,7 +514,14 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
                     on_kill(&cloud, &mut kills, &mut down_since);
                     continue;
                 }
-                Some(Ok(d)) => {
+                Some(Ok(mut d)) => {
+                    for cmd in due.iter().skip(1) {
+                        // Refusals are the engine's business; the pass goes on.
+                        if poll_once(d.command(*cmd)).is_none() {
+                            on_kill(&cloud, &mut kills, &mut down_since);
+                            continue 'run;
+                        }
+                    }
                     if let Some(t) = down_since.take() {
                         let mut w = cloud.world();
                         w.excused += w.now.saturating_sub(t);
@@ -449,6 +561,11 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
                     }
                     continue;
                 }
+                // A killed pass's lock has not lapsed: the next pass tries again.
+                Some(Err(DriverError::LockHeld { .. })) if reconcile.is_some() => {
+                    tick(&cloud, reconcile, &mut next_tick);
+                    continue;
+                }
                 Some(Err(e)) => {
                     report
                         .violations
@@ -479,7 +596,13 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
         if sc.second_driver_at_step == Some(report.steps) && d.record().in_flight() {
             second_driver(&cloud, &spec, d.record().id.clone(), &mut report, &events);
         }
-        match poll_once(d.step()) {
+        if reconcile.is_none() {
+            for cmd in commands_due(&sc, report.steps) {
+                operator(&cloud, cmd, &mut report, &events);
+            }
+        }
+        let d = driver.as_mut().expect("a driver runs");
+        match poll_once(d.advance(reconcile.is_none())) {
             None => {
                 cloud.world().trace.alarms_pending.clear();
                 driver = None;
@@ -493,8 +616,24 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
                     checker.after_step(&w);
                 }
                 match result {
-                    Ok(None) => {}
-                    Ok(Some(outcome)) => {
+                    Ok(Progress::Acted) => {}
+                    Ok(Progress::Waiting { .. }) if reconcile.is_some() => {
+                        // The pass ends: release the lock, exit, wait for the next tick.
+                        let released = poll_once(d.release());
+                        driver = None;
+                        match released {
+                            None => on_kill(&cloud, &mut kills, &mut down_since),
+                            Some(Err(DriverError::Port(_))) => {}
+                            Some(Err(e)) => {
+                                report.violations.push(format!("releasing the lock: {e}"));
+                                break 'run;
+                            }
+                            Some(Ok(())) => {}
+                        }
+                        tick(&cloud, reconcile, &mut next_tick);
+                    }
+                    Ok(Progress::Waiting { .. }) => {}
+                    Ok(Progress::Done(outcome)) => {
                         checker.at_end(&cloud.world(), &outcome);
                         report.outcome = Some(outcome);
                         break 'run;
@@ -520,6 +659,80 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     report.calls = cloud.world().calls;
     report.events = std::mem::take(&mut events.lock().expect("events"));
     report
+}
+
+/// Upper bound on reconcile passes.
+const MAX_PASSES: usize = 5_000;
+
+/// The operator commands due at this step (or pass).
+fn commands_due(sc: &Scenario, at: usize) -> Vec<Command> {
+    sc.commands
+        .iter()
+        .filter(|(s, _)| *s == at)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// Move the clock to the next reconcile pass.
+fn tick(cloud: &SimCloud, every: Option<Millis>, next: &mut Millis) {
+    let Some(every) = every else { return };
+    let mut w = cloud.world();
+    while *next <= w.now {
+        *next += every;
+    }
+    w.now = *next;
+}
+
+/// `teal <cmd>` from an operator's machine while a driver holds the lock: the
+/// command is queued for that driver. Its calls are another process's, so
+/// they are neither faulted, nor killed, nor counted against the driver's
+/// reaction time.
+fn operator(
+    cloud: &SimCloud,
+    cmd: Command,
+    report: &mut RunReport,
+    events: &Arc<Mutex<Vec<Event>>>,
+) {
+    let (mutating_before, before) = {
+        let mut w = cloud.world();
+        w.quiet = true;
+        (w.mutating_calls, w.now)
+    };
+    let live = cloud
+        .world()
+        .record()
+        .filter(|r| r.in_flight())
+        .and_then(|r| r.lock)
+        .is_some_and(|l| l.expires_at > before);
+    let result = live.then(|| {
+        let events2 = events.clone();
+        poll_once(submit(
+            cloud.ports(),
+            settings("operator".into(), false),
+            cmd,
+            Box::new(move |e: &Event| events2.lock().expect("events").push(e.clone())),
+        ))
+    });
+    let mut w = cloud.world();
+    w.quiet = false;
+    w.excused += w.now - before;
+    match result {
+        None
+        | Some(Some(Ok(Submitted::Queued { .. })))
+        | Some(Some(Err(DriverError::Refused(_)))) => {}
+        Some(other) => report.violations.push(format!(
+            "operator `teal {}` while the driver holds the lock got {:?}",
+            cmd.name(),
+            other.map(|r| r.map(|_| "a take-over"))
+        )),
+    }
+    // Queuing writes the record only: no weight, fleet or gate change.
+    if w.mutating_calls > mutating_before + 1 {
+        report.violations.push(format!(
+            "operator `teal {}` made a mutating call beyond the ledger",
+            cmd.name()
+        ));
+    }
 }
 
 fn on_kill(
@@ -644,6 +857,16 @@ pub fn render(report: &RunReport) -> String {
         "  faults {:?}, latency {:?}, kills {:?} (wait out lock: {}), SIGTERM at step {:?}, second driver at step {:?}, bad input {:?}\n",
         sc.faults, sc.latency, sc.kills, sc.wait_out_lock, sc.interrupt_at_step, sc.second_driver_at_step, sc.bad_input
     ));
+    if !sc.commands.is_empty() || sc.reconcile_every.is_some() {
+        out.push_str(&format!(
+            "  operator commands {:?} (at driver step, or pass), reconcile --once every {:?}ms\n",
+            sc.commands
+                .iter()
+                .map(|(at, c)| format!("{at}:{}", c.name()))
+                .collect::<Vec<_>>(),
+            sc.reconcile_every
+        ));
+    }
     for g in &sc.gates {
         out.push_str(&format!(
             "  gate {}: {:?}\n",
