@@ -1,12 +1,13 @@
 //! The command line: raw clap arguments in, validated config and a command
 //! out, run over the library; every path ends in a documented [`Exit`].
 
+mod operate;
 pub mod plan;
 pub mod render;
 
 use crate::config::{Config, ConfigError, FleetConfig, RouterConfig};
 use crate::driver::{Driver, DriverError, EventSink, NewDeployment, Settings};
-use crate::engine::Plan;
+use crate::engine::{Command as EngineCommand, Plan};
 use crate::events::Event;
 use crate::exit::Exit;
 use crate::ports::Clock;
@@ -64,15 +65,68 @@ pub enum Command {
     /// Deploy a new revision: stand up green, shift traffic in steps, retire blue.
     Deploy(DeployArgs),
     /// Show the deployment: phase, step, weights set and actual, health, gates, what comes next. Read-only.
-    Status,
-    /// Continue the recorded deployment from where it stopped (after a crash, a kill, a halt by signal).
+    Status {
+        /// Keep watching: redraw on a terminal, print only changes otherwise; ends when the deployment does.
+        #[arg(long)]
+        watch: bool,
+        /// How often `--watch` reads.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+    },
+    /// Set the weights by hand (`--to green 25%`, `--to blue 100%`); holds automatic progress until `resume` or `promote`.
+    Shift {
+        /// Which role the percentage is for.
+        #[arg(long, value_enum)]
+        to: Role,
+        /// Its share of traffic, 0-100, with or without `%`.
+        #[arg(value_parser = parse_percent)]
+        percent: u8,
+        /// Do not roll back on failing gates while this hold lasts (an explicit override).
+        #[arg(long)]
+        ignore_gates: bool,
+        /// Take the deployment over even if another process's lock has not expired.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Go to the next step now (`--full`: straight to 100% green; the keep-alive still applies).
+    Promote {
+        /// Straight to 100% green.
+        #[arg(long)]
+        full: bool,
+        /// Take the deployment over even if another process's lock has not expired.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Hold automatic progress at the current step; gates are still watched.
+    Pause {
+        /// Take the deployment over even if another process's lock has not expired.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Continue the deployment: lift a pause or manual hold, or take over one whose process died and drive it to its end.
     Resume {
         /// Take the deployment over even if another process's lock has not expired.
         #[arg(long)]
         force: bool,
     },
-    /// Put all traffic back on blue now and remove green. Takes the deployment over from any process.
-    Rollback,
+    /// Put all traffic back on blue now, skipping all steps, and remove green.
+    Rollback {
+        /// Take the deployment over even if another process's lock has not expired.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Retire blue now, skipping the rest of the keep-alive; only once green holds 100%.
+    Retire {
+        /// Take the deployment over even if another process's lock has not expired.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drive the recorded deployment: observe, decide, act, record. For a scheduled job.
+    Reconcile {
+        /// One pass: act until the deployment must wait (a bake, the keep-alive), then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Replay simulated deployments by seed, with fault injection and invariant checks.
     Sim {
         /// First seed.
@@ -82,6 +136,24 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         runs: u64,
     },
+}
+
+/// A role, for `shift --to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The candidate revision.
+    Green,
+    /// The live revision.
+    Blue,
+}
+
+/// `25%` or `25` → 25; 0..=100.
+fn parse_percent(s: &str) -> Result<u8, String> {
+    let n = s.strip_suffix('%').unwrap_or(s);
+    match n.trim().parse::<u8>() {
+        Ok(p) if p <= 100 => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 0% to 100%")),
+    }
 }
 
 /// `teal deploy` arguments.
@@ -105,6 +177,10 @@ pub struct DeployArgs {
     /// Auto Scaling: green runs a new version of blue's launch template with this AMI.
     #[arg(long)]
     pub ami: Option<String>,
+    /// Start the deployment, do the first steps that need no waiting, print its id and exit 0;
+    /// `teal reconcile --once` (scheduled) or `teal resume` drives it on.
+    #[arg(long)]
+    pub detach: bool,
     /// Simulated provider only: this gate goes to ALARM this long after the start (NAME@DURATION).
     #[arg(long, value_name = "NAME@DURATION")]
     pub sim_fail_gate: Option<String>,
@@ -220,23 +296,78 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             let config = Config::load(&cli.config, args.strategy.as_deref())?;
             deploy(&config, args, &flags, cli.output)
         }
-        Command::Status => status(&Config::load(&cli.config, None)?, &flags, cli.output),
-        Command::Resume { force } => take_over(
+        Command::Status { watch, interval } => status(
             &Config::load(&cli.config, None)?,
             &flags,
-            force,
-            None,
             cli.output,
+            watch.then_some(interval),
         ),
-        Command::Rollback => {
-            let config = Config::load(&cli.config, None)?;
-            take_over(
-                &config,
+        Command::Shift {
+            to,
+            percent,
+            ignore_gates,
+            force,
+        } => {
+            let green = match to {
+                Role::Green => percent,
+                Role::Blue => 100 - percent,
+            };
+            let cmd = EngineCommand::Shift {
+                green,
+                ignore_gates,
+            };
+            operate::run(
+                &Config::load(&cli.config, None)?,
                 &flags,
-                true,
-                Some(crate::engine::Command::Rollback),
+                cmd,
+                force,
                 cli.output,
             )
+        }
+        Command::Promote { full, force } => {
+            let cmd = if full {
+                EngineCommand::PromoteFull
+            } else {
+                EngineCommand::Promote
+            };
+            operate::run(
+                &Config::load(&cli.config, None)?,
+                &flags,
+                cmd,
+                force,
+                cli.output,
+            )
+        }
+        Command::Pause { force } => operate::run(
+            &Config::load(&cli.config, None)?,
+            &flags,
+            EngineCommand::Pause,
+            force,
+            cli.output,
+        ),
+        Command::Resume { force } => operate::run(
+            &Config::load(&cli.config, None)?,
+            &flags,
+            EngineCommand::Resume,
+            force,
+            cli.output,
+        ),
+        Command::Rollback { force } => operate::run(
+            &Config::load(&cli.config, None)?,
+            &flags,
+            EngineCommand::Rollback,
+            force,
+            cli.output,
+        ),
+        Command::Retire { force } => operate::run(
+            &Config::load(&cli.config, None)?,
+            &flags,
+            EngineCommand::Retire,
+            force,
+            cli.output,
+        ),
+        Command::Reconcile { once } => {
+            operate::reconcile(&Config::load(&cli.config, None)?, &flags, once, cli.output)
         }
         Command::Sim { seed, runs } => {
             let mut broken = 0;
@@ -401,6 +532,9 @@ fn deploy(
             "--sim-fail-gate applies to the simulated provider only".into(),
         ));
     }
+    if args.detach && sim {
+        return Err(no_state_in_sim(config));
+    }
     let green = green_spec(&args);
     let spec = NewDeployment {
         id: deployment_id(start),
@@ -421,16 +555,21 @@ fn deploy(
             let aws = load_aws(flags).await;
             (aws_ports(&aws, config, green.as_deref())?, Some(aws))
         };
+        let detach = args.detach;
         let result = async {
             let driver =
                 Driver::start(ports, Settings::new(owner()), spec, event_sink(format)).await?;
-            driver.with_signals(signals()?).run().await
+            let mut driver = driver.with_signals(signals()?);
+            if detach {
+                return operate::detached(&mut driver, format).await;
+            }
+            Ok(Exit::for_outcome(&driver.run().await?))
         }
         .await;
         if let Some(aws) = aws {
             report_api_calls(&aws.calls.snapshot(), format);
         }
-        Ok(Exit::for_outcome(&result?))
+        Ok(result?)
     })
 }
 
@@ -442,71 +581,63 @@ fn no_state_in_sim(config: &Config) -> Failure {
     ))
 }
 
-fn status(config: &Config, flags: &AwsFlags, format: Format) -> Result<Exit, Failure> {
-    if is_sim(config) {
-        return Err(no_state_in_sim(config));
-    }
-    runtime()?.block_on(async {
-        let ports = aws_ports(&load_aws(flags).await, config, None)?;
-        let report = crate::status::read(&ports)
-            .await
-            .map_err(DriverError::Port)?;
-        let mut out = std::io::stdout().lock();
-        match (report, format) {
-            (None, Format::Json) => writeln!(
-                out,
-                "{}",
-                serde_json::json!({ "schema": crate::status::STATUS_SCHEMA, "deployment": null })
-            )?,
-            (None, Format::Text) => {
-                writeln!(out, "no deployment is recorded for {}", config.service)?
-            }
-            (Some(r), Format::Json) => writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&r).map_err(std::io::Error::other)?
-            )?,
-            (Some(r), Format::Text) => write!(out, "{}", crate::status::render(&r))?,
-        }
-        Ok(Exit::Succeeded)
-    })
-}
-
-/// `resume` and `rollback`: take the recorded deployment over (with `cmd`
-/// applied first) and drive it to its end.
-fn take_over(
+fn status(
     config: &Config,
     flags: &AwsFlags,
-    force: bool,
-    cmd: Option<crate::engine::Command>,
     format: Format,
+    watch: Option<std::time::Duration>,
 ) -> Result<Exit, Failure> {
     if is_sim(config) {
         return Err(no_state_in_sim(config));
     }
     runtime()?.block_on(async {
-        // What green runs is in the record: read it first, then build the ports with it.
-        let aws = load_aws(flags).await;
-        let ports = aws_ports(&aws, config, None)?;
-        let green = ports
-            .ledger
-            .load()
-            .await
-            .map_err(DriverError::Port)?
-            .and_then(|r| r.green);
-        let ports = aws_ports(&aws, config, green.as_deref())?;
-        let mut settings = Settings::new(owner());
-        settings.force = force;
-        let result = async {
-            let mut driver = Driver::resume(ports, settings, event_sink(format)).await?;
-            if let Some(cmd) = cmd {
-                driver.command(cmd).await?;
+        let ports = aws_ports(&load_aws(flags).await, config, None)?;
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stdout()) && format == Format::Text;
+        let mut last: Option<serde_json::Value> = None;
+        loop {
+            let report = crate::status::read(&ports)
+                .await
+                .map_err(DriverError::Port)?;
+            // What counts as a change: everything but the read time and the
+            // countdown in words (`next_at` carries the time itself).
+            let key = report.as_ref().map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["at"] = serde_json::Value::Null;
+                v["next"] = serde_json::Value::Null;
+                v
+            });
+            let changed = last.is_none() || key != last;
+            let mut out = std::io::stdout().lock();
+            if tty && watch.is_some() {
+                // Redraw in place.
+                write!(out, "\x1b[H\x1b[2J")?;
             }
-            driver.with_signals(signals()?).run().await
+            if changed || tty {
+                match (&report, format) {
+                    (None, Format::Json) => writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({ "schema": crate::status::STATUS_SCHEMA, "deployment": null })
+                    )?,
+                    (None, Format::Text) => {
+                        writeln!(out, "no deployment is recorded for {}", config.service)?
+                    }
+                    (Some(r), Format::Json) => writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string(r).map_err(std::io::Error::other)?
+                    )?,
+                    (Some(r), Format::Text) => write!(out, "{}", crate::status::render(r))?,
+                }
+                out.flush()?;
+            }
+            let ended = report.as_ref().is_none_or(|r| r.outcome.is_some());
+            match watch {
+                Some(every) if !ended => tokio::time::sleep(every).await,
+                _ => return Ok(Exit::Succeeded),
+            }
+            last = key.or(Some(serde_json::Value::Null));
         }
-        .await;
-        report_api_calls(&aws.calls.snapshot(), format);
-        Ok(Exit::for_outcome(&result?))
     })
 }
 

@@ -1,0 +1,296 @@
+//! Operator commands (`shift`, `promote`, `pause`, `resume`, `rollback`,
+//! `retire`), `reconcile --once` and `deploy --detach`: every one works from
+//! a fresh process on any machine, through the ledger.
+//!
+//! When another process drives the deployment (its lock is live), a command
+//! is queued in the record and this process waits for that driver's answer;
+//! it never steals a live lock unless told to with `--force`. When no process
+//! drives it, this one takes it over, applies the command, and makes one
+//! reconcile pass (to the end, for `resume`, `rollback` and `retire`).
+
+use super::render::Format;
+use super::{aws_ports, is_sim, load_aws, no_state_in_sim, owner, runtime, signals, AwsFlags};
+use super::{event_sink, report_api_calls, Failure};
+use crate::config::Config;
+use crate::driver::{submit, Driver, DriverError, Progress, Settings, Submitted};
+use crate::engine::{Command, Record};
+use crate::exit::Exit;
+use crate::model::{fmt_ms, fmt_time, Millis};
+use crate::ports::{Clock, Ledger, Ports};
+use std::time::Duration;
+
+/// How often a waiting sender reads the record.
+const REPLY_POLL: Duration = Duration::from_secs(1);
+/// Slack over two of the driver's polls before a queued command counts as
+/// not picked up (a live driver reads the record once per poll).
+const REPLY_SLACK_MS: Millis = 5_000;
+/// How long `rollback` follows a queued rollback to its end.
+const ROLLBACK_FOLLOW_MS: Millis = 15 * 60_000;
+
+/// Run an operator command against the recorded deployment.
+pub(super) fn run(
+    config: &Config,
+    flags: &super::AwsFlags,
+    cmd: Command,
+    force: bool,
+    format: Format,
+) -> Result<Exit, Failure> {
+    if is_sim(config) {
+        return Err(no_state_in_sim(config));
+    }
+    runtime()?.block_on(async {
+        let aws = load_aws(flags).await;
+        let ports = record_ports(&aws, config).await?;
+        let mut settings = Settings::new(owner());
+        settings.force = force;
+        let result = operate(ports, settings, cmd, format).await;
+        report_api_calls(&aws.calls.snapshot(), format);
+        result
+    })
+}
+
+async fn operate(
+    ports: Ports,
+    settings: Settings,
+    cmd: Command,
+    format: Format,
+) -> Result<Exit, Failure> {
+    let ledger = ports.ledger.clone();
+    let clock = ports.clock.clone();
+    let (ports_again, settings_again) = (ports.clone(), settings.clone());
+    // `resume` of a deployment with no hold continues it: no command to apply.
+    if cmd == Command::Resume {
+        let rec = ledger
+            .load()
+            .await
+            .map_err(DriverError::Port)?
+            .ok_or(DriverError::NoDeployment)?;
+        if rec.hold.is_none() || !rec.in_flight() {
+            let driver = Driver::resume(ports, settings, event_sink(format)).await?;
+            return drive_to_end(driver).await;
+        }
+    }
+    match submit(ports, settings, cmd, event_sink(format)).await? {
+        Submitted::TookOver(driver) => {
+            let mut driver = *driver;
+            say(
+                format,
+                serde_json::json!({ "event": "command", "state": "applied", "command": cmd.name(), "deployment": driver.record().id }),
+                format!(
+                    "`teal {}` applied to deployment {}",
+                    cmd.name(),
+                    driver.record().id
+                ),
+            );
+            match cmd {
+                Command::Resume | Command::Rollback | Command::Retire => drive_to_end(driver).await,
+                _ => detached(&mut driver, format).await.map_err(Failure::from),
+            }
+        }
+        Submitted::Queued { id, owner } => {
+            let rec = ledger.load().await.map_err(DriverError::Port)?;
+            let poll = rec.as_ref().map_or(10_000, |r| r.plan.poll_ms);
+            let timeout = 2 * poll + REPLY_SLACK_MS;
+            say(
+                format,
+                serde_json::json!({ "event": "command", "state": "queued", "command": cmd.name(), "request": id, "driver": owner }),
+                format!(
+                    "`teal {}` queued for {owner}, which drives the deployment; waiting for it to apply (at most {})",
+                    cmd.name(),
+                    fmt_ms(timeout)
+                ),
+            );
+            let start = clock.now();
+            let reply = loop {
+                let rec = ledger.load().await.map_err(DriverError::Port)?;
+                if let Some(r) = rec
+                    .as_ref()
+                    .and_then(|r| r.replies.iter().find(|r| r.id == id))
+                {
+                    break Some(r.clone());
+                }
+                if clock.now() >= start + timeout {
+                    break None;
+                }
+                tokio::time::sleep(REPLY_POLL).await;
+            };
+            let Some(reply) = reply else {
+                let withdrawn = withdraw(ledger.as_ref(), &id).await;
+                if cmd == Command::Rollback && withdrawn {
+                    // The way back to blue does not wait for a driver that
+                    // does not answer (killed, or stuck): take it over. Should
+                    // it still live, its next record write fails and it stops.
+                    say(
+                        format,
+                        serde_json::json!({ "event": "command", "state": "taking_over", "command": cmd.name(), "driver": owner }),
+                        format!("{owner} did not answer within {}; taking the deployment over", fmt_ms(timeout)),
+                    );
+                    let mut settings = settings_again;
+                    settings.force = true;
+                    return Box::pin(operate(ports_again, settings, cmd, format)).await;
+                }
+                return Err(Failure::Driver(DriverError::LockLost(format!(
+                    "{owner} did not pick up `teal {}` within {}{}; it may be stuck: `teal {} --force` takes the deployment over",
+                    cmd.name(),
+                    fmt_ms(timeout),
+                    if withdrawn { " (the request is withdrawn)" } else { "" },
+                    cmd.name()
+                ))));
+            };
+            if !reply.applied {
+                return Err(Failure::Usage(format!(
+                    "refused by {owner}: {}",
+                    reply.message
+                )));
+            }
+            say(
+                format,
+                serde_json::json!({ "event": "command", "state": "applied", "command": cmd.name(), "request": id, "driver": owner }),
+                format!("{owner}: {}", reply.message),
+            );
+            if cmd == Command::Rollback {
+                return follow_to_end(ledger.as_ref(), clock.as_ref(), format).await;
+            }
+            Ok(Exit::Succeeded)
+        }
+    }
+}
+
+/// Run a taken-over deployment to its end, stopping safely on a signal.
+async fn drive_to_end(driver: Driver) -> Result<Exit, Failure> {
+    let mut driver = driver.with_signals(signals()?);
+    Ok(Exit::for_outcome(&driver.run().await?))
+}
+
+/// One pass, then leave the deployment to `reconcile --once` or `resume`.
+pub(super) async fn detached(driver: &mut Driver, format: Format) -> Result<Exit, DriverError> {
+    match driver.pass().await? {
+        Progress::Done(outcome) => Ok(Exit::for_outcome(&outcome)),
+        _ => {
+            let rec = driver.record();
+            say(
+                format,
+                serde_json::json!({ "event": "detached", "deployment": rec.id, "phase": rec.phase.name() }),
+                format!(
+                    "deployment {} left at {}; no process watches its gates until `teal reconcile --once` (scheduled) or `teal resume` drives it on",
+                    rec.id,
+                    rec.phase.name()
+                ),
+            );
+            if format == Format::Text {
+                // The id alone on the last line, for scripts.
+                println!("{}", rec.id);
+            }
+            Ok(Exit::Succeeded)
+        }
+    }
+}
+
+/// `teal reconcile [--once]`.
+pub(super) fn reconcile(
+    config: &Config,
+    flags: &AwsFlags,
+    once: bool,
+    format: Format,
+) -> Result<Exit, Failure> {
+    if is_sim(config) {
+        return Err(no_state_in_sim(config));
+    }
+    runtime()?.block_on(async {
+        let aws = load_aws(flags).await;
+        let ports = record_ports(&aws, config).await?;
+        let result = async {
+            let driver = match Driver::resume(ports, Settings::new(owner()), event_sink(format)).await {
+                // A scheduled job finding nothing to do is not a failure.
+                Err(DriverError::NoDeployment) => {
+                    say(format, serde_json::json!({ "event": "reconcile", "state": "none" }), format!("no deployment is recorded for {}; nothing to do", config.service));
+                    return Ok(Exit::Succeeded);
+                }
+                Err(DriverError::LockHeld { id, owner, .. }) => {
+                    say(format, serde_json::json!({ "event": "reconcile", "state": "skipped", "deployment": id, "driver": owner }), format!("deployment {id} is driven by {owner}; nothing to do"));
+                    return Ok(Exit::Succeeded);
+                }
+                other => other?,
+            };
+            if !driver.record().in_flight() {
+                say(format, serde_json::json!({ "event": "reconcile", "state": "ended", "deployment": driver.record().id }), format!("deployment {} has ended; nothing to do", driver.record().id));
+                return Ok(Exit::Succeeded);
+            }
+            let mut driver = driver.with_signals(signals()?);
+            if once {
+                detached(&mut driver, format).await.map_err(Failure::from)
+            } else {
+                Ok(Exit::for_outcome(&driver.run().await?))
+            }
+        }
+        .await;
+        report_api_calls(&aws.calls.snapshot(), format);
+        result
+    })
+}
+
+/// The ports for the recorded deployment: what green runs is in the record,
+/// so read it first and build the ports with it.
+async fn record_ports(aws: &crate::aws::Aws, config: &Config) -> Result<Ports, Failure> {
+    let ports = aws_ports(aws, config, None)?;
+    let green = ports
+        .ledger
+        .load()
+        .await
+        .map_err(DriverError::Port)?
+        .and_then(|r| r.green);
+    aws_ports(aws, config, green.as_deref())
+}
+
+/// Take a request back out of the inbox, if it is still there.
+async fn withdraw(ledger: &dyn Ledger, id: &str) -> bool {
+    for _ in 0..3 {
+        let Ok(Some(mut rec)) = ledger.load().await else {
+            return false;
+        };
+        let before = rec.inbox.len();
+        rec.inbox.retain(|r| r.id != id);
+        if rec.inbox.len() == before {
+            return false;
+        }
+        if ledger.store(&rec).await.is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Follow the record until the deployment ends; its outcome is the exit.
+async fn follow_to_end(
+    ledger: &dyn Ledger,
+    clock: &dyn Clock,
+    format: Format,
+) -> Result<Exit, Failure> {
+    let start = clock.now();
+    loop {
+        let rec: Option<Record> = ledger.load().await.map_err(DriverError::Port)?;
+        if let Some(crate::engine::Phase::Done { outcome, at }) = rec.map(|r| r.phase) {
+            say(
+                format,
+                serde_json::json!({ "event": "finished", "outcome": outcome }),
+                format!("{}  outcome: {outcome}", fmt_time(at)),
+            );
+            return Ok(Exit::for_outcome(&outcome));
+        }
+        if clock.now() >= start + ROLLBACK_FOLLOW_MS {
+            return Err(Failure::Usage(
+                "the rollback was applied but has not finished; `teal status` shows where it is"
+                    .into(),
+            ));
+        }
+        tokio::time::sleep(REPLY_POLL).await;
+    }
+}
+
+/// One line for people, or one JSON object.
+fn say(format: Format, json: serde_json::Value, text: String) {
+    match format {
+        Format::Json => println!("{json}"),
+        Format::Text => println!("{}  {text}", fmt_time(crate::ports::SystemClock.now())),
+    }
+}
