@@ -217,3 +217,158 @@ async fn status_with_no_deployment_says_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("no deployment is recorded"));
 }
+
+/// Where the harness kills `teal deploy`.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// Green created, not yet healthy.
+    Provisioning,
+    /// The listener has just taken the first step's weights; the ledger may
+    /// not have recorded them yet.
+    AfterWeightChange,
+    /// The step's weights are recorded; the bake is running.
+    MidBake,
+    /// Green holds 100%; blue is kept for the keep-alive.
+    KeepAlive,
+}
+
+const KILL_POINTS: [KillPoint; 4] = [
+    KillPoint::Provisioning,
+    KillPoint::AfterWeightChange,
+    KillPoint::MidBake,
+    KillPoint::KeepAlive,
+];
+
+const KILLABLE: &str = r#"canary = { percent = 50, bake = "6s" }
+keep_alive = "6s"
+poll = "1s"
+green_healthy_timeout = "60s""#;
+
+/// A fresh service, a `teal deploy` SIGKILLed at `point`, and the target
+/// registration stand-in (still running) for what follows.
+async fn killed_at(
+    m: &Moto,
+    c: &Clients,
+    point: KillPoint,
+) -> (
+    Fixture,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    tokio::task::JoinHandle<()>,
+) {
+    let f = fixture(c, Forward::Weighted).await;
+    // While provisioning, green's targets stay unhealthy until the kill.
+    let green = format!("{}-b", f.name);
+    let skip = matches!(point, KillPoint::Provisioning).then(|| green.clone());
+    let ecs = register_targets_like_ecs(c, &f, skip);
+    let (dir, cfg) = config(&f, KILLABLE);
+    let mut child = teal(
+        m,
+        &[
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image",
+            "registry.example/app:2",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let w = weights(c, &f).await;
+        let hit = match point {
+            KillPoint::Provisioning => active_services(c, &f).await.contains(&green),
+            KillPoint::AfterWeightChange => w == (50, 50),
+            KillPoint::MidBake => {
+                w == (50, 50)
+                    && matches!(
+                        ledger_phase(c, &f).await,
+                        Some(teal::engine::Phase::Shifting {
+                            reached: Some(_),
+                            ..
+                        })
+                    )
+            }
+            KillPoint::KeepAlive => {
+                w == (0, 100)
+                    && matches!(
+                        ledger_phase(c, &f).await,
+                        Some(teal::engine::Phase::KeepAlive { since: Some(_) })
+                    )
+            }
+        };
+        if hit {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{point:?} was never reached"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap(); // SIGKILL: no cleanup, no ledger write
+    child.wait().await.unwrap();
+    let ecs = if matches!(point, KillPoint::Provisioning) {
+        ecs.abort();
+        register_targets_like_ecs(c, &f, None)
+    } else {
+        ecs
+    };
+    (f, dir, cfg, ecs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_every_point_resume_reaches_success() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    for point in KILL_POINTS {
+        eprintln!("kill point: {point:?}");
+        let (f, _dir, cfg, ecs) = killed_at(&m, &c, point).await;
+        let cfg = cfg.to_str().unwrap();
+        let (stdout, _) = run_teal(&m, &["status", "--config", cfg, "--output", "json"], 0).await;
+        let s: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert!(s["outcome"].is_null(), "{point:?}: in flight: {s}");
+
+        let (stdout, _) = run_teal(&m, &["resume", "--config", cfg, "--force"], 0).await;
+        ecs.abort();
+
+        assert!(stdout.contains("outcome: Succeeded"), "{point:?}: {stdout}");
+        assert_eq!(weights(&c, &f).await, (0, 100), "{point:?}");
+        assert_eq!(
+            active_services(&c, &f).await,
+            vec![format!("{}-b", f.name)],
+            "{point:?}: one green, blue retired, no duplicates"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_every_point_rollback_restores_blue() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    for point in KILL_POINTS {
+        eprintln!("kill point: {point:?}");
+        let (f, _dir, cfg, ecs) = killed_at(&m, &c, point).await;
+        let cfg = cfg.to_str().unwrap();
+
+        // No --force: the dead driver does not answer, so rollback takes over.
+        let (stdout, _) = run_teal(&m, &["rollback", "--config", cfg], 3).await;
+        ecs.abort();
+
+        assert!(
+            stdout.contains("did not answer") && stdout.contains("taking the deployment over"),
+            "{point:?}: {stdout}"
+        );
+        assert!(
+            stdout.contains("outcome: RolledBack: operator ran `teal rollback`"),
+            "{point:?}: {stdout}"
+        );
+        assert_eq!(weights(&c, &f).await, (100, 0), "{point:?}");
+        assert_eq!(
+            active_services(&c, &f).await,
+            vec![f.name.clone()],
+            "{point:?}: green removed, blue kept"
+        );
+    }
+}

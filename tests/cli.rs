@@ -136,12 +136,30 @@ fn bad_configs_exit_2_naming_file_and_line() {
             .code(2)
             .stderr(predicate::str::contains(format!("{path}{expected}")))
             .stdout(predicate::str::is_empty());
-        // deploy refuses the same way, before anything runs.
-        teal()
-            .args(["deploy", "--config", &path])
-            .assert()
-            .code(2)
-            .stdout(predicate::str::is_empty());
+        // Every command that reads the config refuses the same way, before
+        // anything runs.
+        let commands: [&[&str]; 11] = [
+            &["deploy"],
+            &["deploy", "--detach"],
+            &["status"],
+            &["shift", "--to", "green", "25%"],
+            &["promote"],
+            &["promote", "--full"],
+            &["pause"],
+            &["resume"],
+            &["rollback"],
+            &["retire"],
+            &["reconcile", "--once"],
+        ];
+        for args in commands {
+            teal()
+                .args(args)
+                .args(["--config", &path])
+                .assert()
+                .code(2)
+                .stderr(predicate::str::contains(format!("{path}{expected}")))
+                .stdout(predicate::str::is_empty());
+        }
     }
 }
 
@@ -300,4 +318,24 @@ fn sim_replays_a_seed() {
         .assert()
         .success()
         .stdout(predicate::str::contains("seed 7:").and(predicate::str::contains("outcome:")));
+}
+
+#[test]
+fn shift_takes_a_role_and_a_percentage() {
+    let f = config_with(|s: &str| s.to_string());
+    let path = f.path().display().to_string();
+    for bad in ["120%", "2.5%", "half"] {
+        teal()
+            .args(["shift", "--to", "green", bad, "--config", &path])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "is not a percentage from 0% to 100%",
+            ));
+    }
+    teal()
+        .args(["shift", "--to", "purple", "25%", "--config", &path])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid value 'purple'"));
 }

@@ -123,7 +123,10 @@ async fn operate(
                     say(
                         format,
                         serde_json::json!({ "event": "command", "state": "taking_over", "command": cmd.name(), "driver": owner }),
-                        format!("{owner} did not answer within {}; taking the deployment over", fmt_ms(timeout)),
+                        format!(
+                            "{owner} did not answer within {}; taking the deployment over",
+                            fmt_ms(timeout)
+                        ),
                     );
                     let mut settings = settings_again;
                     settings.force = true;
