@@ -125,3 +125,66 @@ async fn a_command_the_driver_would_refuse_is_refused_without_queuing() {
     );
     assert_eq!(weights(&c, &f).await, (90, 10), "nothing moved");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detach_then_reconcile_passes_drive_the_deployment_to_success() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let (_dir, cfg) = config(&f, FAST_CANARY);
+    let cfg = cfg.to_str().unwrap();
+
+    let (stdout, _) = run_teal(
+        &m,
+        &[
+            "deploy",
+            "--detach",
+            "--config",
+            cfg,
+            "--image",
+            "registry.example/app:2",
+        ],
+        0,
+    )
+    .await;
+
+    let id = stdout
+        .lines()
+        .find(|l| l.starts_with("d-"))
+        .unwrap_or_else(|| panic!("the id on a line of its own: {stdout}"))
+        .to_string();
+    let s = status_json(&m, cfg).await;
+    assert_eq!(s["deployment"], id.as_str());
+    assert!(
+        s["lock"].is_null(),
+        "a detached deployment holds no lock: {s}"
+    );
+    assert!(s["outcome"].is_null());
+
+    // A scheduled job, every second here.
+    let mut passes = 0;
+    let t0 = std::time::Instant::now();
+    loop {
+        let (stdout, _) = run_teal(&m, &["reconcile", "--once", "--config", cfg], 0).await;
+        passes += 1;
+        if stdout.contains("outcome: Succeeded") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "no outcome: {stdout}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    ecs.abort();
+
+    assert!(
+        passes >= 3,
+        "the bake and keep-alive span several passes ({passes})"
+    );
+    assert_eq!(weights(&c, &f).await, (0, 100));
+    assert_eq!(active_services(&c, &f).await, vec![format!("{}-b", f.name)]);
+    let (stdout, _) = run_teal(&m, &["reconcile", "--once", "--config", cfg], 0).await;
+    assert!(stdout.contains("has ended; nothing to do"), "{stdout}");
+}

@@ -181,7 +181,7 @@ pub(super) async fn detached(driver: &mut Driver, format: Format) -> Result<Exit
                 ),
             );
             if format == Format::Text {
-                // The id alone on the last line, for scripts.
+                // The id alone on a line, for scripts.
                 println!("{}", rec.id);
             }
             Ok(Exit::Succeeded)
