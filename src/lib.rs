@@ -21,6 +21,8 @@
 //! - [`driver`]: the async loop that runs the engine's actions through the ports.
 //! - [`events`]: what a deployment reports as it goes.
 //! - [`aws`]: the AWS adapters (ALB, CloudWatch, ECS, ledger in tags) on the official SDK.
+//! - [`local`]: the local provider: `teal local serve` (weighted proxy, processes, live
+//!   metric gates, ledger) and the ports that reach it over its admin API; the demo app.
 //! - [`sim`]: the in-memory cloud with fault injection, the invariant checker and the seeded harness.
 //! - [`status`]: `teal status`, read-only, with a stable JSON form.
 //! - [`exit`]: the documented exit codes.
@@ -40,6 +42,7 @@ pub mod driver;
 pub mod engine;
 pub mod events;
 pub mod exit;
+pub mod local;
 pub mod model;
 pub mod ports;
 pub mod sim;

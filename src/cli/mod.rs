@@ -1,6 +1,7 @@
 //! The command line: raw clap arguments in, validated config and a command
 //! out, run over the library; every path ends in a documented [`Exit`].
 
+mod demo;
 mod operate;
 pub mod plan;
 pub mod render;
@@ -127,6 +128,31 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// The whole job on this machine with no AWS account: blue v1 serving through teal's proxy under load, a canary of v2, weights moving, per-slot request counts; `--bad` deploys a green that fails 30% of requests and is rolled back.
+    Demo {
+        /// Deploy a green that fails 30% of its requests.
+        #[arg(long)]
+        bad: bool,
+    },
+    /// The local provider's daemon: `teal local serve`.
+    Local {
+        /// What to do.
+        #[command(subcommand)]
+        command: LocalCommand,
+    },
+    /// The demo app (used by `teal demo` and `examples/local`).
+    #[command(hide = true)]
+    DemoApp {
+        /// Port to listen on (127.0.0.1).
+        #[arg(long)]
+        port: u16,
+        /// Revision label; options after `+`: `fail=0.3`, `latency=50ms`, `slow-start=5s`.
+        #[arg(long)]
+        revision: String,
+        /// Health path.
+        #[arg(long, default_value = "/healthz")]
+        health_path: String,
+    },
     /// Replay simulated deployments by seed, with fault injection and invariant checks.
     Sim {
         /// First seed.
@@ -135,6 +161,17 @@ pub enum Command {
         /// How many seeds from there.
         #[arg(long, default_value_t = 1)]
         runs: u64,
+    },
+}
+
+/// `teal local ...`.
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Run teal's weighted proxy, the instances, the live metric gates and the ledger until SIGINT/SIGTERM; deployments talk to it through its admin API.
+    Serve {
+        /// Start this revision in slot A with all traffic (the first blue).
+        #[arg(long)]
+        initial_revision: Option<String>,
     },
 }
 
@@ -369,6 +406,19 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Reconcile { once } => {
             operate::reconcile(&Config::load(&cli.config, None)?, &flags, once, cli.output)
         }
+        Command::Demo { bad } => demo::demo(bad, cli.output),
+        Command::Local {
+            command: LocalCommand::Serve { initial_revision },
+        } => demo::serve(&Config::load(&cli.config, None)?, initial_revision),
+        Command::DemoApp {
+            port,
+            revision,
+            health_path,
+        } => {
+            let b = crate::local::app::Behaviour::parse(&revision).map_err(Failure::Usage)?;
+            runtime()?.block_on(crate::local::app::serve(port, b, health_path))?;
+            Ok(Exit::Succeeded)
+        }
         Command::Sim { seed, runs } => {
             let mut broken = 0;
             for s in seed..seed.saturating_add(runs) {
@@ -477,20 +527,36 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .build()?)
 }
 
-/// The AWS ports for a config (not for the simulated provider).
-async fn load_aws(flags: &AwsFlags) -> crate::aws::Aws {
-    crate::aws::Aws::load(flags.region.clone(), flags.profile.clone()).await
+/// The AWS SDK set-up, for a config that uses AWS (`None` for the local provider).
+async fn load_aws(config: &Config, flags: &AwsFlags) -> Option<crate::aws::Aws> {
+    if crate::local::is_local(config) {
+        return None;
+    }
+    Some(crate::aws::Aws::load(flags.region.clone(), flags.profile.clone()).await)
 }
 
-/// The AWS ports for a config (not for the simulated provider), green given as its spec.
+/// The ports for a config (not for the simulated provider): AWS, green given
+/// as its spec, or the local daemon's.
 fn aws_ports(
-    aws: &crate::aws::Aws,
+    aws: Option<&crate::aws::Aws>,
     config: &Config,
     green: Option<&str>,
 ) -> Result<crate::ports::Ports, Failure> {
-    let green = green.map(crate::aws::Green::parse).unwrap_or_default();
     let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::ports::SystemClock);
+    let Some(aws) = aws else {
+        return crate::local::ports(config, clock).ok_or_else(|| {
+            Failure::Usage("the local provider needs fleet and router of kind \"local\"".into())
+        });
+    };
+    let green = green.map(crate::aws::Green::parse).unwrap_or_default();
     crate::aws::ports(aws, config, green, clock).map_err(Failure::Usage)
+}
+
+/// The AWS API calls of this run, if it used AWS.
+fn report_aws_calls(aws: &Option<crate::aws::Aws>, format: Format) {
+    if let Some(aws) = aws {
+        report_api_calls(&aws.calls.snapshot(), format);
+    }
 }
 
 fn event_sink(format: Format) -> EventSink {
@@ -541,7 +607,13 @@ fn deploy(
         service: config.service.clone(),
         revision,
         plan,
-        gates: config.gates.alarms.clone(),
+        gates: config
+            .gates
+            .alarms
+            .iter()
+            .cloned()
+            .chain(crate::local::gate_names(config))
+            .collect(),
         allow_alarm_at_start: config.gates.allow_alarm_at_start,
         green: green.clone(),
     };
@@ -552,8 +624,8 @@ fn deploy(
                 None,
             )
         } else {
-            let aws = load_aws(flags).await;
-            (aws_ports(&aws, config, green.as_deref())?, Some(aws))
+            let aws = load_aws(config, flags).await;
+            (aws_ports(aws.as_ref(), config, green.as_deref())?, aws)
         };
         let detach = args.detach;
         let result = async {
@@ -566,9 +638,7 @@ fn deploy(
             Ok(Exit::for_outcome(&driver.run().await?))
         }
         .await;
-        if let Some(aws) = aws {
-            report_api_calls(&aws.calls.snapshot(), format);
-        }
+        report_aws_calls(&aws, format);
         Ok(result?)
     })
 }
@@ -591,7 +661,7 @@ fn status(
         return Err(no_state_in_sim(config));
     }
     runtime()?.block_on(async {
-        let ports = aws_ports(&load_aws(flags).await, config, None)?;
+        let ports = aws_ports(load_aws(config, flags).await.as_ref(), config, None)?;
         let tty = std::io::IsTerminal::is_terminal(&std::io::stdout()) && format == Format::Text;
         let mut last: Option<serde_json::Value> = None;
         loop {

@@ -10,7 +10,7 @@
 
 use super::render::Format;
 use super::{aws_ports, is_sim, load_aws, no_state_in_sim, owner, runtime, signals, AwsFlags};
-use super::{event_sink, report_api_calls, Failure};
+use super::{event_sink, report_aws_calls, Failure};
 use crate::config::Config;
 use crate::driver::{submit, Driver, DriverError, Progress, Settings, Submitted};
 use crate::engine::{Command, Record};
@@ -39,12 +39,12 @@ pub(super) fn run(
         return Err(no_state_in_sim(config));
     }
     runtime()?.block_on(async {
-        let aws = load_aws(flags).await;
-        let ports = record_ports(&aws, config).await?;
+        let aws = load_aws(config, flags).await;
+        let ports = record_ports(aws.as_ref(), config).await?;
         let mut settings = Settings::new(owner());
         settings.force = force;
         let result = operate(ports, settings, cmd, format).await;
-        report_api_calls(&aws.calls.snapshot(), format);
+        report_aws_calls(&aws, format);
         result
     })
 }
@@ -200,8 +200,8 @@ pub(super) fn reconcile(
         return Err(no_state_in_sim(config));
     }
     runtime()?.block_on(async {
-        let aws = load_aws(flags).await;
-        let ports = record_ports(&aws, config).await?;
+        let aws = load_aws(config, flags).await;
+        let ports = record_ports(aws.as_ref(), config).await?;
         let result = async {
             let driver = match Driver::resume(ports, Settings::new(owner()), event_sink(format)).await {
                 // A scheduled job finding nothing to do is not a failure.
@@ -227,14 +227,14 @@ pub(super) fn reconcile(
             }
         }
         .await;
-        report_api_calls(&aws.calls.snapshot(), format);
+        report_aws_calls(&aws, format);
         result
     })
 }
 
 /// The ports for the recorded deployment: what green runs is in the record,
 /// so read it first and build the ports with it.
-async fn record_ports(aws: &crate::aws::Aws, config: &Config) -> Result<Ports, Failure> {
+async fn record_ports(aws: Option<&crate::aws::Aws>, config: &Config) -> Result<Ports, Failure> {
     let ports = aws_ports(aws, config, None)?;
     let green = ports
         .ledger

@@ -165,17 +165,26 @@ fn describe_router(r: &RouterConfig) -> String {
             set_identifiers.first().map(String::as_str).unwrap_or(""),
             set_identifiers.get(1).map(String::as_str).unwrap_or("")
         ),
-        RouterConfig::Local { listen } => format!("teal's proxy on {listen}"),
+        RouterConfig::Local { listen, .. } => format!("teal's proxy on {listen}"),
     }
 }
 
 /// Render `teal plan` for people.
 pub fn render_plan(c: &Config) -> String {
     let s = Schedule::of(&c.strategy);
-    let gates = if c.gates.alarms.is_empty() {
+    let mut names = c.gates.alarms.clone();
+    if let Some(l) = &c.gates.local {
+        names.push(format!(
+            "local-5xx (> {}% over {})",
+            l.max_5xx_percent,
+            crate::model::fmt_ms(l.window_ms)
+        ));
+        names.push(format!("local-p99 (> {}ms)", l.max_p99_ms));
+    }
+    let gates = if names.is_empty() {
         "none".to_string()
     } else {
-        c.gates.alarms.join(", ")
+        names.join(", ")
     };
     let mut out = String::new();
     let _ = writeln!(out, "plan for {} ({})", c.service, c.path.display());

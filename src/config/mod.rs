@@ -127,6 +127,8 @@ pub enum RouterConfig {
     Local {
         /// Listen address.
         listen: String,
+        /// `teal local serve`'s admin API (loopback).
+        admin: String,
     },
 }
 
@@ -172,6 +174,26 @@ pub struct GatesConfig {
     pub insufficient_data: InsufficientData,
     /// Start even when an alarm is already in ALARM.
     pub allow_alarm_at_start: bool,
+    /// Live metric gates of the local proxy.
+    pub local: Option<LocalGates>,
+}
+
+/// `[gates.local]`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LocalGates {
+    /// Highest 5xx share, percent.
+    pub max_5xx_percent: f64,
+    /// Highest p99 latency.
+    pub max_p99_ms: Millis,
+    /// Requests in the window before judging.
+    pub min_requests: u32,
+    /// Sliding window.
+    pub window_ms: Millis,
+}
+
+impl LocalGates {
+    /// The gate names the local proxy reports.
+    pub const NAMES: [&'static str; 2] = ["local-5xx", "local-p99"];
 }
 
 /// The most alarms one `DescribeAlarms` call reads; teal reads them all in one call per poll.
@@ -477,8 +499,27 @@ fn parse_router(
                     ),
                 ));
             }
+            let listen: std::net::SocketAddr = r.listen.get_ref().parse().expect("checked above");
+            let admin = match &r.admin {
+                None => std::net::SocketAddr::from(([127, 0, 0, 1], listen.port().wrapping_add(1)))
+                    .to_string(),
+                Some(a) => match a.get_ref().parse::<std::net::SocketAddr>() {
+                    Ok(addr) if addr.ip().is_loopback() => addr.to_string(),
+                    _ => {
+                        return Err(file.error(
+                            a.span(),
+                            "router.admin",
+                            format!(
+                                "admin must be a loopback address like 127.0.0.1:8081, got {:?}",
+                                a.get_ref()
+                            ),
+                        ))
+                    }
+                },
+            };
             RouterConfig::Local {
                 listen: r.listen.into_inner(),
+                admin,
             }
         }
     })
@@ -536,10 +577,48 @@ fn validate_gates(file: &SourceFile, g: RawGates) -> Result<GatesConfig, InputEr
             }
         },
     };
+    let local = match &g.local {
+        None => None,
+        Some(l) => {
+            let max_5xx_percent = match &l.max_5xx_percent {
+                None => 5.0,
+                Some(v) if (0.0..=100.0).contains(v.get_ref()) => *v.get_ref(),
+                Some(v) => {
+                    return Err(file.error(
+                        v.span(),
+                        "gates.local.max_5xx_percent",
+                        format!("must be 0..=100, got {}", v.get_ref()),
+                    ))
+                }
+            };
+            let dur = |v: &Option<Spanned<String>>, field: &str, default: Millis| match v {
+                None => Ok(default),
+                Some(v) => crate::strategy::raw::duration(file, v, field),
+            };
+            let min_requests = match &l.min_requests {
+                None => 20,
+                Some(n) if (1..=1_000_000).contains(n.get_ref()) => *n.get_ref() as u32,
+                Some(n) => {
+                    return Err(file.error(
+                        n.span(),
+                        "gates.local.min_requests",
+                        format!("must be 1..=1000000, got {}", n.get_ref()),
+                    ))
+                }
+            };
+            Some(LocalGates {
+                max_5xx_percent,
+                max_p99_ms: dur(&l.max_p99, "gates.local.max_p99", 1_000)?,
+                min_requests,
+                window_ms: dur(&l.window, "gates.local.window", 10_000)?.max(1),
+            })
+        }
+    };
     Ok(GatesConfig {
         alarms,
         insufficient_data,
         allow_alarm_at_start: g.allow_alarm_at_start,
+        local,
     })
 }
 

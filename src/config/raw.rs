@@ -158,6 +158,9 @@ pub struct RawLocalRouter {
     pub kind: Spanned<String>,
     /// Where teal's proxy listens (`127.0.0.1:8080`).
     pub listen: Spanned<String>,
+    /// Where `teal local serve` answers teal's own calls (loopback only;
+    /// default: the proxy's port + 1 on 127.0.0.1).
+    pub admin: Option<Spanned<String>>,
 }
 
 /// `[gates]`
@@ -172,4 +175,20 @@ pub struct RawGates {
     /// Start even when an alarm is already in ALARM (default false).
     #[serde(default)]
     pub allow_alarm_at_start: bool,
+    /// Live metric gates measured by teal's local proxy.
+    pub local: Option<RawLocalGates>,
+}
+
+/// `[gates.local]`: measured per slot by the local proxy over a sliding window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalGates {
+    /// Highest share of 5xx answers (and failed connections), in percent.
+    pub max_5xx_percent: Option<Spanned<f64>>,
+    /// Highest p99 latency (`500ms`).
+    pub max_p99: Option<Spanned<String>>,
+    /// Requests in the window before judging (fewer: INSUFFICIENT_DATA).
+    pub min_requests: Option<Spanned<i64>>,
+    /// The sliding window (`10s`).
+    pub window: Option<Spanned<String>>,
 }

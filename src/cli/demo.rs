@@ -1,0 +1,251 @@
+//! `teal local serve` and `teal demo`: the local provider from the command line.
+
+use super::render::{self, Format};
+use super::{owner, Failure};
+use crate::config::Config;
+use crate::driver::{Driver, NewDeployment, Settings};
+use crate::engine::{Outcome, Reason};
+use crate::events::{Event, EventKind};
+use crate::exit::Exit;
+use crate::local::{daemon::Daemon, load::Load, Admin};
+use crate::model::{fmt_ms, Millis, Slot};
+use crate::ports::{Clock, Fleet, SystemClock};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// `teal local serve`: run the proxy, the instances, the gates and the ledger
+/// until SIGINT or SIGTERM; with `initial`, start that revision in slot A.
+pub(super) fn serve(config: &Config, initial: Option<String>) -> Result<Exit, Failure> {
+    let (listen, admin) = addresses(config)?;
+    let cfg = crate::local::daemon_config(config).ok_or_else(not_local)?;
+    let instances = instances(config);
+    // One thread: the instances die with the thread that started them.
+    super::runtime()?.block_on(async move {
+        let daemon = Daemon::new(cfg);
+        let (p, a) = daemon.bind(listen, admin).await?;
+        println!("teal proxy on http://{p}; admin API on http://{a}");
+        if let Some(rev) = initial {
+            let admin = Admin::new(&a.to_string());
+            admin
+                .provision(Slot::A, &rev, instances)
+                .await
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            println!("blue: {rev} in slot a, {instances} instance(s)");
+        }
+        wait_for_signal().await?;
+        println!("stopping every instance");
+        daemon.shutdown().await;
+        Ok(Exit::Succeeded)
+    })
+}
+
+/// `teal demo [--bad]`: the whole job on one machine, with real traffic.
+pub(super) fn demo(bad: bool, format: Format) -> Result<Exit, Failure> {
+    let dir = tempfile_dir()?;
+    let path = dir.join("teal.toml");
+    let exe = std::env::current_exe()?;
+    let free = || -> std::io::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let (proxy_port, admin_port) = (free()?, free()?);
+    std::fs::write(
+        &path,
+        format!(
+            r#"# Written by `teal demo`.
+[service]
+name = "demo"
+
+[fleet]
+kind = "local"
+command = [{exe:?}, "demo-app", "--port", "{{port}}", "--revision", "{{revision}}"]
+instances = 2
+health_path = "/healthz"
+
+[router]
+kind = "local"
+listen = "127.0.0.1:{proxy_port}"
+admin = "127.0.0.1:{admin_port}"
+
+[gates.local]
+max_5xx_percent = 5
+max_p99 = "500ms"
+min_requests = 20
+window = "3s"
+
+[strategy]
+canary = {{ percent = 10, bake = "8s" }}
+keep_alive = "3s"
+poll = "250ms"
+green_healthy_timeout = "30s"
+"#,
+            exe = exe.display().to_string()
+        ),
+    )?;
+    let config = Config::load(&path, None)?;
+    let revision = if bad { "v2+fail=0.3" } else { "v2" };
+    let result = super::runtime()?.block_on(run_demo(&config, revision, format));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exit, Failure> {
+    let (listen, admin_addr) = addresses(config)?;
+    let daemon = Daemon::new(crate::local::daemon_config(config).ok_or_else(not_local)?);
+    let (proxy, admin_addr) = daemon.bind(listen, admin_addr).await?;
+    let admin = Admin::new(&admin_addr.to_string());
+    let say = |line: String| {
+        if format == Format::Text {
+            println!("{}  {line}", crate::model::fmt_time(SystemClock.now()));
+        }
+    };
+    say(format!(
+        "teal's proxy on http://{proxy}; starting blue v1 (2 instances)"
+    ));
+    admin
+        .provision(Slot::A, "v1", instances(config))
+        .await
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    while admin.status(Slot::A).await.map_or(0, |s| s.healthy) < instances(config) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let load = Load::start(proxy, 4);
+    say("a steady load of 4 clients runs through the proxy".into());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Per-slot counts, once a second, while the deployment runs.
+    let ticker = {
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let (Ok(stats), Format::Text) = (admin.stats().await, format) {
+                    let line: Vec<String> = stats
+                        .iter()
+                        .filter(|s| s.revision.is_some())
+                        .map(|s| {
+                            format!(
+                                "{} {}%: {} requests, {} failed",
+                                s.revision.as_deref().unwrap_or("-"),
+                                s.weight,
+                                s.requests,
+                                s.failed
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "{}    traffic  {}",
+                        crate::model::fmt_time(SystemClock.now()),
+                        line.join(" | ")
+                    );
+                }
+            }
+        })
+    };
+
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = {
+        let events = events.clone();
+        Box::new(move |e: &Event| {
+            let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
+            events.lock().expect("events").push(e.clone());
+        })
+    };
+    let plan = super::plan_of(config)?;
+    let spec = NewDeployment {
+        id: super::deployment_id(SystemClock.now()),
+        service: config.service.clone(),
+        revision: revision.to_string(),
+        plan,
+        gates: crate::local::gate_names(config),
+        allow_alarm_at_start: false,
+        green: None,
+    };
+    let ports = crate::local::ports(config, Arc::new(SystemClock)).ok_or_else(not_local)?;
+    let outcome = async {
+        let mut d = Driver::start(ports, Settings::new(owner()), spec, sink).await?;
+        d.run().await
+    }
+    .await;
+    ticker.abort();
+    let counts = load.stop().await;
+    daemon.shutdown().await;
+    let outcome = outcome?;
+
+    let events = events.lock().expect("events").clone();
+    if format == Format::Text {
+        println!();
+        println!("outcome: {outcome}");
+        println!(
+            "clients sent {} requests: {} answered 2xx, {} failed (5xx), {} connection errors",
+            counts.sent, counts.ok, counts.failed, counts.errors
+        );
+        if let Outcome::RolledBack {
+            reason: Reason::GateFailed { gate, seen_at, .. },
+        } = &outcome
+        {
+            let at = |f: &dyn Fn(&EventKind) -> bool, from: Millis| {
+                events
+                    .iter()
+                    .find(|e| e.at >= from && f(&e.kind))
+                    .map(|e| e.at)
+            };
+            let green_from = at(
+                &|k| matches!(k, EventKind::WeightsSet { weights } if weights.green > 0),
+                0,
+            );
+            let blue_at = at(
+                &|k| matches!(k, EventKind::WeightsSet { weights } if weights.green == 0),
+                *seen_at,
+            );
+            if let (Some(g), Some(b)) = (green_from, blue_at) {
+                println!(
+                    "detection: green took traffic, gate {gate} read ALARM {} later, and all traffic was back on blue {} after that",
+                    fmt_ms(seen_at.saturating_sub(g)),
+                    fmt_ms(b.saturating_sub(*seen_at))
+                );
+            }
+        }
+    }
+    Ok(Exit::for_outcome(&outcome))
+}
+
+fn addresses(config: &Config) -> Result<(std::net::SocketAddr, std::net::SocketAddr), Failure> {
+    match &config.router {
+        crate::config::RouterConfig::Local { listen, admin } => Ok((
+            listen.parse().map_err(|_| not_local())?,
+            admin.parse().map_err(|_| not_local())?,
+        )),
+        _ => Err(not_local()),
+    }
+}
+
+fn instances(config: &Config) -> u32 {
+    match &config.fleet {
+        crate::config::FleetConfig::Local { instances, .. } => *instances,
+        _ => 1,
+    }
+}
+
+fn not_local() -> Failure {
+    Failure::Usage("this needs a config with fleet and router of kind \"local\"".into())
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("teal-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn wait_for_signal() -> Result<(), Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,542 @@
+//! `teal local serve`: the local provider's long-lived half. One process
+//! holds the weighted proxy, the instances of each slot, the live metric
+//! gates and the ledger, and keeps serving between deployments; `teal
+//! deploy`, `shift`, `status`, ... reach it through a small JSON admin API
+//! on loopback, the way they reach AWS.
+
+use super::metrics::{Gates, Sample, Window};
+use crate::config::LocalGates;
+use crate::engine::Record;
+use crate::model::{FleetStatus, GateReading, Millis, Slot, SlotWeights};
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// What the daemon runs, from the config.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// The instance command; `{port}` and `{revision}` are replaced.
+    pub command: Vec<String>,
+    /// Health path of every instance.
+    pub health_path: String,
+    /// Live metric gates, if configured.
+    pub gates: Option<LocalGates>,
+    /// Time between SIGTERM and SIGKILL when an instance is stopped.
+    pub grace: Duration,
+}
+
+/// A body the proxy and the admin API can both answer with.
+type Body = BoxBody<Bytes, hyper::Error>;
+
+struct Instance {
+    port: u16,
+    child: tokio::process::Child,
+    healthy: Arc<AtomicBool>,
+}
+
+struct Fleet {
+    revision: String,
+    desired: u32,
+    instances: Vec<Instance>,
+    /// When it was provisioned: the newest fleet is the one the gates judge.
+    born: Instant,
+}
+
+/// The daemon's state, shared by the proxy, the admin API and the health loop.
+pub struct Daemon {
+    cfg: DaemonConfig,
+    weights: RwLock<SlotWeights>,
+    fleets: Mutex<[Option<Fleet>; 2]>,
+    ledger: Mutex<Option<Record>>,
+    windows: Mutex<[Window; 2]>,
+    gates: Mutex<Gates>,
+    next: AtomicUsize,
+    client: Client<HttpConnector, Body>,
+}
+
+/// Request counts of one slot, for `teal demo` and people.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotStats {
+    /// The slot.
+    pub slot: Slot,
+    /// Its revision, if a fleet runs there.
+    pub revision: Option<String>,
+    /// Its weight.
+    pub weight: u8,
+    /// Requests proxied to it since the daemon started.
+    pub requests: u64,
+    /// Of which failed (5xx or no answer).
+    pub failed: u64,
+}
+
+/// `PUT /v1/fleets/{slot}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProvisionRequest {
+    /// The revision label, passed to the command as `{revision}`.
+    pub revision: String,
+    /// How many instances.
+    pub desired: u32,
+}
+
+impl Daemon {
+    /// A daemon with nothing running and all weight on slot A.
+    pub fn new(cfg: DaemonConfig) -> Arc<Daemon> {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        Arc::new(Daemon {
+            cfg,
+            weights: RwLock::new(SlotWeights { a: 100, b: 0 }),
+            fleets: Mutex::new([None, None]),
+            ledger: Mutex::new(None),
+            windows: Mutex::new([Window::default(), Window::default()]),
+            gates: Mutex::new(Gates::default()),
+            next: AtomicUsize::new(0),
+            client,
+        })
+    }
+
+    /// Bind the proxy and the admin API and serve both, with the health
+    /// checks, until the process ends. Returns the bound addresses.
+    pub async fn bind(
+        self: &Arc<Daemon>,
+        proxy: SocketAddr,
+        admin: SocketAddr,
+    ) -> std::io::Result<(SocketAddr, SocketAddr)> {
+        let proxy_l = tokio::net::TcpListener::bind(proxy).await?;
+        let admin_l = tokio::net::TcpListener::bind(admin).await?;
+        let addrs = (proxy_l.local_addr()?, admin_l.local_addr()?);
+        let d = self.clone();
+        tokio::spawn(accept(proxy_l, move |req| {
+            let d = d.clone();
+            async move { d.proxy(req).await }
+        }));
+        let d = self.clone();
+        tokio::spawn(accept(admin_l, move |req| {
+            let d = d.clone();
+            async move { d.admin(req).await }
+        }));
+        let d = self.clone();
+        tokio::spawn(async move { d.health_loop().await });
+        Ok(addrs)
+    }
+
+    /// Stop every instance (SIGTERM, then SIGKILL after the grace period).
+    pub async fn shutdown(&self) {
+        for slot in Slot::BOTH {
+            self.remove(slot).await;
+        }
+    }
+
+    // ---- the proxy ----
+
+    fn pick(&self) -> Option<(Slot, u16)> {
+        let w = *self.weights.read().expect("weights lock");
+        let slot = if rand::random::<u8>() % 100 < w.a {
+            Slot::A
+        } else {
+            Slot::B
+        };
+        let fleets = self.fleets.lock().expect("fleets lock");
+        let fleet = fleets[slot.index()].as_ref()?;
+        let healthy: Vec<u16> = fleet
+            .instances
+            .iter()
+            .filter(|i| i.healthy.load(Ordering::Relaxed))
+            .map(|i| i.port)
+            .collect();
+        let pool = if healthy.is_empty() {
+            fleet.instances.iter().map(|i| i.port).collect()
+        } else {
+            healthy
+        };
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        pool.get(n % pool.len().max(1)).map(|p| (slot, *p))
+    }
+
+    async fn proxy(&self, req: Request<Incoming>) -> Response<Body> {
+        let start = Instant::now();
+        let (parts, body) = req.into_parts();
+        // A request without a body can be tried again on a fresh connection
+        // when a pooled one turns out closed; one with a body cannot.
+        let replayable = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+            && parts
+                .headers
+                .get(hyper::header::CONTENT_LENGTH)
+                .is_none_or(|v| v == "0");
+        let mut body = Some(body.boxed());
+        for attempt in 0..2 {
+            let Some((slot, port)) = self.pick() else {
+                return text(StatusCode::BAD_GATEWAY, "no instance takes traffic\n");
+            };
+            let uri = format!(
+                "http://127.0.0.1:{port}{}",
+                parts.uri.path_and_query().map_or("/", |p| p.as_str())
+            );
+            let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+            for (k, v) in &parts.headers {
+                out = out.header(k, v);
+            }
+            let b = match body.take() {
+                Some(b) => b,
+                None => Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            };
+            let out = out.body(b).expect("a valid request");
+            match self.client.request(out).await {
+                Ok(resp) => {
+                    self.record(slot, resp.status().is_server_error(), start);
+                    return resp.map(|b| b.boxed());
+                }
+                Err(e) if attempt == 0 && replayable => {
+                    tracing::debug!(error = %e, port, "upstream failed; trying once more");
+                }
+                Err(e) => {
+                    self.record(slot, true, start);
+                    return text(StatusCode::BAD_GATEWAY, &format!("upstream failed: {e}\n"));
+                }
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    fn record(&self, slot: Slot, failed: bool, start: Instant) {
+        let mut w = self.windows.lock().expect("windows lock");
+        w[slot.index()].push(Sample {
+            at: now_ms(),
+            failed,
+            latency_us: start.elapsed().as_micros() as u64,
+        });
+    }
+
+    // ---- fleets ----
+
+    async fn provision(&self, slot: Slot, p: ProvisionRequest) -> Result<(), (StatusCode, String)> {
+        {
+            let fleets = self.fleets.lock().expect("fleets lock");
+            if let Some(f) = &fleets[slot.index()] {
+                return if f.revision == p.revision {
+                    Ok(()) // idempotent
+                } else {
+                    Err((
+                        StatusCode::CONFLICT,
+                        format!("slot {slot} runs revision {}", f.revision),
+                    ))
+                };
+            }
+        }
+        let mut instances = Vec::new();
+        for _ in 0..p.desired {
+            let port = free_port().map_err(internal)?;
+            let child = spawn(&self.cfg.command, port, &p.revision, slot).map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot start {:?}: {e}", self.cfg.command.first()),
+                )
+            })?;
+            instances.push(Instance {
+                port,
+                child,
+                healthy: Arc::new(AtomicBool::new(false)),
+            });
+        }
+        let mut fleets = self.fleets.lock().expect("fleets lock");
+        fleets[slot.index()] = Some(Fleet {
+            revision: p.revision,
+            desired: p.desired,
+            instances,
+            born: Instant::now(),
+        });
+        Ok(())
+    }
+
+    async fn remove(&self, slot: Slot) {
+        // Out of the routing table first, then stopped.
+        let fleet = self.fleets.lock().expect("fleets lock")[slot.index()].take();
+        let Some(fleet) = fleet else { return };
+        let grace = self.cfg.grace;
+        let mut stops = tokio::task::JoinSet::new();
+        for mut i in fleet.instances {
+            stops.spawn(async move {
+                if let Some(pid) = i.child.id() {
+                    // SAFETY: kill(2) on our own child with a valid signal.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+                if tokio::time::timeout(grace, i.child.wait()).await.is_err() {
+                    let _ = i.child.kill().await;
+                }
+            });
+        }
+        while stops.join_next().await.is_some() {}
+    }
+
+    fn statuses(&self) -> [FleetStatus; 2] {
+        let fleets = self.fleets.lock().expect("fleets lock");
+        Slot::BOTH.map(|s| match &fleets[s.index()] {
+            None => FleetStatus::absent(),
+            Some(f) => FleetStatus {
+                exists: true,
+                revision: Some(f.revision.clone()),
+                desired: f.desired,
+                healthy: f
+                    .instances
+                    .iter()
+                    .filter(|i| i.healthy.load(Ordering::Relaxed))
+                    .count() as u32,
+            },
+        })
+    }
+
+    async fn health_loop(&self) {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        loop {
+            let checks: Vec<(u16, Arc<AtomicBool>)> = {
+                let mut fleets = self.fleets.lock().expect("fleets lock");
+                fleets
+                    .iter_mut()
+                    .flatten()
+                    .flat_map(|f| f.instances.iter_mut())
+                    .map(|i| {
+                        // An instance that exited is unhealthy for good.
+                        if matches!(i.child.try_wait(), Ok(Some(_))) {
+                            i.healthy.store(false, Ordering::Relaxed);
+                            (0, i.healthy.clone())
+                        } else {
+                            (i.port, i.healthy.clone())
+                        }
+                    })
+                    .collect()
+            };
+            for (port, flag) in checks.into_iter().filter(|(p, _)| *p != 0) {
+                let uri = format!("http://127.0.0.1:{port}{}", self.cfg.health_path);
+                let req = Request::get(uri)
+                    .body(Full::new(Bytes::new()))
+                    .expect("a valid request");
+                let ok = matches!(
+                    tokio::time::timeout(Duration::from_secs(1), client.request(req)).await,
+                    Ok(Ok(r)) if r.status().is_success()
+                );
+                flag.store(ok, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // ---- gates ----
+
+    fn gate_readings(&self) -> Vec<GateReading> {
+        let Some(g) = self.cfg.gates else {
+            return vec![];
+        };
+        // The newest fleet is the candidate: judge the slot it runs in.
+        let slot = {
+            let fleets = self.fleets.lock().expect("fleets lock");
+            Slot::BOTH
+                .into_iter()
+                .filter_map(|s| fleets[s.index()].as_ref().map(|f| (f.born, s)))
+                .max()
+                .map_or(Slot::A, |(_, s)| s)
+        };
+        let now = now_ms();
+        let mut windows = self.windows.lock().expect("windows lock");
+        for w in windows.iter_mut() {
+            w.prune(now, g.window_ms);
+        }
+        self.gates
+            .lock()
+            .expect("gates lock")
+            .read(&windows[slot.index()], &g, now)
+    }
+
+    fn stats(&self) -> Vec<SlotStats> {
+        let w = *self.weights.read().expect("weights lock");
+        let statuses = self.statuses();
+        let windows = self.windows.lock().expect("windows lock");
+        Slot::BOTH
+            .map(|s| SlotStats {
+                slot: s,
+                revision: statuses[s.index()].revision.clone(),
+                weight: w.get(s),
+                requests: windows[s.index()].total,
+                failed: windows[s.index()].failed_total,
+            })
+            .to_vec()
+    }
+
+    // ---- the admin API ----
+
+    async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let body = match req.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return text(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let slot = |p: &str| match p {
+            "a" => Some(Slot::A),
+            "b" => Some(Slot::B),
+            _ => None,
+        };
+        match (method, path.as_str()) {
+            (Method::GET, "/v1/weights") => json(&*self.weights.read().expect("weights lock")),
+            (Method::PUT, "/v1/weights") => match serde_json::from_slice::<SlotWeights>(&body) {
+                Ok(w) if w.is_valid() => {
+                    *self.weights.write().expect("weights lock") = w;
+                    json(&w)
+                }
+                Ok(w) => text(StatusCode::BAD_REQUEST, &format!("invalid weights {w}")),
+                Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+            },
+            (Method::GET, "/v1/fleets") => json(&self.statuses()),
+            (Method::PUT, p) if p.starts_with("/v1/fleets/") => {
+                let Some(s) = slot(&p["/v1/fleets/".len()..]) else {
+                    return text(StatusCode::NOT_FOUND, "no such slot");
+                };
+                match serde_json::from_slice::<ProvisionRequest>(&body) {
+                    Ok(r) => match self.provision(s, r).await {
+                        Ok(()) => json(&self.statuses()[s.index()]),
+                        Err((code, why)) => text(code, &why),
+                    },
+                    Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+                }
+            }
+            (Method::DELETE, p) if p.starts_with("/v1/fleets/") => {
+                let Some(s) = slot(&p["/v1/fleets/".len()..]) else {
+                    return text(StatusCode::NOT_FOUND, "no such slot");
+                };
+                self.remove(s).await;
+                json(&self.statuses()[s.index()])
+            }
+            (Method::GET, "/v1/gates") => json(&self.gate_readings()),
+            (Method::GET, "/v1/stats") => json(&self.stats()),
+            (Method::GET, "/v1/ledger") => json(&*self.ledger.lock().expect("ledger lock")),
+            (Method::PUT, "/v1/ledger") => match serde_json::from_slice::<Record>(&body) {
+                Ok(mut rec) => {
+                    let mut stored = self.ledger.lock().expect("ledger lock");
+                    let current = stored.as_ref().map_or(0, |r| r.version);
+                    if rec.version != current {
+                        return text(
+                            StatusCode::CONFLICT,
+                            &format!("record is at version {current}, not {}", rec.version),
+                        );
+                    }
+                    rec.version = current + 1;
+                    let version = rec.version;
+                    *stored = Some(rec);
+                    json(&version)
+                }
+                Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+            },
+            _ => text(StatusCode::NOT_FOUND, "no such endpoint"),
+        }
+    }
+}
+
+/// Accept connections forever, serving each with `handle`.
+async fn accept<F, Fut>(listener: tokio::net::TcpListener, handle: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let handle = handle.clone();
+                async move { Ok::<_, Infallible>(handle(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(
+            Full::new(Bytes::from(body.to_string()))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("a valid response")
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> Response<Body> {
+    let body = serde_json::to_vec(v).expect("serialisable");
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("a valid response")
+}
+
+fn internal(e: std::io::Error) -> (StatusCode, String) {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn now_ms() -> Millis {
+    use crate::ports::Clock;
+    crate::ports::SystemClock.now()
+}
+
+/// A free loopback port (bound, then released for the instance to take).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Start one instance. It dies with the daemon: the kernel sends it SIGTERM
+/// when the daemon's thread exits (PR_SET_PDEATHSIG), even on SIGKILL.
+fn spawn(
+    command: &[String],
+    port: u16,
+    revision: &str,
+    slot: Slot,
+) -> std::io::Result<tokio::process::Child> {
+    let fill = |s: &String| {
+        s.replace("{port}", &port.to_string())
+            .replace("{revision}", revision)
+    };
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command"))?;
+    let mut cmd = tokio::process::Command::new(fill(program));
+    cmd.args(args.iter().map(fill))
+        .env("TEAL_PORT", port.to_string())
+        .env("TEAL_REVISION", revision)
+        .env("TEAL_SLOT", slot.to_string())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}

@@ -1,0 +1,234 @@
+//! The local provider, the embedded default: real processes behind teal's own
+//! weighted HTTP proxy, with live metric gates, on one machine.
+//!
+//! - [`daemon`]: `teal local serve`, the long-lived half: proxy, instances,
+//!   gates and ledger, behind a JSON admin API on loopback.
+//! - [`metrics`]: sliding windows per slot and their judgement as gates.
+//! - [`app`]: the demo app; [`load`]: a load generator.
+//! - this module: the ports, which talk to the daemon's admin API the way
+//!   the AWS ports talk to AWS.
+
+pub mod app;
+pub mod daemon;
+pub mod load;
+pub mod metrics;
+
+use crate::config::{Config, FleetConfig, LocalGates, RouterConfig};
+use crate::engine::{Plan, Record};
+use crate::model::{FleetStatus, GateReading, Slot, SlotWeights};
+use crate::ports::{Checks, Clock, ErrorKind, Fleet, Gate, Ledger, PortError, Ports, Router};
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether a config uses the local provider.
+pub fn is_local(config: &Config) -> bool {
+    matches!(
+        (&config.fleet, &config.router),
+        (FleetConfig::Local { .. }, RouterConfig::Local { .. })
+    )
+}
+
+/// The daemon's settings from a local config.
+pub fn daemon_config(config: &Config) -> Option<daemon::DaemonConfig> {
+    let FleetConfig::Local {
+        command,
+        health_path,
+        ..
+    } = &config.fleet
+    else {
+        return None;
+    };
+    Some(daemon::DaemonConfig {
+        command: command.clone(),
+        health_path: health_path.clone(),
+        gates: config.gates.local,
+        grace: Duration::from_secs(10),
+    })
+}
+
+/// The gate names a local config must find: the local metric gates.
+pub fn gate_names(config: &Config) -> Vec<String> {
+    match config.gates.local {
+        Some(_) => LocalGates::NAMES.iter().map(|s| s.to_string()).collect(),
+        None => vec![],
+    }
+}
+
+/// An HTTP client of the daemon's admin API.
+#[derive(Clone)]
+pub struct Admin {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Admin {
+    /// A client of the admin API at `addr` (`127.0.0.1:8081`).
+    pub fn new(addr: &str) -> Admin {
+        Admin {
+            base: format!("http://{addr}"),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, PortError> {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("a valid request");
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
+            .await
+            .map_err(|_| {
+                PortError::new(op, ErrorKind::Transient, "the daemon did not answer in 30s")
+            })?
+            .map_err(|e| {
+                PortError::new(
+                    op,
+                    ErrorKind::Transient,
+                    format!("no `teal local serve` answers on {}: {e}", self.base),
+                )
+            })?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| PortError::new(op, ErrorKind::Transient, e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            let kind = match status {
+                StatusCode::CONFLICT => ErrorKind::Conflict,
+                StatusCode::NOT_FOUND => ErrorKind::NotFound,
+                s if s.is_server_error() => ErrorKind::Transient,
+                _ => ErrorKind::Invalid,
+            };
+            return Err(PortError::new(
+                op,
+                kind,
+                String::from_utf8_lossy(&bytes).trim().to_string(),
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| PortError::new(op, ErrorKind::Invalid, e.to_string()))
+    }
+
+    /// Per-slot request counts.
+    pub async fn stats(&self) -> Result<Vec<daemon::SlotStats>, PortError> {
+        self.call("local.stats", Method::GET, "/v1/stats", None)
+            .await
+    }
+}
+
+#[async_trait]
+impl Fleet for Admin {
+    async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {
+        Ok(std::mem::take(&mut self.statuses().await?[slot.index()]))
+    }
+
+    async fn statuses(&self) -> Result<[FleetStatus; 2], PortError> {
+        self.call("fleet.statuses", Method::GET, "/v1/fleets", None)
+            .await
+    }
+
+    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
+        let body = serde_json::to_vec(&daemon::ProvisionRequest {
+            revision: revision.to_string(),
+            desired,
+        })
+        .expect("serialisable");
+        self.call::<FleetStatus>(
+            "fleet.provision",
+            Method::PUT,
+            &format!("/v1/fleets/{slot}"),
+            Some(body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn remove(&self, slot: Slot) -> Result<(), PortError> {
+        self.call::<FleetStatus>(
+            "fleet.remove",
+            Method::DELETE,
+            &format!("/v1/fleets/{slot}"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn preflight(&self, _plan: &Plan) -> Checks {
+        match self.statuses().await {
+            Ok(_) => Checks::default(),
+            Err(e) => Checks::problems(vec![format!(
+                "{}; start it with `teal local serve --config FILE`",
+                e.message
+            )]),
+        }
+    }
+}
+
+#[async_trait]
+impl Router for Admin {
+    async fn weights(&self) -> Result<SlotWeights, PortError> {
+        self.call("router.weights", Method::GET, "/v1/weights", None)
+            .await
+    }
+
+    async fn set_weights(&self, weights: SlotWeights) -> Result<(), PortError> {
+        let body = serde_json::to_vec(&weights).expect("serialisable");
+        self.call::<SlotWeights>("router.set_weights", Method::PUT, "/v1/weights", Some(body))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Gate for Admin {
+    async fn read(&self) -> Result<Vec<GateReading>, PortError> {
+        self.call("gate.read", Method::GET, "/v1/gates", None).await
+    }
+}
+
+#[async_trait]
+impl Ledger for Admin {
+    async fn load(&self) -> Result<Option<Record>, PortError> {
+        self.call("ledger.load", Method::GET, "/v1/ledger", None)
+            .await
+    }
+
+    async fn store(&self, record: &Record) -> Result<u64, PortError> {
+        let body = serde_json::to_vec(record).expect("serialisable");
+        self.call("ledger.store", Method::PUT, "/v1/ledger", Some(body))
+            .await
+    }
+}
+
+/// The local ports of a config, talking to its daemon.
+pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Option<Ports> {
+    let RouterConfig::Local { admin, .. } = &config.router else {
+        return None;
+    };
+    let a = Arc::new(Admin::new(admin));
+    Some(Ports {
+        fleet: a.clone(),
+        router: a.clone(),
+        gate: a.clone(),
+        ledger: a,
+        clock,
+    })
+}

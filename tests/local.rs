@@ -1,0 +1,277 @@
+//! Tier 4: the local provider end to end, with real processes and real HTTP
+//! traffic: `teal local serve` as a child process, the demo app as the
+//! instances, a load generator sending requests through teal's proxy
+//! throughout, and `teal deploy` / `status` / `resume` as a user runs them.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use teal::local::load::{Counts, Load};
+use teal::local::Admin;
+
+const TEAL: &str = env!("CARGO_BIN_EXE_teal");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon with blue v1 serving, and the config that reaches it.
+struct Local {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    proxy: std::net::SocketAddr,
+    admin: Admin,
+    daemon: tokio::process::Child,
+}
+
+impl Local {
+    async fn start(bake: &str) -> Local {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("teal.toml");
+        let (proxy, admin) = (free_port(), free_port());
+        std::fs::write(
+            &config,
+            format!(
+                r#"[service]
+name = "hello"
+
+[fleet]
+kind = "local"
+command = [{TEAL:?}, "demo-app", "--port", "{{port}}", "--revision", "{{revision}}"]
+instances = 2
+
+[router]
+kind = "local"
+listen = "127.0.0.1:{proxy}"
+admin = "127.0.0.1:{admin}"
+
+[gates.local]
+max_5xx_percent = 5
+max_p99 = "1s"
+min_requests = 20
+window = "3s"
+
+[strategy]
+canary = {{ percent = 10, bake = "{bake}" }}
+keep_alive = "1s"
+poll = "250ms"
+green_healthy_timeout = "30s"
+"#
+            ),
+        )
+        .unwrap();
+        let daemon = tokio::process::Command::new(TEAL)
+            .args(["local", "serve", "--initial-revision", "v1", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let admin = Admin::new(&format!("127.0.0.1:{admin}"));
+        let t0 = Instant::now();
+        loop {
+            use teal::ports::Fleet;
+            if let Ok(s) = admin.statuses().await {
+                if s[0].healthy == 2 {
+                    break;
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "blue never became healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Local {
+            _dir: dir,
+            config,
+            proxy: format!("127.0.0.1:{proxy}").parse().unwrap(),
+            admin,
+            daemon,
+        }
+    }
+
+    fn teal(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(TEAL);
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn run(&self, args: &[&str], code: i32) -> String {
+        let out = self.teal(args).output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "teal {args:?}:\n{stdout}\n{stderr}"
+        );
+        stdout
+    }
+
+    /// Requests the proxy sent to each revision, and how many failed.
+    async fn per_revision(&self) -> Vec<(Option<String>, u64, u64)> {
+        self.admin
+            .stats()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.revision, s.requests, s.failed))
+            .collect()
+    }
+}
+
+fn no_failures(c: &Counts) {
+    assert!(c.sent > 200, "the load ran ({c:?})");
+    assert_eq!((c.failed, c.errors), (0, 0), "client saw failures: {c:?}");
+    assert_eq!(c.ok, c.sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_green_succeeds_with_zero_failed_client_requests() {
+    let l = Local::start("3s").await;
+    let load = Load::start(l.proxy, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let stdout = l.run(&["deploy", "--revision", "v2"], 0).await;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counts = load.stop().await;
+    assert!(stdout.contains("outcome: Succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("weights now blue 90% / green 10% (read back)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("removing blue (slot a)"), "{stdout}");
+    // Across two weight changes and blue's retirement, not one client failure.
+    no_failures(&counts);
+    let stats = l.per_revision().await;
+    assert_eq!(stats[0].0, None, "blue's instances are gone: {stats:?}");
+    assert_eq!(stats[1].0.as_deref(), Some("v2"));
+    assert!(
+        stats[0].1 > 0 && stats[1].1 > 0,
+        "both revisions served: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_green_is_rolled_back_by_the_error_rate_gate() {
+    let l = Local::start("20s").await;
+    let load = Load::start(l.proxy, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let stdout = l.run(&["deploy", "--revision", "v2+fail=0.3"], 3).await;
+
+    let counts = load.stop().await;
+    assert!(
+        stdout.contains("RolledBack: gate \"local-5xx\" is ALARM: 5xx share"),
+        "{stdout}"
+    );
+    let stats = l.per_revision().await;
+    assert_eq!(stats[1].0, None, "green removed: {stats:?}");
+    let (blue_failed, green_requests) = (stats[0].2, stats[1].1);
+    assert_eq!(blue_failed, 0, "every failure was green's: {stats:?}");
+    // The damage is bounded by what green saw before the gate judged: at
+    // least min_requests (20) to judge, plus what arrives in one poll while
+    // the rollback lands. At 10% of ~500 req/s that is about 20 + 13.
+    assert!(counts.failed > 0, "green failed some requests: {counts:?}");
+    assert!(
+        counts.failed <= green_requests,
+        "failures came from green: {counts:?}, green got {green_requests}"
+    );
+    assert!(
+        green_requests <= 200,
+        "green kept traffic too long: {green_requests} requests ({counts:?})"
+    );
+    assert_eq!(counts.errors, 0, "no connection errors: {counts:?}");
+    eprintln!(
+        "bad green: {} of {} client requests failed; green got {green_requests}",
+        counts.failed, counts.sent
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_killed_mid_bake_leaves_the_proxy_serving_and_resumes() {
+    let l = Local::start("6s").await;
+    let load = Load::start(l.proxy, 4);
+    let mut deploy = l.teal(&["deploy", "--revision", "v2"]).spawn().unwrap();
+    let t0 = Instant::now();
+    loop {
+        use teal::ports::Router;
+        if l.admin.weights().await.unwrap().b == 10 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "never reached 10%");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    deploy.kill().await.unwrap(); // SIGKILL
+    deploy.wait().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let status = l.run(&["status", "--output", "json"], 0).await;
+    let s: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(s["phase"], "shifting", "{s}");
+    assert_eq!(s["weights_actual"]["green"], 10, "{s}");
+    let stdout = l.run(&["resume", "--force"], 0).await;
+
+    let counts = load.stop().await;
+    assert!(
+        stdout.contains("taking over the deployment (shifting)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("outcome: Succeeded"), "{stdout}");
+    no_failures(&counts);
+    drop(l.daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_die_with_a_killed_daemon() {
+    let mut l = Local::start("1s").await;
+    let pids = child_pids(l.daemon.id().unwrap());
+    assert_eq!(pids.len(), 2, "blue's two instances: {pids:?}");
+    l.daemon.kill().await.unwrap(); // SIGKILL: no cleanup code runs
+    let t0 = Instant::now();
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "orphaned instances outlived the daemon: {pids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn child_pids(parent: u32) -> Vec<u32> {
+    let mut pids = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: the fields after the closing parenthesis.
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        if after.split_whitespace().nth(1) == Some(&parent.to_string()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
