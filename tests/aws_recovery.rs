@@ -7,11 +7,6 @@ mod support;
 use std::time::{Duration, Instant};
 use support::*;
 
-const SLOW_CANARY: &str = r#"canary = { percent = 50, bake = "8s" }
-keep_alive = "2s"
-poll = "1s"
-green_healthy_timeout = "30s""#;
-
 /// The deployment record in the listener's tags, decoded as teal does.
 async fn ledger_phase(c: &Clients, f: &Fixture) -> Option<teal::engine::Phase> {
     let out = c
@@ -30,57 +25,12 @@ async fn ledger_phase(c: &Clients, f: &Fixture) -> Option<teal::engine::Phase> {
     teal::aws::ledger::decode(&tags).ok()?.map(|r| r.phase)
 }
 
-/// Start a deploy and SIGKILL it mid-bake: the router reads `at` and the
-/// ledger has recorded the step as reached.
-async fn deploy_and_kill_at(
-    m: &Moto,
-    c: &Clients,
-    f: &Fixture,
-    cfg: &std::path::Path,
-    at: (i32, i32),
-) {
-    let mut child = teal(
-        m,
-        &[
-            "deploy",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--image",
-            "registry.example/app:2",
-        ],
-    )
-    .spawn()
-    .unwrap();
-    let t0 = Instant::now();
-    loop {
-        let baking = matches!(
-            ledger_phase(c, f).await,
-            Some(teal::engine::Phase::Shifting {
-                reached: Some(_),
-                ..
-            })
-        );
-        if baking && weights(c, f).await == at {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the deployment never reached {at:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().await.unwrap(); // SIGKILL: no cleanup, no ledger write
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_bake_shows_in_status_and_resumes_to_success() {
     let Some(m) = moto() else { return };
     let c = clients(&m).await;
-    let f = fixture(&c, Forward::Weighted).await;
-    let ecs = register_targets_like_ecs(&c, &f, None);
-    let (_dir, cfg) = config(&f, SLOW_CANARY);
+    let (f, _dir, cfg, ecs) = killed_at(&m, &c, KillPoint::MidBake).await;
     let cfg_s = cfg.to_str().unwrap();
-    deploy_and_kill_at(&m, &c, &f, &cfg, (50, 50)).await;
 
     let (stdout, _) = run_teal(&m, &["status", "--config", cfg_s, "--output", "json"], 0).await;
 
@@ -127,10 +77,7 @@ async fn killed_mid_bake_shows_in_status_and_resumes_to_success() {
 async fn killed_mid_bake_rolls_back_from_another_process() {
     let Some(m) = moto() else { return };
     let c = clients(&m).await;
-    let f = fixture(&c, Forward::Weighted).await;
-    let ecs = register_targets_like_ecs(&c, &f, None);
-    let (_dir, cfg) = config(&f, SLOW_CANARY);
-    deploy_and_kill_at(&m, &c, &f, &cfg, (50, 50)).await;
+    let (f, _dir, cfg, ecs) = killed_at(&m, &c, KillPoint::MidBake).await;
 
     let (stdout, _) = run_teal(&m, &["rollback", "--config", cfg.to_str().unwrap()], 3).await;
     ecs.abort();
@@ -153,57 +100,11 @@ async fn killed_mid_bake_rolls_back_from_another_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_while_provisioning_resumes_without_a_second_green() {
-    let Some(m) = moto() else { return };
-    let c = clients(&m).await;
-    let f = fixture(&c, Forward::Weighted).await;
-    // Green's targets stay unhealthy until the first process is dead.
-    let ecs = register_targets_like_ecs(&c, &f, Some(format!("{}-b", f.name)));
-    let (_dir, cfg) = config(&f, SLOW_CANARY);
-    let mut child = teal(
-        &m,
-        &[
-            "deploy",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--image",
-            "registry.example/app:2",
-        ],
-    )
-    .spawn()
-    .unwrap();
-    let t0 = Instant::now();
-    while active_services(&c, &f).await.len() < 2 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "green was never created"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().await.unwrap();
-    ecs.abort();
-    let ecs = register_targets_like_ecs(&c, &f, None);
-    let (stdout, _) = run_teal(
-        &m,
-        &["resume", "--config", cfg.to_str().unwrap(), "--force"],
-        0,
-    )
-    .await;
-    ecs.abort();
-
-    assert!(
-        !stdout.contains("creating green"),
-        "green existed already; it must not be created again:\n{stdout}"
-    );
-    assert_eq!(active_services(&c, &f).await, vec![format!("{}-b", f.name)]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_with_no_deployment_says_so() {
     let Some(m) = moto() else { return };
     let c = clients(&m).await;
     let f = fixture(&c, Forward::Weighted).await;
-    let (_dir, cfg) = config(&f, SLOW_CANARY);
+    let (_dir, cfg) = config(&f, KILLABLE);
     let (stdout, _) = run_teal(&m, &["status", "--config", cfg.to_str().unwrap()], 0).await;
 
     assert_eq!(
@@ -334,6 +235,10 @@ async fn killed_at_every_point_resume_reaches_success() {
         ecs.abort();
 
         assert!(stdout.contains("outcome: Succeeded"), "{point:?}: {stdout}");
+        assert!(
+            !stdout.contains("creating green"),
+            "{point:?}: green existed already; it must not be created again:\n{stdout}"
+        );
         assert_eq!(weights(&c, &f).await, (0, 100), "{point:?}");
         assert_eq!(
             active_services(&c, &f).await,

@@ -164,6 +164,37 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// An operator command as the engine's command and its `--force`.
+    fn operator(&self) -> Option<(EngineCommand, bool)> {
+        Some(match *self {
+            Command::Shift {
+                to,
+                percent,
+                ignore_gates,
+                force,
+            } => {
+                let green = match to {
+                    Role::Green => percent,
+                    Role::Blue => 100 - percent,
+                };
+                let cmd = EngineCommand::Shift {
+                    green,
+                    ignore_gates,
+                };
+                (cmd, force)
+            }
+            Command::Promote { full: true, force } => (EngineCommand::PromoteFull, force),
+            Command::Promote { full: false, force } => (EngineCommand::Promote, force),
+            Command::Pause { force } => (EngineCommand::Pause, force),
+            Command::Resume { force } => (EngineCommand::Resume, force),
+            Command::Rollback { force } => (EngineCommand::Rollback, force),
+            Command::Retire { force } => (EngineCommand::Retire, force),
+            _ => return None,
+        })
+    }
+}
+
 /// `teal local ...`.
 #[derive(Debug, Subcommand)]
 pub enum LocalCommand {
@@ -339,20 +370,13 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             cli.output,
             watch.then_some(interval),
         ),
-        Command::Shift {
-            to,
-            percent,
-            ignore_gates,
-            force,
-        } => {
-            let green = match to {
-                Role::Green => percent,
-                Role::Blue => 100 - percent,
-            };
-            let cmd = EngineCommand::Shift {
-                green,
-                ignore_gates,
-            };
+        Command::Shift { .. }
+        | Command::Promote { .. }
+        | Command::Pause { .. }
+        | Command::Resume { .. }
+        | Command::Rollback { .. }
+        | Command::Retire { .. } => {
+            let (cmd, force) = cli.command.operator().expect("an operator command");
             operate::run(
                 &Config::load(&cli.config, None)?,
                 &flags,
@@ -361,48 +385,6 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
                 cli.output,
             )
         }
-        Command::Promote { full, force } => {
-            let cmd = if full {
-                EngineCommand::PromoteFull
-            } else {
-                EngineCommand::Promote
-            };
-            operate::run(
-                &Config::load(&cli.config, None)?,
-                &flags,
-                cmd,
-                force,
-                cli.output,
-            )
-        }
-        Command::Pause { force } => operate::run(
-            &Config::load(&cli.config, None)?,
-            &flags,
-            EngineCommand::Pause,
-            force,
-            cli.output,
-        ),
-        Command::Resume { force } => operate::run(
-            &Config::load(&cli.config, None)?,
-            &flags,
-            EngineCommand::Resume,
-            force,
-            cli.output,
-        ),
-        Command::Rollback { force } => operate::run(
-            &Config::load(&cli.config, None)?,
-            &flags,
-            EngineCommand::Rollback,
-            force,
-            cli.output,
-        ),
-        Command::Retire { force } => operate::run(
-            &Config::load(&cli.config, None)?,
-            &flags,
-            EngineCommand::Retire,
-            force,
-            cli.output,
-        ),
         Command::Reconcile { once } => {
             operate::reconcile(&Config::load(&cli.config, None)?, &flags, once, cli.output)
         }
