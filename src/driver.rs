@@ -241,6 +241,7 @@ pub struct Driver {
     failing_steps: u32,
     ledger_failing: bool,
     last_ledger_read: Millis,
+    observations: u64,
 }
 
 /// Where one [`Driver::step`] left the deployment.
@@ -534,6 +535,7 @@ impl Driver {
             failing_steps: 0,
             ledger_failing: false,
             last_ledger_read: 0,
+            observations: 0,
         }
     }
 
@@ -559,6 +561,12 @@ impl Driver {
         self.engine.command(cmd, now)?;
         self.emit_transitions();
         self.persist_now(now).await
+    }
+
+    /// How many times this process observed the deployment (each observation
+    /// reads the gates once; the API cost benchmark divides by it).
+    pub fn observations(&self) -> u64 {
+        self.observations
     }
 
     /// Run to the end.
@@ -769,6 +777,7 @@ impl Driver {
     /// Gates first; when one fails, skip the other reads and answer from the
     /// last full observation, so the rollback is not delayed by them.
     async fn observe(&mut self) -> Result<Observation, PortError> {
+        self.observations += 1;
         let gates = match port!(self.io, "gate.read", self.io.ports.gate.read()) {
             Ok(g) => {
                 self.unreadable_gate_polls = 0;

@@ -201,6 +201,28 @@ async fn a_bad_green_is_rolled_back_by_the_error_rate_gate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_green_after_a_rolled_back_one_is_judged_on_its_own_requests() {
+    // The gate window is 3 s: the second deploy starts well inside it, in the
+    // same slot the failing green left.
+    let l = Local::start("2s").await;
+    let load = Load::start(l.proxy, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    l.run(&["deploy", "--revision", "v2+fail=0.5"], 3).await;
+    let stdout = l.run(&["deploy", "--revision", "v3"], 0).await;
+    let counts = load.stop().await;
+    assert!(stdout.contains("outcome: Succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("weights now blue 90% / green 10% (read back)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("ALARM"),
+        "v2's failures were held against v3:\n{stdout}"
+    );
+    assert_eq!(counts.errors, 0, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_killed_mid_bake_leaves_the_proxy_serving_and_resumes() {
     let l = Local::start("6s").await;
     let load = Load::start(l.proxy, 4);

@@ -19,8 +19,16 @@ pub(super) fn serve(config: &Config, initial: Option<String>) -> Result<Exit, Fa
     let (listen, admin) = addresses(config)?;
     let cfg = crate::local::daemon_config(config).ok_or_else(not_local)?;
     let instances = instances(config);
-    // One thread: the instances die with the thread that started them.
-    super::runtime()?.block_on(async move {
+    // A worker thread per core, so the proxy uses the machine. Instances are
+    // started from the admin API's tasks, which run on worker threads; those
+    // live as long as the runtime, and PR_SET_PDEATHSIG fires when the thread
+    // that started an instance exits, so instances still die with the daemon
+    // and not before. (Never start one from `spawn_blocking`: those threads
+    // exit when idle.)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
         let daemon = Daemon::new(cfg);
         let (p, a) = daemon.bind(listen, admin).await?;
         println!("teal proxy on http://{p}; admin API on http://{a}");

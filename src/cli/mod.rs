@@ -535,9 +535,11 @@ fn aws_ports(
 }
 
 /// The AWS API calls of this run, if it used AWS.
-fn report_aws_calls(aws: &Option<crate::aws::Aws>, format: Format) {
+/// The AWS API calls this process made, per operation; with the number of
+/// observations of the deployment when it drove one (each reads the gates once).
+fn report_aws_calls(aws: &Option<crate::aws::Aws>, observations: Option<u64>, format: Format) {
     if let Some(aws) = aws {
-        report_api_calls(&aws.calls.snapshot(), format);
+        report_api_calls(&aws.calls.snapshot(), observations, format);
     }
 }
 
@@ -610,18 +612,22 @@ fn deploy(
             (aws_ports(aws.as_ref(), config, green.as_deref())?, aws)
         };
         let detach = args.detach;
+        let mut observations = None;
         let result = async {
             let driver =
                 Driver::start(ports, Settings::new(owner()), spec, event_sink(format)).await?;
             let mut driver = driver.with_signals(signals()?);
-            if detach {
-                return operate::detached(&mut driver, format).await;
-            }
-            Ok(Exit::for_outcome(&driver.run().await?))
+            let exit = if detach {
+                operate::detached(&mut driver, format).await
+            } else {
+                driver.run().await.map(|o| Exit::for_outcome(&o))
+            };
+            observations = Some(driver.observations());
+            Ok::<_, Failure>(exit?)
         }
         .await;
-        report_aws_calls(&aws, format);
-        Ok(result?)
+        report_aws_calls(&aws, observations, format);
+        result
     })
 }
 
@@ -694,12 +700,21 @@ fn status(
 }
 
 /// The AWS API calls of this run, per operation.
-fn report_api_calls(calls: &std::collections::BTreeMap<&'static str, u64>, format: Format) {
+fn report_api_calls(
+    calls: &std::collections::BTreeMap<&'static str, u64>,
+    observations: Option<u64>,
+    format: Format,
+) {
     let total: u64 = calls.values().sum();
     match format {
         Format::Json => println!(
             "{}",
-            serde_json::json!({ "event": "api_calls", "total": total, "calls": calls })
+            serde_json::json!({
+                "event": "api_calls",
+                "total": total,
+                "observations": observations,
+                "calls": calls,
+            })
         ),
         Format::Text => {
             let per_op = calls
@@ -707,7 +722,8 @@ fn report_api_calls(calls: &std::collections::BTreeMap<&'static str, u64>, forma
                 .map(|(op, n)| format!("{op}={n}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            println!("AWS API calls: {total} ({per_op})");
+            let over = observations.map_or(String::new(), |n| format!(" over {n} observations"));
+            println!("AWS API calls: {total}{over} ({per_op})");
         }
     }
 }

@@ -44,7 +44,7 @@ pub(super) fn run(
         let mut settings = Settings::new(owner());
         settings.force = force;
         let result = operate(ports, settings, cmd, format).await;
-        report_aws_calls(&aws, format);
+        report_aws_calls(&aws, None, format);
         result
     })
 }
@@ -227,7 +227,7 @@ pub(super) fn reconcile(
             }
         }
         .await;
-        report_aws_calls(&aws, format);
+        report_aws_calls(&aws, None, format);
         result
     })
 }

@@ -78,6 +78,19 @@ pub struct SlotStats {
     pub failed: u64,
 }
 
+/// One instance, as `GET /v1/instances` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// The slot it serves.
+    pub slot: Slot,
+    /// The revision it runs.
+    pub revision: String,
+    /// Its loopback port.
+    pub port: u16,
+    /// Whether its last health check passed.
+    pub healthy: bool,
+}
+
 /// `PUT /v1/fleets/{slot}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProvisionRequest {
@@ -93,12 +106,14 @@ impl Daemon {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build_http();
+        // Without gates only the request totals are kept.
+        let kept = cfg.gates.map_or(0, |g| g.window_ms);
         Arc::new(Daemon {
             cfg,
             weights: RwLock::new(SlotWeights { a: 100, b: 0 }),
             fleets: Mutex::new([None, None]),
             ledger: Mutex::new(None),
-            windows: Mutex::new([Window::default(), Window::default()]),
+            windows: Mutex::new([Window::new(kept), Window::new(kept)]),
             gates: Mutex::new(Gates::default()),
             next: AtomicUsize::new(0),
             client,
@@ -147,20 +162,19 @@ impl Daemon {
             Slot::B
         };
         let fleets = self.fleets.lock().expect("fleets lock");
-        let fleet = fleets[slot.index()].as_ref()?;
-        let healthy: Vec<u16> = fleet
-            .instances
-            .iter()
-            .filter(|i| i.healthy.load(Ordering::Relaxed))
-            .map(|i| i.port)
-            .collect();
-        let pool = if healthy.is_empty() {
-            fleet.instances.iter().map(|i| i.port).collect()
-        } else {
-            healthy
-        };
+        let instances = &fleets[slot.index()].as_ref()?.instances;
+        // Round-robin over the healthy instances, or over all of them when
+        // none is healthy (better a try than a certain 502). No allocation:
+        // this runs for every request.
+        let healthy = |i: &&Instance| i.healthy.load(Ordering::Relaxed);
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        pool.get(n % pool.len().max(1)).map(|p| (slot, *p))
+        let count = instances.iter().filter(healthy).count();
+        let port = if count > 0 {
+            instances.iter().filter(healthy).nth(n % count)?.port
+        } else {
+            instances.get(n % instances.len().max(1))?.port
+        };
+        Some((slot, port))
     }
 
     async fn proxy(&self, req: Request<Incoming>) -> Response<Body> {
@@ -250,6 +264,9 @@ impl Daemon {
                 healthy: Arc::new(AtomicBool::new(false)),
             });
         }
+        // A new fleet starts with an empty window: a green after a rolled-back
+        // one is judged on its own requests only.
+        self.windows.lock().expect("windows lock")[slot.index()].restart();
         let mut fleets = self.fleets.lock().expect("fleets lock");
         fleets[slot.index()] = Some(Fleet {
             revision: p.revision,
@@ -295,6 +312,22 @@ impl Daemon {
                     .count() as u32,
             },
         })
+    }
+
+    fn instances(&self) -> Vec<InstanceInfo> {
+        let fleets = self.fleets.lock().expect("fleets lock");
+        Slot::BOTH
+            .into_iter()
+            .filter_map(|s| fleets[s.index()].as_ref().map(|f| (s, f)))
+            .flat_map(|(slot, f)| {
+                f.instances.iter().map(move |i| InstanceInfo {
+                    slot,
+                    revision: f.revision.clone(),
+                    port: i.port,
+                    healthy: i.healthy.load(Ordering::Relaxed),
+                })
+            })
+            .collect()
     }
 
     async fn health_loop(&self) {
@@ -399,6 +432,7 @@ impl Daemon {
                 Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
             },
             (Method::GET, "/v1/fleets") => json(&self.statuses()),
+            (Method::GET, "/v1/instances") => json(&self.instances()),
             (Method::PUT, p) if p.starts_with("/v1/fleets/") => {
                 let Some(s) = slot(&p["/v1/fleets/".len()..]) else {
                     return text(StatusCode::NOT_FOUND, "no such slot");

@@ -66,12 +66,8 @@ impl Load {
         }
     }
 
-    /// Stop the clients and count what they saw.
-    pub async fn stop(self) -> Counts {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+    /// What the clients saw so far; they keep going.
+    pub fn counts(&self) -> Counts {
         let c = |i: usize| self.counts[i].load(Ordering::Relaxed);
         Counts {
             sent: c(0),
@@ -79,5 +75,14 @@ impl Load {
             failed: c(2),
             errors: c(3),
         }
+    }
+
+    /// Stop the clients and count what they saw.
+    pub async fn stop(mut self) -> Counts {
+        let _ = self.stop.send(true);
+        for t in &mut self.tasks {
+            let _ = t.await;
+        }
+        self.counts()
     }
 }

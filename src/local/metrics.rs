@@ -18,8 +18,13 @@ pub struct Sample {
 }
 
 /// The samples of one slot within the window, plus running totals.
+///
+/// Every push forgets what fell out of the window, so memory stays bounded by
+/// the request rate times the window even when no one reads the gates (the
+/// daemon serves for days between deployments).
 #[derive(Debug, Default)]
 pub struct Window {
+    length_ms: Millis,
     samples: VecDeque<Sample>,
     /// Requests ever seen.
     pub total: u64,
@@ -28,11 +33,39 @@ pub struct Window {
 }
 
 impl Window {
-    /// Add a sample.
+    /// An empty window that keeps `length_ms` of samples (0: totals only).
+    pub fn new(length_ms: Millis) -> Window {
+        Window {
+            length_ms,
+            ..Window::default()
+        }
+    }
+
+    /// Add a sample and forget those that left the window before it.
     pub fn push(&mut self, s: Sample) {
         self.total += 1;
         self.failed_total += u64::from(s.failed);
+        if self.length_ms == 0 {
+            return;
+        }
         self.samples.push_back(s);
+        self.prune(s.at, self.length_ms);
+    }
+
+    /// Forget every sample (the totals stay): a new fleet in the slot must
+    /// not be judged by what its predecessor did.
+    pub fn restart(&mut self) {
+        self.samples.clear();
+    }
+
+    /// Samples held now.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// No samples held.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
     }
 
     /// Forget samples older than `window_ms` before `now`.
@@ -142,7 +175,7 @@ mod tests {
     };
 
     fn window(samples: &[(Millis, bool, u64)]) -> Window {
-        let mut w = Window::default();
+        let mut w = Window::new(GATES.window_ms);
         for &(at, failed, latency_us) in samples {
             w.push(Sample {
                 at,
@@ -212,5 +245,35 @@ mod tests {
             (GateState::InsufficientData, 2_000)
         );
         assert_eq!((w.total, w.failed_total), (20, 20), "totals stay");
+    }
+
+    #[test]
+    fn pushing_alone_keeps_the_window_bounded() {
+        // No gate read prunes here: a million requests over 100 s with a 1 s
+        // window must hold about one second's worth.
+        let mut w = Window::new(1_000);
+        for i in 0..1_000_000u64 {
+            w.push(Sample {
+                at: i / 10_000 * 1_000,
+                failed: false,
+                latency_us: 1,
+            });
+        }
+        assert_eq!(w.total, 1_000_000);
+        assert!(w.len() <= 20_000, "{} samples held", w.len());
+        let mut totals_only = Window::new(0);
+        totals_only.push(Sample {
+            at: 5,
+            failed: true,
+            latency_us: 1,
+        });
+        assert_eq!(
+            (
+                totals_only.total,
+                totals_only.failed_total,
+                totals_only.len()
+            ),
+            (1, 1, 0)
+        );
     }
 }
