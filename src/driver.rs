@@ -98,6 +98,8 @@ pub struct NewDeployment {
     pub allow_alarm_at_start: bool,
     /// What green runs, recorded for whichever process provisions it.
     pub green: Option<String>,
+    /// The CodeBuild run that started it, when one did.
+    pub build: Option<crate::pipeline::Build>,
 }
 
 /// Why a driver could not start or go on.
@@ -432,6 +434,7 @@ impl Driver {
             revision: spec.revision,
             blue_revision,
             green: spec.green,
+            build: spec.build,
             green_slot: blue.other(),
             plan: spec.plan,
             phase: Phase::Provisioning {

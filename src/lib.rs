@@ -24,6 +24,8 @@
 //! - [`local`]: the local provider: `teal local serve` (weighted proxy, processes, live
 //!   metric gates, ledger) and the ports that reach it over its admin API; the demo app.
 //! - [`sim`]: the in-memory cloud with fault injection, the invariant checker and the seeded harness.
+//! - [`pipeline`]: what a CodePipeline hands teal: `imagedefinitions.json`, `imageDetail.json`,
+//!   the CodeBuild run.
 //! - [`status`]: `teal status`, read-only, with a stable JSON form.
 //! - [`exit`]: the documented exit codes.
 //! - [`cli`]: the command line over all of the above.
@@ -44,6 +46,7 @@ pub mod events;
 pub mod exit;
 pub mod local;
 pub mod model;
+pub mod pipeline;
 pub mod ports;
 pub mod sim;
 pub mod status;

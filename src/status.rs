@@ -55,6 +55,8 @@ pub struct StatusReport {
     pub outcome: Option<Outcome>,
     /// When it started.
     pub started_at: Millis,
+    /// The CodeBuild run that started it (`CODEBUILD_BUILD_ID`, `CODEBUILD_INITIATOR`).
+    pub build: Option<crate::pipeline::Build>,
 }
 
 /// Read the deployment's status with read-only calls; `None` when none was ever recorded.
@@ -97,6 +99,7 @@ pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
             _ => None,
         },
         started_at: rec.started_at,
+        build: rec.build.clone(),
     }))
 }
 
@@ -208,6 +211,13 @@ pub fn render(s: &StatusReport) -> String {
         fmt_time(s.started_at),
         s.strategy
     );
+    if let Some(b) = &s.build {
+        let by = b
+            .initiator
+            .as_deref()
+            .map_or(String::new(), |i| format!(", started by {i}"));
+        let _ = writeln!(out, "  build     {}{by}", b.id);
+    }
     let step = s
         .step
         .map(|(i, n)| format!(", step {i} of {n}"))

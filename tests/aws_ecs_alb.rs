@@ -49,25 +49,9 @@ async fn canary_succeeds_and_retires_blue() {
         "blue is gone, green lives in slot b"
     );
     // Green runs blue's task definition with the new image.
-    let green = c
-        .ecs
-        .describe_services()
-        .cluster(&f.cluster)
-        .services(format!("{}-b", f.name))
-        .send()
-        .await
-        .unwrap();
-    let td = green.services()[0].task_definition().unwrap().to_string();
-    let td = c
-        .ecs
-        .describe_task_definition()
-        .task_definition(td)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        td.task_definition().unwrap().container_definitions()[0].image(),
-        Some("registry.example/app:2")
+        green_images(&c, &f).await,
+        vec![("app".to_string(), "registry.example/app:2".to_string())]
     );
     // Stickiness, set on the forward before the deployment, is still there.
     let l = c

@@ -31,6 +31,7 @@ fn spec(id: &str, revision: &str, gates: &[&str]) -> NewDeployment {
         gates: gates.iter().map(|g| g.to_string()).collect(),
         allow_alarm_at_start: false,
         green: None,
+        build: None,
     }
 }
 

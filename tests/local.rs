@@ -3,133 +3,12 @@
 //! instances, a load generator sending requests through teal's proxy
 //! throughout, and `teal deploy` / `status` / `resume` as a user runs them.
 
-use std::path::PathBuf;
-use std::process::Stdio;
+#[path = "support/local.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
+use support::{canary, Local};
 use teal::local::load::{Counts, Load};
-use teal::local::Admin;
-
-const TEAL: &str = env!("CARGO_BIN_EXE_teal");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A daemon with blue v1 serving, and the config that reaches it.
-struct Local {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    proxy: std::net::SocketAddr,
-    admin: Admin,
-    daemon: tokio::process::Child,
-}
-
-impl Local {
-    async fn start(bake: &str) -> Local {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("teal.toml");
-        let (proxy, admin) = (free_port(), free_port());
-        std::fs::write(
-            &config,
-            format!(
-                r#"[service]
-name = "hello"
-
-[fleet]
-kind = "local"
-command = [{TEAL:?}, "demo-app", "--port", "{{port}}", "--revision", "{{revision}}"]
-instances = 2
-
-[router]
-kind = "local"
-listen = "127.0.0.1:{proxy}"
-admin = "127.0.0.1:{admin}"
-
-[gates.local]
-max_5xx_percent = 5
-max_p99 = "1s"
-min_requests = 20
-window = "3s"
-
-[strategy]
-canary = {{ percent = 10, bake = "{bake}" }}
-keep_alive = "1s"
-poll = "250ms"
-green_healthy_timeout = "30s"
-"#
-            ),
-        )
-        .unwrap();
-        let daemon = tokio::process::Command::new(TEAL)
-            .args(["local", "serve", "--initial-revision", "v1", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let admin = Admin::new(&format!("127.0.0.1:{admin}"));
-        let t0 = Instant::now();
-        loop {
-            use teal::ports::Fleet;
-            if let Ok(s) = admin.statuses().await {
-                if s[0].healthy == 2 {
-                    break;
-                }
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "blue never became healthy"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Local {
-            _dir: dir,
-            config,
-            proxy: format!("127.0.0.1:{proxy}").parse().unwrap(),
-            admin,
-            daemon,
-        }
-    }
-
-    fn teal(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(TEAL);
-        cmd.args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    async fn run(&self, args: &[&str], code: i32) -> String {
-        let out = self.teal(args).output().await.unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "teal {args:?}:\n{stdout}\n{stderr}"
-        );
-        stdout
-    }
-
-    /// Requests the proxy sent to each revision, and how many failed.
-    async fn per_revision(&self) -> Vec<(Option<String>, u64, u64)> {
-        self.admin
-            .stats()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| (s.revision, s.requests, s.failed))
-            .collect()
-    }
-}
 
 fn no_failures(c: &Counts) {
     assert!(c.sent > 200, "the load ran ({c:?})");
@@ -139,7 +18,7 @@ fn no_failures(c: &Counts) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_green_succeeds_with_zero_failed_client_requests() {
-    let l = Local::start("3s").await;
+    let l = Local::start(&canary("3s")).await;
     let load = Load::start(l.proxy, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -166,7 +45,7 @@ async fn a_good_green_succeeds_with_zero_failed_client_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_green_is_rolled_back_by_the_error_rate_gate() {
-    let l = Local::start("20s").await;
+    let l = Local::start(&canary("20s")).await;
     let load = Load::start(l.proxy, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -204,7 +83,7 @@ async fn a_bad_green_is_rolled_back_by_the_error_rate_gate() {
 async fn a_green_after_a_rolled_back_one_is_judged_on_its_own_requests() {
     // The gate window is 3 s: the second deploy starts well inside it, in the
     // same slot the failing green left.
-    let l = Local::start("2s").await;
+    let l = Local::start(&canary("2s")).await;
     let load = Load::start(l.proxy, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
     l.run(&["deploy", "--revision", "v2+fail=0.5"], 3).await;
@@ -224,7 +103,7 @@ async fn a_green_after_a_rolled_back_one_is_judged_on_its_own_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_killed_mid_bake_leaves_the_proxy_serving_and_resumes() {
-    let l = Local::start("6s").await;
+    let l = Local::start(&canary("6s")).await;
     let load = Load::start(l.proxy, 4);
     let mut deploy = l.teal(&["deploy", "--revision", "v2"]).spawn().unwrap();
     let t0 = Instant::now();
@@ -259,7 +138,7 @@ async fn a_deploy_killed_mid_bake_leaves_the_proxy_serving_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_die_with_a_killed_daemon() {
-    let mut l = Local::start("1s").await;
+    let mut l = Local::start(&canary("1s")).await;
     let pids = child_pids(l.daemon.id().unwrap());
     assert_eq!(pids.len(), 2, "blue's two instances: {pids:?}");
     l.daemon.kill().await.unwrap(); // SIGKILL: no cleanup code runs

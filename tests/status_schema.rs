@@ -67,6 +67,10 @@ fn sample() -> StatusReport {
         }),
         outcome: None,
         started_at: 0,
+        build: Some(teal::pipeline::Build {
+            id: "proj:1".into(),
+            initiator: Some("codepipeline/web".into()),
+        }),
     }
 }
 
@@ -87,7 +91,7 @@ fn the_documented_example_has_the_serialised_shape() {
     let doc: serde_json::Value = serde_json::from_str(example).expect("the example parses");
     let ours = serde_json::to_value(sample()).unwrap();
     assert_eq!(keys(&doc), keys(&ours));
-    for nested in ["hold", "weights_set", "green", "lock"] {
+    for nested in ["hold", "weights_set", "green", "lock", "build"] {
         assert_eq!(keys(&doc[nested]), keys(&ours[nested]), "{nested}");
     }
     assert_eq!(keys(&doc["gates"][0]), keys(&ours["gates"][0]));

@@ -22,6 +22,32 @@ use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace}
 use aws_sdk_ecs::types::{LoadBalancer, Service, ServiceField, Tag, TaskDefinition};
 use std::sync::Arc;
 
+/// The problem, if blue's task definition lacks any of `names`.
+fn missing_containers(
+    out: &aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput,
+    names: &[String],
+) -> Option<String> {
+    let td = out.task_definition()?;
+    let have: Vec<&str> = td
+        .container_definitions()
+        .iter()
+        .filter_map(|c| c.name())
+        .collect();
+    let missing: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !have.contains(n))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "green's image: blue's task definition {} has no container {} (it has {})",
+            td.task_definition_arn().unwrap_or("?"),
+            missing.join(", "),
+            have.join(", ")
+        )
+    })
+}
+
 /// The tag that records which revision a service runs.
 pub const REVISION_TAG: &str = "teal:revision";
 
@@ -31,6 +57,9 @@ pub const REVISION_TAG: &str = "teal:revision";
 pub enum GreenTask {
     /// Replace the configured container's image in blue's task definition.
     Image(String),
+    /// Replace these containers' images (name → image URI) in blue's task
+    /// definition: the ECS deploy action's `imagedefinitions.json`.
+    Images(std::collections::BTreeMap<String, String>),
     /// Use this task definition (ARN or family:revision) as it is.
     TaskDefinition(String),
 }
@@ -194,11 +223,15 @@ impl EcsFleet {
                 self.cluster, e.message
             )),
         }
+        let mut blue = None;
         if problems.is_empty() {
             let mut found = false;
             for slot in Slot::BOTH {
                 match self.service_in(slot).await {
-                    Ok(Some(_)) => found = true,
+                    Ok(Some(s)) => {
+                        found = true;
+                        blue = Some(s);
+                    }
                     Ok(None) => {}
                     Err(e) => problems.push(format!(
                         "fleet.service: cannot read services ({})",
@@ -220,25 +253,57 @@ impl EcsFleet {
                 "what should green run? give --image IMAGE or --task-definition ARN".to_string(),
             );
         }
+        // Green's images go into containers of blue's task definition: each
+        // must exist, or the deployment would fail after it began.
+        if let (Some(blue), Some(names)) = (&blue, self.patched_containers()) {
+            match self.blue_task_definition(blue).await {
+                Ok(td) => problems.extend(missing_containers(&td, &names)),
+                Err(e) => problems.push(format!(
+                    "fleet.service: blue's task definition cannot be read ({})",
+                    e.message
+                )),
+            }
+        }
         problems
+    }
+
+    /// The containers whose image green replaces, if it patches blue's task definition.
+    fn patched_containers(&self) -> Option<Vec<String>> {
+        match &self.green {
+            Some(GreenTask::Image(_)) => Some(vec![self.container.clone()]),
+            Some(GreenTask::Images(m)) => Some(m.keys().cloned().collect()),
+            _ => None,
+        }
+    }
+
+    async fn blue_task_definition(
+        &self,
+        blue: &Service,
+    ) -> Result<
+        aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput,
+        PortError,
+    > {
+        let blue_td = blue.task_definition().unwrap_or_default();
+        aws_call!(
+            self.calls,
+            "DescribeTaskDefinition",
+            self.ecs
+                .describe_task_definition()
+                .task_definition(blue_td)
+                .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+                .send()
+        )
     }
 
     /// Register green's task definition: blue's, with the container's image replaced.
     async fn register_patched(
         &self,
         blue: &Service,
-        image: &str,
+        images: &std::collections::BTreeMap<String, String>,
         revision: &str,
     ) -> Result<String, PortError> {
         let blue_td = blue.task_definition().unwrap_or_default();
-        let out = aws_call!(
-            self.calls,
-            "DescribeTaskDefinition",
-            self.ecs
-                .describe_task_definition()
-                .task_definition(blue_td)
-                .send()
-        )?;
+        let out = self.blue_task_definition(blue).await?;
         let td: &TaskDefinition = out.task_definition().ok_or_else(|| {
             PortError::new(
                 "DescribeTaskDefinition",
@@ -246,21 +311,20 @@ impl EcsFleet {
                 format!("{blue_td} not found"),
             )
         })?;
+        let names: Vec<String> = images.keys().cloned().collect();
+        if let Some(problem) = missing_containers(&out, &names) {
+            return Err(PortError::new(
+                "RegisterTaskDefinition",
+                ErrorKind::Invalid,
+                problem,
+            ));
+        }
         let mut containers = td.container_definitions().to_vec();
-        let target = containers
-            .iter_mut()
-            .find(|c| c.name() == Some(self.container.as_str()))
-            .ok_or_else(|| {
-                PortError::new(
-                    "RegisterTaskDefinition",
-                    ErrorKind::Invalid,
-                    format!(
-                        "blue's task definition {blue_td} has no container {:?} (fleet.container)",
-                        self.container
-                    ),
-                )
-            })?;
-        target.image = Some(image.to_string());
+        for c in &mut containers {
+            if let Some(image) = c.name().and_then(|n| images.get(n)) {
+                c.image = Some(image.clone());
+            }
+        }
         let tags = with_revision(out.tags(), revision);
         let reg = aws_call!(
             self.calls,
@@ -413,7 +477,13 @@ impl Fleet for EcsFleet {
         })?;
         let task_definition = match &self.green {
             Some(GreenTask::TaskDefinition(td)) => td.clone(),
-            Some(GreenTask::Image(image)) => self.register_patched(&blue, image, revision).await?,
+            Some(GreenTask::Image(image)) => {
+                let images = [(self.container.clone(), image.clone())].into();
+                self.register_patched(&blue, &images, revision).await?
+            }
+            Some(GreenTask::Images(images)) => {
+                self.register_patched(&blue, images, revision).await?
+            }
             None => {
                 return Err(PortError::new(
                     "CreateService",

@@ -192,6 +192,10 @@ mod tests {
             green: Some(
                 "image=123456789012.dkr.ecr.eu-west-1.amazonaws.com/checkout:0123456789ab".into(),
             ),
+            build: Some(crate::pipeline::Build {
+                id: "checkout-deploy:4f2b7c1e-8a5d-4c3b-9e1f-0a2b3c4d5e6f".into(),
+                initiator: Some("codepipeline/checkout-release".into()),
+            }),
             green_slot: Slot::B,
             plan: Plan {
                 strategy: "linear-10-every-1m".into(),

@@ -82,6 +82,13 @@ impl Green {
     pub fn spec(&self) -> Option<String> {
         match (&self.task, &self.template) {
             (Some(ecs::GreenTask::Image(i)), _) => Some(format!("image={i}")),
+            (Some(ecs::GreenTask::Images(m)), _) => Some(format!(
+                "images={}",
+                m.iter()
+                    .map(|(name, uri)| format!("{name}={uri}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
             (Some(ecs::GreenTask::TaskDefinition(t)), _) => Some(format!("task-definition={t}")),
             (None, Some(asg::GreenTemplate::Ami(a))) => Some(format!("ami={a}")),
             (None, Some(asg::GreenTemplate::Version(v))) => {
@@ -98,6 +105,16 @@ impl Green {
         match kind {
             "image" => Green {
                 task: Some(ecs::GreenTask::Image(value)),
+                template: None,
+            },
+            "images" => Green {
+                task: Some(ecs::GreenTask::Images(
+                    value
+                        .split(',')
+                        .filter_map(|e| e.split_once('='))
+                        .map(|(n, u)| (n.to_string(), u.to_string()))
+                        .collect(),
+                )),
                 template: None,
             },
             "task-definition" => Green {

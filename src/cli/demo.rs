@@ -170,6 +170,7 @@ async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exi
         gates: crate::local::gate_names(config),
         allow_alarm_at_start: false,
         green: None,
+        build: None,
     };
     let ports = crate::local::ports(config, Arc::new(SystemClock)).ok_or_else(not_local)?;
     let outcome = async {

@@ -234,8 +234,16 @@ pub struct DeployArgs {
     #[arg(long, env = "CODEBUILD_RESOLVED_SOURCE_VERSION")]
     pub revision: Option<String>,
     /// ECS: green runs blue's task definition with the configured container's image set to this.
-    #[arg(long, conflicts_with = "task_definition")]
+    #[arg(long, conflicts_with_all = ["task_definition", "image_definitions", "image_detail"])]
     pub image: Option<String>,
+    /// ECS: green runs blue's task definition with each listed container's image replaced
+    /// (the ECS deploy action's imagedefinitions.json: [{"name", "imageUri"}]).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["task_definition", "image_detail"])]
+    pub image_definitions: Option<std::path::PathBuf>,
+    /// ECS: green runs the image in the ECR source action's imageDetail.json (its ImageURI),
+    /// in the configured container.
+    #[arg(long, value_name = "FILE", conflicts_with = "task_definition")]
+    pub image_detail: Option<std::path::PathBuf>,
     /// ECS: green runs this task definition (ARN or family:revision).
     #[arg(long)]
     pub task_definition: Option<String>,
@@ -454,22 +462,40 @@ pub fn owner() -> String {
 
 /// Green's revision label: `--revision` (or CodeBuild's source version), else
 /// what green runs.
-fn revision_label(args: &DeployArgs) -> String {
+fn revision_label(
+    args: &DeployArgs,
+    task: Option<&crate::aws::ecs::GreenTask>,
+    config: &Config,
+) -> String {
+    use crate::aws::ecs::GreenTask;
     if let Some(r) = &args.revision {
         return r.clone();
     }
-    if let Some(image) = &args.image {
-        // registry/repo:tag or repo@sha256:digest: the part that changes.
-        let last = image.rsplit('/').next().unwrap_or(image);
-        return last
-            .split_once('@')
-            .map(|(_, d)| d)
-            .or_else(|| last.split_once(':').map(|(_, t)| t))
-            .unwrap_or(last)
-            .to_string();
-    }
-    if let Some(td) = &args.task_definition {
-        return td.rsplit('/').next().unwrap_or(td).to_string();
+    // registry/repo:tag or repo@sha256:digest: the part that changes.
+    let version = |image: &str| {
+        crate::pipeline::image_version(image)
+            .unwrap_or_else(|| image.rsplit('/').next().unwrap_or(image))
+            .to_string()
+    };
+    match task {
+        Some(GreenTask::Image(image)) => return version(image),
+        Some(GreenTask::Images(images)) => {
+            // The served container's image, else the first listed.
+            let container = match &config.fleet {
+                crate::config::FleetConfig::Ecs { container, .. } => Some(container.as_str()),
+                _ => None,
+            };
+            let image = container
+                .and_then(|c| images.get(c))
+                .or_else(|| images.values().next());
+            if let Some(image) = image {
+                return version(image);
+            }
+        }
+        Some(GreenTask::TaskDefinition(td)) => {
+            return td.rsplit('/').next().unwrap_or(td).to_string()
+        }
+        None => {}
     }
     if let Some(ami) = &args.ami {
         return ami.clone();
@@ -478,6 +504,27 @@ fn revision_label(args: &DeployArgs) -> String {
         return format!("launch-template-v{v}");
     }
     "v2".to_string()
+}
+
+/// What green's tasks run, from `--image`, `--image-definitions`,
+/// `--image-detail` or `--task-definition`. A pipeline file that is missing,
+/// empty or malformed is refused here, before any cloud call.
+fn green_task(args: &DeployArgs) -> Result<Option<crate::aws::ecs::GreenTask>, Failure> {
+    use crate::aws::ecs::GreenTask;
+    let bad = |e: crate::pipeline::InputError| Failure::Usage(e.to_string());
+    Ok(if let Some(path) = &args.image_definitions {
+        Some(GreenTask::Images(
+            crate::pipeline::image_definitions(path).map_err(bad)?,
+        ))
+    } else if let Some(path) = &args.image_detail {
+        Some(GreenTask::Image(
+            crate::pipeline::image_detail(path).map_err(bad)?,
+        ))
+    } else if let Some(image) = &args.image {
+        Some(GreenTask::Image(image.clone()))
+    } else {
+        args.task_definition.clone().map(GreenTask::TaskDefinition)
+    })
 }
 
 /// `--region` and `--profile`.
@@ -550,14 +597,10 @@ fn event_sink(format: Format) -> EventSink {
 }
 
 /// What green runs, from the deploy flags, in the ledger's words.
-fn green_spec(args: &DeployArgs) -> Option<String> {
-    use crate::aws::{asg::GreenTemplate, ecs::GreenTask};
+fn green_spec(args: &DeployArgs, task: Option<crate::aws::ecs::GreenTask>) -> Option<String> {
+    use crate::aws::asg::GreenTemplate;
     crate::aws::Green {
-        task: args
-            .image
-            .clone()
-            .map(GreenTask::Image)
-            .or_else(|| args.task_definition.clone().map(GreenTask::TaskDefinition)),
+        task,
         template: args
             .launch_template_version
             .clone()
@@ -574,7 +617,8 @@ fn deploy(
     format: Format,
 ) -> Result<Exit, Failure> {
     let plan = plan_of(config)?;
-    let revision = revision_label(&args);
+    let task = green_task(&args)?;
+    let revision = revision_label(&args, task.as_ref(), config);
     let start = crate::ports::SystemClock.now();
     let sim = is_sim(config);
     if args.sim_fail_gate.is_some() && !sim {
@@ -585,7 +629,7 @@ fn deploy(
     if args.detach && sim {
         return Err(no_state_in_sim(config));
     }
-    let green = green_spec(&args);
+    let green = green_spec(&args, task);
     let spec = NewDeployment {
         id: deployment_id(start),
         service: config.service.clone(),
@@ -600,6 +644,7 @@ fn deploy(
             .collect(),
         allow_alarm_at_start: config.gates.allow_alarm_at_start,
         green: green.clone(),
+        build: crate::pipeline::Build::from_env(),
     };
     runtime()?.block_on(async move {
         let (ports, aws) = if sim {

@@ -327,6 +327,9 @@ pub struct Record {
     /// `launch-template-version=...`), so that any process can provision it.
     #[serde(default)]
     pub green: Option<String>,
+    /// The CodeBuild run that started the deployment, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::pipeline::Build>,
     /// The slot green occupies.
     pub green_slot: Slot,
     /// The plan.

@@ -24,6 +24,7 @@ fn record(steps: Vec<Step>, now: Millis) -> Record {
         revision: "v2".into(),
         blue_revision: Some("v1".into()),
         green: None,
+        build: None,
         green_slot: Slot::B,
         plan: plan(steps),
         phase: Phase::Provisioning {

@@ -4,7 +4,8 @@
 //! The revision label may carry options after `+`, so that a deployment can
 //! ask for a misbehaving green: `v2+fail=0.3` fails 30% of requests with a
 //! 500, `+latency=50ms` adds latency, `+slow-start=5s` answers the health
-//! path with 503 for the first five seconds. On SIGTERM it stops accepting,
+//! path with 503 for the first five seconds, `+fail-after=2s` starts failing
+//! only two seconds after the start (a revision that degrades). On SIGTERM it stops accepting,
 //! finishes the requests in flight, and exits.
 
 use bytes::Bytes;
@@ -26,6 +27,8 @@ pub struct Behaviour {
     pub latency: Duration,
     /// Health answers 503 until this long after the start.
     pub slow_start: Duration,
+    /// `fail` applies only from this long after the start.
+    pub fail_after: Duration,
 }
 
 impl Behaviour {
@@ -36,6 +39,7 @@ impl Behaviour {
             fail: 0.0,
             latency: Duration::ZERO,
             slow_start: Duration::ZERO,
+            fail_after: Duration::ZERO,
         };
         for opt in revision.split('+').skip(1) {
             let (k, v) = opt
@@ -52,9 +56,10 @@ impl Behaviour {
                 }
                 "latency" => b.latency = dur()?,
                 "slow-start" => b.slow_start = dur()?,
+                "fail-after" => b.fail_after = dur()?,
                 _ => {
                     return Err(format!(
-                        "unknown revision option {k:?} (fail, latency, slow-start)"
+                        "unknown revision option {k:?} (fail, fail-after, latency, slow-start)"
                     ))
                 }
             }
@@ -120,7 +125,7 @@ async fn answer(
     if !b.latency.is_zero() {
         tokio::time::sleep(b.latency).await;
     }
-    if b.fail > 0.0 && rand::random::<f64>() < b.fail {
+    if b.fail > 0.0 && started.elapsed() >= b.fail_after && rand::random::<f64>() < b.fail {
         return reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{} failed this request on purpose\n", b.revision),
@@ -135,8 +140,10 @@ mod tests {
 
     #[test]
     fn revision_options_parse_and_bad_ones_are_named() {
-        let b = Behaviour::parse("v2+fail=0.3+latency=50ms+slow-start=2s").unwrap();
+        let b =
+            Behaviour::parse("v2+fail=0.3+latency=50ms+slow-start=2s+fail-after=1500ms").unwrap();
         assert_eq!(b.fail, 0.3);
+        assert_eq!(b.fail_after, Duration::from_millis(1500));
         assert_eq!(b.latency, Duration::from_millis(50));
         assert_eq!(b.slow_start, Duration::from_secs(2));
         assert_eq!(Behaviour::parse("v1").unwrap().fail, 0.0);

@@ -404,6 +404,7 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
         gates: gate_names,
         allow_alarm_at_start: false,
         green: None,
+        build: None,
     };
     let mut checker = Checker::new(Context {
         blue_slot: Slot::A,

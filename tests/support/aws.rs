@@ -185,7 +185,7 @@ async fn create_target_group(
 }
 
 /// A metric alarm on the ALB's 5xx count, starting OK.
-async fn put_alarm(c: &Clients, name: &str) {
+pub async fn put_alarm(c: &Clients, name: &str) {
     c.cw.put_metric_alarm()
         .alarm_name(name)
         .namespace("AWS/ApplicationELB")
@@ -445,6 +445,17 @@ pub fn register_targets_like_ecs(
     f: &Fixture,
     skip: Option<String>,
 ) -> tokio::task::JoinHandle<()> {
+    register_targets_like_ecs_every(c, f, skip, Duration::from_millis(100))
+}
+
+/// [`register_targets_like_ecs`], looking every `period` (the benchmark runs
+/// fifty of these at once and must not swamp moto with them).
+pub fn register_targets_like_ecs_every(
+    c: &Clients,
+    f: &Fixture,
+    skip: Option<String>,
+    period: Duration,
+) -> tokio::task::JoinHandle<()> {
     let (c, f) = (c.clone(), f.clone());
     tokio::spawn(async move {
         let mut next_ip = 10u32;
@@ -516,7 +527,7 @@ pub fn register_targets_like_ecs(
                         .await;
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(period).await;
         }
     })
 }
@@ -601,6 +612,37 @@ pub async fn active_services(c: &Clients, f: &Fixture) -> Vec<String> {
         .iter()
         .filter(|s| s.status() == Some("ACTIVE"))
         .filter_map(|s| s.service_name().map(String::from))
+        .collect()
+}
+
+/// The image of each container in the task definition green's service (slot b) runs.
+pub async fn green_images(c: &Clients, f: &Fixture) -> Vec<(String, String)> {
+    let green = c
+        .ecs
+        .describe_services()
+        .cluster(&f.cluster)
+        .services(format!("{}-b", f.name))
+        .send()
+        .await
+        .expect("DescribeServices");
+    let td = green.services()[0].task_definition().unwrap().to_string();
+    let td = c
+        .ecs
+        .describe_task_definition()
+        .task_definition(td)
+        .send()
+        .await
+        .expect("DescribeTaskDefinition");
+    td.task_definition()
+        .unwrap()
+        .container_definitions()
+        .iter()
+        .map(|c| {
+            (
+                c.name().unwrap_or_default().to_string(),
+                c.image().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
 

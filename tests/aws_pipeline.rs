@@ -1,0 +1,175 @@
+//! Tier 3: teal as the last stage of a CodePipeline, run from CodeBuild,
+//! against moto in server mode with the real SDK: the ECS deploy action's
+//! `imagedefinitions.json` as input, CodeBuild's variables in the
+//! environment, stdout a pipe as in a build log.
+
+#[path = "support/aws.rs"]
+mod support;
+
+use support::*;
+
+/// Every character of a CI log line: printable, or a tab. No ANSI escape,
+/// no carriage return, no backspace (a redrawn progress bar leaves those).
+fn plain(text: &str) -> Result<(), String> {
+    for (n, line) in text.lines().enumerate() {
+        if let Some(c) = line.chars().find(|c| c.is_control() && *c != '\t') {
+            return Err(format!(
+                "line {}: control character {c:?} in {line:?}",
+                n + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codebuild_deploy_from_image_definitions_writes_plain_lines() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let (dir, cfg) = config(&f, FAST_CANARY);
+    let defs = dir.path().join("imagedefinitions.json");
+    let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:7f3c2a1";
+    std::fs::write(&defs, format!(r#"[{{"name":"app","imageUri":"{image}"}}]"#)).unwrap();
+    let out = teal(
+        &m,
+        &[
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image-definitions",
+            defs.to_str().unwrap(),
+        ],
+    )
+    .env("CODEBUILD_BUILD_ID", "shop-deploy:0f6c2d9e")
+    .env("CODEBUILD_INITIATOR", "codepipeline/shop")
+    .output()
+    .await
+    .unwrap();
+    ecs.abort();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    plain(&stdout).unwrap();
+    plain(&stderr).unwrap();
+    // One timestamped line per change; the revision is the image's tag.
+    for line in stdout.lines().filter(|l| !l.starts_with("AWS API calls")) {
+        assert!(
+            line.len() > 22 && line.as_bytes()[4] == b'-' && line[19..].starts_with("Z  "),
+            "not a timestamped line: {line:?}"
+        );
+    }
+    assert!(
+        stdout.contains(&format!("deploying {} 7f3c2a1 over", f.name)),
+        "{stdout}"
+    );
+
+    // Green's task definition runs the image from the file.
+    assert_eq!(
+        green_images(&c, &f).await,
+        vec![("app".to_string(), image.to_string())]
+    );
+
+    // The ledger kept the build; `teal status` shows it.
+    let (status, _) = run_teal(
+        &m,
+        &[
+            "status",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        0,
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(status["build"]["id"], "shop-deploy:0f6c2d9e");
+    assert_eq!(status["build"]["initiator"], "codepipeline/shop");
+    assert_eq!(status["outcome"]["outcome"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_pipeline_file_is_refused_before_any_call() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (dir, cfg) = config(&f, FAST_CANARY);
+    let cases = [
+        (
+            "imagedefinitions.json",
+            "--image-definitions",
+            "",
+            "the file is empty",
+        ),
+        (
+            "imagedefinitions.json",
+            "--image-definitions",
+            r#"[{"name":"app"}]"#,
+            "entry 0 (app) has no \"imageUri\"",
+        ),
+        (
+            "imageDetail.json",
+            "--image-detail",
+            "{}",
+            "no \"ImageURI\"",
+        ),
+    ];
+    for (name, flag, body, says) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let (stdout, stderr) = run_teal(
+            &m,
+            &[
+                "deploy",
+                "--config",
+                cfg.to_str().unwrap(),
+                flag,
+                path.to_str().unwrap(),
+            ],
+            2,
+        )
+        .await;
+        let said = format!("{}: {says}", path.display());
+        assert!(stderr.contains(&said), "{flag} {body:?}: {stderr}");
+        // Refused before the SDK is even set up: no call, so no call summary.
+        assert!(!stdout.contains("AWS API calls"), "{stdout}");
+    }
+    assert_eq!(weights(&c, &f).await, (100, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_definition_for_a_container_blue_lacks_is_refused_by_the_preflight() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (dir, cfg) = config(&f, FAST_CANARY);
+    let defs = dir.path().join("imagedefinitions.json");
+    std::fs::write(
+        &defs,
+        r#"[{"name":"app","imageUri":"r/app:2"},{"name":"sidecar","imageUri":"r/side:2"}]"#,
+    )
+    .unwrap();
+    let out = teal(
+        &m,
+        &[
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image-definitions",
+            defs.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("has no container sidecar (it has app)"),
+        "{stderr}"
+    );
+    assert_eq!(mutating_calls(&stdout), Vec::<String>::new());
+    assert_eq!(weights(&c, &f).await, (100, 0), "no traffic moved");
+    assert_eq!(active_services(&c, &f).await, vec![f.name.clone()]);
+}
