@@ -1,0 +1,787 @@
+//! teal's benchmark harness: how fast teal reacts to a failing gate, what a
+//! deployment costs in API calls, how it holds up with many deployments at
+//! once, and its footprint. One table, printed and written to
+//! `docs/BENCHMARKS.md` with the machine it ran on.
+//!
+//! ```text
+//! benches/run.sh        # starts moto, then runs this: cargo bench --bench teal
+//! ```
+//!
+//! It reports and never asserts a timing. A deployment that does not end as
+//! the benchmark arranged (rolled back by the alarm it set, succeeded when
+//! nothing failed) stops the run: a figure from a broken run means nothing.
+//!
+//! Knobs (environment): `BENCH_RUNS` (30 runs per reaction row),
+//! `BENCH_MANY` (50 concurrent deployments), `BENCH_OUT` (where the table
+//! goes; `-` for nowhere).
+//!
+//! Layout: one `async fn` per section, each returning its rows; `main` runs
+//! them in order and writes the file.
+
+#[path = "../tests/support/aws.rs"]
+mod support;
+
+#[allow(dead_code)]
+#[path = "../tests/support/local.rs"]
+mod local;
+
+use aws_sdk_cloudwatch::types::StateValue;
+use local::TEAL;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use support::*;
+use teal::local::load::Load;
+use teal::model::{GateState, SlotWeights};
+use teal::ports::{Gate as _, Router as _};
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing here takes arguments.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let Some(m) = moto() else {
+        eprintln!("the benchmark needs moto: run benches/run.sh");
+        std::process::exit(2);
+    };
+    let runs = knob("BENCH_RUNS", 30);
+    let many = knob("BENCH_MANY", 50);
+    let started = Instant::now();
+    let mut doc = String::new();
+    runtime.block_on(async {
+        section(&mut doc, "Reaction time", reaction(&m, runs).await);
+        section(&mut doc, "API cost", api_cost(&m).await);
+        section(&mut doc, "Many at once", many_at_once(&m, many).await);
+        section(&mut doc, "Footprint", footprint().await);
+    });
+    let header = header(started.elapsed(), runs, many);
+    let text = format!("{header}{doc}");
+    println!("\n{text}");
+    let out = std::env::var("BENCH_OUT").unwrap_or_else(|_| "docs/BENCHMARKS.md".into());
+    if out != "-" {
+        // `cargo bench` runs in the package root.
+        std::fs::write(&out, &text).expect("write the table");
+        eprintln!("written to {out}");
+    }
+}
+
+fn section(doc: &mut String, title: &str, body: String) {
+    let _ = write!(doc, "## {title}\n\n{body}\n");
+    eprintln!("== {title} done");
+}
+
+// ---- statistics ----
+
+/// The nearest-rank percentile of `xs` (sorted here).
+fn pct(xs: &[Duration], p: f64) -> Duration {
+    let mut v = xs.to_vec();
+    v.sort();
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn median(xs: &[Duration]) -> Duration {
+    pct(xs, 50.0)
+}
+
+// ---- 1. reaction time ----
+
+async fn reaction(m: &Moto, runs: usize) -> String {
+    let mut rows = Vec::new();
+    for poll in ["1s", "250ms"] {
+        rows.push(reaction_moto(m, poll, runs).await);
+    }
+    let mut failed_note = String::new();
+    for poll in ["1s", "250ms"] {
+        let (row, failed) = reaction_local(poll, runs).await;
+        rows.push(row);
+        let _ = writeln!(
+            failed_note,
+            "- local, poll {poll}: client requests failed per bad canary: median {}, max {} \
+             (of about {} sent per run; green took 10%, failing 30% of its requests). \
+             {} more run(s) rolled back before the 2 ms watch saw the ALARM: not timed.",
+            failed.median, failed.max, failed.sent_per_run, failed.untimed
+        );
+    }
+    let mut s = String::from(
+        "From the moment a gate goes to ALARM to the moment the router reads back 100% blue, \
+         with green at 10% in a canary. Against moto: `SetAlarmState` on one of the alarms, then \
+         `DescribeListeners` in a tight loop. Local: the proxy's 5xx gate, watched through the \
+         admin API every 2 ms while green fails 30% of its requests, then the weights read back.\n\n\
+         | provider | poll | runs | p50 | p99 | max | router round trip (median) | target: poll + round trip |\n\
+         |---|---|---:|---:|---:|---:|---:|---|\n",
+    );
+    for r in &rows {
+        let target = r.poll + r.rtt;
+        let met = if pct(&r.samples, 99.0) <= target {
+            "met"
+        } else {
+            "missed"
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {:.1} ms | {} ({met}) |",
+            r.provider,
+            humantime::format_duration(r.poll),
+            r.samples.len(),
+            ms(median(&r.samples)),
+            ms(pct(&r.samples, 99.0)),
+            ms(*r.samples.iter().max().expect("runs")),
+            r.rtt.as_secs_f64() * 1000.0,
+            ms(target),
+        );
+    }
+    s.push('\n');
+    s.push_str(&failed_note);
+    s.push_str(
+        "\nThe reaction is at most one poll (the gate is read once per poll) plus the gate read, \
+         the weight write and its read-back; the round trip column is the weight write alone \
+         (`ModifyListener` to moto, `PUT /v1/weights` to the local daemon), timed here.\n",
+    );
+    s
+}
+
+struct ReactionRow {
+    provider: &'static str,
+    poll: Duration,
+    samples: Vec<Duration>,
+    rtt: Duration,
+}
+
+async fn reaction_moto(m: &Moto, poll: &str, runs: usize) -> ReactionRow {
+    let c = clients(m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let strategy = format!(
+        r#"canary = {{ percent = 10, bake = "10m" }}
+keep_alive = "1s"
+poll = "{poll}"
+green_healthy_timeout = "60s""#
+    );
+    let (_dir, cfg) = config(&f, &strategy);
+    let poll_d = humantime::parse_duration(poll).expect("a duration");
+    let mut samples = Vec::new();
+    for i in 0..runs {
+        let image = format!("registry.example/app:{}", i + 2);
+        let child = teal(
+            m,
+            &[
+                "deploy",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--image",
+                &image,
+            ],
+        )
+        .spawn()
+        .expect("teal deploy");
+        wait_for_weights(&c, &f, (90, 10)).await;
+        // An alarm fires at any moment of teal's poll cycle, not right after
+        // the shift (the worst case: a whole poll to wait).
+        tokio::time::sleep(random_below(poll_d)).await;
+        set_alarm(&c, &f.alarms[0], StateValue::Alarm).await;
+        let alarmed = Instant::now();
+        while weights(&c, &f).await != (100, 0) {}
+        samples.push(alarmed.elapsed());
+        let out = child.wait_with_output().await.expect("teal ends");
+        expect_exit(&out, 3, "a canary with an alarm in ALARM");
+        set_alarm(&c, &f.alarms[0], StateValue::Ok).await;
+        eprintln!("moto, poll {poll}, run {}: {}", i + 1, ms(samples[i]));
+    }
+    ecs.abort();
+    // The router call's round trip: the same weights written again.
+    let mut rtt = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        set_listener_weights(&c, &f, 100, 0).await;
+        rtt.push(t.elapsed());
+    }
+    ReactionRow {
+        provider: "moto (ECS + ALB)",
+        poll: poll_d,
+        samples,
+        rtt: median(&rtt),
+    }
+}
+
+async fn set_listener_weights(c: &Clients, f: &Fixture, a: i32, b: i32) {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
+    };
+    let tuple = |tg: &str, w: i32| {
+        TargetGroupTuple::builder()
+            .target_group_arn(tg)
+            .weight(w)
+            .build()
+    };
+    c.elb
+        .modify_listener()
+        .listener_arn(&f.listener)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .forward_config(
+                    ForwardActionConfig::builder()
+                        .target_groups(tuple(&f.tg_a, a))
+                        .target_groups(tuple(&f.tg_b, b))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("ModifyListener");
+}
+
+struct Failed {
+    /// Runs where teal rolled back before the watch saw the gate at ALARM.
+    untimed: usize,
+    median: u64,
+    max: u64,
+    sent_per_run: u64,
+}
+
+async fn reaction_local(poll: &str, runs: usize) -> (ReactionRow, Failed) {
+    let poll_d = humantime::parse_duration(poll).expect("a duration");
+    let daemon = local::Local::start(&format!(
+        r#"canary = {{ percent = 10, bake = "10m" }}
+keep_alive = "1s"
+poll = "{poll}"
+green_healthy_timeout = "30s""#
+    ))
+    .await;
+    let load = Load::start(daemon.proxy, 8);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut samples = Vec::new();
+    let (mut failed, mut sent) = (Vec::new(), Vec::new());
+    let (mut i, mut untimed) = (0, 0);
+    while samples.len() < runs {
+        assert!(i < 2 * runs, "teal beat the watch in {untimed} of {i} runs");
+        let before = load.counts();
+        // Green starts failing at a random moment of the poll cycle, after
+        // its canary has begun (green is healthy and shifted to within ~1 s).
+        let after = Duration::from_millis(1500) + random_below(poll_d);
+        let revision = format!("v{}+fail=0.3+fail-after={}ms", i + 2, after.as_millis());
+        let mut child = daemon.teal(&["deploy", "--revision", &revision]);
+        let child = child.spawn().expect("teal deploy");
+        // Green's canary takes traffic, then its gate goes to ALARM.
+        wait_until(|| async { daemon.admin.weights().await.ok().map(|w| w.b) == Some(10) }).await;
+        // Watch the gate until it reads ALARM. teal reads it too, once per
+        // poll, and may act on it first: then the reaction was shorter than
+        // this watch's resolution and is not timed (counted apart).
+        let watching = Instant::now();
+        let alarmed = loop {
+            let gates = daemon.admin.read().await.unwrap_or_default();
+            if gates
+                .iter()
+                .any(|g| g.name == "local-5xx" && g.state == GateState::Alarm)
+            {
+                break Some(Instant::now());
+            }
+            if daemon.admin.weights().await.ok().map(|w| w.b) == Some(0) {
+                break None;
+            }
+            assert!(
+                watching.elapsed() < Duration::from_secs(120),
+                "no ALARM in 2 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        wait_until(|| async { daemon.admin.weights().await.ok().map(|w| w.b) == Some(0) }).await;
+        let reaction = alarmed.map(|t| t.elapsed());
+        let out = child.wait_with_output().await.expect("teal ends");
+        expect_exit(&out, 3, "a canary failing 30% of its requests");
+        let after = load.counts();
+        failed.push(after.failed + after.errors - before.failed - before.errors);
+        sent.push(after.sent - before.sent);
+        match reaction {
+            Some(r) => samples.push(r),
+            None => untimed += 1,
+        }
+        eprintln!(
+            "local, poll {poll}, run {}: {}, {} failed client requests",
+            i + 1,
+            reaction.map_or("before the watch saw ALARM".into(), ms),
+            failed[i]
+        );
+        i += 1;
+    }
+    load.stop().await;
+    let mut rtt = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        daemon
+            .admin
+            .set_weights(SlotWeights { a: 100, b: 0 })
+            .await
+            .expect("PUT /v1/weights");
+        rtt.push(t.elapsed());
+    }
+    failed.sort_unstable();
+    sent.sort_unstable();
+    (
+        ReactionRow {
+            provider: "local (teal local serve)",
+            poll: poll_d,
+            samples,
+            rtt: median(&rtt),
+        },
+        Failed {
+            untimed,
+            median: failed[failed.len() / 2],
+            max: *failed.last().expect("runs"),
+            sent_per_run: sent[sent.len() / 2],
+        },
+    )
+}
+
+/// A uniformly random duration in `[0, d)`.
+fn random_below(d: Duration) -> Duration {
+    d.mul_f64(rand::random::<f64>())
+}
+
+/// Poll `check` every 2 ms until it holds (at most two minutes).
+async fn wait_until<F, Fut>(check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t0 = Instant::now();
+    while !check().await {
+        assert!(t0.elapsed() < Duration::from_secs(120), "waited 2 minutes");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn expect_exit(out: &std::process::Output, code: i32, what: &str) {
+    if out.status.code() != Some(code) {
+        panic!(
+            "{what}: teal exited {:?}, not {code}\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+// ---- 2. API cost ----
+
+/// A canary-10-5m-shaped run with short bakes and five alarms.
+const CANARY_SHORT: &str = r#"canary = { percent = 10, bake = "5s" }
+keep_alive = "2s"
+poll = "1s"
+green_healthy_timeout = "60s""#;
+
+async fn api_cost(m: &Moto) -> String {
+    let mut s = format!(
+        "One deployment shaped like `canary-10-5m` with short bakes (`{}`), five alarms, \
+         to the end (Succeeded), counted by teal itself (its closing `api_calls` event). \
+         An observation is one look at the deployment: the gates, and unless a gate fails, \
+         the weights and both fleets; the driver observes once per poll and again after \
+         every action it takes.\n\n",
+        CANARY_SHORT.replace('\n', "; ")
+    );
+    let c = clients(m).await;
+    let mut f = fixture(&c, Forward::Weighted).await;
+    for i in 0..3 {
+        let name = format!("{}-extra{i}", f.name);
+        put_alarm(&c, &name).await;
+        f.alarms.push(name);
+    }
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let (_dir, cfg) = config(&f, CANARY_SHORT);
+    let args = [
+        "deploy",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--image",
+        "registry.example/app:2",
+    ];
+    let ecs_run = counted_run(m, &args, f.alarms.len()).await;
+    ecs.abort();
+
+    let mut g = asg_fixture(m).await;
+    for i in 0..4 {
+        let name = format!("{}-extra{i}", g.name);
+        put_alarm(&c, &name).await;
+        g.alarms.push(name);
+    }
+    let (_dir2, cfg2) = asg_config(&g, CANARY_SHORT);
+    let args = [
+        "deploy",
+        "--config",
+        cfg2.to_str().unwrap(),
+        "--ami",
+        AMI_GREEN,
+    ];
+    let asg_run = counted_run(m, &args, g.alarms.len()).await;
+
+    for (title, run) in [
+        ("ECS + ALB", &ecs_run),
+        ("Auto Scaling + Route 53", &asg_run),
+    ] {
+        let _ = write!(
+            s,
+            "### {title}\n\n{} calls over {} observations; {} alarms per `DescribeAlarms` call; \
+             {} weight changes (each read back).\n\n\
+             | operation | calls | needed | why it is needed |\n|---|---:|---:|---|\n",
+            run.total, run.observations, run.alarms, run.weight_changes
+        );
+        for (op, n) in &run.calls {
+            let (needed, why) = needed(op, run);
+            let flag = match needed {
+                Some(k) if k != *n => format!("{k} (differs)"),
+                Some(k) => k.to_string(),
+                None => "–".into(),
+            };
+            let _ = writeln!(s, "| {op} | {n} | {flag} | {why} |");
+        }
+        s.push('\n');
+        let per_obs = run.calls.get("DescribeAlarms").copied().unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "DescribeAlarms per observation, the preflight's call aside: {:.2} \
+             (target: exactly 1, one call for up to 100 alarms).\n",
+            per_obs.saturating_sub(1) as f64 / run.observations as f64
+        );
+    }
+    s
+}
+
+struct Counted {
+    calls: BTreeMap<String, u64>,
+    total: u64,
+    observations: u64,
+    weight_changes: u64,
+    alarms: usize,
+}
+
+async fn counted_run(m: &Moto, args: &[&str], alarms: usize) -> Counted {
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["--output", "json"]);
+    let out = teal(m, &full).output().await.expect("teal runs");
+    expect_exit(&out, 0, "a deployment with nothing failing");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "api_calls")
+        .expect("the api_calls event");
+    let calls: BTreeMap<String, u64> =
+        serde_json::from_value(summary["calls"].clone()).expect("calls per operation");
+    let count = |kind: &str| events.iter().filter(|e| e["event"] == kind).count() as u64;
+    Counted {
+        total: summary["total"].as_u64().unwrap_or(0),
+        observations: summary["observations"].as_u64().unwrap_or(0),
+        weight_changes: count("weights_set"),
+        alarms,
+        calls,
+    }
+}
+
+/// What a run of this shape cannot do without, per operation, and why.
+fn needed(op: &str, r: &Counted) -> (Option<u64>, &'static str) {
+    match op {
+        "DescribeAlarms" => (
+            Some(r.observations + 1),
+            "every observation reads every gate in one call; one more in the preflight",
+        ),
+        "ModifyListener" => (Some(r.weight_changes), "one write per weight change"),
+        "DescribeListeners" => (
+            None,
+            "the weights: once per observation that has no failing gate, plus the read-back of each change",
+        ),
+        "DescribeServices" => (None, "both fleets, one call per observation"),
+        "CreateService" => (Some(1), "green"),
+        "DeleteService" => (Some(1), "blue, after the keep-alive"),
+        "UpdateService" => (Some(1), "blue to zero tasks before it is deleted"),
+        "DescribeTags" => (
+            None,
+            "the ledger: read at start, before each write (conditional write), and once per poll for queued commands",
+        ),
+        "AddTags" => (None, "the ledger: one write per recorded change"),
+        "RemoveTags" => (None, "ledger tags a smaller record no longer needs"),
+        "CreateAutoScalingGroup" => (Some(1), "green"),
+        "DeleteAutoScalingGroup" => (Some(1), "blue, after the keep-alive"),
+        "DescribeAutoScalingGroups" => (None, "both fleets, one call per observation"),
+        "DescribeTargetHealth" => (None, "green's health in its target group while it comes up"),
+        "ChangeResourceRecordSets" => (
+            None,
+            "weight changes, plus the ledger's TXT record writes",
+        ),
+        "ListResourceRecordSets" => (
+            None,
+            "the weights and the ledger record, read as for the tag ledger",
+        ),
+        "DescribeTaskDefinition" => (
+            Some(2),
+            "blue's task definition: in the preflight (does it have the container?) and to copy it",
+        ),
+        "RegisterTaskDefinition" => (Some(1), "green's: blue's with the new image"),
+        "DescribeScalableTargets" | "DescribeScalingPolicies" | "RegisterScalableTarget"
+        | "PutScalingPolicy" => (Some(1), "blue's scaling copied to green"),
+        "DescribeLaunchTemplateVersions" | "CreateLaunchTemplateVersion" => {
+            (Some(1), "green's launch template version with the new AMI")
+        }
+        "DescribeRules" => (None, "the listener rule, when the router is a rule"),
+        _ => (None, "preflight (read-only checks before the first change) or set-up"),
+    }
+}
+
+// ---- 3. many at once ----
+
+async fn many_at_once(m: &Moto, n: usize) -> String {
+    let c = clients(m).await;
+    let set_up = Instant::now();
+    let mut fixtures = Vec::new();
+    for _ in 0..n {
+        fixtures.push(fixture(&c, Forward::Weighted).await);
+    }
+    let set_up = set_up.elapsed();
+    eprintln!("{n} services set up in moto in {}", ms(set_up));
+    let registrars: Vec<_> = fixtures
+        .iter()
+        .map(|f| register_targets_like_ecs_every(&c, f, None, Duration::from_secs(1)))
+        .collect();
+    let strategy = r#"canary = { percent = 10, bake = "5s" }
+keep_alive = "2s"
+poll = "1s"
+green_healthy_timeout = "5m""#;
+    let configs: Vec<_> = fixtures.iter().map(|f| config(f, strategy)).collect();
+
+    // One alone first, then all of them at once.
+    let alone = measured(m, &configs[0].1, "registry.example/app:2").await;
+    let all = Instant::now();
+    let runs = futures_join_all(
+        configs
+            .iter()
+            .map(|(_, cfg)| measured(m, cfg, "registry.example/app:3")),
+    )
+    .await;
+    let wall = all.elapsed();
+    for r in &registrars {
+        r.abort();
+    }
+    let succeeded = runs.iter().filter(|r| r.code == Some(0)).count();
+    let throttled = runs.iter().filter(|r| r.throttled).count();
+    let mut rss: Vec<u64> = runs.iter().map(|r| r.max_rss_kb).collect();
+    rss.sort_unstable();
+    let walls: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
+    let calls: u64 = runs.iter().map(|r| r.calls).sum();
+    let mut s = format!(
+        "{n} ECS services, each with its own load balancer, target groups and alarms in moto \
+         (set up in {}), each deployed by its own `teal deploy` process (`{}`), all started at \
+         once; first one of them alone for comparison.\n\n",
+        ms(set_up),
+        strategy.replace('\n', "; ")
+    );
+    let _ = writeln!(
+        s,
+        "| | value |\n|---|---:|\n\
+         | deployments Succeeded | {succeeded} of {n} |\n\
+         | runs that printed a throttling error | {throttled} |\n\
+         | wall time, one deployment alone | {} |\n\
+         | wall time, all {n} at once (first start to last exit) | {} |\n\
+         | per deployment among the {n}: median / max | {} / {} |\n\
+         | AWS API calls, all {n} deployments | {calls} ({:.0}/s against moto) |\n\
+         | peak RSS per process: median / max | {:.1} / {:.1} MiB |\n\
+         | peak RSS, the one alone | {:.1} MiB |",
+        ms(alone.wall),
+        ms(wall),
+        ms(median(&walls)),
+        ms(*walls.iter().max().expect("runs")),
+        calls as f64 / wall.as_secs_f64(),
+        rss[rss.len() / 2] as f64 / 1024.0,
+        *rss.last().expect("runs") as f64 / 1024.0,
+        alone.max_rss_kb as f64 / 1024.0,
+    );
+    s.push_str(
+        "\nmoto answers from one Python process and never throttles, so the wall time here is \
+         mostly moto's; \"no throttling error surfaced\" is checked on the output (teal retries \
+         throttling with the SDK's standard retry mode), but only real AWS can throttle.\n",
+    );
+    if succeeded != n {
+        let bad = runs
+            .iter()
+            .find(|r| r.code != Some(0))
+            .expect("a failed run");
+        panic!(
+            "not every deployment succeeded; one ended {:?}:\n{}",
+            bad.code, bad.output
+        );
+    }
+    s
+}
+
+/// Join futures without a dependency on the `futures` crate.
+async fn futures_join_all<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("a run"));
+    }
+    out
+}
+
+struct Measured {
+    code: Option<i32>,
+    wall: Duration,
+    max_rss_kb: u64,
+    throttled: bool,
+    calls: u64,
+    output: String,
+}
+
+/// `teal deploy` as a child, waited for with `wait4` to get its peak RSS.
+fn measured(m: &Moto, cfg: &Path, image: &str) -> impl std::future::Future<Output = Measured> {
+    let mut cmd = std::process::Command::new(TEAL);
+    cmd.args(["deploy", "--config"])
+        .arg(cfg)
+        .args(["--image", image])
+        .envs(teal_env(m))
+        .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION");
+    async move {
+        tokio::task::spawn_blocking(move || {
+            let (code, wall, max_rss_kb, output) = run_measured(cmd);
+            let calls = output
+                .lines()
+                .find_map(|l| l.strip_prefix("AWS API calls: "))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            Measured {
+                code,
+                wall,
+                max_rss_kb,
+                throttled: output.contains("Throttl"),
+                calls,
+                output,
+            }
+        })
+        .await
+        .expect("the waiting thread")
+    }
+}
+
+/// Run `cmd` to its end: exit code, wall time, peak RSS (KiB), stdout+stderr.
+fn run_measured(mut cmd: std::process::Command) -> (Option<i32>, Duration, u64, String) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let log = dir.path().join("out");
+    let file = std::fs::File::create(&log).expect("a log file");
+    cmd.stdout(file.try_clone().expect("a second handle"))
+        .stderr(file)
+        .stdin(Stdio::null());
+    let t = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: waiting for our own child, with valid out-pointers.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = t.elapsed();
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    // The child was reaped by wait4; dropping the std handle does not wait.
+    drop(child);
+    (code, wall, usage.ru_maxrss as u64, output)
+}
+
+// ---- 4. footprint ----
+
+async fn footprint() -> String {
+    let size = std::fs::metadata(TEAL).expect("the teal binary").len();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ecs-alb/teal.toml");
+    let mut walls = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..20 {
+        let mut cmd = std::process::Command::new(TEAL);
+        cmd.args(["plan", "--config"]).arg(&config);
+        let (code, wall, max_rss, output) = tokio::task::spawn_blocking(move || run_measured(cmd))
+            .await
+            .expect("the waiting thread");
+        assert_eq!(code, Some(0), "teal plan failed:\n{output}");
+        walls.push(wall);
+        rss.push(max_rss);
+    }
+    rss.sort_unstable();
+    format!(
+        "| | value |\n|---|---:|\n\
+         | release binary (`{}`) | {:.1} MiB |\n\
+         | `teal plan` wall time, process start to exit: median / max of 20 | {:.1} / {:.1} ms |\n\
+         | `teal plan` peak RSS: median | {:.1} MiB |\n",
+        Path::new(TEAL)
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(Path::new(TEAL))
+            .display(),
+        size as f64 / (1024.0 * 1024.0),
+        median(&walls).as_secs_f64() * 1000.0,
+        walls.iter().max().expect("runs").as_secs_f64() * 1000.0,
+        rss[rss.len() / 2] as f64 / 1024.0,
+    )
+}
+
+// ---- the file's head ----
+
+fn header(elapsed: Duration, runs: usize, many: usize) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or("?".into(), |kb| format!("{:.1}", kb / 1024.0 / 1024.0));
+    let git = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "# Benchmarks\n\n\
+         Written by `benches/run.sh` (moto in server mode on loopback, then \
+         `cargo bench --bench teal`); the figures below are from one run of it. \
+         Nothing in the test suite asserts a timing: this reports, it does not judge.\n\n\
+         - machine: {cpu}, {cores} cores, {mem_gib} GiB; teal `{git}`\n\
+         - {runs} runs per reaction row, {many} concurrent deployments; the measuring took {}\n\
+         - the proxy's throughput and latency next to nginx: [PROXY-BENCHMARK.md](PROXY-BENCHMARK.md) \
+         (`benches/proxy.sh`)\n\n",
+        humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+    )
+}
