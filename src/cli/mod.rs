@@ -301,9 +301,11 @@ pub fn run(cli: Cli) -> Exit {
 fn report_failure(f: &Failure, format: Format) {
     let exit = f.exit();
     if format == Format::Json {
-        let line =
-            serde_json::json!({ "event": "error", "exit": exit.code(), "message": f.to_string() });
-        println!("{line}");
+        let line = render::CliLine::Error {
+            exit: exit.code(),
+            message: f.to_string(),
+        };
+        let _ = render::write_json(&mut std::io::stdout().lock(), &line);
     }
     match f {
         Failure::Config(e) => {
@@ -752,15 +754,14 @@ fn report_api_calls(
 ) {
     let total: u64 = calls.values().sum();
     match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::json!({
-                "event": "api_calls",
-                "total": total,
-                "observations": observations,
-                "calls": calls,
-            })
-        ),
+        Format::Json => {
+            let line = render::CliLine::ApiCalls {
+                total,
+                observations,
+                calls: calls.iter().map(|(op, n)| (op.to_string(), *n)).collect(),
+            };
+            let _ = render::write_json(&mut std::io::stdout().lock(), &line);
+        }
         Format::Text => {
             let per_op = calls
                 .iter()

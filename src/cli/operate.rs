@@ -8,7 +8,7 @@
 //! drives it, this one takes it over, applies the command, and makes one
 //! reconcile pass (to the end, for `resume`, `rollback` and `retire`).
 
-use super::render::Format;
+use super::render::{self, CliLine, Format, ReconcileState, RequestState};
 use super::{aws_ports, is_sim, load_aws, no_state_in_sim, owner, runtime, signals, AwsFlags};
 use super::{event_sink, report_aws_calls, Failure};
 use crate::config::Config;
@@ -75,7 +75,13 @@ async fn operate(
             let mut driver = *driver;
             say(
                 format,
-                serde_json::json!({ "event": "command", "state": "applied", "command": cmd.name(), "deployment": driver.record().id }),
+                request(
+                    RequestState::Applied,
+                    cmd,
+                    Some(driver.record().id.clone()),
+                    None,
+                    None,
+                ),
                 format!(
                     "`teal {}` applied to deployment {}",
                     cmd.name(),
@@ -93,7 +99,7 @@ async fn operate(
             let timeout = 2 * poll + REPLY_SLACK_MS;
             say(
                 format,
-                serde_json::json!({ "event": "command", "state": "queued", "command": cmd.name(), "request": id, "driver": owner }),
+                request(RequestState::Queued, cmd, None, Some(id.clone()), Some(owner.clone())),
                 format!(
                     "`teal {}` queued for {owner}, which drives the deployment; waiting for it to apply (at most {})",
                     cmd.name(),
@@ -122,7 +128,13 @@ async fn operate(
                     // it still live, its next record write fails and it stops.
                     say(
                         format,
-                        serde_json::json!({ "event": "command", "state": "taking_over", "command": cmd.name(), "driver": owner }),
+                        request(
+                            RequestState::TakingOver,
+                            cmd,
+                            None,
+                            Some(id.clone()),
+                            Some(owner.clone()),
+                        ),
                         format!(
                             "{owner} did not answer within {}; taking the deployment over",
                             fmt_ms(timeout)
@@ -148,7 +160,13 @@ async fn operate(
             }
             say(
                 format,
-                serde_json::json!({ "event": "command", "state": "applied", "command": cmd.name(), "request": id, "driver": owner }),
+                request(
+                    RequestState::Applied,
+                    cmd,
+                    None,
+                    Some(id.clone()),
+                    Some(owner.clone()),
+                ),
                 format!("{owner}: {}", reply.message),
             );
             if cmd == Command::Rollback {
@@ -173,7 +191,7 @@ pub(super) async fn detached(driver: &mut Driver, format: Format) -> Result<Exit
             let rec = driver.record();
             say(
                 format,
-                serde_json::json!({ "event": "detached", "deployment": rec.id, "phase": rec.phase.name() }),
+                CliLine::Detached { deployment: rec.id.clone(), phase: rec.phase.name().to_string() },
                 format!(
                     "deployment {} left at {}; no process watches its gates until `teal reconcile --once` (scheduled) or `teal resume` drives it on",
                     rec.id,
@@ -203,20 +221,48 @@ pub(super) fn reconcile(
         let aws = load_aws(config, flags).await;
         let ports = record_ports(aws.as_ref(), config).await?;
         let result = async {
-            let driver = match Driver::resume(ports, Settings::new(owner()), event_sink(format)).await {
-                // A scheduled job finding nothing to do is not a failure.
-                Err(DriverError::NoDeployment) => {
-                    say(format, serde_json::json!({ "event": "reconcile", "state": "none" }), format!("no deployment is recorded for {}; nothing to do", config.service));
-                    return Ok(Exit::Succeeded);
-                }
-                Err(DriverError::LockHeld { id, owner, .. }) => {
-                    say(format, serde_json::json!({ "event": "reconcile", "state": "skipped", "deployment": id, "driver": owner }), format!("deployment {id} is driven by {owner}; nothing to do"));
-                    return Ok(Exit::Succeeded);
-                }
-                other => other?,
-            };
+            let driver =
+                match Driver::resume(ports, Settings::new(owner()), event_sink(format)).await {
+                    // A scheduled job finding nothing to do is not a failure.
+                    Err(DriverError::NoDeployment) => {
+                        say(
+                            format,
+                            CliLine::Reconcile {
+                                state: ReconcileState::None,
+                                deployment: None,
+                                driver: None,
+                            },
+                            format!(
+                                "no deployment is recorded for {}; nothing to do",
+                                config.service
+                            ),
+                        );
+                        return Ok(Exit::Succeeded);
+                    }
+                    Err(DriverError::LockHeld { id, owner, .. }) => {
+                        say(
+                            format,
+                            CliLine::Reconcile {
+                                state: ReconcileState::Skipped,
+                                deployment: Some(id.clone()),
+                                driver: Some(owner.clone()),
+                            },
+                            format!("deployment {id} is driven by {owner}; nothing to do"),
+                        );
+                        return Ok(Exit::Succeeded);
+                    }
+                    other => other?,
+                };
             if !driver.record().in_flight() {
-                say(format, serde_json::json!({ "event": "reconcile", "state": "ended", "deployment": driver.record().id }), format!("deployment {} has ended; nothing to do", driver.record().id));
+                say(
+                    format,
+                    CliLine::Reconcile {
+                        state: ReconcileState::Ended,
+                        deployment: Some(driver.record().id.clone()),
+                        driver: None,
+                    },
+                    format!("deployment {} has ended; nothing to do", driver.record().id),
+                );
                 return Ok(Exit::Succeeded);
             }
             let mut driver = driver.with_signals(signals()?);
@@ -272,12 +318,23 @@ async fn follow_to_end(
     let start = clock.now();
     loop {
         let rec: Option<Record> = ledger.load().await.map_err(DriverError::Port)?;
-        if let Some(crate::engine::Phase::Done { outcome, at }) = rec.map(|r| r.phase) {
-            say(
-                format,
-                serde_json::json!({ "event": "finished", "outcome": outcome }),
-                format!("{}  outcome: {outcome}", fmt_time(at)),
-            );
+        if let Some((id, crate::engine::Phase::Done { outcome, at })) = rec.map(|r| (r.id, r.phase))
+        {
+            // The driver's own `finished` event, as this process saw it.
+            let finished = crate::events::Event {
+                at,
+                deployment: id,
+                kind: crate::events::EventKind::Finished {
+                    outcome: outcome.clone(),
+                    calls: Default::default(),
+                },
+            };
+            match format {
+                Format::Json => {
+                    let _ = render::write_event(&mut std::io::stdout().lock(), format, &finished);
+                }
+                Format::Text => println!("{}  outcome: {outcome}", fmt_time(at)),
+            }
             return Ok(Exit::for_outcome(&outcome));
         }
         if clock.now() >= start + ROLLBACK_FOLLOW_MS {
@@ -291,9 +348,28 @@ async fn follow_to_end(
 }
 
 /// One line for people, or one JSON object.
-fn say(format: Format, json: serde_json::Value, text: String) {
+fn say(format: Format, line: CliLine, text: String) {
     match format {
-        Format::Json => println!("{json}"),
+        Format::Json => {
+            let _ = render::write_json(&mut std::io::stdout().lock(), &line);
+        }
         Format::Text => println!("{}  {text}", fmt_time(crate::ports::SystemClock.now())),
+    }
+}
+
+/// The sender's report on an operator command.
+fn request(
+    state: RequestState,
+    cmd: Command,
+    deployment: Option<String>,
+    request: Option<String>,
+    driver: Option<String>,
+) -> CliLine {
+    CliLine::Request {
+        state,
+        command: cmd.name().to_string(),
+        deployment,
+        request,
+        driver,
     }
 }

@@ -1,9 +1,109 @@
 //! Rendering events for people (one plain, timestamped line per change) or
-//! for machines (`--output json`: one JSON object per line).
+//! for machines (`--output json`: one JSON object per line, each carrying
+//! `"schema": 1`; every kind and field is documented in `docs/EVENTS.md`,
+//! which `tests/events_schema.rs` holds to this code).
 
 use crate::events::{Event, EventKind};
 use crate::model::{fmt_ms, fmt_time};
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::Write;
+
+/// The version of the JSON lines' shape; bumped when a field changes meaning
+/// or goes away (added fields do not bump it).
+pub const EVENTS_SCHEMA: u32 = 1;
+
+/// Where an operator command stands, as its sender reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Applied (by this process, or by the driver that answered).
+    Applied,
+    /// Waiting in the record's inbox for the process that drives the deployment.
+    Queued,
+    /// That process did not answer; this one takes the deployment over.
+    TakingOver,
+}
+
+/// What a `reconcile` pass found to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconcileState {
+    /// No deployment is recorded.
+    None,
+    /// Another live process drives it.
+    Skipped,
+    /// It has ended.
+    Ended,
+}
+
+/// The JSON lines the command line writes besides a deployment's [`Event`]s.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum CliLine {
+    /// The AWS API calls the process made, per operation (the last line).
+    ApiCalls {
+        /// All calls.
+        total: u64,
+        /// Observations of the deployment, when this process drove it.
+        observations: Option<u64>,
+        /// Per operation.
+        calls: BTreeMap<String, u64>,
+    },
+    /// The command failed; `exit` is the process's exit code.
+    Error {
+        /// The exit code.
+        exit: u8,
+        /// What went wrong.
+        message: String,
+    },
+    /// An operator command's progress, from the process that sent it.
+    Request {
+        /// Where it stands.
+        state: RequestState,
+        /// The command (`shift`, `promote --full`, ...).
+        command: String,
+        /// The deployment, when known here.
+        deployment: Option<String>,
+        /// The request id in the record's inbox, when queued.
+        request: Option<String>,
+        /// The process that drives the deployment, when another does.
+        driver: Option<String>,
+    },
+    /// `--detach` or `reconcile --once` left the deployment waiting.
+    Detached {
+        /// The deployment.
+        deployment: String,
+        /// Its phase.
+        phase: String,
+    },
+    /// `reconcile` found nothing to do.
+    Reconcile {
+        /// Why.
+        state: ReconcileState,
+        /// The deployment, when there is one.
+        deployment: Option<String>,
+        /// The process that drives it, when skipped.
+        driver: Option<String>,
+    },
+}
+
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    schema: u32,
+    #[serde(flatten)]
+    line: &'a T,
+}
+
+/// One JSON line with the schema version.
+pub fn write_json(out: &mut impl Write, line: &impl Serialize) -> std::io::Result<()> {
+    let v = Versioned {
+        schema: EVENTS_SCHEMA,
+        line,
+    };
+    let text = serde_json::to_string(&v).map_err(std::io::Error::other)?;
+    writeln!(out, "{text}")
+}
 
 /// How output is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,9 +153,6 @@ pub fn describe(e: &EventKind) -> String {
 pub fn write_event(out: &mut impl Write, format: Format, e: &Event) -> std::io::Result<()> {
     match format {
         Format::Text => writeln!(out, "{}  {}", fmt_time(e.at), describe(&e.kind)),
-        Format::Json => {
-            let line = serde_json::to_string(e).map_err(std::io::Error::other)?;
-            writeln!(out, "{line}")
-        }
+        Format::Json => write_json(out, e),
     }
 }
