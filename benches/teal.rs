@@ -543,7 +543,22 @@ fn needed(op: &str, r: &Counted) -> (Option<u64>, &'static str) {
             (Some(1), "green's launch template version with the new AMI")
         }
         "DescribeRules" => (None, "the listener rule, when the router is a rule"),
-        _ => (None, "preflight (read-only checks before the first change) or set-up"),
+        "DeregisterScalableTarget" => (
+            Some(1),
+            "blue's scalable target, dropped before blue scales to zero (its policies would fight it)",
+        ),
+        "CreateOrUpdateTags" => (
+            Some(1),
+            "blue's group tagged with its slot before the detach, so an interrupted removal still finds it",
+        ),
+        "DescribePolicies" => (Some(1), "blue's scaling policies, copied to green"),
+        "DetachLoadBalancerTargetGroups" => (
+            Some(1),
+            "blue detached first, so its target group drains before the instances go",
+        ),
+        "DescribeClusters" => (Some(1), "the preflight: the cluster is active"),
+        "DescribeTargetGroups" => (None, "the preflight: both target groups exist"),
+        _ => (None, "not explained in this table yet"),
     }
 }
 

@@ -1,0 +1,201 @@
+//! The least-privilege IAM policies in `examples/codepipeline/` against the
+//! calls teal really makes: every AWS operation of a deployment (success,
+//! rollback on an alarm, listener rule; ECS + ALB and Auto Scaling + Route 53)
+//! against moto must be
+//! an action the policy allows, and the policy must allow nothing else but
+//! the few actions AWS checks without teal calling them (listed below, each
+//! with its reason).
+
+#[path = "support/aws.rs"]
+mod support;
+
+use aws_sdk_cloudwatch::types::StateValue;
+use std::collections::BTreeSet;
+use support::*;
+
+/// Actions allowed beyond the calls these flows make: AWS authorises the
+/// first ones on teal's behalf without an API call of that name; the last
+/// ones teal calls on paths these flows do not reach.
+const IMPLIED: [(&str, &str); 5] = [
+    (
+        "iam:PassRole",
+        "green's task definition (or launch template) carries blue's roles",
+    ),
+    (
+        "ecs:TagResource",
+        "CreateService and RegisterTaskDefinition with tags",
+    ),
+    (
+        "ec2:RunInstances",
+        "CreateAutoScalingGroup with a launch template checks it",
+    ),
+    (
+        "elasticloadbalancing:RemoveTags",
+        "the tag ledger drops chunks a shrinking record no longer needs",
+    ),
+    (
+        "route53:GetChange",
+        "asked only while a record change is PENDING; moto applies changes at once",
+    ),
+];
+
+/// The policy's actions, e.g. `elasticloadbalancing:ModifyListener`.
+fn actions(file: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = BTreeSet::new();
+    for st in doc["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow", "{file}: allow statements only");
+        match &st["Action"] {
+            serde_json::Value::String(a) => {
+                out.insert(a.clone());
+            }
+            serde_json::Value::Array(list) => {
+                out.extend(list.iter().map(|a| a.as_str().unwrap().to_string()))
+            }
+            other => panic!("{file}: Action {other}"),
+        }
+    }
+    assert!(
+        out.iter().all(|a| !a.contains('*')),
+        "{file}: no wildcard actions"
+    );
+    out
+}
+
+/// The operations a run reported in its `api_calls` line.
+fn calls(stdout: &str) -> BTreeSet<String> {
+    let line = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "api_calls")
+        .unwrap_or_else(|| panic!("no api_calls line in:\n{stdout}"));
+    line["calls"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// Every call is allowed (by operation name: the policy is per provider pair,
+/// so a name maps to one service), and every allowed action is called or implied.
+fn assert_least_privilege(file: &str, called: &BTreeSet<String>) {
+    let policy = actions(file);
+    let op = |a: &String| a.split_once(':').unwrap().1.to_string();
+    let missing: Vec<&String> = called
+        .iter()
+        .filter(|c| !policy.iter().any(|a| op(a) == **c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{file} lacks actions teal calls: {missing:?}"
+    );
+    let implied: BTreeSet<&str> = IMPLIED.iter().map(|(a, _)| *a).collect();
+    let unused: Vec<&String> = policy
+        .iter()
+        .filter(|a| !called.contains(&op(a)) && !implied.contains(a.as_str()))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "{file} allows actions teal never calls: {unused:?}"
+    );
+}
+
+fn json_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend(["--output", "json"]);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecs_alb_policy_allows_what_teal_calls_and_nothing_more() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let mut called = BTreeSet::new();
+
+    // A canary to the end. (`status` reads with the same operations.)
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let (_dir, cfg) = config(&f, FAST_CANARY);
+    let cfg = cfg.to_str().unwrap();
+    let deploy = [
+        "deploy",
+        "--config",
+        cfg,
+        "--image",
+        "registry.example/app:2",
+    ];
+    let (out, _) = run_teal(&m, &json_args(&deploy), 0).await;
+    called.extend(calls(&out));
+
+    // A rollback on an alarm mid-bake.
+    let slow = FAST_CANARY.replace("bake = \"3s\"", "bake = \"60s\"");
+    let (_dir2, cfg2) = config(&f, &slow);
+    let cfg2 = cfg2.to_str().unwrap();
+    let args = [
+        "deploy",
+        "--config",
+        cfg2,
+        "--image",
+        "registry.example/app:3",
+    ];
+    let child = teal(&m, &json_args(&args)).spawn().unwrap();
+    let canary = wait_for_canary(&c, &f).await;
+    set_alarm(&c, &f.alarms[0], StateValue::Alarm).await;
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "rolled back from {canary:?}");
+    called.extend(calls(&String::from_utf8_lossy(&out.stdout)));
+    set_alarm(&c, &f.alarms[0], StateValue::Ok).await;
+    ecs.abort();
+
+    // A listener rule.
+    let g = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &g, None);
+    let (_dir3, cfg3) = config(&g, FAST_CANARY);
+    let text = std::fs::read_to_string(&cfg3).unwrap().replace(
+        &format!("listener_arn = \"{}\"", g.listener),
+        &format!("rule_arn = \"{}\"", g.rule),
+    );
+    std::fs::write(&cfg3, text).unwrap();
+    let cfg3 = cfg3.to_str().unwrap();
+    let deploy = [
+        "deploy",
+        "--config",
+        cfg3,
+        "--image",
+        "registry.example/app:2",
+    ];
+    let (out, _) = run_teal(&m, &json_args(&deploy), 0).await;
+    called.extend(calls(&out));
+    ecs.abort();
+
+    eprintln!("ECS + ALB: {} operations: {called:?}", called.len());
+    assert_least_privilege("examples/codepipeline/iam-ecs-alb.json", &called);
+}
+
+/// Wait until the listener gives green (slot a, after the first deployment
+/// moved blue to slot b) some traffic; the weights it read.
+async fn wait_for_canary(c: &Clients, f: &Fixture) -> (i32, i32) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let w = weights(c, f).await;
+        if w.0 > 0 && w.1 > 0 {
+            return w;
+        }
+        assert!(t0.elapsed().as_secs() < 60, "no canary within a minute");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_asg_route53_policy_allows_what_teal_calls_and_nothing_more() {
+    let Some(m) = moto() else { return };
+    let f = asg_fixture(&m).await;
+    let (_dir, cfg) = asg_config(&f, FAST_CANARY);
+    let cfg = cfg.to_str().unwrap();
+    let mut called = BTreeSet::new();
+    let deploy = ["deploy", "--config", cfg, "--ami", AMI_GREEN];
+    let (out, _) = run_teal(&m, &json_args(&deploy), 0).await;
+    called.extend(calls(&out));
+    eprintln!(
+        "Auto Scaling + Route 53: {} operations: {called:?}",
+        called.len()
+    );
+    assert_least_privilege("examples/codepipeline/iam-asg-route53.json", &called);
+}
