@@ -363,65 +363,12 @@ impl Driver {
             return Driver::take_over(io, rec.clone()).await;
         }
 
-        let router_checks = io.ports.router.preflight(&spec.plan).await;
-        let fleet_checks = io.ports.fleet.preflight(&spec.plan).await;
-        let mut problems = router_checks.problems;
-        problems.extend(fleet_checks.problems);
-        let warnings: Vec<String> = router_checks
-            .warnings
-            .into_iter()
-            .chain(fleet_checks.warnings)
-            .collect();
-        // A read that fails for good (not found, refused) is bad input too.
-        let weights = match port!(io, "router.weights", io.ports.router.weights()) {
-            Ok(w) => Some(w),
-            Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => {
-                if !problems.iter().any(|p| p.contains(&e.message)) {
-                    problems.push(e.message);
-                }
-                None
-            }
-        };
-        let blue_slot = match weights {
-            Some(w) if w.is_valid() && w.full_slot().is_some() => w.full_slot(),
-            Some(w) => {
-                problems.push(format!(
-                    "the router splits traffic ({w}) but no deployment is in flight; \
-                     put 100% on one slot before deploying"
-                ));
-                None
-            }
-            None => None,
-        };
-        let mut blue_revision = None;
-        if let Some(blue) = blue_slot {
-            let mut fleets = port!(io, "fleet.statuses", io.ports.fleet.statuses())?;
-            let b = std::mem::take(&mut fleets[blue.index()]);
-            let g = std::mem::take(&mut fleets[blue.other().index()]);
-            if !b.exists {
-                problems.push(format!("slot {blue} takes all traffic but has no fleet"));
-            }
-            if g.exists {
-                problems.push(format!(
-                    "the idle slot {} already holds a fleet (revision {}); remove it or `teal rollback` first",
-                    blue.other(),
-                    g.revision.as_deref().unwrap_or("unknown")
-                ));
-            }
-            blue_revision = b.revision;
-        }
-        let readings = port!(io, "gate.read", io.ports.gate.read())?;
-        for name in &spec.gates {
-            match readings.iter().find(|r| &r.name == name) {
-                None => problems.push(format!("gate {name:?} does not exist")),
-                Some(r) if r.state == GateState::Alarm && !spec.allow_alarm_at_start => problems.push(format!(
-                    "gate {name:?} is already in ALARM ({}); fix it first, or set gates.allow_alarm_at_start",
-                    r.reason
-                )),
-                Some(_) => {}
-            }
-        }
+        let Preflight {
+            problems,
+            warnings,
+            blue_slot,
+            blue_revision,
+        } = preflight(&mut io, &spec).await?;
         if !problems.is_empty() {
             return Err(DriverError::Preflight { problems });
         }
@@ -564,6 +511,35 @@ impl Driver {
         self.engine.command(cmd, now)?;
         self.emit_transitions();
         self.persist_now(now).await
+    }
+
+    /// `teal verify`: every check [`Driver::start`] makes before its first
+    /// change, read-only: no lock taken, nothing written, no event emitted.
+    /// A deployment in flight is a problem too (a new one would be refused,
+    /// or would continue it).
+    pub async fn verify(
+        ports: Ports,
+        settings: Settings,
+        spec: &NewDeployment,
+    ) -> Result<Verification, DriverError> {
+        let mut io = Io::new(ports, settings, Box::new(|_| {}), spec.id.clone());
+        let mut problems = Vec::new();
+        let existing = port!(io, "ledger.load", io.ports.ledger.load())?;
+        if let Some(rec) = existing.filter(|r| r.in_flight()) {
+            problems.push(format!(
+                "deployment {} (revision {}) is in flight, at {}; `teal status` shows it",
+                rec.id,
+                rec.revision,
+                rec.phase.name()
+            ));
+        }
+        let p = preflight(&mut io, spec).await?;
+        problems.extend(p.problems);
+        Ok(Verification {
+            problems,
+            warnings: p.warnings,
+            blue: p.blue_slot.map(|s| (s, p.blue_revision)),
+        })
     }
 
     /// How many times this process observed the deployment (each observation
@@ -1061,6 +1037,97 @@ impl Driver {
             });
         }
     }
+}
+
+/// What `teal verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verification {
+    /// Every problem that would stop a deployment, all at once.
+    pub problems: Vec<String>,
+    /// What may surprise but would not stop it.
+    pub warnings: Vec<String>,
+    /// Blue's slot and revision, when the checks found them.
+    pub blue: Option<(crate::model::Slot, Option<String>)>,
+}
+
+/// What the read-only checks before a deployment found.
+struct Preflight {
+    problems: Vec<String>,
+    warnings: Vec<String>,
+    blue_slot: Option<crate::model::Slot>,
+    blue_revision: Option<String>,
+}
+
+/// Every read-only check a deployment needs before its first change: the
+/// router and the fleet adapters' own checks, 100% on one slot, blue there and
+/// the other slot empty, every gate present and not already failing. Every
+/// problem is collected; only a transient failure stops the checks.
+async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, DriverError> {
+    let router_checks = io.ports.router.preflight(&spec.plan).await;
+    let fleet_checks = io.ports.fleet.preflight(&spec.plan).await;
+    let mut problems = router_checks.problems;
+    problems.extend(fleet_checks.problems);
+    let warnings: Vec<String> = router_checks
+        .warnings
+        .into_iter()
+        .chain(fleet_checks.warnings)
+        .collect();
+    // A read that fails for good (not found, refused) is bad input too.
+    let weights = match port!(io, "router.weights", io.ports.router.weights()) {
+        Ok(w) => Some(w),
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            if !problems.iter().any(|p| p.contains(&e.message)) {
+                problems.push(e.message);
+            }
+            None
+        }
+    };
+    let blue_slot = match weights {
+        Some(w) if w.is_valid() && w.full_slot().is_some() => w.full_slot(),
+        Some(w) => {
+            problems.push(format!(
+                "the router splits traffic ({w}) but no deployment is in flight; \
+                 put 100% on one slot before deploying"
+            ));
+            None
+        }
+        None => None,
+    };
+    let mut blue_revision = None;
+    if let Some(blue) = blue_slot {
+        let mut fleets = port!(io, "fleet.statuses", io.ports.fleet.statuses())?;
+        let b = std::mem::take(&mut fleets[blue.index()]);
+        let g = std::mem::take(&mut fleets[blue.other().index()]);
+        if !b.exists {
+            problems.push(format!("slot {blue} takes all traffic but has no fleet"));
+        }
+        if g.exists {
+            problems.push(format!(
+                "the idle slot {} already holds a fleet (revision {}); remove it or `teal rollback` first",
+                blue.other(),
+                g.revision.as_deref().unwrap_or("unknown")
+            ));
+        }
+        blue_revision = b.revision;
+    }
+    let readings = port!(io, "gate.read", io.ports.gate.read())?;
+    for name in &spec.gates {
+        match readings.iter().find(|r| &r.name == name) {
+            None => problems.push(format!("gate {name:?} does not exist")),
+            Some(r) if r.state == GateState::Alarm && !spec.allow_alarm_at_start => problems.push(format!(
+                "gate {name:?} is already in ALARM ({}); fix it first, or set gates.allow_alarm_at_start",
+                r.reason
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(Preflight {
+        problems,
+        warnings,
+        blue_slot,
+        blue_revision,
+    })
 }
 
 /// Refuse when another owner holds an unexpired lock (unless forced).

@@ -6,6 +6,7 @@
 #[path = "support/aws.rs"]
 mod support;
 
+use aws_sdk_cloudwatch::types::StateValue;
 use support::*;
 
 /// Every character of a CI log line: printable, or a tab. No ANSI escape,
@@ -171,5 +172,45 @@ async fn an_image_definition_for_a_container_blue_lacks_is_refused_by_the_prefli
     );
     assert_eq!(mutating_calls(&stdout), Vec::<String>::new());
     assert_eq!(weights(&c, &f).await, (100, 0), "no traffic moved");
+    assert_eq!(active_services(&c, &f).await, vec![f.name.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_lists_every_problem_of_a_broken_setup_and_changes_nothing() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (_dir, cfg) = config(&f, FAST_CANARY);
+    let path = cfg.to_str().unwrap();
+
+    // Ready: exit 0, and only reads.
+    let (stdout, _) = run_teal(&m, &["verify", "--config", path, "--image", "r/app:2"], 0).await;
+    assert!(stdout.contains("ready: "), "{stdout}");
+    assert_eq!(mutating_calls(&stdout), Vec::<String>::new(), "{stdout}");
+
+    // Broken four ways: an alarm that does not exist, one already in ALARM,
+    // a target group that does not exist, and no image for green.
+    set_alarm(&c, &f.alarms[1], StateValue::Alarm).await;
+    let missing_tg = f.tg_b.replace(&format!("{}-b", f.name), "nosuchgroup");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&f.alarms[0], "no-such-alarm")
+        .replace(&f.tg_b, &missing_tg);
+    std::fs::write(&cfg, text).unwrap();
+    let (stdout, stderr) = run_teal(&m, &["verify", "--config", path], 2).await;
+    for problem in [
+        "gate \"no-such-alarm\" does not exist",
+        &format!("gate {:?} is already in ALARM", f.alarms[1]),
+        "nosuchgroup",
+        "what should green run?",
+    ] {
+        assert!(
+            stderr.contains(problem),
+            "missing {problem:?} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("problem(s)"), "{stderr}");
+    assert_eq!(mutating_calls(&stdout), Vec::<String>::new(), "{stdout}");
+    assert_eq!(weights(&c, &f).await, (100, 0));
     assert_eq!(active_services(&c, &f).await, vec![f.name.clone()]);
 }

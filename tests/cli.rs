@@ -138,8 +138,9 @@ fn bad_configs_exit_2_naming_file_and_line() {
             .stdout(predicate::str::is_empty());
         // Every command that reads the config refuses the same way, before
         // anything runs.
-        let commands: [&[&str]; 11] = [
+        let commands: [&[&str]; 12] = [
             &["deploy"],
+            &["verify"],
             &["deploy", "--detach"],
             &["status"],
             &["shift", "--to", "green", "25%"],

@@ -184,6 +184,12 @@ fn every_cli_line() -> Vec<CliLine> {
             deployment: Some("d-1".into()),
             driver: Some("ci".into()),
         },
+        CliLine::Verified {
+            service: "web".into(),
+            revision: "v2".into(),
+            blue: "v1 in slot a".into(),
+            warnings: vec![],
+        },
     ];
     for l in &lines {
         match l {
@@ -191,7 +197,8 @@ fn every_cli_line() -> Vec<CliLine> {
             | CliLine::Error { .. }
             | CliLine::Request { .. }
             | CliLine::Detached { .. }
-            | CliLine::Reconcile { .. } => {}
+            | CliLine::Reconcile { .. }
+            | CliLine::Verified { .. } => {}
         }
     }
     lines

@@ -65,6 +65,16 @@ pub enum Command {
     },
     /// Deploy a new revision: stand up green, shift traffic in steps, retire blue.
     Deploy(DeployArgs),
+    /// Check, read-only, everything a deployment needs (router, both target groups, the fleet,
+    /// the alarms, what green runs); list every problem at once, exit 2 if any.
+    Verify {
+        /// Use this strategy (built-in name or file) instead of the config's.
+        #[arg(long, short)]
+        strategy: Option<String>,
+        /// What green runs.
+        #[command(flatten)]
+        green: GreenArgs,
+    },
     /// Show the deployment: phase, step, weights set and actual, health, gates, what comes next. Read-only.
     Status {
         /// Keep watching: redraw on a terminal, print only changes otherwise; ends when the deployment does.
@@ -224,12 +234,9 @@ fn parse_percent(s: &str) -> Result<u8, String> {
     }
 }
 
-/// `teal deploy` arguments.
+/// What green runs and its label: `deploy` and `verify` take the same flags.
 #[derive(Debug, clap::Args)]
-pub struct DeployArgs {
-    /// Use this strategy (built-in name or file) instead of the config's.
-    #[arg(long, short)]
-    pub strategy: Option<String>,
+pub struct GreenArgs {
     /// Green's revision label [default: $CODEBUILD_RESOLVED_SOURCE_VERSION, else the image tag or task definition].
     #[arg(long, env = "CODEBUILD_RESOLVED_SOURCE_VERSION")]
     pub revision: Option<String>,
@@ -253,6 +260,17 @@ pub struct DeployArgs {
     /// Auto Scaling: green runs a new version of blue's launch template with this AMI.
     #[arg(long)]
     pub ami: Option<String>,
+}
+
+/// `teal deploy` arguments.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// Use this strategy (built-in name or file) instead of the config's.
+    #[arg(long, short)]
+    pub strategy: Option<String>,
+    /// What green runs.
+    #[command(flatten)]
+    pub green: GreenArgs,
     /// Start the deployment, do the first steps that need no waiting, print its id and exit 0;
     /// `teal reconcile --once` (scheduled) or `teal resume` drives it on.
     #[arg(long)]
@@ -370,6 +388,12 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Succeeded)
         }
+        Command::Verify { strategy, green } => verify(
+            &Config::load(&cli.config, strategy.as_deref())?,
+            &green,
+            &flags,
+            cli.output,
+        ),
         Command::Deploy(args) => {
             let config = Config::load(&cli.config, args.strategy.as_deref())?;
             deploy(&config, args, &flags, cli.output)
@@ -465,7 +489,7 @@ pub fn owner() -> String {
 /// Green's revision label: `--revision` (or CodeBuild's source version), else
 /// what green runs.
 fn revision_label(
-    args: &DeployArgs,
+    args: &GreenArgs,
     task: Option<&crate::aws::ecs::GreenTask>,
     config: &Config,
 ) -> String {
@@ -511,7 +535,7 @@ fn revision_label(
 /// What green's tasks run, from `--image`, `--image-definitions`,
 /// `--image-detail` or `--task-definition`. A pipeline file that is missing,
 /// empty or malformed is refused here, before any cloud call.
-fn green_task(args: &DeployArgs) -> Result<Option<crate::aws::ecs::GreenTask>, Failure> {
+fn green_task(args: &GreenArgs) -> Result<Option<crate::aws::ecs::GreenTask>, Failure> {
     use crate::aws::ecs::GreenTask;
     let bad = |e: crate::pipeline::InputError| Failure::Usage(e.to_string());
     Ok(if let Some(path) = &args.image_definitions {
@@ -599,7 +623,7 @@ fn event_sink(format: Format) -> EventSink {
 }
 
 /// What green runs, from the deploy flags, in the ledger's words.
-fn green_spec(args: &DeployArgs, task: Option<crate::aws::ecs::GreenTask>) -> Option<String> {
+fn green_spec(args: &GreenArgs, task: Option<crate::aws::ecs::GreenTask>) -> Option<String> {
     use crate::aws::asg::GreenTemplate;
     crate::aws::Green {
         task,
@@ -618,9 +642,6 @@ fn deploy(
     flags: &AwsFlags,
     format: Format,
 ) -> Result<Exit, Failure> {
-    let plan = plan_of(config)?;
-    let task = green_task(&args)?;
-    let revision = revision_label(&args, task.as_ref(), config);
     let start = crate::ports::SystemClock.now();
     let sim = is_sim(config);
     if args.sim_fail_gate.is_some() && !sim {
@@ -631,23 +652,8 @@ fn deploy(
     if args.detach && sim {
         return Err(no_state_in_sim(config));
     }
-    let green = green_spec(&args, task);
-    let spec = NewDeployment {
-        id: deployment_id(start),
-        service: config.service.clone(),
-        revision,
-        plan,
-        gates: config
-            .gates
-            .alarms
-            .iter()
-            .cloned()
-            .chain(crate::local::gate_names(config))
-            .collect(),
-        allow_alarm_at_start: config.gates.allow_alarm_at_start,
-        green: green.clone(),
-        build: crate::pipeline::Build::from_env(),
-    };
+    let spec = new_deployment(config, &args.green, start)?;
+    let green = spec.green.clone();
     runtime()?.block_on(async move {
         let (ports, aws) = if sim {
             (
@@ -675,6 +681,86 @@ fn deploy(
         .await;
         report_aws_calls(&aws, observations, format);
         result
+    })
+}
+
+/// The deployment `deploy` would start (and `verify` checks): green's
+/// revision, what it runs, the plan, the gates. Pipeline files are read here.
+fn new_deployment(config: &Config, args: &GreenArgs, start: u64) -> Result<NewDeployment, Failure> {
+    let plan = plan_of(config)?;
+    let task = green_task(args)?;
+    let revision = revision_label(args, task.as_ref(), config);
+    Ok(NewDeployment {
+        id: deployment_id(start),
+        service: config.service.clone(),
+        revision,
+        plan,
+        gates: config
+            .gates
+            .alarms
+            .iter()
+            .cloned()
+            .chain(crate::local::gate_names(config))
+            .collect(),
+        allow_alarm_at_start: config.gates.allow_alarm_at_start,
+        green: green_spec(args, task),
+        build: crate::pipeline::Build::from_env(),
+    })
+}
+
+/// `teal verify`: the deployment's read-only checks, every problem at once.
+fn verify(
+    config: &Config,
+    args: &GreenArgs,
+    flags: &AwsFlags,
+    format: Format,
+) -> Result<Exit, Failure> {
+    if is_sim(config) {
+        return Err(Failure::Usage(format!(
+            "{}: the simulated provider has nothing to verify",
+            config.path.display()
+        )));
+    }
+    let start = crate::ports::SystemClock.now();
+    let spec = new_deployment(config, args, start)?;
+    runtime()?.block_on(async move {
+        let aws = load_aws(config, flags).await;
+        let ports = aws_ports(aws.as_ref(), config, spec.green.as_deref())?;
+        let result = Driver::verify(ports, Settings::new(owner()), &spec).await;
+        report_aws_calls(&aws, None, format);
+        let v = result?;
+        if !v.problems.is_empty() {
+            return Err(Failure::Driver(DriverError::Preflight {
+                problems: v.problems,
+            }));
+        }
+        let blue = v.blue.map_or("?".to_string(), |(slot, rev)| {
+            format!(
+                "{} in slot {slot}",
+                rev.as_deref().unwrap_or("an unlabelled revision")
+            )
+        });
+        let line = render::CliLine::Verified {
+            service: config.service.clone(),
+            revision: spec.revision.clone(),
+            blue: blue.clone(),
+            warnings: v.warnings.clone(),
+        };
+        match format {
+            Format::Json => {
+                let _ = render::write_json(&mut std::io::stdout().lock(), &line);
+            }
+            Format::Text => {
+                for w in &v.warnings {
+                    println!("warning: {w}");
+                }
+                println!(
+                    "ready: {} can deploy {} over blue ({blue}); every check passed",
+                    config.service, spec.revision
+                );
+            }
+        }
+        Ok(Exit::Succeeded)
     })
 }
 

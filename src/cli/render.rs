@@ -77,6 +77,17 @@ pub enum CliLine {
         /// Its phase.
         phase: String,
     },
+    /// `teal verify` found nothing in the way.
+    Verified {
+        /// The service.
+        service: String,
+        /// Green's revision label.
+        revision: String,
+        /// Blue, in words.
+        blue: String,
+        /// What may surprise.
+        warnings: Vec<String>,
+    },
     /// `reconcile` found nothing to do.
     Reconcile {
         /// Why.
