@@ -176,3 +176,37 @@ fn alive(pid: u32) -> bool {
             .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_the_same_proxy_port_is_refused() {
+    // The proxy binds with SO_REUSEPORT (one listener per core); that must
+    // not let a second daemon share the port and half the traffic.
+    let l = Local::start(&canary("1s")).await;
+    let text = std::fs::read_to_string(&l.config).unwrap();
+    let admin = text
+        .lines()
+        .find_map(|line| line.strip_prefix("admin = "))
+        .unwrap()
+        .to_string();
+    let other_admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let second = dir.path().join("teal.toml");
+    std::fs::write(&second, text.replace(&admin, &format!("\"{other_admin}\""))).unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(support::TEAL)
+            .args(["local", "serve", "--config"])
+            .arg(&second)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the second daemon gives up at once")
+    .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use"), "{stderr}");
+}
