@@ -151,7 +151,7 @@ async fn an_image_definition_for_a_container_blue_lacks_is_refused_by_the_prefli
         r#"[{"name":"app","imageUri":"r/app:2"},{"name":"sidecar","imageUri":"r/side:2"}]"#,
     )
     .unwrap();
-    let out = teal(
+    let (stdout, stderr) = run_teal(
         &m,
         &[
             "deploy",
@@ -160,12 +160,9 @@ async fn an_image_definition_for_a_container_blue_lacks_is_refused_by_the_prefli
             "--image-definitions",
             defs.to_str().unwrap(),
         ],
+        2,
     )
-    .output()
-    .await
-    .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    .await;
     assert!(
         stderr.contains("has no container sidecar (it has app)"),
         "{stderr}"
