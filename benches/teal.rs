@@ -730,6 +730,29 @@ fn run_measured(mut cmd: std::process::Command) -> (Option<i32>, Duration, u64, 
 
 async fn footprint() -> String {
     let size = std::fs::metadata(TEAL).expect("the teal binary").len();
+    // `benches/run.sh` builds with the dev profile by default (a cold release
+    // build of the SDK crates alone takes ~20 minutes on 2 cores); the
+    // directory the binary sits in names the profile, so the row says which.
+    let profile = Path::new(TEAL)
+        .parent()
+        .and_then(|deps| deps.file_name())
+        .map_or("?".into(), |p| match p.to_string_lossy().as_ref() {
+            "debug" => "dev".to_string(),
+            other => other.to_string(),
+        });
+    let release = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/teal");
+    let release_row = match std::fs::metadata(&release) {
+        Ok(m) if profile != "release" => format!(
+            "| release binary built separately (`cargo build --release`, {}) | {:.1} MiB |\n",
+            m.modified()
+                .ok()
+                .map_or("?".into(), |t| humantime::format_rfc3339_seconds(t)
+                    .to_string()),
+            m.len() as f64 / (1024.0 * 1024.0)
+        ),
+        Ok(_) => String::new(),
+        Err(_) => "| release binary | not built (`cargo build --release`, ~20 min cold) |\n".into(),
+    };
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ecs-alb/teal.toml");
     let mut walls = Vec::new();
     let mut rss = Vec::new();
@@ -746,7 +769,8 @@ async fn footprint() -> String {
     rss.sort_unstable();
     format!(
         "| | value |\n|---|---:|\n\
-         | release binary (`{}`) | {:.1} MiB |\n\
+         | binary of this run (`{}`, profile `{profile}`) | {:.1} MiB |\n\
+         {release_row}\
          | `teal plan` wall time, process start to exit: median / max of 20 | {:.1} / {:.1} ms |\n\
          | `teal plan` peak RSS: median | {:.1} MiB |\n",
         Path::new(TEAL)
