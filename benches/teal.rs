@@ -815,7 +815,7 @@ fn header(elapsed: Duration, runs: usize, many: usize) -> String {
     format!(
         "# Benchmarks\n\n\
          Written by `benches/run.sh` (moto in server mode on loopback, then \
-         `cargo bench --bench teal`); the figures below are from one run of it. \
+         `cargo bench --bench teal --profile dev`); the figures below are from one run of it. \
          Nothing in the test suite asserts a timing: this reports, it does not judge.\n\n\
          - machine: {cpu}, {cores} cores, {mem_gib} GiB; teal `{git}`\n\
          - {runs} runs per reaction row, {many} concurrent deployments; the measuring took {}\n\

@@ -21,6 +21,7 @@ use crate::engine::{
     RECORD_SCHEMA,
 };
 use crate::events::{describe_phase, Event, EventKind};
+use crate::hooks::{HookFacts, HookRun, HookState};
 use crate::model::{fmt_ms, FleetStatus, GateReading, GateState, Millis, Weights};
 use crate::ports::{ErrorKind, PortError, Ports};
 use std::collections::BTreeMap;
@@ -244,6 +245,8 @@ pub struct Driver {
     ledger_failing: bool,
     last_ledger_read: Millis,
     observations: u64,
+    /// The last hook run whose end was reported, so it is reported once.
+    hook_reported: Option<crate::hooks::HookRun>,
 }
 
 /// Where one [`Driver::step`] left the deployment.
@@ -394,6 +397,7 @@ impl Driver {
             lock: None,
             inbox: vec![],
             replies: vec![],
+            hooks_passed: vec![],
             // Overwrite the last finished record: compare against its version.
             version: existing.map_or(0, |r| r.version),
         };
@@ -486,6 +490,7 @@ impl Driver {
             ledger_failing: false,
             last_ledger_read: 0,
             observations: 0,
+            hook_reported: None,
         }
     }
 
@@ -632,8 +637,10 @@ impl Driver {
                 return self.persist_failed(e).map(|_| Progress::Acted);
             }
         }
+        // A pass does not end while a hook runs: the hook lives in this process.
+        let hook_running = matches!(obs.hook, Some((_, HookState::Running)));
         let waiting = match action {
-            Action::Wait { until } if !wait => Some(until),
+            Action::Wait { until } if !wait && !hook_running => Some(until),
             _ => None,
         };
         let result = match waiting {
@@ -787,14 +794,60 @@ impl Driver {
         let green = std::mem::take(&mut fleets[green_slot.index()]);
         let blue = std::mem::take(&mut fleets[green_slot.other().index()]);
         self.note_green(&green);
+        let hook = self.hook_state();
         let obs = Observation {
             weights,
             green,
             blue,
             gates,
+            hook,
         };
         self.last = Some(obs.clone());
         Ok(obs)
+    }
+
+    /// The state of the hook run the engine waits on; its end is reported once.
+    fn hook_state(&mut self) -> Option<(HookRun, HookState)> {
+        let run = self.engine.pending_hook()?;
+        let state = self.io.ports.hooks.state(&self.engine.record().id, &run);
+        let ended = matches!(state, HookState::Passed { .. } | HookState::Failed { .. });
+        if ended && self.hook_reported.as_ref() != Some(&run) {
+            self.hook_reported = Some(run.clone());
+            let (passed, detail, took_ms) = match &state {
+                HookState::Passed { took_ms } => (true, String::new(), *took_ms),
+                HookState::Failed { detail, took_ms } => (false, detail.clone(), *took_ms),
+                _ => unreachable!("ended"),
+            };
+            self.io.emit(EventKind::HookFinished {
+                hook: run.to_string(),
+                passed,
+                detail,
+                took_ms,
+            });
+        }
+        Some((run, state))
+    }
+
+    /// The deployment's facts for a hook, as `TEAL_*` variables.
+    fn hook_env(&self, run: &HookRun, obs: &Observation) -> Vec<(String, String)> {
+        let rec = self.engine.record();
+        let step = match rec.phase {
+            Phase::Shifting { step, .. } => step + 1,
+            Phase::KeepAlive { .. } | Phase::Retiring => rec.plan.steps.len(),
+            _ => 0,
+        };
+        HookFacts {
+            deployment: rec.id.clone(),
+            service: rec.service.clone(),
+            revision: rec.revision.clone(),
+            blue_revision: rec.blue_revision.clone(),
+            green_slot: rec.green_slot.to_string(),
+            strategy: rec.plan.strategy.clone(),
+            step,
+            steps: rec.plan.steps.len(),
+            green_weight: obs.weights.green,
+        }
+        .env(run)
     }
 
     fn gate_fails(&self, r: &GateReading) -> bool {
@@ -851,6 +904,18 @@ impl Driver {
                 self.last = None;
             }
             Action::SetWeights { weights } => self.set_weights(weights, obs).await?,
+            Action::StartHook { run } => {
+                self.io.emit(EventKind::HookStarted {
+                    hook: run.to_string(),
+                });
+                let env = self.hook_env(&run, obs);
+                let id = self.engine.record().id.clone();
+                port!(
+                    self.io,
+                    "hook.start",
+                    self.io.ports.hooks.start(&id, &run, env.clone())
+                )?;
+            }
             Action::RemoveGreen => {
                 self.io.emit(EventKind::Removing {
                     role: "green".into(),

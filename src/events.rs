@@ -81,6 +81,22 @@ pub enum EventKind {
         /// Attempt number.
         attempt: u32,
     },
+    /// A lifecycle hook was started.
+    HookStarted {
+        /// The run (`before-traffic`, `after-step 2`, `before-retire`).
+        hook: String,
+    },
+    /// A lifecycle hook ended; a failed one rolls the deployment back.
+    HookFinished {
+        /// The run.
+        hook: String,
+        /// Whether it exited 0 within its timeout.
+        passed: bool,
+        /// Why it failed, with the end of its output; empty when it passed.
+        detail: String,
+        /// How long it ran.
+        took_ms: Millis,
+    },
     /// A fleet is being removed.
     Removing {
         /// `blue` or `green`.

@@ -17,15 +17,18 @@
 //! - [`config`]: `teal.toml`, raw serde types validated into a [`config::Config`].
 //! - [`strategy`]: strategy files and the built-ins, expanded into steps.
 //! - [`engine`]: the pure state machine, its record (what the ledger stores) and its rules.
-//! - [`ports`]: the `Fleet`, `Router`, `Gate`, `Ledger` and `Clock` traits.
+//! - [`ports`]: the `Fleet`, `Router`, `Gate`, `Ledger`, `Hooks` and `Clock` traits.
 //! - [`driver`]: the async loop that runs the engine's actions through the ports.
 //! - [`events`]: what a deployment reports as it goes.
+//! - [`hooks`]: lifecycle hooks (`before-traffic`, `after-step`, `before-retire`) and the
+//!   runner that starts them as child processes.
 //! - [`aws`]: the AWS adapters (ALB, CloudWatch, ECS, ledger in tags) on the official SDK.
 //! - [`local`]: the local provider: `teal local serve` (weighted proxy, processes, live
 //!   metric gates, ledger) and the ports that reach it over its admin API; the demo app.
 //! - [`sim`]: the in-memory cloud with fault injection, the invariant checker and the seeded harness.
 //! - [`pipeline`]: what a CodePipeline hands teal: `imagedefinitions.json`, `imageDetail.json`,
 //!   the CodeBuild run.
+//! - [`report`]: `teal deploy --report` (the run as JSON) and `teal report --svg` (its timeline).
 //! - [`status`]: `teal status`, read-only, with a stable JSON form.
 //! - [`exit`]: the documented exit codes.
 //! - [`cli`]: the command line over all of the above.
@@ -44,10 +47,12 @@ pub mod driver;
 pub mod engine;
 pub mod events;
 pub mod exit;
+pub mod hooks;
 pub mod local;
 pub mod model;
 pub mod pipeline;
 pub mod ports;
+pub mod report;
 pub mod sim;
 pub mod status;
 pub mod strategy;

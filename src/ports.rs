@@ -6,6 +6,7 @@
 //! driver may retry it and a resumed deployment may repeat it.
 
 use crate::engine::{Plan, Record};
+use crate::hooks::{HookRun, HookState};
 use crate::model::{FleetStatus, GateReading, Millis, Slot, SlotWeights};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -126,6 +127,49 @@ pub trait Ledger: Send + Sync {
     async fn store(&self, record: &Record) -> Result<u64, PortError>;
 }
 
+/// Lifecycle hooks (see [`crate::hooks`]). Local to the process: `state`
+/// answers from memory, so reading it every poll costs nothing.
+#[async_trait]
+pub trait Hooks: Send + Sync {
+    /// What this process knows of `run` in `deployment`.
+    fn state(&self, deployment: &str, run: &HookRun) -> HookState;
+    /// Start `run` with these environment variables; one already started is
+    /// left alone.
+    async fn start(
+        &self,
+        deployment: &str,
+        run: &HookRun,
+        env: Vec<(String, String)>,
+    ) -> Result<(), PortError>;
+}
+
+/// No hooks configured: a deployment whose plan has one cannot go on here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+#[async_trait]
+impl Hooks for NoHooks {
+    fn state(&self, _deployment: &str, _run: &HookRun) -> HookState {
+        HookState::NotStarted
+    }
+
+    async fn start(
+        &self,
+        _deployment: &str,
+        run: &HookRun,
+        _env: Vec<(String, String)>,
+    ) -> Result<(), PortError> {
+        Err(PortError::new(
+            "hook.start",
+            ErrorKind::Invalid,
+            format!(
+                "the deployment has a {} hook but no [hooks] command is configured here",
+                run.point
+            ),
+        ))
+    }
+}
+
 /// Time, for the driver only. The real clock sleeps; the simulated one jumps.
 #[async_trait]
 pub trait Clock: Send + Sync {
@@ -166,6 +210,8 @@ pub struct Ports {
     pub gate: Arc<dyn Gate>,
     /// Deployment record.
     pub ledger: Arc<dyn Ledger>,
+    /// Lifecycle hooks ([`NoHooks`] unless `[hooks]` configures some).
+    pub hooks: Arc<dyn Hooks>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }

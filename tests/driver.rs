@@ -19,6 +19,7 @@ fn plan() -> Plan {
         poll_ms: 10_000,
         green_healthy_timeout_ms: 600_000,
         insufficient_data: InsufficientData::Ok,
+        hooks: vec![],
     }
 }
 

@@ -105,6 +105,15 @@ fn every_event_kind() -> Vec<EventKind> {
             role: "blue".into(),
             slot: Slot::A,
         },
+        EventKind::HookStarted {
+            hook: "before-traffic".into(),
+        },
+        EventKind::HookFinished {
+            hook: "after-step 2".into(),
+            passed: false,
+            detail: "`./smoke.sh` exited with 1: GET / answered 503".into(),
+            took_ms: 1_250,
+        },
         EventKind::Gate {
             gate: "web-5xx".into(),
             state: GateState::Alarm,
@@ -146,6 +155,8 @@ fn every_event_kind() -> Vec<EventKind> {
             | EventKind::WeightsSet { .. }
             | EventKind::WeightsMismatch { .. }
             | EventKind::Removing { .. }
+            | EventKind::HookStarted { .. }
+            | EventKind::HookFinished { .. }
             | EventKind::Gate { .. }
             | EventKind::Retrying { .. }
             | EventKind::Warning { .. }

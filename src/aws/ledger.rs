@@ -204,6 +204,7 @@ mod tests {
                 poll_ms: 10_000,
                 green_healthy_timeout_ms: 600_000,
                 insufficient_data: InsufficientData::Ok,
+                hooks: crate::hooks::HookPoint::ALL.to_vec(),
             },
             phase: Phase::Shifting {
                 step: 3,
@@ -234,6 +235,12 @@ mod tests {
                     at: 1_795_000_000_000,
                 })
                 .collect(),
+            // Hooks at every point, passed up to the current step.
+            hooks_passed: std::iter::once(crate::hooks::HookRun::at(
+                crate::hooks::HookPoint::BeforeTraffic,
+            ))
+            .chain((0..3).map(crate::hooks::HookRun::after_step))
+            .collect(),
             version: 0,
         };
         let tags = encode(&rec, 7);

@@ -173,6 +173,7 @@ pub fn ports(
                 router: Arc::new(router),
                 gate,
                 ledger: Arc::new(ledger),
+                hooks: Arc::new(crate::ports::NoHooks),
                 clock,
             })
         }
@@ -209,6 +210,7 @@ pub fn ports(
                     hosted_zone_id.clone(),
                     record_name,
                 )),
+                hooks: Arc::new(crate::ports::NoHooks),
                 clock,
             })
         }
@@ -230,6 +232,7 @@ pub fn ports(
                 ledger: Arc::new(ledger::TagLedger::new(aws, router.arn().to_string())),
                 router: Arc::new(router),
                 gate,
+                hooks: Arc::new(crate::ports::NoHooks),
                 clock,
             })
         }

@@ -172,7 +172,9 @@ async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exi
         green: None,
         build: None,
     };
-    let ports = crate::local::ports(config, Arc::new(SystemClock)).ok_or_else(not_local)?;
+    let ports = crate::local::ports(config, Arc::new(SystemClock))
+        .map(|p| super::with_hooks(p, config))
+        .ok_or_else(not_local)?;
     let outcome = async {
         let mut d = Driver::start(ports, Settings::new(owner()), spec, sink).await?;
         d.run().await

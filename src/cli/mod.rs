@@ -17,8 +17,10 @@ use crate::sim::{SimCloud, SimGate, World};
 use crate::strategy;
 use clap::{Parser, Subcommand};
 use render::Format;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// teal: blue/green traffic shifting for ECS and EC2 behind ALB or Route 53.
 #[derive(Debug, Parser)]
@@ -150,6 +152,15 @@ pub enum Command {
         #[command(subcommand)]
         command: LocalCommand,
     },
+    /// Summarise a report written by `teal deploy --report`; with `--svg`, draw its timeline
+    /// (weights over time, step boundaries, gate states, the rollback or retirement marker).
+    Report {
+        /// The report (JSON).
+        file: std::path::PathBuf,
+        /// Write the timeline here as SVG.
+        #[arg(long, value_name = "FILE.svg")]
+        svg: Option<std::path::PathBuf>,
+    },
     /// The demo app (used by `teal demo` and `examples/local`).
     #[command(hide = true)]
     DemoApp {
@@ -278,6 +289,10 @@ pub struct DeployArgs {
     /// Simulated provider only: this gate goes to ALARM this long after the start (NAME@DURATION).
     #[arg(long, value_name = "NAME@DURATION")]
     pub sim_fail_gate: Option<String>,
+    /// Write a JSON report of the run here at its end: every event with its time, weights and
+    /// gate states over time, API calls per operation, outcome and reason (`teal report` draws it).
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// A command's failure, with its exit code.
@@ -349,6 +364,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     let flags = cli.aws_flags();
     let mut out = std::io::stdout().lock();
     match cli.command {
+        Command::Report { file, svg } => report(&file, svg.as_deref(), cli.output),
         Command::Strategies => {
             let all = strategy::builtins();
             match cli.output {
@@ -471,7 +487,19 @@ fn plan_of(config: &Config) -> Result<Plan, Failure> {
         poll_ms: config.strategy.poll_ms,
         green_healthy_timeout_ms: config.strategy.green_healthy_timeout_ms,
         insufficient_data: config.gates.insufficient_data,
+        hooks: config.hooks.commands.keys().copied().collect(),
     })
+}
+
+/// `ports` with the config's hook commands, when it has any.
+pub fn with_hooks(mut ports: crate::ports::Ports, config: &Config) -> crate::ports::Ports {
+    if !config.hooks.commands.is_empty() {
+        ports.hooks = std::sync::Arc::new(crate::hooks::command::CommandHooks::new(
+            config.hooks.commands.clone(),
+            std::time::Duration::from_millis(config.hooks.timeout_ms),
+        ));
+    }
+    ports
 }
 
 /// Who this process is, for the lock: the CodeBuild build, or user@host:pid.
@@ -599,12 +627,16 @@ fn aws_ports(
 ) -> Result<crate::ports::Ports, Failure> {
     let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::ports::SystemClock);
     let Some(aws) = aws else {
-        return crate::local::ports(config, clock).ok_or_else(|| {
-            Failure::Usage("the local provider needs fleet and router of kind \"local\"".into())
-        });
+        return crate::local::ports(config, clock)
+            .map(|p| with_hooks(p, config))
+            .ok_or_else(|| {
+                Failure::Usage("the local provider needs fleet and router of kind \"local\"".into())
+            });
     };
     let green = green.map(crate::aws::Green::parse).unwrap_or_default();
-    crate::aws::ports(aws, config, green, clock).map_err(Failure::Usage)
+    crate::aws::ports(aws, config, green, clock)
+        .map(|p| with_hooks(p, config))
+        .map_err(Failure::Usage)
 }
 
 /// The AWS API calls of this run, if it used AWS.
@@ -666,9 +698,13 @@ fn deploy(
         };
         let detach = args.detach;
         let mut observations = None;
+        let recorded: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let sink = match &args.report {
+            Some(_) => recording(event_sink(format), recorded.clone()),
+            None => event_sink(format),
+        };
         let result = async {
-            let driver =
-                Driver::start(ports, Settings::new(owner()), spec, event_sink(format)).await?;
+            let driver = Driver::start(ports, Settings::new(owner()), spec, sink).await?;
             let mut driver = driver.with_signals(signals()?);
             let exit = if detach {
                 operate::detached(&mut driver, format).await
@@ -680,8 +716,106 @@ fn deploy(
         }
         .await;
         report_aws_calls(&aws, observations, format);
+        if let Some(path) = &args.report {
+            let events = std::mem::take(&mut *recorded.lock().expect("events"));
+            // The SDK's own operation names when AWS was used; the driver's port calls otherwise.
+            let calls = aws
+                .as_ref()
+                .map(|a| {
+                    a.calls
+                        .snapshot()
+                        .into_iter()
+                        .map(|(op, n)| (op.to_string(), n))
+                        .collect()
+                })
+                .unwrap_or_default();
+            write_report(path, &events, calls);
+        }
         result
     })
+}
+
+/// Also keep every event, for the report.
+fn recording(mut sink: EventSink, into: Arc<Mutex<Vec<Event>>>) -> EventSink {
+    Box::new(move |e: &Event| {
+        sink(e);
+        into.lock().expect("events").push(e.clone());
+    })
+}
+
+/// Write the run's report; a failure to write it is said, and does not
+/// change the deployment's exit code (the deployment itself is over).
+fn write_report(path: &std::path::Path, events: &[Event], calls: BTreeMap<String, u64>) {
+    if events.is_empty() {
+        eprintln!(
+            "teal: no report written to {}: the deployment never started",
+            path.display()
+        );
+        return;
+    }
+    let report = crate::report::Report::from_events(events, calls);
+    match report.write(path) {
+        Ok(()) => eprintln!("teal: report written to {}", path.display()),
+        Err(e) => eprintln!("teal: could not write the report: {e}"),
+    }
+}
+
+/// `teal report FILE.json [--svg OUT.svg]`.
+fn report(
+    file: &std::path::Path,
+    svg: Option<&std::path::Path>,
+    format: Format,
+) -> Result<Exit, Failure> {
+    let report = crate::report::Report::read(file).map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(svg) = svg {
+        report
+            .draw_svg(svg)
+            .map_err(|e| Failure::Io(std::io::Error::other(e.to_string())))?;
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "schema": 1,
+                "deployment": report.deployment,
+                "outcome": report.outcome.as_ref().map(|o| o.class()),
+                "summary": report.summary,
+                "svg": svg.map(|p| p.display().to_string()),
+            })
+        )?,
+        Format::Text => {
+            writeln!(
+                out,
+                "{} {} of {} ({}): {}",
+                report.deployment, report.revision, report.service, report.strategy, report.summary
+            )?;
+            let took = report.ended_at.saturating_sub(report.started_at);
+            let changes: Vec<String> = report
+                .weights
+                .iter()
+                .map(|w| format!("{}%", w.green))
+                .collect();
+            writeln!(
+                out,
+                "  {} over {}; green's weight: {}",
+                report.events.len().to_string() + " events",
+                crate::model::fmt_ms(took),
+                changes.join(" → ")
+            )?;
+            let calls: u64 = report.calls.values().sum();
+            writeln!(
+                out,
+                "  {calls} calls over {} operations",
+                report.calls.len()
+            )?;
+            if let Some(svg) = svg {
+                writeln!(out, "  timeline drawn to {}", svg.display())?;
+            }
+        }
+    }
+    Ok(Exit::Succeeded)
 }
 
 /// The deployment `deploy` would start (and `verify` checks): green's
@@ -881,6 +1015,14 @@ fn sim_ports(
     else {
         unreachable!("called for the simulated provider only")
     };
+    if !config.hooks.commands.is_empty() {
+        // Hooks are real commands taking real time; the simulated clock jumps.
+        return Err(Failure::Usage(format!(
+            "{}: [hooks] run real commands, which the simulated provider's virtual clock \
+             cannot wait for; try them with the local provider (examples/local)",
+            config.path.display()
+        )));
+    }
     let mut gates: Vec<SimGate> = config
         .gates
         .alarms

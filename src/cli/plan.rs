@@ -200,6 +200,20 @@ pub fn render_plan(c: &Config) -> String {
         }
     );
     let _ = writeln!(out, "  strategy  {}: {}", s.strategy, s.description);
+    if !c.hooks.commands.is_empty() {
+        let hooks: Vec<String> = c
+            .hooks
+            .commands
+            .iter()
+            .map(|(point, cmd)| format!("{point} `{cmd}`"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  hooks     {}; each may run {}, a failure rolls back",
+            hooks.join(", "),
+            fmt_ms(c.hooks.timeout_ms)
+        );
+    }
     let _ = writeln!(out);
     if let Some(r) = &s.rolling {
         let _ = writeln!(

@@ -145,6 +145,9 @@ pub fn describe(e: &EventKind) -> String {
             format!("weights did not take on attempt {attempt}: set {set}, read back {actual}")
         }
         EventKind::Removing { role, slot } => format!("removing {role} (slot {slot})"),
+        EventKind::HookStarted { hook } => format!("hook {hook}: started"),
+        EventKind::HookFinished { hook, passed: true, took_ms, .. } => format!("hook {hook} passed in {}", fmt_ms(*took_ms)),
+        EventKind::HookFinished { hook, detail, took_ms, .. } => format!("hook {hook} FAILED after {}: {detail}", fmt_ms(*took_ms)),
         EventKind::Gate { gate, state, reason } => format!("gate {gate}: {state} ({reason})"),
         EventKind::Retrying { op, attempt, error, backoff_ms } => {
             format!("{op} failed ({error}); attempt {} in {}", attempt + 1, fmt_ms(*backoff_ms))

@@ -6,11 +6,14 @@
 pub mod raw;
 
 use crate::diag::{InputError, SourceFile};
+use crate::hooks::command::HookCommand;
+use crate::hooks::HookPoint;
 use crate::model::Millis;
 use crate::strategy::{self, raw::duration, RawStrategy, Shape, Strategy};
 use raw::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -55,7 +58,21 @@ pub struct Config {
     pub gates: GatesConfig,
     /// The steps.
     pub strategy: Strategy,
+    /// Lifecycle hooks.
+    pub hooks: HooksConfig,
 }
+
+/// `[hooks]`, validated.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HooksConfig {
+    /// The command of each configured point.
+    pub commands: BTreeMap<HookPoint, HookCommand>,
+    /// How long one run may take.
+    pub timeout_ms: Millis,
+}
+
+/// A hook run may take this long unless `[hooks] timeout` says otherwise.
+pub const DEFAULT_HOOK_TIMEOUT_MS: Millis = 5 * 60 * 1000;
 
 /// `[fleet]`, validated.
 #[derive(Debug, Clone, Serialize)]
@@ -253,6 +270,13 @@ impl Config {
                 )
                 .into());
         }
+        let hooks = match &raw.hooks {
+            Some(h) => validate_hooks(file, h)?,
+            None => HooksConfig {
+                commands: BTreeMap::new(),
+                timeout_ms: DEFAULT_HOOK_TIMEOUT_MS,
+            },
+        };
         Ok(Config {
             path: path.to_path_buf(),
             service,
@@ -260,6 +284,7 @@ impl Config {
             router,
             gates,
             strategy,
+            hooks,
         })
     }
 }
@@ -619,6 +644,57 @@ fn validate_gates(file: &SourceFile, g: RawGates) -> Result<GatesConfig, InputEr
         insufficient_data,
         allow_alarm_at_start: g.allow_alarm_at_start,
         local,
+    })
+}
+
+fn validate_hooks(file: &SourceFile, h: &RawHooks) -> Result<HooksConfig, InputError> {
+    if let Some(v) = &h.after_test_traffic {
+        return Err(file.error(
+            v.span(),
+            "hooks.after_test_traffic",
+            "after_test_traffic needs a test listener pointed at green, which this version of \
+             teal does not set up; use before_traffic to test green before production traffic",
+        ));
+    }
+    let mut commands = BTreeMap::new();
+    for (point, raw) in [
+        (HookPoint::BeforeTraffic, &h.before_traffic),
+        (HookPoint::AfterStep, &h.after_step),
+        (HookPoint::BeforeRetire, &h.before_retire),
+    ] {
+        let Some(raw) = raw else { continue };
+        let field = format!("hooks.{}", point.config_key());
+        let command = match raw.get_ref() {
+            RawHookCommand::Shell(s) if !s.trim().is_empty() => HookCommand::Shell(s.clone()),
+            RawHookCommand::Argv(v) if v.first().is_some_and(|p| !p.is_empty()) => {
+                HookCommand::Argv(v.clone())
+            }
+            _ => {
+                return Err(file.error(
+                    raw.span(),
+                    &field,
+                    "a hook is a command string (run with sh -c) or a non-empty list [program, args...]",
+                ))
+            }
+        };
+        commands.insert(point, command);
+    }
+    let timeout_ms = match &h.timeout {
+        None => DEFAULT_HOOK_TIMEOUT_MS,
+        Some(v) => match duration(file, v, "hooks.timeout")? {
+            0 => {
+                return Err(file.error(
+                    v.span(),
+                    "hooks.timeout",
+                    "a hook's timeout must be longer than 0s",
+                ))
+            }
+            ms => ms,
+        },
+    };
+    Ok(HooksConfig {
+        commands,
+        timeout_ms,
     })
 }
 

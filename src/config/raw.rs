@@ -24,6 +24,34 @@ pub struct RawConfig {
     pub gates: Option<RawGates>,
     /// `[strategy]`
     pub strategy: Option<Spanned<RawStrategy>>,
+    /// `[hooks]`
+    pub hooks: Option<RawHooks>,
+}
+
+/// `[hooks]`: a command per lifecycle point, and one timeout for each run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    /// Green healthy, before production traffic.
+    pub before_traffic: Option<Spanned<RawHookCommand>>,
+    /// After each step's bake.
+    pub after_step: Option<Spanned<RawHookCommand>>,
+    /// After the keep-alive, before blue is retired.
+    pub before_retire: Option<Spanned<RawHookCommand>>,
+    /// Needs a test listener, which teal does not have yet: refused by name.
+    pub after_test_traffic: Option<Spanned<toml::Value>>,
+    /// How long one run may take (`5m`).
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// A hook command: a string for `sh -c`, or a program and its arguments.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawHookCommand {
+    /// `"./smoke.sh --fast"`
+    Shell(String),
+    /// `["./smoke.sh", "--fast"]`
+    Argv(Vec<String>),
 }
 
 /// `[service]`

@@ -180,3 +180,39 @@ fn unknown_kind_and_bad_insufficient_data() {
     let e = err(&GOOD.replace("\"web-p99\"", "\"web-5xx\""));
     assert!(e.contains("listed twice"), "{e}");
 }
+
+#[test]
+fn hooks_take_a_string_or_a_list_and_a_timeout() {
+    let c = parse(&format!(
+        "{GOOD}\n[hooks]\nbefore_traffic = \"./smoke.sh --fast\"\nbefore_retire = [\"./final.sh\", \"-v\"]\ntimeout = \"90s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.hooks.commands.get(&HookPoint::BeforeTraffic),
+        Some(&HookCommand::Shell("./smoke.sh --fast".into()))
+    );
+    assert_eq!(
+        c.hooks.commands.get(&HookPoint::BeforeRetire),
+        Some(&HookCommand::Argv(vec!["./final.sh".into(), "-v".into()]))
+    );
+    assert!(!c.hooks.commands.contains_key(&HookPoint::AfterStep));
+    assert_eq!(c.hooks.timeout_ms, 90_000);
+    assert_eq!(
+        parse(GOOD).unwrap().hooks.timeout_ms,
+        DEFAULT_HOOK_TIMEOUT_MS
+    );
+}
+
+#[test]
+fn bad_hooks_are_refused_with_their_field() {
+    for (body, says) in [
+        ("before_traffic = \"  \"", "hooks.before_traffic"),
+        ("after_step = []", "hooks.after_step"),
+        ("before_traffic = \"x\"\ntimeout = \"0s\"", "longer than 0s"),
+        ("after_test_traffic = \"x\"", "needs a test listener"),
+        ("before_trafic = \"x\"", "unknown field `before_trafic`"),
+    ] {
+        let e = err(&format!("{GOOD}\n[hooks]\n{body}\n"));
+        assert!(e.contains(says), "{body}: {e}");
+    }
+}

@@ -13,10 +13,12 @@
 //! The engine holds these invariants itself (the simulation suite checks them
 //! from the outside):
 //! - it only asks for weights that sum to 100;
-//! - it asks for green weight > 0 only after green was fully healthy and
-//!   while green still has healthy targets;
+//! - it asks for green weight > 0 only after green was fully healthy, and
+//!   its `before-traffic` hook (if any) passed, and while green still has
+//!   healthy targets;
 //! - it asks to retire blue only after green held 100% for the keep-alive
-//!   window, and to remove green only when green carries no traffic.
+//!   window (and its `before-retire` hook passed), and to remove green only
+//!   when green carries no traffic.
 
 mod record;
 #[cfg(test)]
@@ -25,6 +27,7 @@ mod tests;
 pub use record::*;
 
 use crate::config::InsufficientData;
+use crate::hooks::{HookPoint, HookRun, HookState};
 use crate::model::{FleetStatus, GateReading, GateState, Millis, Weights};
 use serde::Serialize;
 
@@ -40,6 +43,8 @@ pub struct Observation {
     /// Gate readings; `None` when they could not be read this time. The engine
     /// never advances a step on unread gates.
     pub gates: Option<Vec<GateReading>>,
+    /// The state of the hook run [`Engine::pending_hook`] named, if any.
+    pub hook: Option<(HookRun, HookState)>,
 }
 
 /// What the engine asks the driver to do next.
@@ -55,6 +60,12 @@ pub enum Action {
     SetWeights {
         /// The weights.
         weights: Weights,
+    },
+    /// Start a lifecycle hook (idempotent); its state comes back in the
+    /// following observations.
+    StartHook {
+        /// Which run.
+        run: HookRun,
     },
     /// Remove green's fleet (rollback).
     RemoveGreen,
@@ -209,6 +220,57 @@ impl Engine {
             Phase::KeepAlive { .. } | Phase::Retiring => Some(Weights::ALL_GREEN),
             Phase::RollingBack { .. } | Phase::Halting { .. } => Some(Weights::ALL_BLUE),
             Phase::Done { .. } => None,
+        }
+    }
+
+    /// The hook run this phase waits on (or will), for the driver to report
+    /// in the next observation; `None` when none is configured or it passed.
+    pub fn pending_hook(&self) -> Option<HookRun> {
+        let run = match self.rec.phase {
+            Phase::Provisioning { .. } => HookRun::at(HookPoint::BeforeTraffic),
+            Phase::Shifting { step, .. } => HookRun::after_step(step),
+            Phase::KeepAlive { .. } => HookRun::at(HookPoint::BeforeRetire),
+            _ => return None,
+        };
+        (self.rec.plan.hooks.contains(&run.point) && !self.rec.hooks_passed.contains(&run))
+            .then_some(run)
+    }
+
+    /// `Ok` when `run`'s hook is not configured or has passed; otherwise what
+    /// to do about it: start it, wait for it, or (`Err(None)`, it failed)
+    /// nothing, the engine having turned to rolling back.
+    fn hook_passed(
+        &mut self,
+        run: HookRun,
+        obs: &Observation,
+        now: Millis,
+        poll_at: Millis,
+    ) -> Result<(), Option<Action>> {
+        if !self.rec.plan.hooks.contains(&run.point) || self.rec.hooks_passed.contains(&run) {
+            return Ok(());
+        }
+        let state = obs
+            .hook
+            .as_ref()
+            .filter(|(r, _)| *r == run)
+            .map(|(_, s)| s.clone());
+        match state {
+            Some(HookState::Passed { .. }) => {
+                self.rec.hooks_passed.push(run);
+                self.touch(now);
+                Ok(())
+            }
+            Some(HookState::Failed { detail, .. }) => {
+                let reason = Reason::HookFailed {
+                    hook: run.to_string(),
+                    detail,
+                    at: now,
+                };
+                self.go(Phase::RollingBack { reason }, now);
+                Err(None)
+            }
+            Some(HookState::Running) => Err(Some(Action::Wait { until: poll_at })),
+            Some(HookState::NotStarted) | None => Err(Some(Action::StartHook { run })),
         }
     }
 
@@ -388,6 +450,12 @@ impl Engine {
         let clock_start = green_seen.unwrap_or(since);
         let deadline = clock_start + self.rec.plan.green_healthy_timeout_ms;
         if obs.green.fully_healthy() {
+            // A smoke test of green alone, before any production traffic.
+            if let Err(action) =
+                self.hook_passed(HookRun::at(HookPoint::BeforeTraffic), obs, now, poll_at)
+            {
+                return action;
+            }
             self.go(
                 Phase::Shifting {
                     step: 0,
@@ -488,6 +556,9 @@ impl Engine {
                 until: poll_at.min(bake_end),
             });
         }
+        if let Err(action) = self.hook_passed(HookRun::after_step(step), obs, now, poll_at) {
+            return action;
+        }
         if step + 1 < self.rec.plan.steps.len() {
             self.go(
                 Phase::Shifting {
@@ -556,6 +627,11 @@ impl Engine {
                 poll_at.min(end.max(now))
             };
             return Some(Action::Wait { until });
+        }
+        if let Err(action) =
+            self.hook_passed(HookRun::at(HookPoint::BeforeRetire), obs, now, poll_at)
+        {
+            return action;
         }
         self.go(Phase::Retiring, now);
         None

@@ -2,6 +2,7 @@
 //! continue a deployment in a fresh process on another machine.
 
 use crate::config::InsufficientData;
+use crate::hooks::{HookPoint, HookRun};
 use crate::model::{fmt_ms, GateState, Millis, Slot, Weights};
 use crate::strategy::Step;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,10 @@ pub struct Plan {
     pub green_healthy_timeout_ms: Millis,
     /// How `INSUFFICIENT_DATA` counts.
     pub insufficient_data: InsufficientData,
+    /// The lifecycle points with a hook; each must pass before the
+    /// deployment goes past it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookPoint>,
 }
 
 /// Where a deployment is.
@@ -230,6 +235,15 @@ pub enum Reason {
         /// When.
         at: Millis,
     },
+    /// A lifecycle hook failed: exited non-zero, could not start, or timed out.
+    HookFailed {
+        /// The run (`before-traffic`, `after-step 2`, ...).
+        hook: String,
+        /// What happened, with the end of its output.
+        detail: String,
+        /// When teal saw it.
+        at: Millis,
+    },
     /// Blue's fleet vanished while it was needed.
     BlueGone {
         /// When.
@@ -258,6 +272,7 @@ impl fmt::Display for Reason {
             ),
             Reason::Interrupted { signal, .. } => write!(f, "interrupted by {signal}"),
             Reason::ProviderFailed { error, .. } => write!(f, "a cloud call kept failing: {error}"),
+            Reason::HookFailed { hook, detail, .. } => write!(f, "the {hook} hook failed: {detail}"),
             Reason::BlueGone { .. } => write!(f, "blue's fleet is gone; traffic cannot be restored to it"),
         }
     }
@@ -350,6 +365,9 @@ pub struct Record {
     /// What became of the last few requests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replies: Vec<Reply>,
+    /// Hook runs that passed; a run not listed is (re)started when due.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks_passed: Vec<HookRun>,
     /// Optimistic-concurrency version, maintained by the ledger.
     pub version: u64,
 }

@@ -13,6 +13,7 @@ fn plan(steps: Vec<Step>) -> Plan {
         poll_ms: 10 * S,
         green_healthy_timeout_ms: 2 * M,
         insufficient_data: InsufficientData::Ok,
+        hooks: vec![],
     }
 }
 
@@ -37,6 +38,7 @@ fn record(steps: Vec<Step>, now: Millis) -> Record {
         lock: None,
         inbox: vec![],
         replies: vec![],
+        hooks_passed: vec![],
         version: 0,
     }
 }
@@ -60,6 +62,14 @@ struct World {
     blue: bool,
     alarm_from: Option<Millis>,
     gates_unreadable: bool,
+    /// Hook runs started: when, and whether they pass (each takes 20s).
+    hook_runs: Vec<(HookRun, Millis, bool)>,
+    /// The point whose hook fails.
+    failing_hook: Option<HookPoint>,
+    /// The alarm fires 5s after this point's hook starts.
+    alarm_during_hook: Option<HookPoint>,
+    /// What the current pending hook run is (set by `run` before observing).
+    pending: Option<HookRun>,
     log: Vec<(Millis, Action)>,
 }
 
@@ -73,6 +83,10 @@ impl World {
             blue: true,
             alarm_from: None,
             gates_unreadable: false,
+            hook_runs: vec![],
+            failing_hook: None,
+            alarm_during_hook: None,
+            pending: None,
             log: vec![],
         }
     }
@@ -114,17 +128,31 @@ impl World {
                 since: self.alarm_from.unwrap_or(0),
             }]
         });
+        let hook = self.pending.clone().map(|run| {
+            let state = match self.hook_runs.iter().find(|(r, _, _)| *r == run) {
+                None => HookState::NotStarted,
+                Some((_, at, _)) if self.now < at + 20 * S => HookState::Running,
+                Some((_, _, true)) => HookState::Passed { took_ms: 20 * S },
+                Some((_, _, false)) => HookState::Failed {
+                    detail: "exited with 1".into(),
+                    took_ms: 20 * S,
+                },
+            };
+            (run, state)
+        });
         Observation {
             weights: self.weights,
             green,
             blue,
             gates,
+            hook,
         }
     }
 
     /// Run until the engine finishes; returns the outcome.
     fn run(&mut self, engine: &mut Engine) -> Outcome {
         for _ in 0..10_000 {
+            self.pending = engine.pending_hook();
             let obs = self.observe();
             let action = engine.decide(&obs, self.now);
             self.log.push((self.now, action.clone()));
@@ -153,6 +181,15 @@ impl World {
                 Action::Wait { until } => {
                     assert!(until > self.now, "wait must move time forward");
                     self.now = until;
+                }
+                Action::StartHook { run } => {
+                    if !self.hook_runs.iter().any(|(r, _, _)| *r == run) {
+                        let passes = self.failing_hook != Some(run.point);
+                        if self.alarm_during_hook == Some(run.point) {
+                            self.alarm_from = Some(self.now + 5 * S);
+                        }
+                        self.hook_runs.push((run, self.now, passes));
+                    }
                 }
                 Action::Finish { outcome } => return outcome,
             }
@@ -654,4 +691,112 @@ fn inbox_requests_are_applied_once_and_answered() {
         e.apply_inbox(3 * S);
     }
     assert_eq!(e.record().replies.len(), REPLIES_KEPT);
+}
+
+fn with_hooks(steps: Vec<Step>, hooks: &[HookPoint]) -> Engine {
+    let mut rec = record(steps, 0);
+    rec.plan.hooks = hooks.to_vec();
+    Engine::new(rec)
+}
+
+/// When the run of `run` started.
+fn hook_started(w: &World, run: &HookRun) -> Millis {
+    w.hook_runs
+        .iter()
+        .find(|(r, _, _)| r == run)
+        .unwrap_or_else(|| panic!("{run} never started"))
+        .1
+}
+
+#[test]
+fn hooks_run_at_their_points_and_hold_the_deployment_until_they_pass() {
+    let mut w = World::new();
+    let mut e = with_hooks(expand_canary(10, 5 * M), &HookPoint::ALL);
+    assert_eq!(w.run(&mut e), Outcome::Succeeded);
+    let runs: Vec<String> = w.hook_runs.iter().map(|(r, _, _)| r.to_string()).collect();
+    assert_eq!(
+        runs,
+        [
+            "before-traffic",
+            "after-step 1",
+            "after-step 2",
+            "before-retire"
+        ]
+    );
+    let changes = w.weight_changes();
+    // Green's first traffic only after before-traffic ran its 20s.
+    let before_traffic = hook_started(&w, &HookRun::at(HookPoint::BeforeTraffic));
+    assert!(changes[0].0 >= before_traffic + 20 * S);
+    // The next step only after the bake and then the step's hook.
+    let after_1 = hook_started(&w, &HookRun::after_step(0));
+    assert!(
+        after_1 >= changes[0].0 + 5 * M,
+        "after-step runs after the bake"
+    );
+    assert!(changes[1].0 >= after_1 + 20 * S);
+    // Blue goes only after the keep-alive and then before-retire.
+    let before_retire = hook_started(&w, &HookRun::at(HookPoint::BeforeRetire));
+    assert!(before_retire >= changes[1].0 + 5 * M);
+    assert!(w.first(&Action::RetireBlue) >= before_retire + 20 * S);
+    assert_eq!(
+        e.record().hooks_passed.len(),
+        4,
+        "every passed run is recorded, so a takeover does not repeat it"
+    );
+}
+
+#[test]
+fn a_failing_before_traffic_hook_rolls_back_with_no_weight_moved() {
+    let mut w = World::new();
+    w.failing_hook = Some(HookPoint::BeforeTraffic);
+    let mut e = with_hooks(expand_canary(10, 5 * M), &[HookPoint::BeforeTraffic]);
+    let outcome = w.run(&mut e);
+    let Outcome::RolledBack {
+        reason: Reason::HookFailed { hook, detail, .. },
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(hook, "before-traffic");
+    assert_eq!(detail, "exited with 1");
+    assert!(w.weight_changes().is_empty(), "{:?}", w.weight_changes());
+    assert!(w.green.is_none(), "green removed");
+}
+
+#[test]
+fn a_failing_after_step_hook_rolls_back_from_the_step() {
+    let mut w = World::new();
+    w.failing_hook = Some(HookPoint::AfterStep);
+    let mut e = with_hooks(expand_canary(10, 5 * M), &[HookPoint::AfterStep]);
+    assert!(matches!(
+        w.run(&mut e),
+        Outcome::RolledBack {
+            reason: Reason::HookFailed { .. }
+        }
+    ));
+    let greens: Vec<u8> = w.weight_changes().iter().map(|c| c.1).collect();
+    assert_eq!(greens, vec![10, 0], "never past the canary");
+}
+
+#[test]
+fn a_failing_gate_wins_over_a_running_hook() {
+    let mut w = World::new();
+    w.alarm_during_hook = Some(HookPoint::BeforeRetire);
+    let mut e = with_hooks(expand_canary(10, 5 * M), &[HookPoint::BeforeRetire]);
+    let outcome = w.run(&mut e);
+    assert!(
+        matches!(
+            outcome,
+            Outcome::RolledBack {
+                reason: Reason::GateFailed { .. }
+            }
+        ),
+        "{outcome:?}"
+    );
+    // Rolled back within a poll of the alarm, not after the hook's 20s.
+    let alarm = w.alarm_from.unwrap();
+    let back = w.weight_changes().last().copied().unwrap();
+    assert_eq!(back.1, 0);
+    assert!(back.0 <= alarm + 10 * S + S, "{back:?} vs alarm at {alarm}");
+    assert!(w.blue, "blue kept");
 }

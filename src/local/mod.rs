@@ -229,6 +229,7 @@ pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Option<Ports> {
         router: a.clone(),
         gate: a.clone(),
         ledger: a,
+        hooks: Arc::new(crate::ports::NoHooks),
         clock,
     })
 }

@@ -11,9 +11,11 @@
 //! | 6 | killed runs resume to an outcome | the harness kills and resumes; 5 is checked at the end of every run |
 //! | 7 | a second run refuses, naming the first | the harness starts a second driver mid-run (scenario) |
 //! | 8 | bad input refused before any mutating call | the harness counts mutating calls of refused starts (scenario) |
+//! | 9 | hooks hold their points | green's first weight comes after a passed `before-traffic` run; the original blue's removal after a passed `before-retire` run (unless `teal retire` skipped it) |
 
 use super::World;
 use crate::engine::{Outcome, Phase};
+use crate::hooks::{HookPoint, HookRun};
 use crate::model::{GateState, Millis, Slot, SlotWeights};
 
 /// What the checker needs to know about the run.
@@ -29,6 +31,10 @@ pub struct Context {
     pub latency_max: Millis,
     /// The router's weights when the run started.
     pub initial: SlotWeights,
+    /// The plan's hook points.
+    pub hooks: Vec<HookPoint>,
+    /// An operator's `teal retire` may skip the before-retire hook.
+    pub retire_command: bool,
 }
 
 /// Incremental checker: call [`Checker::after_step`] after every driver step.
@@ -90,6 +96,20 @@ impl Checker {
                     format!("invariant 1: weights set to invalid {}", c.to),
                 );
             }
+            // 9. Green's first traffic only after its before-traffic hook passed.
+            let green = self.ctx.blue_slot.other();
+            if c.from.get(green) == 0
+                && c.to.get(green) > 0
+                && !self.hook_passed_by(w, HookPoint::BeforeTraffic, c.at)
+            {
+                self.fail(
+                    c.at,
+                    format!(
+                        "invariant 9: green got {}% before its before-traffic hook passed",
+                        c.to.get(green)
+                    ),
+                );
+            }
             // 2. A slot that starts receiving traffic must be fully healthy.
             for s in Slot::BOTH {
                 if c.from.get(s) == 0 && c.to.get(s) > 0 && !c.healthy[s.index()] {
@@ -114,6 +134,15 @@ impl Checker {
                         "invariant 3: slot {} removed while carrying {}%",
                         r.slot, r.weight
                     ),
+                );
+            }
+            if r.slot == self.ctx.blue_slot
+                && !self.ctx.retire_command
+                && !self.hook_passed_by(w, HookPoint::BeforeRetire, r.at)
+            {
+                self.fail(
+                    r.at,
+                    "invariant 9: blue retired before its before-retire hook passed".into(),
                 );
             }
             if r.slot == self.ctx.blue_slot
@@ -152,6 +181,15 @@ impl Checker {
                 }
             }
         }
+    }
+
+    /// Whether `point`'s hook is not configured, or a run of it passed by `t`.
+    fn hook_passed_by(&self, w: &World, point: HookPoint, t: Millis) -> bool {
+        !self.ctx.hooks.contains(&point)
+            || w.trace
+                .hook_runs
+                .iter()
+                .any(|r| r.run == HookRun::at(point) && r.passes && r.ends <= t)
     }
 
     /// Check the end state against the outcome (invariant 5).
@@ -303,6 +341,8 @@ mod tests {
             poll_ms: 1_000,
             latency_max: 100,
             initial: w.router,
+            hooks: vec![],
+            retire_command: false,
         };
         (w, Checker::new(ctx))
     }

@@ -15,8 +15,9 @@ pub mod check;
 pub mod scenario;
 
 use crate::engine::{Phase, Record};
+use crate::hooks::{HookPoint, HookRun, HookState};
 use crate::model::{fmt_time, FleetStatus, GateReading, GateState, Millis, Slot, SlotWeights};
-use crate::ports::{Clock, ErrorKind, Fleet, Gate, Ledger, PortError, Ports, Router};
+use crate::ports::{Clock, ErrorKind, Fleet, Gate, Hooks, Ledger, PortError, Ports, Router};
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,6 +65,30 @@ impl SimGate {
     }
 }
 
+/// A scripted hook: how long each run takes, and whether it passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimHook {
+    /// Virtual time one run takes.
+    pub took_ms: Millis,
+    /// Whether its runs pass.
+    pub passes: bool,
+}
+
+/// A hook run the world saw start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRunTrace {
+    /// The deployment.
+    pub deployment: String,
+    /// The run.
+    pub run: HookRun,
+    /// When it started.
+    pub started: Millis,
+    /// When it ends.
+    pub ends: Millis,
+    /// Whether it passes.
+    pub passes: bool,
+}
+
 /// A weight change that took effect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightChange {
@@ -105,6 +130,9 @@ pub struct Trace {
     pub alarms_pending: Vec<Millis>,
     /// `(time, excused)`: cumulative time spent on injected faults, sampled at every call.
     pub excused_log: Vec<(Millis, Millis)>,
+    /// Every hook run started. A run outlives a killed process here: the next
+    /// process finds it and waits for it (a real one would start it again).
+    pub hook_runs: Vec<HookRunTrace>,
 }
 
 /// The simulated world.
@@ -131,6 +159,8 @@ pub struct World {
     pub gates: Vec<SimGate>,
     /// The ledger: the record as JSON, and its version.
     pub ledger: Option<(String, u64)>,
+    /// Scripted hooks, by point.
+    pub hooks: std::collections::BTreeMap<HookPoint, SimHook>,
     /// Calls so far.
     pub calls: u64,
     /// Mutating calls so far.
@@ -186,6 +216,7 @@ impl World {
             healthy_after: Some(30_000),
             gates,
             ledger: None,
+            hooks: Default::default(),
             calls: 0,
             mutating_calls: 0,
             kill_at: None,
@@ -340,6 +371,7 @@ impl SimCloud {
             router: Arc::new(self.clone()),
             gate: Arc::new(self.clone()),
             ledger: Arc::new(self.clone()),
+            hooks: Arc::new(self.clone()),
             clock: Arc::new(self.clone()),
         }
     }
@@ -487,6 +519,61 @@ impl Gate for SimCloud {
             }
             Ok(readings)
         })
+    }
+}
+
+/// Hooks are local child processes, not cloud calls: no injected faults, no
+/// latency; a run takes its scripted virtual time.
+#[async_trait]
+impl Hooks for SimCloud {
+    fn state(&self, deployment: &str, run: &HookRun) -> HookState {
+        let w = self.world();
+        let Some(r) = w
+            .trace
+            .hook_runs
+            .iter()
+            .rev()
+            .find(|r| r.deployment == deployment && r.run == *run)
+        else {
+            return HookState::NotStarted;
+        };
+        let took_ms = r.ends - r.started;
+        match (w.now >= r.ends, r.passes) {
+            (false, _) => HookState::Running,
+            (true, true) => HookState::Passed { took_ms },
+            (true, false) => HookState::Failed {
+                detail: "simulated hook exited with 1".into(),
+                took_ms,
+            },
+        }
+    }
+
+    async fn start(
+        &self,
+        deployment: &str,
+        run: &HookRun,
+        _env: Vec<(String, String)>,
+    ) -> Result<(), PortError> {
+        if self.state(deployment, run) != HookState::NotStarted {
+            return Ok(());
+        }
+        let mut w = self.world();
+        let Some(script) = w.hooks.get(&run.point).copied() else {
+            return Err(PortError::new(
+                "hook.start",
+                ErrorKind::Invalid,
+                format!("no simulated {} hook", run.point),
+            ));
+        };
+        let now = w.now;
+        w.trace.hook_runs.push(HookRunTrace {
+            deployment: deployment.to_string(),
+            run: run.clone(),
+            started: now,
+            ends: now + script.took_ms,
+            passes: script.passes,
+        });
+        Ok(())
     }
 }
 

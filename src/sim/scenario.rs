@@ -7,17 +7,19 @@
 //! test suite).
 
 use super::check::{alarm_episodes, Checker, Context};
-use super::{Faults, SimCloud, SimGate, World};
+use super::{Faults, SimCloud, SimGate, SimHook, World};
 use crate::config::InsufficientData;
 use crate::driver::{
     submit, Driver, DriverError, EventSink, NewDeployment, Progress, Retry, Settings, Submitted,
 };
 use crate::engine::{Command, Outcome, Plan, Reason};
 use crate::events::Event;
+use crate::hooks::HookPoint;
 use crate::model::{GateState, Millis, Slot, SlotWeights};
 use crate::strategy::{expand_canary, expand_linear, Step};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
@@ -76,6 +78,8 @@ pub struct Scenario {
     /// Driven by `teal deploy --detach` and then `teal reconcile --once`
     /// every this often, instead of one process waiting throughout.
     pub reconcile_every: Option<Millis>,
+    /// Scripted lifecycle hooks (the plan lists their points).
+    pub hooks: BTreeMap<HookPoint, SimHook>,
 }
 
 impl Scenario {
@@ -124,6 +128,7 @@ impl Scenario {
             } else {
                 InsufficientData::Ok
             },
+            hooks: vec![],
         };
         let healthy_after = match rng.gen_range(0..20) {
             0 | 1 => None,
@@ -183,8 +188,31 @@ impl Scenario {
             bad_input,
             commands: vec![],
             reconcile_every: None,
+            hooks: BTreeMap::new(),
         }
         .with_operator(seed)
+        .with_hooks(seed)
+    }
+
+    /// Lifecycle hooks, from their own stream like the operator's: a quarter
+    /// of the runs have some, a fifth of those hooks fail.
+    fn with_hooks(mut self, seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x400c_5eed);
+        if rng.gen_bool(0.25) {
+            for point in HookPoint::ALL {
+                if rng.gen_bool(0.6) {
+                    self.plan.hooks.push(point);
+                    self.hooks.insert(
+                        point,
+                        SimHook {
+                            took_ms: rng.gen_range(0..=180) * S,
+                            passes: !rng.gen_bool(0.2),
+                        },
+                    );
+                }
+            }
+        }
+        self
     }
 
     /// Operator commands and reconcile passes, drawn from their own stream
@@ -251,7 +279,9 @@ impl Scenario {
             .iter()
             .any(|g| g.script.iter().any(|(_, s)| fails(*s)));
         let operator_rollback = self.has_command(|c| *c == Command::Rollback);
-        if self.interrupt_at_step.is_some()
+        let failing_hook = self.hooks.values().any(|h| !h.passes);
+        if failing_hook
+            || self.interrupt_at_step.is_some()
             || self.bad_input.is_some()
             || gate_trouble
             || operator_rollback
@@ -358,6 +388,7 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     );
     world.faults = sc.faults;
     world.latency = sc.latency;
+    world.hooks = sc.hooks.clone();
     world.healthy_after = sc.healthy_after;
     let mut gate_names: Vec<String> = sc.gates.iter().map(|g| g.name.clone()).collect();
     match sc.bad_input {
@@ -408,6 +439,9 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     };
     let mut checker = Checker::new(Context {
         blue_slot: Slot::A,
+        hooks: sc.plan.hooks.clone(),
+        // `teal retire` skips the before-retire hook with the keep-alive.
+        retire_command: sc.has_command(|c| *c == Command::Retire),
         // `teal retire` ends the keep-alive early by design: blue may then go
         // as soon as green holds 100%, and not before.
         keep_alive_ms: if sc.has_command(|c| *c == Command::Retire) {

@@ -15,7 +15,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetTypeEnum,
 };
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -732,6 +732,20 @@ pub async fn run_teal(m: &Moto, args: &[&str], code: i32) -> (String, String) {
         args.join(" ")
     );
     (stdout, stderr)
+}
+
+/// `teal deploy --config CFG --image registry.example/app:2 EXTRA...` to its
+/// end, asserting its exit code; returns (stdout, stderr).
+pub async fn deploy_app_2(m: &Moto, cfg: &Path, extra: &[&str], code: i32) -> (String, String) {
+    let mut args = vec![
+        "deploy",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--image",
+        "registry.example/app:2",
+    ];
+    args.extend_from_slice(extra);
+    run_teal(m, &args, code).await
 }
 
 /// Wait until the listener's weights read `want` (at most a minute).
