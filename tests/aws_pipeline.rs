@@ -211,3 +211,24 @@ async fn verify_lists_every_problem_of_a_broken_setup_and_changes_nothing() {
     assert_eq!(weights(&c, &f).await, (100, 0));
     assert_eq!(active_services(&c, &f).await, vec![f.name.clone()]);
 }
+
+/// `examples/codepipeline/prerequisites.yml`, created as a stack on moto, is
+/// all teal needs: `verify` passes and a deployment succeeds on it, turning
+/// the stack's plain forward into the weighted one. (moto's CloudFormation
+/// has no alarms; the fixture makes them with the template's names.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prerequisites_stack_is_what_a_deployment_needs() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Stack).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let (_dir, cfg) = config(&f, FAST_CANARY);
+    let green = ["--image", "registry.example/app:2"];
+    let mut verify = vec!["verify", "--config", cfg.to_str().unwrap()];
+    verify.extend(green);
+    let (stdout, _) = run_teal(&m, &verify, 0).await;
+    assert!(stdout.contains("every check passed"), "{stdout}");
+    deploy_app_2(&m, &cfg, &[], 0).await;
+    ecs.abort();
+    assert_eq!(weights(&c, &f).await, (0, 100));
+}

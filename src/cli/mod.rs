@@ -4,6 +4,7 @@
 mod demo;
 mod operate;
 pub mod plan;
+mod progress;
 pub mod render;
 
 use crate::config::{Config, ConfigError, FleetConfig, RouterConfig};
@@ -649,9 +650,15 @@ fn report_aws_calls(aws: &Option<crate::aws::Aws>, observations: Option<u64>, fo
 }
 
 fn event_sink(format: Format) -> EventSink {
-    Box::new(move |e: &Event| {
-        let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
-    })
+    match format {
+        Format::Json => Box::new(move |e: &Event| {
+            let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
+        }),
+        Format::Text => {
+            let mut sink = progress::TextSink::new(progress::Mode::detect());
+            Box::new(move |e: &Event| sink.write(e))
+        }
+    }
 }
 
 /// What green runs, from the deploy flags, in the ledger's words.

@@ -119,6 +119,9 @@ pub enum Forward {
     Plain,
     /// A plain forward to a third target group, not a slot.
     Third,
+    /// Load balancer, both slots' target groups and the listener made by the
+    /// CloudFormation stack in `examples/codepipeline/prerequisites.yml`.
+    Stack,
 }
 
 /// One service's worth of AWS resources.
@@ -200,6 +203,28 @@ pub async fn put_alarm(c: &Clients, name: &str) {
         .expect("PutMetricAlarm");
 }
 
+/// Create the prerequisites stack on moto (via boto3, which comes with moto)
+/// for service `name`; its outputs.
+fn stack_outputs(name: &str) -> serde_json::Value {
+    let python =
+        std::env::var("TEAL_MOTO_PYTHON").expect("TEAL_MOTO_PYTHON (tests/support/moto-up.sh)");
+    let endpoint = std::env::var("TEAL_MOTO_ENDPOINT").expect("TEAL_MOTO_ENDPOINT");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(python)
+        .arg(root.join("tests/support/cfn_stack.py"))
+        .arg(endpoint)
+        .arg(root.join("examples/codepipeline/prerequisites.yml"))
+        .arg(name)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "the stack failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the stack's outputs as JSON")
+}
+
 pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
     let name = unique("t");
     let (vpc, subnet_ids) = default_network(c).await;
@@ -217,77 +242,99 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
         .expect("the default VPC has a default security group")
         .to_string();
 
-    let lb = c
-        .elb
-        .create_load_balancer()
-        .name(&name)
-        .set_subnets(Some(subnet_ids.clone()))
-        .send()
-        .await
-        .expect("CreateLoadBalancer");
-    let lb_arn = lb.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
-    let mut tgs = Vec::new();
-    for suffix in ["a", "b", "x"] {
-        tgs.push(
-            create_target_group(
-                c,
-                &format!("{name}-{suffix}"),
-                &vpc,
-                8080,
-                TargetTypeEnum::Ip,
-            )
-            .await,
-        );
-    }
-    let action = match forward {
-        Forward::Weighted => Action::builder()
-            .r#type(ActionTypeEnum::Forward)
-            .forward_config(
-                ForwardActionConfig::builder()
-                    .target_groups(
-                        TargetGroupTuple::builder()
-                            .target_group_arn(&tgs[0])
-                            .weight(100)
-                            .build(),
-                    )
-                    .target_groups(
-                        TargetGroupTuple::builder()
-                            .target_group_arn(&tgs[1])
-                            .weight(0)
-                            .build(),
-                    )
-                    .target_group_stickiness_config(
-                        aws_sdk_elasticloadbalancingv2::types::TargetGroupStickinessConfig::builder()
-                            .enabled(true)
-                            .duration_seconds(300)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build(),
-        Forward::Plain => Action::builder()
-            .r#type(ActionTypeEnum::Forward)
-            .target_group_arn(&tgs[0])
-            .build(),
-        Forward::Third => Action::builder()
-            .r#type(ActionTypeEnum::Forward)
-            .target_group_arn(&tgs[2])
-            .build(),
+    let (listener, tgs, alarms) = if let Forward::Stack = forward {
+        let out = stack_outputs(&name);
+        let tgs = vec![
+            out["TargetGroupA"].as_str().unwrap().to_string(),
+            out["TargetGroupB"].as_str().unwrap().to_string(),
+            create_target_group(c, &format!("{name}-x"), &vpc, 8080, TargetTypeEnum::Ip).await,
+        ];
+        // moto's CloudFormation has no AWS::CloudWatch::Alarm: made here, as the template names them.
+        let alarms = vec![format!("{name}-5xx"), format!("{name}-p99-latency")];
+        (
+            out["ListenerArn"].as_str().unwrap().to_string(),
+            tgs,
+            alarms,
+        )
+    } else {
+        let lb = c
+            .elb
+            .create_load_balancer()
+            .name(&name)
+            .set_subnets(Some(subnet_ids.clone()))
+            .send()
+            .await
+            .expect("CreateLoadBalancer");
+        let lb_arn = lb.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string();
+        let mut tgs = Vec::new();
+        for suffix in ["a", "b", "x"] {
+            tgs.push(
+                create_target_group(
+                    c,
+                    &format!("{name}-{suffix}"),
+                    &vpc,
+                    8080,
+                    TargetTypeEnum::Ip,
+                )
+                .await,
+            );
+        }
+        let action = match forward {
+            Forward::Weighted => Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .forward_config(
+                    ForwardActionConfig::builder()
+                        .target_groups(
+                            TargetGroupTuple::builder()
+                                .target_group_arn(&tgs[0])
+                                .weight(100)
+                                .build(),
+                        )
+                        .target_groups(
+                            TargetGroupTuple::builder()
+                                .target_group_arn(&tgs[1])
+                                .weight(0)
+                                .build(),
+                        )
+                        .target_group_stickiness_config(
+                            aws_sdk_elasticloadbalancingv2::types::TargetGroupStickinessConfig::builder()
+                                .enabled(true)
+                                .duration_seconds(300)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+            Forward::Plain => Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tgs[0])
+                .build(),
+            Forward::Third => Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tgs[2])
+                .build(),
+            Forward::Stack => unreachable!("made by the stack"),
+        };
+        let listener = c
+            .elb
+            .create_listener()
+            .load_balancer_arn(&lb_arn)
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .default_actions(action)
+            .send()
+            .await
+            .expect("CreateListener");
+        let listener = listener.listeners()[0].listener_arn().unwrap().to_string();
+        (
+            listener,
+            tgs,
+            vec![format!("{name}-5xx"), format!("{name}-p99")],
+        )
     };
-    let listener = c
-        .elb
-        .create_listener()
-        .load_balancer_arn(&lb_arn)
-        .protocol(ProtocolEnum::Http)
-        .port(80)
-        .default_actions(action)
-        .send()
-        .await
-        .expect("CreateListener");
-    let listener = listener.listeners()[0].listener_arn().unwrap().to_string();
     let weighted = |a: i32, b: i32| {
         Action::builder()
             .r#type(ActionTypeEnum::Forward)
@@ -421,7 +468,6 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
         .send()
         .await
         .expect("PutScalingPolicy");
-    let alarms = vec![format!("{name}-5xx"), format!("{name}-p99")];
     for a in &alarms {
         put_alarm(c, a).await;
     }

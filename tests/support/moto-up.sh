@@ -43,3 +43,5 @@ done
 
 echo "export TEAL_MOTO_ENDPOINT=http://127.0.0.1:$moto_port"
 echo "export TEAL_MOTO_CLOUDWATCH_ENDPOINT=http://127.0.0.1:$shim_port"
+# boto3 comes with moto: tests that create CloudFormation stacks use it.
+echo "export TEAL_MOTO_PYTHON=$(cd "$venv" && pwd)/bin/python"
