@@ -794,6 +794,15 @@ impl Driver {
         let green = std::mem::take(&mut fleets[green_slot.index()]);
         let blue = std::mem::take(&mut fleets[green_slot.other().index()]);
         self.note_green(&green);
+        let test = match self.engine.watches_test_traffic() {
+            true => port!(
+                self.io,
+                "router.test_weights",
+                self.io.ports.router.test_weights()
+            )?
+            .map(|w| w.as_roles(green_slot)),
+            false => None,
+        };
         let hook = self.hook_state();
         let obs = Observation {
             weights,
@@ -801,6 +810,7 @@ impl Driver {
             blue,
             gates,
             hook,
+            test,
         };
         self.last = Some(obs.clone());
         Ok(obs)
@@ -904,6 +914,35 @@ impl Driver {
                 self.last = None;
             }
             Action::SetWeights { weights } => self.set_weights(weights, obs).await?,
+            Action::SetTestWeights { weights } => {
+                let slots = weights.on_slots(green_slot);
+                port!(
+                    self.io,
+                    "router.set_test_weights",
+                    self.io.ports.router.set_test_weights(slots)
+                )?;
+                let actual = port!(
+                    self.io,
+                    "router.test_weights",
+                    self.io.ports.router.test_weights()
+                )?
+                .map(|w| w.as_roles(green_slot));
+                if let Some(last) = &mut self.last {
+                    last.test = actual;
+                }
+                if actual != Some(weights) {
+                    // Tried again on the next step, like any failed action.
+                    return Err(PortError::new(
+                        "router.set_test_weights",
+                        ErrorKind::Transient,
+                        format!(
+                            "the test listener did not take {weights} (read back {})",
+                            actual.map_or("nothing".into(), |a| a.to_string())
+                        ),
+                    ));
+                }
+                self.io.emit(EventKind::TestWeightsSet { weights });
+            }
             Action::StartHook { run } => {
                 self.io.emit(EventKind::HookStarted {
                     hook: run.to_string(),

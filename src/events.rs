@@ -72,6 +72,11 @@ pub enum EventKind {
         /// The weights.
         weights: Weights,
     },
+    /// The test listener's weights were set and read back equal.
+    TestWeightsSet {
+        /// The weights.
+        weights: Weights,
+    },
     /// Weights were set but read back different.
     WeightsMismatch {
         /// Set.

@@ -102,6 +102,18 @@ pub trait Router: Send + Sync {
     async fn weights(&self) -> Result<SlotWeights, PortError>;
     /// Set the weights. The driver reads them back afterwards.
     async fn set_weights(&self, weights: SlotWeights) -> Result<(), PortError>;
+    /// The test listener's weights; `None` when the router has none.
+    async fn test_weights(&self) -> Result<Option<SlotWeights>, PortError> {
+        Ok(None)
+    }
+    /// Set the test listener's weights.
+    async fn set_test_weights(&self, _weights: SlotWeights) -> Result<(), PortError> {
+        Err(PortError::new(
+            "router.set_test_weights",
+            ErrorKind::Invalid,
+            "this router has no test listener",
+        ))
+    }
     /// Read-only checks before a deployment of `plan` starts.
     async fn preflight(&self, _plan: &Plan) -> Checks {
         Checks::default()

@@ -20,6 +20,7 @@ fn plan() -> Plan {
         green_healthy_timeout_ms: 600_000,
         insufficient_data: InsufficientData::Ok,
         hooks: vec![],
+        test_traffic: false,
     }
 }
 

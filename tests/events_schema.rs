@@ -105,6 +105,9 @@ fn every_event_kind() -> Vec<EventKind> {
             role: "blue".into(),
             slot: Slot::A,
         },
+        EventKind::TestWeightsSet {
+            weights: Weights::ALL_GREEN,
+        },
         EventKind::HookStarted {
             hook: "before-traffic".into(),
         },
@@ -156,6 +159,7 @@ fn every_event_kind() -> Vec<EventKind> {
             | EventKind::WeightsMismatch { .. }
             | EventKind::Removing { .. }
             | EventKind::HookStarted { .. }
+            | EventKind::TestWeightsSet { .. }
             | EventKind::HookFinished { .. }
             | EventKind::Gate { .. }
             | EventKind::Retrying { .. }

@@ -5,6 +5,10 @@
 //! and is rewritten to a weighted forward by the first weight change. One that
 //! forwards anywhere else is refused. Every other field of the actions (their
 //! order, stickiness, authentication actions before the forward) is kept.
+//!
+//! An optional test listener is the same kind of router over another
+//! listener and the same target groups: teal points it 100% at green before
+//! production traffic moves, for `after_test_traffic` hooks.
 
 use super::{ApiCalls, Aws};
 use crate::aws_call;
@@ -25,6 +29,7 @@ pub struct AlbRouter {
     calls: Arc<ApiCalls>,
     target: AlbTarget,
     target_groups: [String; 2],
+    test: Option<Box<AlbRouter>>,
 }
 
 impl AlbRouter {
@@ -35,7 +40,20 @@ impl AlbRouter {
             calls: aws.calls.clone(),
             target,
             target_groups,
+            test: None,
         }
+    }
+
+    /// With a test listener forwarding to the same target groups.
+    pub fn with_test_listener(mut self, listener: Option<String>) -> AlbRouter {
+        self.test = listener.map(|arn| {
+            Box::new(AlbRouter {
+                target: AlbTarget::Listener(arn),
+                test: None,
+                ..self.clone()
+            })
+        });
+        self
     }
 
     /// The ELBv2 client (the ledger shares it).
@@ -159,19 +177,23 @@ impl AlbRouter {
                 ));
             }
         }
+        problems.extend(self.check_forward("router").await);
+        problems
+    }
+
+    /// The listener/rule cannot be read, or forwards outside the slots.
+    async fn check_forward(&self, field: &str) -> Option<String> {
         match self.actions().await {
-            Err(e) => problems.push(format!(
-                "router: {} cannot be read ({})",
+            Err(e) => Some(format!(
+                "{field}: {} cannot be read ({})",
                 self.arn(),
                 e.message
             )),
-            Ok(actions) => {
-                if let Err(e) = self.weights_of(&actions) {
-                    problems.push(format!("router: {}", e.message));
-                }
-            }
+            Ok(actions) => self
+                .weights_of(&actions)
+                .err()
+                .map(|e| format!("{field}: {}", e.message)),
         }
-        problems
     }
 }
 
@@ -182,7 +204,30 @@ fn not_found(op: &str, arn: &str) -> PortError {
 #[async_trait]
 impl Router for AlbRouter {
     async fn preflight(&self, _plan: &crate::engine::Plan) -> crate::ports::Checks {
-        crate::ports::Checks::problems(self.check().await)
+        let mut problems = self.check().await;
+        if let Some(test) = &self.test {
+            // Its target groups were just checked; its forward must use only them.
+            problems.extend(test.check_forward("router.test_listener_arn").await);
+        }
+        crate::ports::Checks::problems(problems)
+    }
+
+    async fn test_weights(&self) -> Result<Option<SlotWeights>, PortError> {
+        match &self.test {
+            Some(test) => test.weights().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_test_weights(&self, w: SlotWeights) -> Result<(), PortError> {
+        match &self.test {
+            Some(test) => test.set_weights(w).await,
+            None => Err(PortError::new(
+                "router.set_test_weights",
+                ErrorKind::Invalid,
+                "no router.test_listener_arn is configured",
+            )),
+        }
     }
 
     async fn weights(&self) -> Result<SlotWeights, PortError> {

@@ -205,6 +205,7 @@ mod tests {
                 green_healthy_timeout_ms: 600_000,
                 insufficient_data: InsufficientData::Ok,
                 hooks: crate::hooks::HookPoint::ALL.to_vec(),
+                test_traffic: true,
             },
             phase: Phase::Shifting {
                 step: 3,

@@ -154,10 +154,12 @@ pub fn ports(
             RouterConfig::Alb {
                 target,
                 target_groups,
+                test_listener,
             },
         ) if target_groups.len() == 2 => {
             let tgs = pair(target_groups);
-            let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone());
+            let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone())
+                .with_test_listener(test_listener.clone());
             let ledger = ledger::TagLedger::new(aws, router.arn().to_string());
             let fleet = ecs::EcsFleet::new(
                 aws,
@@ -219,9 +221,11 @@ pub fn ports(
             RouterConfig::Alb {
                 target,
                 target_groups,
+                test_listener,
             },
         ) if target_groups.len() == 2 => {
-            let router = alb::AlbRouter::new(aws, target.clone(), pair(target_groups));
+            let router = alb::AlbRouter::new(aws, target.clone(), pair(target_groups))
+                .with_test_listener(test_listener.clone());
             Ok(Ports {
                 fleet: Arc::new(asg::AsgFleet::new(
                     aws,

@@ -489,6 +489,13 @@ fn plan_of(config: &Config) -> Result<Plan, Failure> {
         green_healthy_timeout_ms: config.strategy.green_healthy_timeout_ms,
         insufficient_data: config.gates.insufficient_data,
         hooks: config.hooks.commands.keys().copied().collect(),
+        test_traffic: matches!(
+            config.router,
+            RouterConfig::Alb {
+                test_listener: Some(_),
+                ..
+            }
+        ),
     })
 }
 

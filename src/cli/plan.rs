@@ -143,6 +143,7 @@ fn describe_router(r: &RouterConfig) -> String {
         RouterConfig::Alb {
             target,
             target_groups,
+            test_listener,
         } => {
             let what = match target {
                 AlbTarget::Listener(arn) => format!("ALB listener {arn} (default action)"),
@@ -153,7 +154,10 @@ fn describe_router(r: &RouterConfig) -> String {
                 .zip(["a", "b"])
                 .map(|(tg, s)| format!("{s} = {tg}"))
                 .collect();
-            format!("{what}; slots {}", slots.join(", "))
+            let test = test_listener.as_ref().map_or(String::new(), |t| {
+                format!("; test listener {t} (100% green before production traffic)")
+            });
+            format!("{what}; slots {}{test}", slots.join(", "))
         }
         RouterConfig::Route53 {
             hosted_zone_id,

@@ -141,6 +141,7 @@ pub fn describe(e: &EventKind) -> String {
         EventKind::Provisioning { desired } => format!("creating green with {desired} instance(s), as many as blue runs now"),
         EventKind::GreenHealth { healthy, desired } => format!("green healthy: {healthy}/{desired}"),
         EventKind::WeightsSet { weights } => format!("weights now {weights} (read back)"),
+        EventKind::TestWeightsSet { weights } => format!("test listener now {weights} (read back); no production traffic moved"),
         EventKind::WeightsMismatch { set, actual, attempt } => {
             format!("weights did not take on attempt {attempt}: set {set}, read back {actual}")
         }

@@ -128,6 +128,8 @@ pub enum RouterConfig {
         target: AlbTarget,
         /// Target group ARNs, slot A then slot B (one for rolling only).
         target_groups: Vec<String>,
+        /// A test listener pointed 100% at green before production traffic moves.
+        test_listener: Option<String>,
     },
     /// Two weighted Route 53 records.
     Route53 {
@@ -271,7 +273,7 @@ impl Config {
                 .into());
         }
         let hooks = match &raw.hooks {
-            Some(h) => validate_hooks(file, h)?,
+            Some(h) => validate_hooks(file, h, &router)?,
             None => HooksConfig {
                 commands: BTreeMap::new(),
                 timeout_ms: DEFAULT_HOOK_TIMEOUT_MS,
@@ -481,9 +483,29 @@ fn parse_router(
                     ":targetgroup/",
                 )?;
             }
+            let test_listener = match &r.test_listener_arn {
+                Some(t) => Some(arn(
+                    file,
+                    t,
+                    "router.test_listener_arn",
+                    "elasticloadbalancing",
+                    ":listener/",
+                )?),
+                None => None,
+            };
+            if let (Some(t), AlbTarget::Listener(l)) = (&test_listener, &target) {
+                if t == l {
+                    return Err(file.error(
+                        r.test_listener_arn.as_ref().expect("set").span(),
+                        "router.test_listener_arn",
+                        "the test listener must be another listener than the production one",
+                    ));
+                }
+            }
             RouterConfig::Alb {
                 target,
                 target_groups: tgs,
+                test_listener,
             }
         }
         "route53" => {
@@ -647,17 +669,30 @@ fn validate_gates(file: &SourceFile, g: RawGates) -> Result<GatesConfig, InputEr
     })
 }
 
-fn validate_hooks(file: &SourceFile, h: &RawHooks) -> Result<HooksConfig, InputError> {
+fn validate_hooks(
+    file: &SourceFile,
+    h: &RawHooks,
+    router: &RouterConfig,
+) -> Result<HooksConfig, InputError> {
     if let Some(v) = &h.after_test_traffic {
-        return Err(file.error(
-            v.span(),
-            "hooks.after_test_traffic",
-            "after_test_traffic needs a test listener pointed at green, which this version of \
-             teal does not set up; use before_traffic to test green before production traffic",
-        ));
+        if !matches!(
+            router,
+            RouterConfig::Alb {
+                test_listener: Some(_),
+                ..
+            }
+        ) {
+            return Err(file.error(
+                v.span(),
+                "hooks.after_test_traffic",
+                "after_test_traffic runs once a test listener points at green: set \
+                 router.test_listener_arn (an ALB listener), or use before_traffic",
+            ));
+        }
     }
     let mut commands = BTreeMap::new();
     for (point, raw) in [
+        (HookPoint::AfterTestTraffic, &h.after_test_traffic),
         (HookPoint::BeforeTraffic, &h.before_traffic),
         (HookPoint::AfterStep, &h.after_step),
         (HookPoint::BeforeRetire, &h.before_retire),

@@ -38,8 +38,8 @@ pub struct RawHooks {
     pub after_step: Option<Spanned<RawHookCommand>>,
     /// After the keep-alive, before blue is retired.
     pub before_retire: Option<Spanned<RawHookCommand>>,
-    /// Needs a test listener, which teal does not have yet: refused by name.
-    pub after_test_traffic: Option<Spanned<toml::Value>>,
+    /// After the test listener points at green (needs `router.test_listener_arn`).
+    pub after_test_traffic: Option<Spanned<RawHookCommand>>,
     /// How long one run may take (`5m`).
     pub timeout: Option<Spanned<String>>,
 }
@@ -160,6 +160,9 @@ pub struct RawAlbRouter {
     pub rule_arn: Option<Spanned<String>>,
     /// The two target groups: slot A, slot B.
     pub target_groups: Spanned<Vec<Spanned<String>>>,
+    /// A second listener pointed 100% at green before production traffic
+    /// moves (for `after_test_traffic` hooks).
+    pub test_listener_arn: Option<Spanned<String>>,
 }
 
 /// `[router] kind = "route53"`.

@@ -209,7 +209,7 @@ fn bad_hooks_are_refused_with_their_field() {
         ("before_traffic = \"  \"", "hooks.before_traffic"),
         ("after_step = []", "hooks.after_step"),
         ("before_traffic = \"x\"\ntimeout = \"0s\"", "longer than 0s"),
-        ("after_test_traffic = \"x\"", "needs a test listener"),
+        ("after_test_traffic = \"x\"", "set router.test_listener_arn"),
         ("before_trafic = \"x\"", "unknown field `before_trafic`"),
     ] {
         let e = err(&format!("{GOOD}\n[hooks]\n{body}\n"));

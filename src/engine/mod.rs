@@ -45,6 +45,9 @@ pub struct Observation {
     pub gates: Option<Vec<GateReading>>,
     /// The state of the hook run [`Engine::pending_hook`] named, if any.
     pub hook: Option<(HookRun, HookState)>,
+    /// The test listener's weights, as roles, when the plan has one and
+    /// [`Engine::watches_test_traffic`] says so.
+    pub test: Option<Weights>,
 }
 
 /// What the engine asks the driver to do next.
@@ -66,6 +69,11 @@ pub enum Action {
     StartHook {
         /// Which run.
         run: HookRun,
+    },
+    /// Set the test listener's weights, then read them back.
+    SetTestWeights {
+        /// The weights.
+        weights: Weights,
     },
     /// Remove green's fleet (rollback).
     RemoveGreen,
@@ -226,14 +234,28 @@ impl Engine {
     /// The hook run this phase waits on (or will), for the driver to report
     /// in the next observation; `None` when none is configured or it passed.
     pub fn pending_hook(&self) -> Option<HookRun> {
+        let unpassed = |run: HookRun| {
+            (self.rec.plan.hooks.contains(&run.point) && !self.rec.hooks_passed.contains(&run))
+                .then_some(run)
+        };
         let run = match self.rec.phase {
-            Phase::Provisioning { .. } => HookRun::at(HookPoint::BeforeTraffic),
+            Phase::Provisioning { .. } => {
+                return unpassed(HookRun::at(HookPoint::AfterTestTraffic))
+                    .or_else(|| unpassed(HookRun::at(HookPoint::BeforeTraffic)))
+            }
             Phase::Shifting { step, .. } => HookRun::after_step(step),
             Phase::KeepAlive { .. } => HookRun::at(HookPoint::BeforeRetire),
             _ => return None,
         };
-        (self.rec.plan.hooks.contains(&run.point) && !self.rec.hooks_passed.contains(&run))
-            .then_some(run)
+        unpassed(run)
+    }
+
+    /// Whether the driver reads the test listener in its observations: while
+    /// the deployment is in flight with one. (Every observation, not only the
+    /// phases that move it: a gate can turn any phase into a rollback within
+    /// one decision, and the rollback must find the test listener read.)
+    pub fn watches_test_traffic(&self) -> bool {
+        self.rec.plan.test_traffic && !self.rec.phase.is_done()
     }
 
     /// `Ok` when `run`'s hook is not configured or has passed; otherwise what
@@ -376,6 +398,16 @@ impl Engine {
                     weights: Weights::ALL_BLUE,
                 })
             }
+            // Never leave the test listener pointing at a green about to go.
+            Phase::RollingBack { .. }
+                if obs.green.exists
+                    && obs.blue.exists
+                    && obs.test.is_some_and(|t| t != Weights::ALL_BLUE) =>
+            {
+                Some(Action::SetTestWeights {
+                    weights: Weights::ALL_BLUE,
+                })
+            }
             Phase::RollingBack { .. } if obs.green.exists => Some(Action::RemoveGreen),
             Phase::RollingBack { reason } => {
                 self.finish(Outcome::RolledBack { reason }, now);
@@ -450,6 +482,17 @@ impl Engine {
         let clock_start = green_seen.unwrap_or(since);
         let deadline = clock_start + self.rec.plan.green_healthy_timeout_ms;
         if obs.green.fully_healthy() {
+            // Green alone behind the test listener, then its hook.
+            if self.rec.plan.test_traffic && obs.test != Some(Weights::ALL_GREEN) {
+                return Some(Action::SetTestWeights {
+                    weights: Weights::ALL_GREEN,
+                });
+            }
+            if let Err(action) =
+                self.hook_passed(HookRun::at(HookPoint::AfterTestTraffic), obs, now, poll_at)
+            {
+                return action;
+            }
             // A smoke test of green alone, before any production traffic.
             if let Err(action) =
                 self.hook_passed(HookRun::at(HookPoint::BeforeTraffic), obs, now, poll_at)

@@ -28,6 +28,10 @@ pub struct Plan {
     /// deployment goes past it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookPoint>,
+    /// The router has a test listener: it is pointed 100% at green before
+    /// production traffic moves, and back at blue before green is removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_traffic: bool,
 }
 
 /// Where a deployment is.

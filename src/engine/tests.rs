@@ -14,6 +14,7 @@ fn plan(steps: Vec<Step>) -> Plan {
         green_healthy_timeout_ms: 2 * M,
         insufficient_data: InsufficientData::Ok,
         hooks: vec![],
+        test_traffic: false,
     }
 }
 
@@ -70,6 +71,8 @@ struct World {
     alarm_during_hook: Option<HookPoint>,
     /// What the current pending hook run is (set by `run` before observing).
     pending: Option<HookRun>,
+    /// The test listener, when there is one.
+    test: Option<Weights>,
     log: Vec<(Millis, Action)>,
 }
 
@@ -87,6 +90,7 @@ impl World {
             failing_hook: None,
             alarm_during_hook: None,
             pending: None,
+            test: None,
             log: vec![],
         }
     }
@@ -146,6 +150,7 @@ impl World {
             blue,
             gates,
             hook,
+            test: self.test,
         }
     }
 
@@ -167,10 +172,15 @@ impl World {
                     );
                     self.weights = weights;
                 }
+                Action::SetTestWeights { weights } => self.test = Some(weights),
                 Action::RemoveGreen => {
                     assert_eq!(
                         self.weights.green, 0,
                         "green removed while carrying traffic"
+                    );
+                    assert!(
+                        self.test.is_none_or(|t| t.green == 0),
+                        "green removed while the test listener forwards to it"
                     );
                     self.green = None;
                 }
@@ -711,7 +721,14 @@ fn hook_started(w: &World, run: &HookRun) -> Millis {
 #[test]
 fn hooks_run_at_their_points_and_hold_the_deployment_until_they_pass() {
     let mut w = World::new();
-    let mut e = with_hooks(expand_canary(10, 5 * M), &HookPoint::ALL);
+    let mut e = with_hooks(
+        expand_canary(10, 5 * M),
+        &[
+            HookPoint::BeforeTraffic,
+            HookPoint::AfterStep,
+            HookPoint::BeforeRetire,
+        ],
+    );
     assert_eq!(w.run(&mut e), Outcome::Succeeded);
     let runs: Vec<String> = w.hook_runs.iter().map(|(r, _, _)| r.to_string()).collect();
     assert_eq!(
@@ -799,4 +816,50 @@ fn a_failing_gate_wins_over_a_running_hook() {
     assert_eq!(back.1, 0);
     assert!(back.0 <= alarm + 10 * S + S, "{back:?} vs alarm at {alarm}");
     assert!(w.blue, "blue kept");
+}
+
+#[test]
+fn the_test_listener_points_at_green_before_its_hook_and_any_production_traffic() {
+    let mut w = World::new();
+    w.test = Some(Weights::ALL_BLUE);
+    let mut rec = record(expand_canary(10, 5 * M), 0);
+    rec.plan.test_traffic = true;
+    rec.plan.hooks = vec![HookPoint::AfterTestTraffic, HookPoint::BeforeTraffic];
+    let mut e = Engine::new(rec);
+    assert_eq!(w.run(&mut e), Outcome::Succeeded);
+    let test_at = w.first(&Action::SetTestWeights {
+        weights: Weights::ALL_GREEN,
+    });
+    let after_test = hook_started(&w, &HookRun::at(HookPoint::AfterTestTraffic));
+    let before = hook_started(&w, &HookRun::at(HookPoint::BeforeTraffic));
+    assert!(
+        test_at < after_test,
+        "the hook runs once green is behind the test listener"
+    );
+    assert!(after_test + 20 * S <= before, "then before-traffic");
+    assert!(
+        before + 20 * S <= w.weight_changes()[0].0,
+        "then production traffic"
+    );
+    assert_eq!(w.test, Some(Weights::ALL_GREEN), "left on green, now live");
+}
+
+#[test]
+fn a_failing_test_traffic_hook_points_the_test_listener_back_before_green_goes() {
+    let mut w = World::new();
+    w.test = Some(Weights::ALL_BLUE);
+    w.failing_hook = Some(HookPoint::AfterTestTraffic);
+    let mut rec = record(expand_canary(10, 5 * M), 0);
+    rec.plan.test_traffic = true;
+    rec.plan.hooks = vec![HookPoint::AfterTestTraffic];
+    let mut e = Engine::new(rec);
+    assert!(matches!(
+        w.run(&mut e),
+        Outcome::RolledBack {
+            reason: Reason::HookFailed { .. }
+        }
+    ));
+    assert!(w.weight_changes().is_empty(), "no production weight moved");
+    assert_eq!(w.test, Some(Weights::ALL_BLUE));
+    assert!(w.green.is_none());
 }

@@ -3,6 +3,8 @@
 //! or runs past its timeout, is a failed gate: the deployment rolls back.
 //!
 //! The points:
+//! - `after-test-traffic`: green is healthy and the ALB test listener
+//!   (`router.test_listener_arn`) forwards to it alone;
 //! - `before-traffic`: green is healthy and carries no production traffic yet
 //!   (a smoke test of green alone);
 //! - `after-step`: after each step's bake, before the next step (the last
@@ -26,6 +28,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HookPoint {
+    /// The test listener points at green; no production traffic yet.
+    AfterTestTraffic,
     /// Green healthy, before any production traffic moves to it.
     BeforeTraffic,
     /// After each step's bake, before the next step.
@@ -36,7 +40,8 @@ pub enum HookPoint {
 
 impl HookPoint {
     /// Every point, in lifecycle order.
-    pub const ALL: [HookPoint; 3] = [
+    pub const ALL: [HookPoint; 4] = [
+        HookPoint::AfterTestTraffic,
         HookPoint::BeforeTraffic,
         HookPoint::AfterStep,
         HookPoint::BeforeRetire,
@@ -45,6 +50,7 @@ impl HookPoint {
     /// Its name in output and in `TEAL_HOOK` (`before-traffic`, ...).
     pub fn name(self) -> &'static str {
         match self {
+            HookPoint::AfterTestTraffic => "after-test-traffic",
             HookPoint::BeforeTraffic => "before-traffic",
             HookPoint::AfterStep => "after-step",
             HookPoint::BeforeRetire => "before-retire",
@@ -54,6 +60,7 @@ impl HookPoint {
     /// Its key in `[hooks]` of `teal.toml` (`before_traffic`, ...).
     pub fn config_key(self) -> &'static str {
         match self {
+            HookPoint::AfterTestTraffic => "after_test_traffic",
             HookPoint::BeforeTraffic => "before_traffic",
             HookPoint::AfterStep => "after_step",
             HookPoint::BeforeRetire => "before_retire",

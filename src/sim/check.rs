@@ -11,6 +11,7 @@
 //! | 6 | killed runs resume to an outcome | the harness kills and resumes; 5 is checked at the end of every run |
 //! | 7 | a second run refuses, naming the first | the harness starts a second driver mid-run (scenario) |
 //! | 8 | bad input refused before any mutating call | the harness counts mutating calls of refused starts (scenario) |
+//! | 10 | the test listener leads and never dangles | green's first production weight comes after the test listener forwarded to green alone; the test listener never forwards to a slot without a fleet |
 //! | 9 | hooks hold their points | green's first weight comes after a passed `before-traffic` run; the original blue's removal after a passed `before-retire` run (unless `teal retire` skipped it) |
 
 use super::World;
@@ -35,6 +36,8 @@ pub struct Context {
     pub hooks: Vec<HookPoint>,
     /// An operator's `teal retire` may skip the before-retire hook.
     pub retire_command: bool,
+    /// The router has a test listener.
+    pub test_traffic: bool,
 }
 
 /// Incremental checker: call [`Checker::after_step`] after every driver step.
@@ -87,6 +90,16 @@ impl Checker {
                 );
             }
         }
+        if let Some(t) = w.test_router {
+            for s in Slot::BOTH {
+                if t.get(s) > 0 && w.fleets[s.index()].is_none() {
+                    self.fail(
+                        now,
+                        format!("invariant 10: the test listener forwards to slot {s}, which has no fleet"),
+                    );
+                }
+            }
+        }
         let changes = w.trace.weight_changes[self.changes_seen..].to_vec();
         self.changes_seen = w.trace.weight_changes.len();
         for c in changes {
@@ -98,6 +111,24 @@ impl Checker {
             }
             // 9. Green's first traffic only after its before-traffic hook passed.
             let green = self.ctx.blue_slot.other();
+            // 10. ... and after the test listener sent green traffic of its own.
+            if self.ctx.test_traffic
+                && c.from.get(green) == 0
+                && c.to.get(green) > 0
+                && !w
+                    .trace
+                    .test_changes
+                    .iter()
+                    .any(|(t, tw)| *t <= c.at && tw.get(green) == 100)
+            {
+                self.fail(
+                    c.at,
+                    format!(
+                        "invariant 10: green got {}% before the test listener pointed at it",
+                        c.to.get(green)
+                    ),
+                );
+            }
             if c.from.get(green) == 0
                 && c.to.get(green) > 0
                 && !self.hook_passed_by(w, HookPoint::BeforeTraffic, c.at)
@@ -343,6 +374,7 @@ mod tests {
             initial: w.router,
             hooks: vec![],
             retire_command: false,
+            test_traffic: false,
         };
         (w, Checker::new(ctx))
     }

@@ -133,6 +133,8 @@ pub struct Trace {
     /// Every hook run started. A run outlives a killed process here: the next
     /// process finds it and waits for it (a real one would start it again).
     pub hook_runs: Vec<HookRunTrace>,
+    /// Every test listener change that took effect: when, and to what.
+    pub test_changes: Vec<(Millis, SlotWeights)>,
 }
 
 /// The simulated world.
@@ -161,6 +163,8 @@ pub struct World {
     pub ledger: Option<(String, u64)>,
     /// Scripted hooks, by point.
     pub hooks: std::collections::BTreeMap<HookPoint, SimHook>,
+    /// The test listener's weights, when the router has one.
+    pub test_router: Option<SlotWeights>,
     /// Calls so far.
     pub calls: u64,
     /// Mutating calls so far.
@@ -217,6 +221,7 @@ impl World {
             gates,
             ledger: None,
             hooks: Default::default(),
+            test_router: None,
             calls: 0,
             mutating_calls: 0,
             kill_at: None,
@@ -492,6 +497,26 @@ impl Router for SimCloud {
                 }
                 Ok(())
             }
+        })
+    }
+
+    async fn test_weights(&self) -> Result<Option<SlotWeights>, PortError> {
+        sim_call!(self, "router.test_weights", false, |w| Ok(w.test_router))
+    }
+
+    async fn set_test_weights(&self, weights: SlotWeights) -> Result<(), PortError> {
+        sim_call!(self, "router.set_test_weights", true, |w| {
+            if w.test_router.is_none() || !weights.is_valid() {
+                return Err(PortError::new(
+                    "router.set_test_weights",
+                    ErrorKind::Invalid,
+                    format!("no test listener, or invalid weights {weights}"),
+                ));
+            }
+            w.test_router = Some(weights);
+            let now = w.now;
+            w.trace.test_changes.push((now, weights));
+            Ok(())
         })
     }
 }

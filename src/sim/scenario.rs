@@ -129,6 +129,7 @@ impl Scenario {
                 InsufficientData::Ok
             },
             hooks: vec![],
+            test_traffic: false,
         };
         let healthy_after = match rng.gen_range(0..20) {
             0 | 1 => None,
@@ -199,8 +200,10 @@ impl Scenario {
     fn with_hooks(mut self, seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x400c_5eed);
         if rng.gen_bool(0.25) {
+            self.plan.test_traffic = rng.gen_bool(0.5);
             for point in HookPoint::ALL {
-                if rng.gen_bool(0.6) {
+                let possible = point != HookPoint::AfterTestTraffic || self.plan.test_traffic;
+                if possible && rng.gen_bool(0.6) {
                     self.plan.hooks.push(point);
                     self.hooks.insert(
                         point,
@@ -389,6 +392,9 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     world.faults = sc.faults;
     world.latency = sc.latency;
     world.hooks = sc.hooks.clone();
+    if sc.plan.test_traffic {
+        world.test_router = Some(world.router);
+    }
     world.healthy_after = sc.healthy_after;
     let mut gate_names: Vec<String> = sc.gates.iter().map(|g| g.name.clone()).collect();
     match sc.bad_input {
@@ -440,6 +446,7 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     let mut checker = Checker::new(Context {
         blue_slot: Slot::A,
         hooks: sc.plan.hooks.clone(),
+        test_traffic: sc.plan.test_traffic,
         // `teal retire` skips the before-retire hook with the keep-alive.
         retire_command: sc.has_command(|c| *c == Command::Retire),
         // `teal retire` ends the keep-alive early by design: blue may then go
