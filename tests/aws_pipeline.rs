@@ -115,6 +115,12 @@ async fn a_bad_pipeline_file_is_refused_before_any_call() {
             "{}",
             "no \"ImageURI\"",
         ),
+        (
+            "taskdef.json",
+            "--task-definition",
+            r#"{"family": "app"}"#,
+            "takes an ARN or family:revision, not a file",
+        ),
     ];
     for (name, flag, body, says) in cases {
         let path = dir.path().join(name);

@@ -584,8 +584,20 @@ fn green_task(args: &GreenArgs) -> Result<Option<crate::aws::ecs::GreenTask>, Fa
         ))
     } else if let Some(image) = &args.image {
         Some(GreenTask::Image(image.clone()))
+    } else if let Some(td) = &args.task_definition {
+        // A task definition file would need every field mapped onto the SDK's
+        // builders; half a mapping would drop fields silently. Say so instead.
+        if td.ends_with(".json") || std::path::Path::new(td).is_file() {
+            return Err(Failure::Usage(format!(
+                "--task-definition {td}: takes an ARN or family:revision, not a file; register \
+                 it first (aws ecs register-task-definition --cli-input-json file://{td}) and \
+                 pass the ARN it prints, or use --image / --image-definitions to derive green \
+                 from blue's task definition"
+            )));
+        }
+        Some(GreenTask::TaskDefinition(td.clone()))
     } else {
-        args.task_definition.clone().map(GreenTask::TaskDefinition)
+        None
     })
 }
 
