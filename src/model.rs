@@ -171,6 +171,45 @@ impl fmt::Display for SlotWeights {
     }
 }
 
+/// Where an in-place rolling update of one revision stands, as the platform
+/// (an ECS deployment, an Auto Scaling instance refresh) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rollout", rename_all = "snake_case")]
+pub enum RolloutState {
+    /// No rollout of this revision has started (since the deployment began).
+    NotStarted,
+    /// Replacing instances or tasks.
+    InProgress {
+        /// Percent done, when the platform says.
+        percent: Option<u8>,
+        /// The platform's words.
+        detail: String,
+    },
+    /// Everything runs the revision and the platform calls it done.
+    Completed,
+    /// The previous revision is being put back (the platform's own
+    /// rollback, or the one teal asked for).
+    RollingBack {
+        /// The platform's words.
+        detail: String,
+    },
+    /// The previous revision is back.
+    RolledBack {
+        /// The platform's words: why it rolled back.
+        detail: String,
+    },
+    /// Stopped part-way without putting the previous revision back.
+    Stopped {
+        /// The platform's words.
+        detail: String,
+    },
+    /// The rollout, or the rollback, failed: instances may run either revision.
+    Failed {
+        /// The platform's words.
+        detail: String,
+    },
+}
+
 /// What a fleet port reports about the compute in one slot.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FleetStatus {

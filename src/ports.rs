@@ -7,7 +7,7 @@
 
 use crate::engine::{Plan, Record};
 use crate::hooks::{HookRun, HookState};
-use crate::model::{FleetStatus, GateReading, Millis, Slot, SlotWeights};
+use crate::model::{FleetStatus, GateReading, Millis, RolloutState, Slot, SlotWeights};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -93,6 +93,19 @@ pub trait Fleet: Send + Sync {
     async fn preflight(&self, _plan: &Plan) -> Checks {
         Checks::default()
     }
+}
+
+/// A fleet updated in place (the rolling strategy): one revision replaces
+/// the other, instance by instance, under the platform's own controls.
+#[async_trait]
+pub trait Rollout: Send + Sync {
+    /// Where the rollout of the new revision stands.
+    async fn state(&self) -> Result<RolloutState, PortError>;
+    /// Start it (idempotent: one already running for the revision is left alone).
+    async fn start(&self) -> Result<(), PortError>;
+    /// Put the previous revision back: the platform's rollback where it has
+    /// one, else a rollout of the previous revision.
+    async fn revert(&self) -> Result<(), PortError>;
 }
 
 /// What splits traffic between the two slots.

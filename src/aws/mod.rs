@@ -16,6 +16,7 @@ pub mod asg;
 pub mod cloudwatch;
 pub mod ecs;
 pub mod ledger;
+pub mod refresh;
 pub mod route53;
 
 use crate::config::{Config, FleetConfig, RouterConfig};

@@ -21,6 +21,7 @@
 //!   when green carries no traffic.
 
 mod record;
+pub mod rolling;
 #[cfg(test)]
 mod tests;
 
