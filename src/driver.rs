@@ -247,6 +247,8 @@ pub struct Driver {
     observations: u64,
     /// The last hook run whose end was reported, so it is reported once.
     hook_reported: Option<crate::hooks::HookRun>,
+    /// The last rollout state reported, so that changes are reported once.
+    rollout_state: Option<crate::model::RolloutState>,
 }
 
 /// Where one [`Driver::step`] left the deployment.
@@ -377,6 +379,7 @@ impl Driver {
         }
         let blue = blue_slot.expect("no problems means a blue slot");
         let now = io.now();
+        let rolling = spec.plan.rolling.is_some();
         let rec = Record {
             schema: RECORD_SCHEMA,
             id: spec.id,
@@ -387,9 +390,17 @@ impl Driver {
             build: spec.build,
             green_slot: blue.other(),
             plan: spec.plan,
-            phase: Phase::Provisioning {
-                since: now,
-                green_seen: None,
+            phase: match rolling {
+                true => Phase::Updating {
+                    since: now,
+                    started: false,
+                    seen: false,
+                    completed: None,
+                },
+                false => Phase::Provisioning {
+                    since: now,
+                    green_seen: None,
+                },
             },
             hold: None,
             started_at: now,
@@ -433,6 +444,7 @@ impl Driver {
             revision: r.revision,
             blue_revision: r.blue_revision,
             green_slot: r.green_slot,
+            rolling: r.plan.rolling.is_some(),
             strategy: r.plan.strategy,
             steps: r.plan.steps.iter().map(|s| s.weight).collect(),
         });
@@ -491,6 +503,7 @@ impl Driver {
             last_ledger_read: 0,
             observations: 0,
             hook_reported: None,
+            rollout_state: None,
         }
     }
 
@@ -760,6 +773,39 @@ impl Driver {
         }
     }
 
+    /// A rolling update's observation: the gates (read already) and the rollout.
+    async fn observe_rollout(
+        &mut self,
+        gates: Option<Vec<GateReading>>,
+    ) -> Result<Observation, PortError> {
+        let rollout = self.io.ports.rollout.clone().ok_or_else(|| {
+            PortError::new(
+                "rollout.state",
+                ErrorKind::Invalid,
+                "a rolling deployment needs a fleet that can update in place",
+            )
+        })?;
+        let revision = self.engine.record().revision.clone();
+        let state = port!(self.io, "rollout.state", rollout.state(&revision))?;
+        if self.rollout_state.as_ref() != Some(&state) {
+            self.rollout_state = Some(state.clone());
+            self.io.emit(EventKind::RolloutState {
+                state: state.clone(),
+            });
+        }
+        let obs = Observation {
+            weights: Weights::ALL_BLUE,
+            green: FleetStatus::default(),
+            blue: FleetStatus::default(),
+            gates,
+            hook: None,
+            test: None,
+            rollout: Some(state),
+        };
+        self.last = Some(obs.clone());
+        Ok(obs)
+    }
+
     /// Gates first; when one fails, skip the other reads and answer from the
     /// last full observation, so the rollback is not delayed by them.
     async fn observe(&mut self) -> Result<Observation, PortError> {
@@ -787,6 +833,9 @@ impl Driver {
             obs.gates = gates;
             return Ok(obs);
         }
+        if self.engine.record().plan.rolling.is_some() {
+            return self.observe_rollout(gates).await;
+        }
         let green_slot = self.engine.record().green_slot;
         let weights =
             port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
@@ -811,6 +860,7 @@ impl Driver {
             gates,
             hook,
             test,
+            rollout: None,
         };
         self.last = Some(obs.clone());
         Ok(obs)
@@ -942,6 +992,26 @@ impl Driver {
                     ));
                 }
                 self.io.emit(EventKind::TestWeightsSet { weights });
+            }
+            Action::StartRollout | Action::RevertRollout => {
+                let start = matches!(action, Action::StartRollout);
+                self.io.emit(EventKind::RolloutAction {
+                    action: if start { "start" } else { "revert" }.into(),
+                });
+                let rollout = self.io.ports.rollout.clone().ok_or_else(|| {
+                    PortError::new(
+                        "rollout",
+                        ErrorKind::Invalid,
+                        "a rolling deployment needs a fleet that can update in place",
+                    )
+                })?;
+                if start {
+                    let revision = self.engine.record().revision.clone();
+                    port!(self.io, "rollout.start", rollout.start(&revision))?;
+                } else {
+                    port!(self.io, "rollout.revert", rollout.revert())?;
+                }
+                self.last = None;
             }
             Action::StartHook { run } => {
                 self.io.emit(EventKind::HookStarted {
@@ -1167,6 +1237,9 @@ struct Preflight {
 /// the other slot empty, every gate present and not already failing. Every
 /// problem is collected; only a transient failure stops the checks.
 async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, DriverError> {
+    if spec.plan.rolling.is_some() {
+        return preflight_rolling(io, spec).await;
+    }
     let router_checks = io.ports.router.preflight(&spec.plan).await;
     let fleet_checks = io.ports.fleet.preflight(&spec.plan).await;
     let mut problems = router_checks.problems;
@@ -1215,6 +1288,43 @@ async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, Drive
         }
         blue_revision = b.revision;
     }
+    check_gates(io, spec, &mut problems).await?;
+    Ok(Preflight {
+        problems,
+        warnings,
+        blue_slot,
+        blue_revision,
+    })
+}
+
+/// A rolling update's checks: what the fleet says of itself, and the gates.
+/// The record's slots mean nothing here; slot A stands for the fleet.
+async fn preflight_rolling(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, DriverError> {
+    let Some(rollout) = io.ports.rollout.clone() else {
+        return Ok(Preflight {
+            problems: vec!["a rolling deployment needs a fleet that can update in place".into()],
+            warnings: vec![],
+            blue_slot: None,
+            blue_revision: None,
+        });
+    };
+    let (checks, blue_revision) = rollout.preflight().await;
+    let mut problems = checks.problems;
+    check_gates(io, spec, &mut problems).await?;
+    Ok(Preflight {
+        problems,
+        warnings: checks.warnings,
+        blue_slot: Some(crate::model::Slot::B),
+        blue_revision,
+    })
+}
+
+/// Every configured gate exists and, unless allowed, is not in ALARM.
+async fn check_gates(
+    io: &mut Io,
+    spec: &NewDeployment,
+    problems: &mut Vec<String>,
+) -> Result<(), DriverError> {
     let readings = port!(io, "gate.read", io.ports.gate.read())?;
     for name in &spec.gates {
         match readings.iter().find(|r| &r.name == name) {
@@ -1226,12 +1336,7 @@ async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, Drive
             Some(_) => {}
         }
     }
-    Ok(Preflight {
-        problems,
-        warnings,
-        blue_slot,
-        blue_revision,
-    })
+    Ok(())
 }
 
 /// Refuse when another owner holds an unexpired lock (unless forced).

@@ -38,6 +38,8 @@ pub enum EventKind {
         strategy: String,
         /// Green weight of each step.
         steps: Vec<u8>,
+        /// A rolling update in place (then `green_slot` and `steps` mean nothing).
+        rolling: bool,
     },
     /// An in-flight deployment was taken up by this process.
     Resumed {
@@ -101,6 +103,17 @@ pub enum EventKind {
         detail: String,
         /// How long it ran.
         took_ms: Millis,
+    },
+    /// A rolling update's state changed (or was first seen).
+    RolloutState {
+        /// The state, as the platform reports it.
+        #[serde(flatten)]
+        state: crate::model::RolloutState,
+    },
+    /// teal starts the rolling update, or puts the previous revision back.
+    RolloutAction {
+        /// `start` or `revert`.
+        action: String,
     },
     /// A fleet is being removed.
     Removing {
@@ -169,6 +182,10 @@ pub fn describe_phase(to: &Phase, steps: &[u8]) -> String {
             "green holds 100%; keeping blue for the keep-alive window".to_string()
         }
         Phase::Retiring => "retiring blue".to_string(),
+        Phase::Updating {
+            completed: Some(_), ..
+        } => "the new revision runs everywhere; baking with gates watched".to_string(),
+        Phase::Updating { .. } => "rolling update in place".to_string(),
         Phase::RollingBack { reason } => format!("rolling back: {reason}"),
         Phase::Halting { reason } => format!("halting: {reason}"),
         Phase::Done { outcome, .. } => outcome.to_string(),

@@ -99,10 +99,12 @@ pub trait Fleet: Send + Sync {
 /// the other, instance by instance, under the platform's own controls.
 #[async_trait]
 pub trait Rollout: Send + Sync {
-    /// Where the rollout of the new revision stands.
-    async fn state(&self) -> Result<RolloutState, PortError>;
+    /// Where the rollout of `revision` stands.
+    async fn state(&self, revision: &str) -> Result<RolloutState, PortError>;
     /// Start it (idempotent: one already running for the revision is left alone).
-    async fn start(&self) -> Result<(), PortError>;
+    async fn start(&self, revision: &str) -> Result<(), PortError>;
+    /// Read-only checks before it starts; the revision running now.
+    async fn preflight(&self) -> (Checks, Option<String>);
     /// Put the previous revision back: the platform's rollback where it has
     /// one, else a rollout of the previous revision.
     async fn revert(&self) -> Result<(), PortError>;
@@ -237,6 +239,8 @@ pub struct Ports {
     pub ledger: Arc<dyn Ledger>,
     /// Lifecycle hooks ([`NoHooks`] unless `[hooks]` configures some).
     pub hooks: Arc<dyn Hooks>,
+    /// The in-place update, for a rolling deployment.
+    pub rollout: Option<Arc<dyn Rollout>>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }

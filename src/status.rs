@@ -187,6 +187,32 @@ fn next(rec: &Record, now: Millis) -> (String, Option<Millis>) {
         }
         (Phase::KeepAlive { since: None }, _) => ("set weights to 100% green".into(), None),
         (Phase::Retiring, _) => ("retire blue".into(), None),
+        (
+            Phase::Updating {
+                completed: Some(t), ..
+            },
+            _,
+        ) => {
+            let at = t + plan.steps.last().map_or(0, |s| s.bake_ms);
+            (
+                format!(
+                    "succeed at {} ({} from now) unless a gate fails",
+                    fmt_time(at),
+                    fmt_ms(at.saturating_sub(now))
+                ),
+                Some(at),
+            )
+        }
+        (Phase::Updating { since, .. }, _) => {
+            let deadline = since + plan.green_healthy_timeout_ms;
+            (
+                format!(
+                    "wait for the rolling update to finish; roll back if it has not by {}",
+                    fmt_time(deadline)
+                ),
+                Some(deadline),
+            )
+        }
         (Phase::RollingBack { reason }, _) => (format!("finish the rollback ({reason})"), None),
         (Phase::Halting { reason }, _) => {
             (format!("put all traffic on blue and stop ({reason})"), None)

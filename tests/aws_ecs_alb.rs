@@ -371,18 +371,7 @@ async fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
 poll = "1s"
 green_healthy_timeout = "30s""#;
     let (_dir, cfg) = config(&f, strategy);
-    let mut first = teal(
-        &m,
-        &[
-            "deploy",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--image",
-            "registry.example/app:2",
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let mut first = spawn_deploy_app_2(&m, &cfg);
     wait_for_weights(&c, &f, (90, 10)).await;
     let second = teal(
         &m,

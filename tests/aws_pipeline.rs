@@ -72,19 +72,7 @@ async fn a_codebuild_deploy_from_image_definitions_writes_plain_lines() {
     );
 
     // The ledger kept the build; `teal status` shows it.
-    let (status, _) = run_teal(
-        &m,
-        &[
-            "status",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--output",
-            "json",
-        ],
-        0,
-    )
-    .await;
-    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    let status = status_json(&m, &cfg).await;
     assert_eq!(status["build"]["id"], "shop-deploy:0f6c2d9e");
     assert_eq!(status["build"]["initiator"], "codepipeline/shop");
     assert_eq!(status["outcome"]["outcome"], "succeeded");

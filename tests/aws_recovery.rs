@@ -163,18 +163,7 @@ async fn killed_at(
     let skip = matches!(point, KillPoint::Provisioning).then(|| green.clone());
     let ecs = register_targets_like_ecs(c, &f, skip);
     let (dir, cfg) = config(&f, KILLABLE);
-    let mut child = teal(
-        m,
-        &[
-            "deploy",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--image",
-            "registry.example/app:2",
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let mut child = spawn_deploy_app_2(m, &cfg);
     let t0 = Instant::now();
     loop {
         let w = weights(c, &f).await;

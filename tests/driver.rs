@@ -21,6 +21,7 @@ fn plan() -> Plan {
         insufficient_data: InsufficientData::Ok,
         hooks: vec![],
         test_traffic: false,
+        rolling: None,
     }
 }
 

@@ -80,6 +80,7 @@ fn every_event_kind() -> Vec<EventKind> {
             green_slot: Slot::B,
             strategy: "canary-10-5m".into(),
             steps: vec![10, 100],
+            rolling: false,
         },
         EventKind::Resumed {
             phase: "shifting".into(),
@@ -104,6 +105,15 @@ fn every_event_kind() -> Vec<EventKind> {
         EventKind::Removing {
             role: "blue".into(),
             slot: Slot::A,
+        },
+        EventKind::RolloutState {
+            state: teal::model::RolloutState::InProgress {
+                percent: Some(50),
+                detail: "ECS deployment ecs-svc/123 in progress.".into(),
+            },
+        },
+        EventKind::RolloutAction {
+            action: "revert".into(),
         },
         EventKind::TestWeightsSet {
             weights: Weights::ALL_GREEN,
@@ -160,6 +170,8 @@ fn every_event_kind() -> Vec<EventKind> {
             | EventKind::Removing { .. }
             | EventKind::HookStarted { .. }
             | EventKind::TestWeightsSet { .. }
+            | EventKind::RolloutState { .. }
+            | EventKind::RolloutAction { .. }
             | EventKind::HookFinished { .. }
             | EventKind::Gate { .. }
             | EventKind::Retrying { .. }

@@ -76,16 +76,16 @@ fn with_revision(tags: &[Tag], revision: &str) -> Vec<Tag> {
 /// The ECS fleet.
 #[derive(Debug, Clone)]
 pub struct EcsFleet {
-    ecs: aws_sdk_ecs::Client,
+    pub(crate) ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     scaling: aws_sdk_applicationautoscaling::Client,
-    calls: Arc<ApiCalls>,
-    cluster: String,
-    base: String,
-    container: String,
+    pub(crate) calls: Arc<ApiCalls>,
+    pub(crate) cluster: String,
+    pub(crate) base: String,
+    pub(crate) container: String,
     container_port: u16,
     target_groups: [String; 2],
-    green: Option<GreenTask>,
+    pub(crate) green: Option<GreenTask>,
 }
 
 impl EcsFleet {
@@ -206,7 +206,7 @@ impl EcsFleet {
     }
 
     /// Check, read-only, that the cluster and a blue service exist.
-    async fn check(&self) -> Vec<String> {
+    pub(crate) async fn check(&self) -> Vec<String> {
         let mut problems = Vec::new();
         match aws_call!(
             self.calls,
@@ -276,7 +276,7 @@ impl EcsFleet {
         }
     }
 
-    async fn blue_task_definition(
+    pub(crate) async fn blue_task_definition(
         &self,
         blue: &Service,
     ) -> Result<
@@ -296,7 +296,7 @@ impl EcsFleet {
     }
 
     /// Register green's task definition: blue's, with the container's image replaced.
-    async fn register_patched(
+    pub(crate) async fn register_patched(
         &self,
         blue: &Service,
         images: &std::collections::BTreeMap<String, String>,

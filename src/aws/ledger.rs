@@ -206,6 +206,7 @@ mod tests {
                 insufficient_data: InsufficientData::Ok,
                 hooks: crate::hooks::HookPoint::ALL.to_vec(),
                 test_traffic: true,
+                rolling: None,
             },
             phase: Phase::Shifting {
                 step: 3,

@@ -15,6 +15,7 @@ pub mod alb;
 pub mod asg;
 pub mod cloudwatch;
 pub mod ecs;
+pub mod ecs_rollout;
 pub mod ledger;
 pub mod refresh;
 pub mod route53;
@@ -144,7 +145,13 @@ pub fn ports(
 ) -> Result<Ports, String> {
     let gate = Arc::new(cloudwatch::AlarmGate::new(aws, config.gates.alarms.clone()));
     let pair = |v: &[String]| [v[0].clone(), v[1].clone()];
+    let rolling = match config.strategy.shape {
+        crate::strategy::Shape::Rolling(r) => Some(r),
+        crate::strategy::Shape::BlueGreen { .. } => None,
+    };
     match (&config.fleet, &config.router) {
+        // Blue/green with two target groups; or a rolling update of the
+        // service in place, where the listener (or rule) only holds the ledger.
         (
             FleetConfig::Ecs {
                 cluster,
@@ -157,10 +164,13 @@ pub fn ports(
                 target_groups,
                 test_listener,
             },
-        ) if target_groups.len() == 2 => {
-            let tgs = pair(target_groups);
+        ) if target_groups.len() == 2 || rolling.is_some() => {
+            let tgs = [
+                target_groups[0].clone(),
+                target_groups.last().expect("one or two").clone(),
+            ];
             let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone())
-                .with_test_listener(test_listener.clone());
+                .with_test_listener(test_listener.clone().filter(|_| rolling.is_none()));
             let ledger = ledger::TagLedger::new(aws, router.arn().to_string());
             let fleet = ecs::EcsFleet::new(
                 aws,
@@ -171,12 +181,20 @@ pub fn ports(
                 tgs,
                 green.task,
             );
+            let rollout = rolling.map(|r| {
+                Arc::new(ecs_rollout::EcsRollout::new(
+                    fleet.clone(),
+                    r.min_healthy_percent,
+                    r.max_percent,
+                )) as Arc<dyn crate::ports::Rollout>
+            });
             Ok(Ports {
                 fleet: Arc::new(fleet),
                 router: Arc::new(router),
                 gate,
                 ledger: Arc::new(ledger),
                 hooks: Arc::new(crate::ports::NoHooks),
+                rollout,
                 clock,
             })
         }
@@ -214,6 +232,7 @@ pub fn ports(
                     record_name,
                 )),
                 hooks: Arc::new(crate::ports::NoHooks),
+                rollout: None,
                 clock,
             })
         }
@@ -238,6 +257,7 @@ pub fn ports(
                 router: Arc::new(router),
                 gate,
                 hooks: Arc::new(crate::ports::NoHooks),
+                rollout: None,
                 clock,
             })
         }

@@ -475,15 +475,47 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
 
 /// The engine's plan for a config.
 fn plan_of(config: &Config) -> Result<Plan, Failure> {
-    let steps = config.strategy.steps().ok_or_else(|| {
-        Failure::Usage(format!(
-            "strategy {:?} is a rolling update; rolling deployments are not available yet",
-            config.strategy.name
-        ))
-    })?;
+    let rolling = match config.strategy.shape {
+        crate::strategy::Shape::Rolling(r) => {
+            if !matches!(config.fleet, FleetConfig::Ecs { .. }) {
+                return Err(Failure::Usage(format!(
+                    "strategy {:?} is a rolling update; teal runs rolling updates of ECS \
+                     services only so far (Auto Scaling instance refresh and the local \
+                     provider are not wired in yet)",
+                    config.strategy.name
+                )));
+            }
+            let test_listener = matches!(
+                config.router,
+                RouterConfig::Alb {
+                    test_listener: Some(_),
+                    ..
+                }
+            );
+            if !config.hooks.commands.is_empty() || test_listener {
+                return Err(Failure::Usage(format!(
+                    "{}: [hooks] and router.test_listener_arn apply to blue/green strategies; \
+                     a rolling update does not run them yet",
+                    config.path.display()
+                )));
+            }
+            Some(r)
+        }
+        crate::strategy::Shape::BlueGreen { .. } => None,
+    };
+    let steps = match (config.strategy.steps(), rolling) {
+        (Some(steps), _) => steps.to_vec(),
+        // One 100% step holding the bake: the rolling update's gate-watched wait.
+        (None, Some(r)) => vec![crate::strategy::Step {
+            weight: 100,
+            bake_ms: r.bake_ms,
+        }],
+        (None, None) => unreachable!("a strategy has steps or is rolling"),
+    };
     Ok(Plan {
+        rolling,
         strategy: config.strategy.name.clone(),
-        steps: steps.to_vec(),
+        steps,
         keep_alive_ms: config.strategy.keep_alive_ms,
         poll_ms: config.strategy.poll_ms,
         green_healthy_timeout_ms: config.strategy.green_healthy_timeout_ms,

@@ -128,7 +128,11 @@ pub enum Format {
 /// The words for one event.
 pub fn describe(e: &EventKind) -> String {
     match e {
-        EventKind::Started { service, revision, blue_revision, green_slot, strategy, steps } => format!(
+        EventKind::Started { service, revision, blue_revision, strategy, rolling: true, .. } => format!(
+            "deploying {service} {revision} over {} with {strategy}: a rolling update in place",
+            blue_revision.as_deref().unwrap_or("the live revision"),
+        ),
+        EventKind::Started { service, revision, blue_revision, green_slot, strategy, steps, .. } => format!(
             "deploying {service} {revision} over {} with {strategy} ({}); green goes to slot {green_slot}",
             blue_revision.as_deref().unwrap_or("the live revision"),
             steps.iter().map(|w| format!("{w}%")).collect::<Vec<_>>().join(" → ")
@@ -146,6 +150,11 @@ pub fn describe(e: &EventKind) -> String {
             format!("weights did not take on attempt {attempt}: set {set}, read back {actual}")
         }
         EventKind::Removing { role, slot } => format!("removing {role} (slot {slot})"),
+        EventKind::RolloutState { state } => describe_rollout(state),
+        EventKind::RolloutAction { action } => match action.as_str() {
+            "start" => "starting the rolling update".to_string(),
+            _ => "putting the previous revision back".to_string(),
+        },
         EventKind::HookStarted { hook } => format!("hook {hook}: started"),
         EventKind::HookFinished { hook, passed: true, took_ms, .. } => format!("hook {hook} passed in {}", fmt_ms(*took_ms)),
         EventKind::HookFinished { hook, detail, took_ms, .. } => format!("hook {hook} FAILED after {}: {detail}", fmt_ms(*took_ms)),
@@ -161,6 +170,30 @@ pub fn describe(e: &EventKind) -> String {
             let per_op = calls.iter().map(|(op, n)| format!("{op}={n}")).collect::<Vec<_>>().join(" ");
             format!("outcome: {outcome}; {total} calls ({per_op})")
         }
+    }
+}
+
+fn describe_rollout(s: &crate::model::RolloutState) -> String {
+    use crate::model::RolloutState as R;
+    let said = |d: &str| {
+        if d.is_empty() {
+            String::new()
+        } else {
+            format!(": {d}")
+        }
+    };
+    match s {
+        R::NotStarted => "rolling update: not under way; the previous revision runs".into(),
+        R::InProgress { percent, detail } => format!(
+            "rolling update in progress{}{}",
+            percent.map_or(String::new(), |p| format!(" ({p}%)")),
+            said(detail)
+        ),
+        R::Completed => "rolling update completed".into(),
+        R::RollingBack { detail } => format!("rolling update: rolling back{}", said(detail)),
+        R::RolledBack { detail } => format!("rolling update: rolled back{}", said(detail)),
+        R::Stopped { detail } => format!("rolling update: stopped{}", said(detail)),
+        R::Failed { detail } => format!("rolling update: FAILED{}", said(detail)),
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Observation {
     /// The test listener's weights, as roles, when the plan has one and
     /// [`Engine::watches_test_traffic`] says so.
     pub test: Option<Weights>,
+    /// A rolling update's state (rolling plans only).
+    pub rollout: Option<crate::model::RolloutState>,
 }
 
 /// What the engine asks the driver to do next.
@@ -76,6 +78,10 @@ pub enum Action {
         /// The weights.
         weights: Weights,
     },
+    /// Start the rolling update (idempotent).
+    StartRollout,
+    /// Put the previous revision back (rolling).
+    RevertRollout,
     /// Remove green's fleet (rollback).
     RemoveGreen,
     /// Remove blue's fleet (retirement).
@@ -227,8 +233,9 @@ impl Engine {
                 _ => Weights::to_green(self.rec.plan.steps[*step].weight),
             }),
             Phase::KeepAlive { .. } | Phase::Retiring => Some(Weights::ALL_GREEN),
+            _ if self.rec.plan.rolling.is_some() => None,
             Phase::RollingBack { .. } | Phase::Halting { .. } => Some(Weights::ALL_BLUE),
-            Phase::Done { .. } => None,
+            Phase::Done { .. } | Phase::Updating { .. } => None,
         }
     }
 
@@ -356,6 +363,9 @@ impl Engine {
 
     /// One rule application: an action, or `None` after a transition (decide again).
     fn decide_once(&mut self, obs: &Observation, now: Millis) -> Option<Action> {
+        if self.rec.plan.rolling.is_some() {
+            return self.decide_rolling(obs, now);
+        }
         let plan = &self.rec.plan;
         let poll_at = now + plan.poll_ms;
         match self.rec.phase.clone() {
@@ -458,9 +468,155 @@ impl Engine {
                         self.shifting(obs, now, step, reached, poll_at)
                     }
                     Phase::KeepAlive { since } => self.keep_alive(obs, now, since, poll_at),
+                    Phase::Updating { .. } => {
+                        unreachable!("rolling phases are decided by decide_rolling")
+                    }
                     _ => unreachable!("terminal and rollback phases handled above"),
                 }
             }
+        }
+    }
+
+    /// The rolling strategy: start the update, wait while the platform
+    /// replaces instances, bake with gates watched, succeed; on a failed gate
+    /// (or a failed update) put the previous revision back.
+    fn decide_rolling(&mut self, obs: &Observation, now: Millis) -> Option<Action> {
+        use crate::model::RolloutState;
+        use rolling::{react, RollingStep};
+        let poll_at = now + self.rec.plan.poll_ms;
+        let state = obs.rollout.clone().unwrap_or(RolloutState::NotStarted);
+        match self.rec.phase.clone() {
+            Phase::Done { outcome, .. } => Some(Action::Finish { outcome }),
+            Phase::Halting { reason } => {
+                self.finish(Outcome::Halted { reason }, now);
+                None
+            }
+            Phase::RollingBack { reason } => match react(&state, false, true) {
+                RollingStep::Revert => Some(Action::RevertRollout),
+                RollingStep::RolledBack { .. } => {
+                    self.finish(Outcome::RolledBack { reason }, now);
+                    None
+                }
+                RollingStep::Halt { reason: why } => {
+                    let reason = Reason::RolloutFailed {
+                        detail: why,
+                        at: now,
+                    };
+                    self.finish(Outcome::Halted { reason }, now);
+                    None
+                }
+                _ => Some(Action::Wait { until: poll_at }),
+            },
+            Phase::Updating {
+                since,
+                started,
+                seen,
+                completed,
+            } => {
+                if let Some(reason) = self.failing_gate(obs, now) {
+                    self.go(Phase::RollingBack { reason }, now);
+                    return None;
+                }
+                let seen_now = !matches!(state, RolloutState::NotStarted);
+                if seen_now && !seen {
+                    self.rec.phase = Phase::Updating {
+                        since,
+                        started,
+                        seen: true,
+                        completed,
+                    };
+                    self.touch(now);
+                    return None;
+                }
+                match react(&state, false, false) {
+                    // Seen under way, now gone with the old revision back:
+                    // the platform undid it (ECS drops finished deployments).
+                    RollingStep::Start if seen => {
+                        let reason = Reason::PlatformRolledBack {
+                            detail: "the previous revision runs again; the platform rolled the update back on its own".into(),
+                            at: now,
+                        };
+                        self.finish(Outcome::RolledBack { reason }, now);
+                        None
+                    }
+                    RollingStep::Start => {
+                        if !started {
+                            self.rec.phase = Phase::Updating {
+                                since,
+                                started: true,
+                                seen,
+                                completed,
+                            };
+                            self.touch(now);
+                        }
+                        Some(Action::StartRollout)
+                    }
+                    RollingStep::Wait => {
+                        let deadline = since + self.rec.plan.green_healthy_timeout_ms;
+                        if now >= deadline {
+                            let reason = Reason::RolloutFailed {
+                                detail: format!(
+                                    "not finished after {}",
+                                    crate::model::fmt_ms(now - since)
+                                ),
+                                at: now,
+                            };
+                            self.go(Phase::RollingBack { reason }, now);
+                            return None;
+                        }
+                        Some(Action::Wait {
+                            until: poll_at.min(deadline),
+                        })
+                    }
+                    RollingStep::Revert => {
+                        let detail = match &state {
+                            RolloutState::Failed { detail } | RolloutState::Stopped { detail } => {
+                                detail.clone()
+                            }
+                            other => format!("{other:?}"),
+                        };
+                        let reason = Reason::RolloutFailed { detail, at: now };
+                        self.go(Phase::RollingBack { reason }, now);
+                        None
+                    }
+                    RollingStep::RolledBack { reason: detail } => {
+                        let reason = Reason::PlatformRolledBack { detail, at: now };
+                        self.finish(Outcome::RolledBack { reason }, now);
+                        None
+                    }
+                    RollingStep::Halt { reason: detail } => {
+                        let reason = Reason::RolloutFailed { detail, at: now };
+                        self.finish(Outcome::Halted { reason }, now);
+                        None
+                    }
+                    RollingStep::Bake => {
+                        let Some(done) = completed else {
+                            self.go(
+                                Phase::Updating {
+                                    since,
+                                    started,
+                                    seen: true,
+                                    completed: Some(now),
+                                },
+                                now,
+                            );
+                            return None;
+                        };
+                        let end = done + self.rec.plan.steps.last().map_or(0, |s| s.bake_ms);
+                        if self.rec.hold.is_some() || obs.gates.is_none() || now < end {
+                            let until = if self.rec.hold.is_some() {
+                                poll_at
+                            } else {
+                                poll_at.min(end.max(now + 1))
+                            };
+                            return Some(Action::Wait { until });
+                        }
+                        self.finish(Outcome::Succeeded, now);
+                        None
+                    }
+                }
+            }
+            other => unreachable!("a rolling deployment is never {}", other.name()),
         }
     }
 
@@ -683,6 +839,16 @@ impl Engine {
 
     /// Apply an operator command at `now`.
     pub fn command(&mut self, cmd: Command, now: Millis) -> Result<(), Refused> {
+        if matches!(self.rec.phase, Phase::Updating { .. }) {
+            let phase = self.rec.phase.name();
+            if let Some(result) = self.rolling_command(cmd, now) {
+                return result.map_err(|why| Refused {
+                    command: cmd.name(),
+                    phase,
+                    why,
+                });
+            }
+        }
         let refuse = |why| Refused {
             command: cmd.name(),
             phase: self.rec.phase.name(),
@@ -808,6 +974,39 @@ impl Engine {
         Ok(())
     }
 
+    /// The commands a rolling update treats its own way (`None`: as usual).
+    fn rolling_command(&mut self, cmd: Command, now: Millis) -> Option<Result<(), &'static str>> {
+        match cmd {
+            Command::Shift { .. } | Command::Retire => Some(Err(
+                "a rolling update has no traffic split and no second fleet",
+            )),
+            Command::Promote | Command::PromoteFull => match self.rec.phase {
+                Phase::Updating {
+                    since,
+                    started,
+                    seen,
+                    completed: Some(_),
+                } => {
+                    // End the bake now: the next decision succeeds.
+                    let bake = self.rec.plan.steps.last().map_or(0, |s| s.bake_ms);
+                    self.rec.phase = Phase::Updating {
+                        since,
+                        started,
+                        seen,
+                        completed: Some(now.saturating_sub(bake)),
+                    };
+                    self.rec.hold = None;
+                    self.touch(now);
+                    Some(Ok(()))
+                }
+                _ => Some(Err(
+                    "the rolling update has not finished; it bakes once it has",
+                )),
+            },
+            _ => None,
+        }
+    }
+
     /// Apply the operator requests waiting in the record, oldest first, and
     /// answer each in `replies` (applied, or why not).
     pub fn apply_inbox(&mut self, now: Millis) {
@@ -879,7 +1078,10 @@ impl Engine {
     pub fn interrupt(&mut self, reason: Reason, now: Millis) {
         if matches!(
             self.rec.phase,
-            Phase::Provisioning { .. } | Phase::Shifting { .. } | Phase::KeepAlive { .. }
+            Phase::Provisioning { .. }
+                | Phase::Shifting { .. }
+                | Phase::KeepAlive { .. }
+                | Phase::Updating { .. }
         ) {
             self.go(Phase::Halting { reason }, now);
         }

@@ -32,6 +32,10 @@ pub struct Plan {
     /// production traffic moves, and back at blue before green is removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test_traffic: bool,
+    /// A rolling update in place instead of blue/green: its parameters
+    /// (`steps` then holds one 100% step with the bake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<crate::strategy::Rolling>,
 }
 
 /// Where a deployment is.
@@ -62,6 +66,19 @@ pub enum Phase {
     },
     /// Blue is being retired. No way back from here.
     Retiring,
+    /// A rolling update in place: the new revision replaces the old one under
+    /// the platform's controls, then bakes with gates watched.
+    Updating {
+        /// When the update began.
+        since: Millis,
+        /// teal asked the platform to start it.
+        started: bool,
+        /// The rollout was seen under way (or done): from then on, the old
+        /// revision running again means the platform rolled back on its own.
+        seen: bool,
+        /// When the rollout was seen completed (the bake runs from there).
+        completed: Option<Millis>,
+    },
     /// Traffic to 100% blue, then green removed.
     RollingBack {
         /// Why.
@@ -89,6 +106,7 @@ impl Phase {
             Phase::Shifting { .. } => "shifting",
             Phase::KeepAlive { .. } => "keep_alive",
             Phase::Retiring => "retiring",
+            Phase::Updating { .. } => "updating",
             Phase::RollingBack { .. } => "rolling_back",
             Phase::Halting { .. } => "halting",
             Phase::Done { .. } => "done",
@@ -239,6 +257,21 @@ pub enum Reason {
         /// When.
         at: Millis,
     },
+    /// A rolling update failed or stopped part-way (the platform's words).
+    RolloutFailed {
+        /// What the platform said.
+        detail: String,
+        /// When.
+        at: Millis,
+    },
+    /// The platform rolled a rolling update back on its own (ECS's circuit
+    /// breaker, an instance refresh's auto rollback).
+    PlatformRolledBack {
+        /// What the platform said.
+        detail: String,
+        /// When.
+        at: Millis,
+    },
     /// A lifecycle hook failed: exited non-zero, could not start, or timed out.
     HookFailed {
         /// The run (`before-traffic`, `after-step 2`, ...).
@@ -276,6 +309,8 @@ impl fmt::Display for Reason {
             ),
             Reason::Interrupted { signal, .. } => write!(f, "interrupted by {signal}"),
             Reason::ProviderFailed { error, .. } => write!(f, "a cloud call kept failing: {error}"),
+            Reason::RolloutFailed { detail, .. } => write!(f, "the rolling update failed: {detail}"),
+            Reason::PlatformRolledBack { detail, .. } => write!(f, "{detail}"),
             Reason::HookFailed { hook, detail, .. } => write!(f, "the {hook} hook failed: {detail}"),
             Reason::BlueGone { .. } => write!(f, "blue's fleet is gone; traffic cannot be restored to it"),
         }

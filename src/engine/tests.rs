@@ -15,6 +15,7 @@ fn plan(steps: Vec<Step>) -> Plan {
         insufficient_data: InsufficientData::Ok,
         hooks: vec![],
         test_traffic: false,
+        rolling: None,
     }
 }
 
@@ -151,6 +152,7 @@ impl World {
             gates,
             hook,
             test: self.test,
+            rollout: None,
         }
     }
 
@@ -173,6 +175,9 @@ impl World {
                     self.weights = weights;
                 }
                 Action::SetTestWeights { weights } => self.test = Some(weights),
+                Action::StartRollout | Action::RevertRollout => {
+                    unreachable!("a blue/green plan never asks for a rolling update")
+                }
                 Action::RemoveGreen => {
                     assert_eq!(
                         self.weights.green, 0,
@@ -862,4 +867,183 @@ fn a_failing_test_traffic_hook_points_the_test_listener_back_before_green_goes()
     assert!(w.weight_changes().is_empty(), "no production weight moved");
     assert_eq!(w.test, Some(Weights::ALL_BLUE));
     assert!(w.green.is_none());
+}
+
+/// A rolling plan: bake 2m, poll 10s, 5m to finish the update.
+fn rolling_engine() -> Engine {
+    let mut rec = record(
+        vec![Step {
+            weight: 100,
+            bake_ms: 2 * M,
+        }],
+        0,
+    );
+    rec.plan.rolling = Some(crate::strategy::Rolling {
+        min_healthy_percent: 100,
+        max_percent: 200,
+        bake_ms: 2 * M,
+    });
+    rec.plan.green_healthy_timeout_ms = 5 * M;
+    rec.phase = Phase::Updating {
+        since: 0,
+        started: false,
+        seen: false,
+        completed: None,
+    };
+    Engine::new(rec)
+}
+
+fn rolling_obs(state: crate::model::RolloutState, alarm: bool) -> Observation {
+    Observation {
+        weights: Weights::ALL_BLUE,
+        green: FleetStatus::default(),
+        blue: FleetStatus::default(),
+        gates: Some(vec![GateReading {
+            name: "web-5xx".into(),
+            state: if alarm {
+                GateState::Alarm
+            } else {
+                GateState::Ok
+            },
+            reason: String::new(),
+            since: 0,
+        }]),
+        hook: None,
+        test: None,
+        rollout: Some(state),
+    }
+}
+
+#[test]
+fn a_rolling_update_starts_waits_bakes_and_succeeds() {
+    use crate::model::RolloutState as R;
+    let mut e = rolling_engine();
+    assert_eq!(
+        e.decide(&rolling_obs(R::NotStarted, false), 0),
+        Action::StartRollout
+    );
+    let running = R::InProgress {
+        percent: Some(50),
+        detail: String::new(),
+    };
+    assert_eq!(
+        e.decide(&rolling_obs(running, false), 10 * S),
+        Action::Wait { until: 20 * S }
+    );
+    // Completed at 30s: the bake runs two minutes from there.
+    assert_eq!(
+        e.decide(&rolling_obs(R::Completed, false), 30 * S),
+        Action::Wait { until: 40 * S }
+    );
+    assert!(matches!(
+        e.decide(&rolling_obs(R::Completed, false), 30 * S + 2 * M - 1),
+        Action::Wait { .. }
+    ));
+    assert_eq!(
+        e.decide(&rolling_obs(R::Completed, false), 30 * S + 2 * M),
+        Action::Finish {
+            outcome: Outcome::Succeeded
+        }
+    );
+}
+
+#[test]
+fn a_failing_gate_during_the_bake_reverts_and_ends_rolled_back() {
+    use crate::model::RolloutState as R;
+    let mut e = rolling_engine();
+    e.decide(&rolling_obs(R::NotStarted, false), 0);
+    e.decide(&rolling_obs(R::Completed, false), 10 * S);
+    assert_eq!(
+        e.decide(&rolling_obs(R::Completed, true), 20 * S),
+        Action::RevertRollout
+    );
+    let back = R::RollingBack {
+        detail: String::new(),
+    };
+    assert!(matches!(
+        e.decide(&rolling_obs(back, true), 30 * S),
+        Action::Wait { .. }
+    ));
+    // The previous revision settled: the platform no longer lists ours.
+    let Action::Finish {
+        outcome:
+            Outcome::RolledBack {
+                reason: Reason::GateFailed { gate, .. },
+            },
+    } = e.decide(&rolling_obs(R::NotStarted, false), 40 * S)
+    else {
+        panic!("{:?}", e.record().phase)
+    };
+    assert_eq!(gate, "web-5xx", "the gate stays the reason");
+}
+
+#[test]
+fn a_platform_rollback_is_a_rollback_even_once_the_platform_forgot_it() {
+    use crate::model::RolloutState as R;
+    let mut e = rolling_engine();
+    e.decide(&rolling_obs(R::NotStarted, false), 0);
+    let running = R::InProgress {
+        percent: None,
+        detail: String::new(),
+    };
+    e.decide(&rolling_obs(running, false), 10 * S);
+    // ECS's circuit breaker rolled back and dropped the failed deployment.
+    let action = e.decide(&rolling_obs(R::NotStarted, false), 20 * S);
+    assert!(
+        matches!(
+            action,
+            Action::Finish {
+                outcome: Outcome::RolledBack {
+                    reason: Reason::PlatformRolledBack { .. }
+                }
+            }
+        ),
+        "{action:?}"
+    );
+}
+
+#[test]
+fn a_rolling_update_that_does_not_finish_in_time_is_reverted() {
+    use crate::model::RolloutState as R;
+    let mut e = rolling_engine();
+    e.decide(&rolling_obs(R::NotStarted, false), 0);
+    let running = R::InProgress {
+        percent: Some(10),
+        detail: String::new(),
+    };
+    assert_eq!(
+        e.decide(&rolling_obs(running, false), 5 * M),
+        Action::RevertRollout
+    );
+    assert!(matches!(
+        e.record().phase,
+        Phase::RollingBack {
+            reason: Reason::RolloutFailed { .. }
+        }
+    ));
+}
+
+#[test]
+fn promote_ends_a_rolling_bake_and_shift_is_refused() {
+    use crate::model::RolloutState as R;
+    let mut e = rolling_engine();
+    let t = 60 * M; // an hour in: promote moves the bake's start back by the bake
+    assert!(e.command(Command::Promote, t).is_err(), "not finished yet");
+    e.decide(&rolling_obs(R::NotStarted, false), t);
+    e.decide(&rolling_obs(R::Completed, false), t + 10 * S);
+    let shift = e.command(
+        Command::Shift {
+            green: 50,
+            ignore_gates: false,
+        },
+        t + 20 * S,
+    );
+    assert!(shift.unwrap_err().why.contains("no traffic split"));
+    e.command(Command::Promote, t + 20 * S).unwrap();
+    assert_eq!(
+        e.decide(&rolling_obs(R::Completed, false), t + 20 * S),
+        Action::Finish {
+            outcome: Outcome::Succeeded
+        }
+    );
 }

@@ -230,6 +230,7 @@ pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Option<Ports> {
         gate: a.clone(),
         ledger: a,
         hooks: Arc::new(crate::ports::NoHooks),
+        rollout: None,
         clock,
     })
 }

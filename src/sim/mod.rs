@@ -377,6 +377,7 @@ impl SimCloud {
             gate: Arc::new(self.clone()),
             ledger: Arc::new(self.clone()),
             hooks: Arc::new(self.clone()),
+            rollout: None,
             clock: Arc::new(self.clone()),
         }
     }

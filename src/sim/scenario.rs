@@ -130,6 +130,7 @@ impl Scenario {
             },
             hooks: vec![],
             test_traffic: false,
+            rolling: None,
         };
         let healthy_after = match rng.gen_range(0..20) {
             0 | 1 => None,

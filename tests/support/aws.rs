@@ -794,6 +794,39 @@ pub async fn deploy_app_2(m: &Moto, cfg: &Path, extra: &[&str], code: i32) -> (S
     run_teal(m, &args, code).await
 }
 
+/// `teal deploy --config CFG --image registry.example/app:2` started in the background.
+pub fn spawn_deploy_app_2(m: &Moto, cfg: &Path) -> tokio::process::Child {
+    teal(
+        m,
+        &[
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image",
+            "registry.example/app:2",
+        ],
+    )
+    .spawn()
+    .unwrap()
+}
+
+/// `teal status --output json`, parsed.
+pub async fn status_json(m: &Moto, cfg: &Path) -> serde_json::Value {
+    let (status, _) = run_teal(
+        m,
+        &[
+            "status",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        0,
+    )
+    .await;
+    serde_json::from_str(status.trim()).unwrap()
+}
+
 /// Wait until the listener's weights read `want` (at most a minute).
 pub async fn wait_for_weights(c: &Clients, f: &Fixture, want: (i32, i32)) {
     let t0 = std::time::Instant::now();

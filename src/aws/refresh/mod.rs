@@ -196,14 +196,40 @@ pub fn state_of(r: &InstanceRefresh, revert: bool) -> RolloutState {
 
 #[async_trait]
 impl Rollout for InstanceRefreshRollout {
-    async fn state(&self) -> Result<RolloutState, PortError> {
+    async fn preflight(&self) -> (crate::ports::Checks, Option<String>) {
+        let out = aws_call!(
+            self.calls,
+            "DescribeAutoScalingGroups",
+            self.client
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(&self.group)
+                .send()
+        );
+        let problem = match out {
+            Ok(o) if !o.auto_scaling_groups().is_empty() => None,
+            Ok(_) => Some(format!(
+                "fleet.group: Auto Scaling group {} not found",
+                self.group
+            )),
+            Err(e) => Some(format!(
+                "fleet.group: {} cannot be read ({})",
+                self.group, e.message
+            )),
+        };
+        (
+            crate::ports::Checks::problems(problem.into_iter().collect()),
+            Some(format!("launch-template-version={}", self.previous.version)),
+        )
+    }
+
+    async fn state(&self, _revision: &str) -> Result<RolloutState, PortError> {
         Ok(match self.ours().await? {
             None => RolloutState::NotStarted,
             Some((r, revert)) => state_of(&r, revert),
         })
     }
 
-    async fn start(&self) -> Result<(), PortError> {
+    async fn start(&self, _revision: &str) -> Result<(), PortError> {
         match self.start_refresh(&self.target, self.preferences()).await {
             // A refresh already running: ours (a retried start that landed) is fine.
             Err(e) if e.message.starts_with("InstanceRefreshInProgress") => {

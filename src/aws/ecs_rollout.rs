@@ -1,0 +1,297 @@
+//! The rolling strategy on ECS: the service named in config is updated in
+//! place to the new task definition with `minimumHealthyPercent` and
+//! `maximumPercent` from the strategy and the deployment circuit breaker on
+//! (with rollback), and teal waits on the service's deployments itself (no
+//! ten-minute cap like the SDK's waiter), gates polled throughout.
+//!
+//! Level-triggered: the task definition the service runs says where it is.
+//! It is the target when its `teal:revision` tag is the deployment's revision
+//! (or it is the `--task-definition` given). The task definition it ran before
+//! is kept in the service's `teal:previous-task-definition` tag, set before the
+//! update, so that any process can put it back; it is never deregistered.
+//!
+//! Done: the PRIMARY deployment of the target is COMPLETED. When the service
+//! lists no deployment of its own task definition (never on ECS; moto 5.2.5
+//! does not model deployments) running == desired stands in.
+
+use super::ecs::{EcsFleet, GreenTask, REVISION_TAG};
+use crate::aws_call;
+use crate::model::RolloutState;
+use crate::ports::{Checks, ErrorKind, PortError, Rollout};
+use async_trait::async_trait;
+use aws_sdk_ecs::types::{
+    Deployment, DeploymentCircuitBreaker, DeploymentConfiguration, Service, ServiceField, Tag,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The service tag holding the task definition to go back to.
+pub const PREVIOUS_TAG: &str = "teal:previous-task-definition";
+
+/// An ECS service updated in place.
+pub struct EcsRollout {
+    fleet: EcsFleet,
+    min_healthy_percent: u8,
+    max_percent: u16,
+    /// Task definition ARN → its `teal:revision` tag (task definitions never change).
+    revisions: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl EcsRollout {
+    /// A rolling update of `fleet`'s configured service to what it says green runs.
+    pub fn new(fleet: EcsFleet, min_healthy_percent: u8, max_percent: u16) -> EcsRollout {
+        EcsRollout {
+            fleet,
+            min_healthy_percent,
+            max_percent,
+            revisions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn service(&self) -> Result<Service, PortError> {
+        let out = aws_call!(
+            self.fleet.calls,
+            "DescribeServices",
+            self.fleet
+                .ecs
+                .describe_services()
+                .cluster(&self.fleet.cluster)
+                .services(&self.fleet.base)
+                .include(ServiceField::Tags)
+                .send()
+        )?;
+        out.services()
+            .iter()
+            .find(|s| s.status() == Some("ACTIVE"))
+            .cloned()
+            .ok_or_else(|| {
+                PortError::new(
+                    "DescribeServices",
+                    ErrorKind::NotFound,
+                    format!(
+                        "no active ECS service {:?} in cluster {:?}",
+                        self.fleet.base, self.fleet.cluster
+                    ),
+                )
+            })
+    }
+
+    /// Whether `task_definition` is the deployment's target.
+    async fn is_target(&self, task_definition: &str, revision: &str) -> Result<bool, PortError> {
+        if let Some(GreenTask::TaskDefinition(td)) = &self.fleet.green {
+            return Ok(task_definition == td || task_definition.ends_with(&format!("/{td}")));
+        }
+        let cached = self
+            .revisions
+            .lock()
+            .expect("revisions")
+            .get(task_definition)
+            .cloned();
+        let tag = match cached {
+            Some(tag) => tag,
+            None => {
+                let out = aws_call!(
+                    self.fleet.calls,
+                    "DescribeTaskDefinition",
+                    self.fleet
+                        .ecs
+                        .describe_task_definition()
+                        .task_definition(task_definition)
+                        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+                        .send()
+                )?;
+                let tag = out
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(REVISION_TAG))
+                    .and_then(|t| t.value())
+                    .map(String::from);
+                self.revisions
+                    .lock()
+                    .expect("revisions")
+                    .insert(task_definition.to_string(), tag.clone());
+                tag
+            }
+        };
+        Ok(tag.as_deref() == Some(revision))
+    }
+
+    async fn update(&self, task_definition: &str) -> Result<(), PortError> {
+        let config = DeploymentConfiguration::builder()
+            .minimum_healthy_percent(i32::from(self.min_healthy_percent))
+            .maximum_percent(i32::from(self.max_percent))
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(true)
+                    .build(),
+            )
+            .build();
+        aws_call!(
+            self.fleet.calls,
+            "UpdateService",
+            self.fleet
+                .ecs
+                .update_service()
+                .cluster(&self.fleet.cluster)
+                .service(&self.fleet.base)
+                .task_definition(task_definition)
+                .deployment_configuration(config)
+                .send()
+        )
+        .map(|_| ())
+    }
+}
+
+fn primary(s: &Service) -> Option<&Deployment> {
+    s.deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+}
+
+fn percent(d: &Deployment) -> Option<u8> {
+    let desired = d.desired_count();
+    (desired > 0).then(|| ((d.running_count().max(0) * 100 / desired).min(100)) as u8)
+}
+
+#[async_trait]
+impl Rollout for EcsRollout {
+    async fn preflight(&self) -> (Checks, Option<String>) {
+        let mut problems = self.fleet.check().await;
+        let current = match self.service().await {
+            Ok(s) => s.task_definition().map(String::from),
+            Err(e) => {
+                if !problems.iter().any(|p| p.contains("fleet.service")) {
+                    problems.push(format!("fleet.service: {}", e.message));
+                }
+                None
+            }
+        };
+        (Checks::problems(problems), current)
+    }
+
+    async fn state(&self, revision: &str) -> Result<RolloutState, PortError> {
+        let s = self.service().await?;
+        let td = s.task_definition().unwrap_or_default().to_string();
+        let deployment_of = |arn: &str| {
+            s.deployments()
+                .iter()
+                .find(|d| d.task_definition() == Some(arn))
+        };
+        if self.is_target(&td, revision).await? {
+            return Ok(match deployment_of(&td) {
+                Some(d) => match d.rollout_state() {
+                    Some(aws_sdk_ecs::types::DeploymentRolloutState::Completed) => {
+                        RolloutState::Completed
+                    }
+                    Some(aws_sdk_ecs::types::DeploymentRolloutState::Failed) => {
+                        RolloutState::Failed {
+                            detail: d.rollout_state_reason().unwrap_or_default().to_string(),
+                        }
+                    }
+                    _ => RolloutState::InProgress {
+                        percent: percent(d),
+                        detail: d.rollout_state_reason().unwrap_or_default().to_string(),
+                    },
+                },
+                // No deployment of it listed (moto): the counts stand in.
+                None if s.running_count() >= s.desired_count() => RolloutState::Completed,
+                None => RolloutState::InProgress {
+                    percent: None,
+                    detail: String::new(),
+                },
+            });
+        }
+        // On another task definition: ours failed and ECS is rolling back, or
+        // has, or the update has not started.
+        for d in s.deployments() {
+            let arn = d.task_definition().unwrap_or_default();
+            if arn != td
+                && d.rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed)
+                && self.is_target(arn, revision).await?
+            {
+                let detail = d.rollout_state_reason().unwrap_or_default().to_string();
+                let settled = primary(&s).and_then(|p| p.rollout_state())
+                    == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed);
+                return Ok(if settled {
+                    RolloutState::RolledBack { detail }
+                } else {
+                    RolloutState::RollingBack { detail }
+                });
+            }
+        }
+        Ok(match primary(&s) {
+            Some(p)
+                if p.rollout_state()
+                    == Some(&aws_sdk_ecs::types::DeploymentRolloutState::InProgress)
+                    && s.deployments().len() > 1 =>
+            {
+                RolloutState::RollingBack {
+                    detail: format!("{td} is rolling out"),
+                }
+            }
+            _ => RolloutState::NotStarted,
+        })
+    }
+
+    async fn start(&self, revision: &str) -> Result<(), PortError> {
+        let s = self.service().await?;
+        let current = s.task_definition().unwrap_or_default().to_string();
+        if self.is_target(&current, revision).await? {
+            return Ok(());
+        }
+        let target = match &self.fleet.green {
+            Some(GreenTask::TaskDefinition(td)) => td.clone(),
+            Some(GreenTask::Image(image)) => {
+                let images = [(self.fleet.container.clone(), image.clone())].into();
+                self.fleet.register_patched(&s, &images, revision).await?
+            }
+            Some(GreenTask::Images(images)) => {
+                self.fleet.register_patched(&s, images, revision).await?
+            }
+            None => {
+                return Err(PortError::new(
+                    "UpdateService",
+                    ErrorKind::Invalid,
+                    "no --image or --task-definition for the update",
+                ))
+            }
+        };
+        // Where to come back to, kept on the service before it changes.
+        aws_call!(
+            self.fleet.calls,
+            "TagResource",
+            self.fleet
+                .ecs
+                .tag_resource()
+                .resource_arn(s.service_arn().unwrap_or_default())
+                .tags(Tag::builder().key(PREVIOUS_TAG).value(&current).build())
+                .send()
+        )?;
+        self.update(&target).await
+    }
+
+    async fn revert(&self) -> Result<(), PortError> {
+        let s = self.service().await?;
+        let previous = s
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(PREVIOUS_TAG))
+            .and_then(|t| t.value())
+            .map(String::from)
+            .ok_or_else(|| {
+                PortError::new(
+                    "UpdateService",
+                    ErrorKind::Invalid,
+                    format!(
+                        "service {} has no {PREVIOUS_TAG} tag: teal does not know what to go back to",
+                        self.fleet.base
+                    ),
+                )
+            })?;
+        if s.task_definition() == Some(previous.as_str()) {
+            return Ok(());
+        }
+        self.update(&previous).await
+    }
+}

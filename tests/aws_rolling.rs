@@ -1,0 +1,148 @@
+//! Tier 3: the rolling strategy on ECS against moto with the real SDK: the
+//! service named in config updated in place, gates watched throughout, and
+//! put back on its previous task definition when a gate fails.
+
+#[path = "support/aws.rs"]
+mod support;
+
+use aws_sdk_cloudwatch::types::StateValue;
+use std::time::Duration;
+use support::*;
+
+const ROLLING: &str = r#"rolling = { min_healthy_percent = 50, max_percent = 200, bake = "3s" }
+poll = "1s"
+green_healthy_timeout = "30s""#;
+
+/// The fixture's config with one target group (slot A, where the service is).
+fn one_target_group(f: &Fixture, strategy: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, cfg) = config(f, strategy);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("target_groups = [\"{}\", \"{}\"]", f.tg_a, f.tg_b),
+        &format!("target_groups = [\"{}\"]", f.tg_a),
+    );
+    assert!(!text.contains(&f.tg_b), "one target group left");
+    std::fs::write(&cfg, text).unwrap();
+    (dir, cfg)
+}
+
+/// The fixture's (blue's) service as ECS describes it.
+async fn service(c: &Clients, f: &Fixture) -> aws_sdk_ecs::types::Service {
+    c.ecs
+        .describe_services()
+        .cluster(&f.cluster)
+        .services(&f.name)
+        .send()
+        .await
+        .unwrap()
+        .services()[0]
+        .clone()
+}
+
+/// The service's task definition ARN and its container image.
+async fn service_task(c: &Clients, f: &Fixture) -> (String, String) {
+    let td = service(c, f).await.task_definition().unwrap().to_string();
+    let d = c
+        .ecs
+        .describe_task_definition()
+        .task_definition(&td)
+        .send()
+        .await
+        .unwrap();
+    let image = d.task_definition().unwrap().container_definitions()[0]
+        .image()
+        .unwrap()
+        .to_string();
+    (td, image)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_update_replaces_the_task_definition_in_place() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (blue_td, _) = service_task(&c, &f).await;
+    let (_dir, cfg) = one_target_group(&f, ROLLING);
+    let (stdout, stderr) = deploy_app_2(&m, &cfg, &[], 0).await;
+    assert!(
+        stdout.contains("starting the rolling update"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("rolling update completed"), "{stdout}");
+    let (td, image) = service_task(&c, &f).await;
+    assert_ne!(td, blue_td);
+    assert_eq!(image, "registry.example/app:2");
+    // One service, updated in place: no second service, no weight moved.
+    assert_eq!(active_services(&c, &f).await, vec![f.name.clone()]);
+    assert_eq!(weights(&c, &f).await, (100, 0));
+    // The update asked for the strategy's bounds and the circuit breaker.
+    let s = service(&c, &f).await;
+    let dc = s.deployment_configuration().unwrap();
+    assert_eq!(dc.minimum_healthy_percent(), Some(50));
+    assert_eq!(dc.maximum_percent(), Some(200));
+    let breaker = dc.deployment_circuit_breaker().unwrap();
+    assert!(breaker.enable() && breaker.rollback());
+    // status reads the rolling deployment back.
+    let status = status_json(&m, &cfg).await;
+    assert_eq!(status["outcome"]["outcome"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_during_a_rolling_update_puts_the_previous_task_definition_back() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (blue_td, _) = service_task(&c, &f).await;
+    let (_dir, cfg) = one_target_group(&f, &ROLLING.replace("bake = \"3s\"", "bake = \"60s\""));
+    let child = spawn_deploy_app_2(&m, &cfg);
+    // Mid-way: once the service runs the new task definition.
+    let t0 = std::time::Instant::now();
+    while service_task(&c, &f).await.0 == blue_td {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the update never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    set_alarm(&c, &f.alarms[0], StateValue::Alarm).await;
+    let out = child.wait_with_output().await.unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("putting the previous revision back"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&f.alarms[0]),
+        "the alarm is named: {stdout}"
+    );
+    let (td, image) = service_task(&c, &f).await;
+    assert_eq!(td, blue_td, "back on the previous task definition");
+    assert_eq!(image, "registry.example/app:1");
+    // The previous task definition was never deregistered.
+    let prev = c
+        .ecs
+        .describe_task_definition()
+        .task_definition(&blue_td)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        prev.task_definition().unwrap().status(),
+        Some(&aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_target_group_refuses_a_blue_green_strategy() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (_dir, cfg) = one_target_group(&f, FAST_CANARY);
+    for cmd in ["plan", "deploy"] {
+        let (_, stderr) = run_teal(&m, &[cmd, "--config", cfg.to_str().unwrap()], 2).await;
+        assert!(
+            stderr.contains("only a rolling strategy is possible"),
+            "{cmd}: {stderr}"
+        );
+    }
+}
