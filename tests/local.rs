@@ -210,3 +210,81 @@ async fn a_second_daemon_on_the_same_proxy_port_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in use"), "{stderr}");
 }
+
+/// A rolling update for the tests: keep every instance, bake `bake`.
+fn rolling(bake: &str) -> String {
+    format!(
+        r#"rolling = {{ min_healthy_percent = 100, max_percent = 200, bake = "{bake}" }}
+poll = "250ms"
+green_healthy_timeout = "30s""#
+    )
+}
+
+/// The revision of every instance.
+async fn revisions(l: &Local) -> Vec<String> {
+    let mut r: Vec<String> = l
+        .admin
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.revision)
+        .collect();
+    r.sort();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_revision_rolls_in_place_with_zero_failed_client_requests() {
+    let l = Local::start(&rolling("2s")).await;
+    let load = Load::start(l.proxy, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Each new instance answers 503 for its first second: it must get no
+    // traffic before its health check passes.
+    let stdout = l
+        .run(&["deploy", "--revision", "v2+slow-start=1s"], 0)
+        .await;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counts = load.stop().await;
+    assert!(stdout.contains("a rolling update in place"), "{stdout}");
+    assert!(stdout.contains("rolling update completed"), "{stdout}");
+    assert!(stdout.contains("outcome: Succeeded"), "{stdout}");
+    // Instance by instance, every request answered: none failed, none refused.
+    no_failures(&counts);
+    let v2 = "v2+slow-start=1s";
+    assert_eq!(revisions(&l).await, [v2, v2], "replaced in place");
+    let stats = l.per_revision().await;
+    assert_eq!(stats[0].0.as_deref(), Some(v2), "the same slot: {stats:?}");
+    assert_eq!(stats[1].0, None, "no second fleet: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_revision_rolled_in_place_is_put_back_by_the_error_rate_gate() {
+    let l = Local::start(&rolling("20s")).await;
+    let load = Load::start(l.proxy, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let stdout = l.run(&["deploy", "--revision", "v2+fail=0.3"], 3).await;
+
+    let counts = load.stop().await;
+    assert!(
+        stdout.contains("RolledBack: gate \"local-5xx\" is ALARM"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("putting the previous revision back"),
+        "{stdout}"
+    );
+    assert_eq!(
+        revisions(&l).await,
+        ["v1", "v1"],
+        "the previous revision is back"
+    );
+    assert!(
+        counts.failed > 0,
+        "the bad revision failed some: {counts:?}"
+    );
+    assert_eq!(counts.errors, 0, "no connection errors: {counts:?}");
+}

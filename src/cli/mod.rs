@@ -477,11 +477,14 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
 fn plan_of(config: &Config) -> Result<Plan, Failure> {
     let rolling = match config.strategy.shape {
         crate::strategy::Shape::Rolling(r) => {
-            if !matches!(config.fleet, FleetConfig::Ecs { .. }) {
+            if !matches!(
+                config.fleet,
+                FleetConfig::Ecs { .. } | FleetConfig::Local { .. }
+            ) {
                 return Err(Failure::Usage(format!(
                     "strategy {:?} is a rolling update; teal runs rolling updates of ECS \
-                     services only so far (Auto Scaling instance refresh and the local \
-                     provider are not wired in yet)",
+                     services and of the local provider so far (Auto Scaling instance \
+                     refresh is not wired in yet)",
                     config.strategy.name
                 )));
             }

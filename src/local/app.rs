@@ -3,8 +3,8 @@
 //! `teal demo-app --port P --revision R` (also `cargo run --example demo_app`).
 //! The revision label may carry options after `+`, so that a deployment can
 //! ask for a misbehaving green: `v2+fail=0.3` fails 30% of requests with a
-//! 500, `+latency=50ms` adds latency, `+slow-start=5s` answers the health
-//! path with 503 for the first five seconds, `+fail-after=2s` starts failing
+//! 500, `+latency=50ms` adds latency, `+slow-start=5s` answers 503 (the
+//! health path and every request: it is not ready) for the first five seconds, `+fail-after=2s` starts failing
 //! only two seconds after the start (a revision that degrades). On SIGTERM it stops accepting,
 //! finishes the requests in flight, and exits.
 
@@ -115,12 +115,11 @@ async fn answer(
             .body(Full::new(Bytes::from(body)))
             .expect("a valid response")
     };
+    if started.elapsed() < b.slow_start {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into());
+    }
     if req.uri().path() == health_path {
-        return if started.elapsed() < b.slow_start {
-            reply(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into())
-        } else {
-            reply(StatusCode::OK, "ok\n".into())
-        };
+        return reply(StatusCode::OK, "ok\n".into());
     }
     if !b.latency.is_zero() {
         tokio::time::sleep(b.latency).await;

@@ -38,6 +38,8 @@ pub struct DaemonConfig {
 type Body = BoxBody<Bytes, hyper::Error>;
 
 struct Instance {
+    /// The revision it runs (a rolling update mixes two in one slot).
+    revision: String,
     port: u16,
     /// `127.0.0.1:port`, parsed once: the proxy puts it in every request's URI.
     authority: hyper::http::uri::Authority,
@@ -46,6 +48,7 @@ struct Instance {
 }
 
 struct Fleet {
+    /// The revision its instances run, or are being rolled to.
     revision: String,
     desired: u32,
     instances: Vec<Instance>,
@@ -65,7 +68,41 @@ pub struct Daemon {
     routed: AtomicUsize,
     /// Round-robin over a slot's instances.
     next: AtomicUsize,
+    /// The rolling update in place, if one was asked for.
+    rollout: Mutex<Option<RollJob>>,
 }
+
+/// A rolling update of the live slot, one instance at a time.
+struct RollJob {
+    slot: Slot,
+    /// The revision instances are replaced with.
+    to: String,
+    /// The revision they ran.
+    from: String,
+    /// This job puts `to` back after a rollout of `from` (a revert).
+    reverting: bool,
+    state: JobState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum JobState {
+    Running { done: u32, total: u32 },
+    Done,
+    Failed(String),
+}
+
+/// `PUT /v1/rollout` and `POST /v1/rollout/state`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutRequest {
+    /// The revision rolled out.
+    pub revision: String,
+}
+
+/// How long a new instance may take to pass its health check in a rolling update.
+const ROLL_HEALTHY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an instance taken out of routing keeps running for requests in flight.
+const ROLL_DRAIN: Duration = Duration::from_millis(500);
 
 /// The upstream connection pool of one proxy thread.
 type Upstream = Client<HttpConnector, Body>;
@@ -121,6 +158,7 @@ impl Daemon {
             gates: Mutex::new(Gates::default()),
             routed: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
+            rollout: Mutex::new(None),
         })
     }
 
@@ -322,6 +360,7 @@ impl Daemon {
                 )
             })?;
             instances.push(Instance {
+                revision: p.revision.clone(),
                 port,
                 authority: format!("127.0.0.1:{port}")
                     .parse()
@@ -388,7 +427,7 @@ impl Daemon {
             .flat_map(|(slot, f)| {
                 f.instances.iter().map(move |i| InstanceInfo {
                     slot,
-                    revision: f.revision.clone(),
+                    revision: i.revision.clone(),
                     port: i.port,
                     healthy: i.healthy.load(Ordering::Relaxed),
                 })
@@ -429,6 +468,194 @@ impl Daemon {
                 flag.store(ok, Ordering::Relaxed);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // ---- rolling updates ----
+
+    /// Replace the live slot's instances with `revision`, one at a time.
+    /// Idempotent: a job to the same revision is left alone.
+    fn start_rollout(self: &Arc<Self>, revision: String) -> Result<(), (StatusCode, String)> {
+        let mut job = self.rollout.lock().expect("rollout lock");
+        if let Some(j) = job.as_ref() {
+            if j.to == revision && !j.reverting {
+                return Ok(());
+            }
+            if matches!(j.state, JobState::Running { .. }) {
+                return Err((
+                    StatusCode::CONFLICT,
+                    format!("a rolling update to {} is running", j.to),
+                ));
+            }
+        }
+        let w = *self.weights.read().expect("weights lock");
+        let slot = w.full_slot().ok_or_else(|| {
+            (
+                StatusCode::CONFLICT,
+                format!("traffic is split ({w}): a rolling update needs one live slot"),
+            )
+        })?;
+        let from = self.fleets.lock().expect("fleets lock")[slot.index()]
+            .as_ref()
+            .map(|f| f.revision.clone())
+            .ok_or_else(|| (StatusCode::CONFLICT, format!("slot {slot} has no fleet")))?;
+        // The gates judge the new revision's requests, not the old one's history.
+        self.windows.lock().expect("windows lock")[slot.index()].restart();
+        *job = Some(self.spawn_roll(slot, revision, from, false));
+        Ok(())
+    }
+
+    /// Put the previous revision back: stop the rollout, replace its instances.
+    fn revert_rollout(self: &Arc<Self>) -> Result<(), (StatusCode, String)> {
+        let mut job = self.rollout.lock().expect("rollout lock");
+        let Some(j) = job.as_ref() else {
+            return Err((StatusCode::CONFLICT, "no rolling update to revert".into()));
+        };
+        if j.reverting {
+            return Ok(());
+        }
+        j.task.abort();
+        let (slot, to, from) = (j.slot, j.from.clone(), j.to.clone());
+        *job = Some(self.spawn_roll(slot, to, from, true));
+        Ok(())
+    }
+
+    fn spawn_roll(
+        self: &Arc<Self>,
+        slot: Slot,
+        to: String,
+        from: String,
+        reverting: bool,
+    ) -> RollJob {
+        let d = self.clone();
+        let target = to.clone();
+        RollJob {
+            slot,
+            to,
+            from,
+            reverting,
+            state: JobState::Running { done: 0, total: 0 },
+            task: tokio::spawn(async move {
+                let result = d.roll(slot, &target).await;
+                if let Some(j) = d.rollout.lock().expect("rollout lock").as_mut() {
+                    if j.to == target {
+                        j.state = match result {
+                            Ok(()) => JobState::Done,
+                            Err(why) => JobState::Failed(why),
+                        };
+                    }
+                }
+            }),
+        }
+    }
+
+    /// One instance at a time: start one of `to`, wait until it is healthy,
+    /// take one of another revision out of routing, let its requests finish,
+    /// stop it. Capacity never drops below the fleet's size.
+    async fn roll(&self, slot: Slot, to: &str) -> Result<(), String> {
+        loop {
+            let (old, done, total) = {
+                let fleets = self.fleets.lock().expect("fleets lock");
+                let f = fleets[slot.index()].as_ref().ok_or("the fleet is gone")?;
+                let total = f.instances.len() as u32;
+                let done = f.instances.iter().filter(|i| i.revision == to).count() as u32;
+                (
+                    f.instances
+                        .iter()
+                        .find(|i| i.revision != to)
+                        .map(|i| i.port),
+                    done,
+                    total,
+                )
+            };
+            if let Some(j) = self.rollout.lock().expect("rollout lock").as_mut() {
+                j.state = JobState::Running { done, total };
+            }
+            let Some(old) = old else {
+                if let Some(f) = self.fleets.lock().expect("fleets lock")[slot.index()].as_mut() {
+                    f.revision = to.to_string();
+                }
+                return Ok(());
+            };
+            let port = free_port().map_err(|e| e.to_string())?;
+            let child = spawn(&self.cfg.command, port, to, slot)
+                .map_err(|e| format!("cannot start {:?}: {e}", self.cfg.command.first()))?;
+            let healthy = Arc::new(AtomicBool::new(false));
+            if let Some(f) = self.fleets.lock().expect("fleets lock")[slot.index()].as_mut() {
+                f.instances.push(Instance {
+                    revision: to.to_string(),
+                    port,
+                    authority: format!("127.0.0.1:{port}")
+                        .parse()
+                        .expect("a loopback authority"),
+                    child,
+                    healthy: healthy.clone(),
+                });
+            }
+            let t0 = Instant::now();
+            while !healthy.load(Ordering::Relaxed) {
+                if t0.elapsed() > ROLL_HEALTHY_TIMEOUT {
+                    self.stop_instance(slot, port).await;
+                    return Err(format!(
+                        "an instance of {to} did not pass its health check in {}s",
+                        ROLL_HEALTHY_TIMEOUT.as_secs()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            self.stop_instance(slot, old).await;
+        }
+    }
+
+    /// Take one instance out of routing, give its requests in flight time
+    /// to finish, then stop it.
+    async fn stop_instance(&self, slot: Slot, port: u16) {
+        let instance = {
+            let mut fleets = self.fleets.lock().expect("fleets lock");
+            fleets[slot.index()].as_mut().and_then(|f| {
+                let at = f.instances.iter().position(|i| i.port == port)?;
+                Some(f.instances.remove(at))
+            })
+        };
+        let Some(mut i) = instance else { return };
+        tokio::time::sleep(ROLL_DRAIN).await;
+        if let Some(pid) = i.child.id() {
+            // SAFETY: kill(2) on our own child with a valid signal.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(self.cfg.grace, i.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = i.child.kill().await;
+        }
+    }
+
+    /// Where the rolling update to `revision` stands.
+    fn rollout_state(&self, revision: &str) -> crate::model::RolloutState {
+        use crate::model::RolloutState as R;
+        let job = self.rollout.lock().expect("rollout lock");
+        let Some(j) = job.as_ref() else {
+            return R::NotStarted;
+        };
+        let percent = |done: u32, total: u32| (total > 0).then(|| (done * 100 / total) as u8);
+        match (&j.state, j.reverting) {
+            (_, false) if j.to != revision => R::NotStarted,
+            (_, true) if j.from != revision => R::NotStarted,
+            (JobState::Running { done, total }, false) => R::InProgress {
+                percent: percent(*done, *total),
+                detail: format!("{done} of {total} instances run {}", j.to),
+            },
+            (JobState::Done, false) => R::Completed,
+            (JobState::Running { done, total }, true) => R::RollingBack {
+                detail: format!("{done} of {total} instances run {} again", j.to),
+            },
+            (JobState::Done, true) => R::RolledBack {
+                detail: format!("every instance runs {} again", j.to),
+            },
+            (JobState::Failed(why), _) => R::Failed {
+                detail: why.clone(),
+            },
         }
     }
 
@@ -475,7 +702,7 @@ impl Daemon {
 
     // ---- the admin API ----
 
-    async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn admin(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let body = match req.into_body().collect().await {
@@ -518,6 +745,23 @@ impl Daemon {
                 self.remove(s).await;
                 json(&self.statuses()[s.index()])
             }
+            (Method::PUT, "/v1/rollout") => match serde_json::from_slice::<RolloutRequest>(&body) {
+                Ok(r) => match self.start_rollout(r.revision) {
+                    Ok(()) => json(&"started"),
+                    Err((code, why)) => text(code, &why),
+                },
+                Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+            },
+            (Method::POST, "/v1/rollout/state") => {
+                match serde_json::from_slice::<RolloutRequest>(&body) {
+                    Ok(r) => json(&self.rollout_state(&r.revision)),
+                    Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+                }
+            }
+            (Method::POST, "/v1/rollout/revert") => match self.revert_rollout() {
+                Ok(()) => json(&"reverting"),
+                Err((code, why)) => text(code, &why),
+            },
             (Method::GET, "/v1/gates") => json(&self.gate_readings()),
             (Method::GET, "/v1/stats") => json(&self.stats()),
             (Method::GET, "/v1/ledger") => json(&*self.ledger.lock().expect("ledger lock")),

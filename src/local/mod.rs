@@ -126,6 +126,12 @@ impl Admin {
             .map_err(|e| PortError::new(op, ErrorKind::Invalid, e.to_string()))
     }
 
+    /// Every instance: slot, revision, port, health.
+    pub async fn instances(&self) -> Result<Vec<daemon::InstanceInfo>, PortError> {
+        self.call("local.instances", Method::GET, "/v1/instances", None)
+            .await
+    }
+
     /// Per-slot request counts.
     pub async fn stats(&self) -> Result<Vec<daemon::SlotStats>, PortError> {
         self.call("local.stats", Method::GET, "/v1/stats", None)
@@ -218,6 +224,65 @@ impl Ledger for Admin {
     }
 }
 
+/// A rolling update in place: the daemon replaces the live slot's instances
+/// one at a time (`PUT /v1/rollout`).
+#[async_trait]
+impl crate::ports::Rollout for Admin {
+    async fn state(&self, revision: &str) -> Result<crate::model::RolloutState, PortError> {
+        let body = serde_json::to_vec(&daemon::RolloutRequest {
+            revision: revision.to_string(),
+        })
+        .expect("serialisable");
+        self.call(
+            "rollout.state",
+            Method::POST,
+            "/v1/rollout/state",
+            Some(body),
+        )
+        .await
+    }
+
+    async fn start(&self, revision: &str) -> Result<(), PortError> {
+        let body = serde_json::to_vec(&daemon::RolloutRequest {
+            revision: revision.to_string(),
+        })
+        .expect("serialisable");
+        self.call::<String>("rollout.start", Method::PUT, "/v1/rollout", Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn revert(&self) -> Result<(), PortError> {
+        self.call::<String>("rollout.revert", Method::POST, "/v1/rollout/revert", None)
+            .await
+            .map(|_| ())
+    }
+
+    async fn preflight(&self) -> (Checks, Option<String>) {
+        let live = async {
+            let w = Router::weights(self).await?;
+            let fleets = self.statuses().await?;
+            Ok::<_, PortError>(w.full_slot().map(|s| fleets[s.index()].clone()))
+        };
+        match live.await {
+            Ok(Some(f)) if f.exists => (Checks::default(), f.revision),
+            Ok(_) => (
+                Checks::problems(vec![
+                    "a rolling update needs one slot with all traffic and a fleet".into(),
+                ]),
+                None,
+            ),
+            Err(e) => (
+                Checks::problems(vec![format!(
+                    "{}; start it with `teal local serve --config FILE`",
+                    e.message
+                )]),
+                None,
+            ),
+        }
+    }
+}
+
 /// The local ports of a config, talking to its daemon.
 pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Option<Ports> {
     let RouterConfig::Local { admin, .. } = &config.router else {
@@ -228,9 +293,10 @@ pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Option<Ports> {
         fleet: a.clone(),
         router: a.clone(),
         gate: a.clone(),
-        ledger: a,
+        ledger: a.clone(),
         hooks: Arc::new(crate::ports::NoHooks),
-        rollout: None,
+        rollout: matches!(config.strategy.shape, crate::strategy::Shape::Rolling(_))
+            .then(|| a as Arc<dyn crate::ports::Rollout>),
         clock,
     })
 }
