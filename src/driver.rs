@@ -787,7 +787,14 @@ impl Driver {
         })?;
         let revision = self.engine.record().revision.clone();
         let state = port!(self.io, "rollout.state", rollout.state(&revision))?;
-        if self.rollout_state.as_ref() != Some(&state) {
+        // Report a change of state, and progress in steps of a tenth.
+        let summary = |s: &crate::model::RolloutState| match s {
+            crate::model::RolloutState::InProgress { percent, detail } => {
+                format!("in_progress {:?} {detail}", percent.map(|p| p / 10))
+            }
+            other => format!("{other:?}"),
+        };
+        if self.rollout_state.as_ref().map(summary) != Some(summary(&state)) {
             self.rollout_state = Some(state.clone());
             self.io.emit(EventKind::RolloutState {
                 state: state.clone(),
@@ -828,13 +835,15 @@ impl Driver {
         let failing = gates
             .as_ref()
             .is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
+        // A rolling update always reads the rollout: its way back is one
+        // call, and while it goes on the gates may fail for as long as they like.
+        if self.engine.record().plan.rolling.is_some() {
+            return self.observe_rollout(gates).await;
+        }
         if let (true, Some(last)) = (failing, &self.last) {
             let mut obs = last.clone();
             obs.gates = gates;
             return Ok(obs);
-        }
-        if self.engine.record().plan.rolling.is_some() {
-            return self.observe_rollout(gates).await;
         }
         let green_slot = self.engine.record().green_slot;
         let weights =

@@ -203,8 +203,14 @@ pub enum RolloutState {
         /// The platform's words.
         detail: String,
     },
-    /// The rollout, or the rollback, failed: instances may run either revision.
+    /// The rollout failed part-way: instances may run either revision.
     Failed {
+        /// The platform's words.
+        detail: String,
+    },
+    /// Putting the previous revision back failed: only a person can say
+    /// what the fleet should run now.
+    RevertFailed {
         /// The platform's words.
         detail: String,
     },

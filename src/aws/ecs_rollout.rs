@@ -221,6 +221,19 @@ impl Rollout for EcsRollout {
             }
         }
         Ok(match primary(&s) {
+            // Back on the previous task definition, and that deployment failed.
+            Some(p)
+                if p.rollout_state()
+                    == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed)
+                    && s.tags().iter().any(|t| {
+                        t.key() == Some(super::ecs_rollout::PREVIOUS_TAG)
+                            && t.value() == Some(td.as_str())
+                    }) =>
+            {
+                RolloutState::RevertFailed {
+                    detail: p.rollout_state_reason().unwrap_or_default().to_string(),
+                }
+            }
             Some(p)
                 if p.rollout_state()
                     == Some(&aws_sdk_ecs::types::DeploymentRolloutState::InProgress)

@@ -194,6 +194,10 @@ fn describe_rollout(s: &crate::model::RolloutState) -> String {
         R::RolledBack { detail } => format!("rolling update: rolled back{}", said(detail)),
         R::Stopped { detail } => format!("rolling update: stopped{}", said(detail)),
         R::Failed { detail } => format!("rolling update: FAILED{}", said(detail)),
+        R::RevertFailed { detail } => format!(
+            "rolling update: putting the previous revision back FAILED{}",
+            said(detail)
+        ),
     }
 }
 

@@ -539,6 +539,19 @@ impl Engine {
                         self.finish(Outcome::RolledBack { reason }, now);
                         None
                     }
+                    RollingStep::Start
+                        if started && now >= since + self.rec.plan.green_healthy_timeout_ms =>
+                    {
+                        let reason = Reason::RolloutFailed {
+                            detail: format!(
+                                "the platform did not take the update in {}",
+                                crate::model::fmt_ms(now - since)
+                            ),
+                            at: now,
+                        };
+                        self.go(Phase::RollingBack { reason }, now);
+                        None
+                    }
                     RollingStep::Start => {
                         if !started {
                             self.rec.phase = Phase::Updating {

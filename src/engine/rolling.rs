@@ -53,14 +53,13 @@ pub fn react(state: &RolloutState, gate_failing: bool, reverting: bool) -> Rolli
                 format!("the platform rolled back on its own: {detail}")
             },
         },
-        // Stopped or failed half-way: put blue back; if that is what stopped
-        // or failed, only a person can say what the fleet should run.
-        RolloutState::Stopped { detail } | RolloutState::Failed { detail } if reverting => {
-            RollingStep::Halt {
-                reason: format!("putting the previous revision back did not finish: {detail}"),
-            }
-        }
+        // Stopped or failed half-way: put the previous revision back (asking
+        // again is harmless: every adapter's revert is idempotent).
         RolloutState::Stopped { .. } | RolloutState::Failed { .. } => RollingStep::Revert,
+        // The way back failed: only a person can say what the fleet should run.
+        RolloutState::RevertFailed { detail } => RollingStep::Halt {
+            reason: format!("putting the previous revision back failed: {detail}"),
+        },
     }
 }
 
@@ -122,12 +121,21 @@ mod tests {
 
     #[test]
     fn a_stopped_or_failed_rollout_is_reverted_and_a_failed_revert_halts() {
+        // (`Failed` is the update's own failure; `RevertFailed`, the way back's.)
         let failed = RolloutState::Failed {
             detail: "instances failed health checks".into(),
         };
         assert_eq!(react(&failed, false, false), RollingStep::Revert);
-        assert!(matches!(
+        assert_eq!(
             react(&failed, false, true),
+            RollingStep::Revert,
+            "the revert is asked for (again) until the platform takes it"
+        );
+        let revert_failed = RolloutState::RevertFailed {
+            detail: "rollback failed".into(),
+        };
+        assert!(matches!(
+            react(&revert_failed, false, true),
             RollingStep::Halt { .. }
         ));
         let stopped = RolloutState::Stopped {

@@ -12,6 +12,7 @@
 //! | 7 | a second run refuses, naming the first | the harness starts a second driver mid-run (scenario) |
 //! | 8 | bad input refused before any mutating call | the harness counts mutating calls of refused starts (scenario) |
 //! | 10 | the test listener leads and never dangles | green's first production weight comes after the test listener forwarded to green alone; the test listener never forwards to a slot without a fleet |
+//! | R | rolling updates | invariant 4 as: an ALARM episode during the update finds the revert asked by the same deadline; invariant 5 as: `Succeeded` only for a completed update never reverted and no ALARM read before the end, `RolledBack` only with the previous revision running; no start after a revert |
 //! | 9 | hooks hold their points | green's first weight comes after a passed `before-traffic` run; the original blue's removal after a passed `before-retire` run (unless `teal retire` skipped it) |
 
 use super::World;
@@ -38,6 +39,9 @@ pub struct Context {
     pub retire_command: bool,
     /// The router has a test listener.
     pub test_traffic: bool,
+    /// A rolling update in place (the slot invariants hold trivially; the
+    /// rolling ones apply).
+    pub rolling: bool,
 }
 
 /// Incremental checker: call [`Checker::after_step`] after every driver step.
@@ -46,6 +50,8 @@ pub struct Checker {
     ctx: Context,
     changes_seen: usize,
     removals_seen: usize,
+    /// ALARM episodes already reported (gate, onset): once each.
+    episodes_failed: Vec<(String, Millis)>,
     /// Violations found, in words.
     pub violations: Vec<String>,
 }
@@ -61,6 +67,7 @@ impl Checker {
             ctx,
             changes_seen: 0,
             removals_seen: 0,
+            episodes_failed: Vec::new(),
             violations: Vec::new(),
         }
     }
@@ -69,8 +76,60 @@ impl Checker {
         self.violations.push(format!("t={at}ms: {msg}"));
     }
 
+    /// A rolling update's invariants after a step.
+    fn after_rolling_step(&mut self, w: &World) {
+        let now = w.now;
+        let r = w.rollout.as_ref().expect("a rolling world");
+        if r.started_after_revert {
+            self.fail(
+                now,
+                "invariant R: the update was started again after a revert".into(),
+            );
+        }
+        // A failing gate during the update: the revert is asked within the bound.
+        let Some(started) = r.started else { return };
+        let ended = ended_at(w);
+        for g in &w.gates {
+            for (onset, end) in alarm_episodes(&g.script) {
+                let onset = onset.max(started);
+                let deadline = onset
+                    + self.ctx.poll_ms
+                    + ROUND_TRIPS_IN_BOUND * self.ctx.latency_max
+                    + excused_between(w, onset, now);
+                let decidable = now >= deadline && end > deadline;
+                let over_before = ended.is_some_and(|t| t <= onset)
+                    || (r.previous_runs(onset) && r.reverted.is_some_and(|t| t <= onset));
+                if !decidable || over_before {
+                    continue;
+                }
+                // The platform's own rollback is a way back too.
+                let platform_back = matches!(
+                    r.state_at(deadline),
+                    crate::model::RolloutState::RollingBack { .. }
+                        | crate::model::RolloutState::RolledBack { .. }
+                );
+                let reported = self.episodes_failed.contains(&(g.name.clone(), onset));
+                if !reported
+                    && !platform_back
+                    && r.reverted.is_none_or(|t| t > deadline)
+                    && ended.is_none_or(|t| t > deadline)
+                {
+                    self.episodes_failed.push((g.name.clone(), onset));
+                    let msg = format!(
+                        "invariant R: gate {} in ALARM from {onset}ms, but no revert was asked by {deadline}ms",
+                        g.name
+                    );
+                    self.fail(deadline, msg);
+                }
+            }
+        }
+    }
+
     /// Check everything that became checkable since the last call.
     pub fn after_step(&mut self, w: &World) {
+        if self.ctx.rolling {
+            self.after_rolling_step(w);
+        }
         let now = w.now;
         // 1. Valid weights, and never traffic to a slot without a fleet.
         if !w.router.is_valid() {
@@ -227,6 +286,40 @@ impl Checker {
     pub fn at_end(&mut self, w: &World, outcome: &Outcome) {
         let (blue, green) = (self.ctx.blue_slot, self.ctx.blue_slot.other());
         let now = w.now;
+        if let (true, Some(r)) = (self.ctx.rolling, &w.rollout) {
+            match outcome {
+                Outcome::Succeeded => {
+                    let completed = r.reverted.is_none()
+                        && matches!(r.state_at(now), crate::model::RolloutState::Completed);
+                    if !completed {
+                        self.fail(
+                            now,
+                            format!(
+                                "invariant R: Succeeded but the update is {:?}",
+                                r.state_at(now)
+                            ),
+                        );
+                    }
+                    if let Some(t) = w.trace.alarms_seen.first() {
+                        self.fail(
+                            *t,
+                            "invariant R: an ALARM was read, yet the run Succeeded".into(),
+                        );
+                    }
+                }
+                Outcome::RolledBack { .. } if !r.previous_runs(now) => {
+                    self.fail(
+                        now,
+                        format!(
+                            "invariant R: RolledBack but the update is {:?}",
+                            r.state_at(now)
+                        ),
+                    );
+                }
+                _ => {}
+            }
+            return;
+        }
         match outcome {
             Outcome::Succeeded => {
                 if w.router.get(green) != 100
@@ -375,6 +468,7 @@ mod tests {
             hooks: vec![],
             retire_command: false,
             test_traffic: false,
+            rolling: false,
         };
         (w, Checker::new(ctx))
     }

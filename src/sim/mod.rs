@@ -74,6 +74,93 @@ pub struct SimHook {
     pub passes: bool,
 }
 
+/// How a simulated rolling update ends on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimRolloutEnd {
+    /// Everything runs the new revision.
+    Completes,
+    /// It fails part-way and stays so (circuit breaker without rollback).
+    Fails,
+    /// The platform rolls it back on its own.
+    PlatformRollsBack,
+}
+
+/// A simulated in-place rolling update of the fleet in slot A.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRollout {
+    /// How long the update takes.
+    pub takes: Millis,
+    /// How it ends.
+    pub ends: SimRolloutEnd,
+    /// How long putting the previous revision back takes.
+    pub revert_takes: Millis,
+    /// When teal started it (the latest attempt).
+    pub started: Option<Millis>,
+    /// When teal asked to put the previous revision back.
+    pub reverted: Option<Millis>,
+    /// teal asked to start it after asking to revert it.
+    pub started_after_revert: bool,
+}
+
+impl SimRollout {
+    /// A rollout not started yet.
+    pub fn new(takes: Millis, ends: SimRolloutEnd, revert_takes: Millis) -> SimRollout {
+        SimRollout {
+            takes,
+            ends,
+            revert_takes,
+            started: None,
+            reverted: None,
+            started_after_revert: false,
+        }
+    }
+
+    /// Its state at `now`.
+    pub fn state_at(&self, now: Millis) -> crate::model::RolloutState {
+        use crate::model::RolloutState as R;
+        let detail = |s: &str| s.to_string();
+        if let Some(r) = self.reverted {
+            return if now < r + self.revert_takes {
+                R::RollingBack {
+                    detail: detail("simulated revert"),
+                }
+            } else {
+                // Like ECS, the platform forgets a finished revert.
+                R::NotStarted
+            };
+        }
+        let Some(s) = self.started else {
+            return R::NotStarted;
+        };
+        if now < s + self.takes {
+            return R::InProgress {
+                percent: Some(((now - s) * 100 / self.takes.max(1)) as u8),
+                detail: String::new(),
+            };
+        }
+        match self.ends {
+            SimRolloutEnd::Completes => R::Completed,
+            SimRolloutEnd::Fails => R::Failed {
+                detail: detail("simulated: tasks failed to start"),
+            },
+            SimRolloutEnd::PlatformRollsBack if now < s + self.takes + self.revert_takes => {
+                R::RollingBack {
+                    detail: detail("simulated circuit breaker"),
+                }
+            }
+            SimRolloutEnd::PlatformRollsBack => R::RolledBack {
+                detail: detail("simulated circuit breaker"),
+            },
+        }
+    }
+
+    /// Whether the previous revision runs everywhere at `now`.
+    pub fn previous_runs(&self, now: Millis) -> bool {
+        use crate::model::RolloutState as R;
+        matches!(self.state_at(now), R::NotStarted | R::RolledBack { .. })
+    }
+}
+
 /// A hook run the world saw start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookRunTrace {
@@ -165,6 +252,8 @@ pub struct World {
     pub hooks: std::collections::BTreeMap<HookPoint, SimHook>,
     /// The test listener's weights, when the router has one.
     pub test_router: Option<SlotWeights>,
+    /// The rolling update, for a rolling scenario.
+    pub rollout: Option<SimRollout>,
     /// Calls so far.
     pub calls: u64,
     /// Mutating calls so far.
@@ -222,6 +311,7 @@ impl World {
             ledger: None,
             hooks: Default::default(),
             test_router: None,
+            rollout: None,
             calls: 0,
             mutating_calls: 0,
             kill_at: None,
@@ -377,7 +467,11 @@ impl SimCloud {
             gate: Arc::new(self.clone()),
             ledger: Arc::new(self.clone()),
             hooks: Arc::new(self.clone()),
-            rollout: None,
+            rollout: self
+                .world()
+                .rollout
+                .is_some()
+                .then(|| Arc::new(self.clone()) as Arc<dyn crate::ports::Rollout>),
             clock: Arc::new(self.clone()),
         }
     }
@@ -545,6 +639,59 @@ impl Gate for SimCloud {
             }
             Ok(readings)
         })
+    }
+}
+
+#[async_trait]
+impl crate::ports::Rollout for SimCloud {
+    async fn state(&self, _revision: &str) -> Result<crate::model::RolloutState, PortError> {
+        sim_call!(self, "rollout.state", false, |w| {
+            let now = w.now;
+            Ok(w.rollout.as_ref().expect("a rolling world").state_at(now))
+        })
+    }
+
+    async fn start(&self, _revision: &str) -> Result<(), PortError> {
+        sim_call!(self, "rollout.start", true, |w| {
+            let now = w.now;
+            let r = w.rollout.as_mut().expect("a rolling world");
+            if r.reverted.is_some() {
+                r.started_after_revert = true;
+            }
+            // A new attempt only when none is under way or done (a retry of a
+            // landed start is a no-op, as for UpdateService to the same task
+            // definition); after the platform's own rollback, it starts again.
+            let again = matches!(
+                r.state_at(now),
+                crate::model::RolloutState::RolledBack { .. }
+            );
+            if r.started.is_none() || again {
+                r.started = Some(now);
+            }
+            Ok(())
+        })
+    }
+
+    async fn revert(&self) -> Result<(), PortError> {
+        sim_call!(self, "rollout.revert", true, |w| {
+            let now = w.now;
+            let r = w.rollout.as_mut().expect("a rolling world");
+            if r.reverted.is_none() {
+                r.reverted = Some(now);
+            }
+            Ok(())
+        })
+    }
+
+    async fn preflight(&self) -> (crate::ports::Checks, Option<String>) {
+        let w = self.world();
+        match &w.fleets[0] {
+            Some(f) => (crate::ports::Checks::default(), Some(f.revision.clone())),
+            None => (
+                crate::ports::Checks::problems(vec!["fleet: no service to update".into()]),
+                None,
+            ),
+        }
     }
 }
 

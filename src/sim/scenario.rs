@@ -7,7 +7,7 @@
 //! test suite).
 
 use super::check::{alarm_episodes, Checker, Context};
-use super::{Faults, SimCloud, SimGate, SimHook, World};
+use super::{Faults, SimCloud, SimGate, SimHook, SimRollout, SimRolloutEnd, World};
 use crate::config::InsufficientData;
 use crate::driver::{
     submit, Driver, DriverError, EventSink, NewDeployment, Progress, Retry, Settings, Submitted,
@@ -80,6 +80,8 @@ pub struct Scenario {
     pub reconcile_every: Option<Millis>,
     /// Scripted lifecycle hooks (the plan lists their points).
     pub hooks: BTreeMap<HookPoint, SimHook>,
+    /// A rolling update in place instead of blue/green, and how it goes.
+    pub rollout: Option<SimRollout>,
 }
 
 impl Scenario {
@@ -191,9 +193,51 @@ impl Scenario {
             commands: vec![],
             reconcile_every: None,
             hooks: BTreeMap::new(),
+            rollout: None,
         }
         .with_operator(seed)
         .with_hooks(seed)
+        .with_rolling(seed)
+    }
+
+    /// A fifth of the runs update in place (rolling) instead: the same gates,
+    /// faults, kills and operators; no hooks, no slots to prepare.
+    fn with_rolling(mut self, seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0011_1ee7);
+        if !rng.gen_bool(0.2) {
+            return self;
+        }
+        let bake = self.plan.steps.last().map_or(0, |s| s.bake_ms);
+        self.plan.rolling = Some(crate::strategy::Rolling {
+            min_healthy_percent: 100,
+            max_percent: 200,
+            bake_ms: bake,
+        });
+        self.plan.steps = vec![Step {
+            weight: 100,
+            bake_ms: bake,
+        }];
+        self.plan.hooks.clear();
+        self.plan.test_traffic = false;
+        self.hooks.clear();
+        let ends = match rng.gen_range(0..20) {
+            0..=13 => SimRolloutEnd::Completes,
+            14..=16 => SimRolloutEnd::Fails,
+            _ => SimRolloutEnd::PlatformRollsBack,
+        };
+        self.rollout = Some(SimRollout::new(
+            rng.gen_range(0..=self.plan.green_healthy_timeout_ms * 12 / 10),
+            ends,
+            rng.gen_range(0..=5) * MIN,
+        ));
+        // Slots mean nothing to a rolling update: their bad inputs do not apply.
+        if matches!(
+            self.bad_input,
+            Some(BadInput::IdleSlotOccupied | BadInput::RouterSplit)
+        ) {
+            self.bad_input = Some(BadInput::MissingGate);
+        }
+        self
     }
 
     /// Lifecycle hooks, from their own stream like the operator's: a quarter
@@ -284,6 +328,21 @@ impl Scenario {
             .any(|g| g.script.iter().any(|(_, s)| fails(*s)));
         let operator_rollback = self.has_command(|c| *c == Command::Rollback);
         let failing_hook = self.hooks.values().any(|h| !h.passes);
+        if let Some(r) = &self.rollout {
+            if gate_trouble
+                || self.interrupt_at_step.is_some()
+                || self.bad_input.is_some()
+                || operator_rollback
+            {
+                return None;
+            }
+            let timeout = self.plan.green_healthy_timeout_ms;
+            return match r.ends {
+                SimRolloutEnd::Completes if r.takes + MIN < timeout => Some("succeeded"),
+                SimRolloutEnd::Completes if r.takes <= timeout + MIN => None,
+                _ => Some("rolled_back"),
+            };
+        }
         if failing_hook
             || self.interrupt_at_step.is_some()
             || self.bad_input.is_some()
@@ -393,6 +452,7 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
     world.faults = sc.faults;
     world.latency = sc.latency;
     world.hooks = sc.hooks.clone();
+    world.rollout = sc.rollout.clone();
     if sc.plan.test_traffic {
         world.test_router = Some(world.router);
     }
@@ -448,6 +508,7 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
         blue_slot: Slot::A,
         hooks: sc.plan.hooks.clone(),
         test_traffic: sc.plan.test_traffic,
+        rolling: sc.rollout.is_some(),
         // `teal retire` skips the before-retire hook with the keep-alive.
         retire_command: sc.has_command(|c| *c == Command::Retire),
         // `teal retire` ends the keep-alive early by design: blue may then go

@@ -186,8 +186,12 @@ pub fn state_of(r: &InstanceRefresh, revert: bool) -> RolloutState {
         (Some(S::RollbackSuccessful), _) | (Some(S::Successful), true) => {
             RolloutState::RolledBack { detail }
         }
-        (Some(S::Cancelled), _) => RolloutState::Stopped { detail },
-        (Some(S::Failed | S::RollbackFailed), _) => RolloutState::Failed { detail },
+        (Some(S::Cancelled), false) => RolloutState::Stopped { detail },
+        (Some(S::Failed), false) => RolloutState::Failed { detail },
+        // The way back failed: the refresh's own rollback, or teal's refresh back.
+        (Some(S::RollbackFailed), _) | (Some(S::Failed | S::Cancelled), true) => {
+            RolloutState::RevertFailed { detail }
+        }
         (other, _) => RolloutState::Failed {
             detail: format!("unknown refresh status {other:?}: {detail}"),
         },

@@ -329,9 +329,13 @@ async fn each_refresh_status_maps_to_a_rollout_state_and_a_reaction() {
         ),
         (
             "RollbackFailed",
-            "failed",
-            RollingStep::Revert,
-            RollingStep::Revert,
+            "revert_failed",
+            RollingStep::Halt {
+                reason: "putting the previous revision back failed: alarm web-5xx in ALARM".into(),
+            },
+            RollingStep::Halt {
+                reason: "putting the previous revision back failed: alarm web-5xx in ALARM".into(),
+            },
         ),
     ];
     for (status, class, ok, failing) in table {
