@@ -9,21 +9,7 @@ use aws_sdk_cloudwatch::types::StateValue;
 use std::time::Duration;
 use support::*;
 
-const ROLLING: &str = r#"rolling = { min_healthy_percent = 50, max_percent = 200, bake = "3s" }
-poll = "1s"
-green_healthy_timeout = "30s""#;
-
-/// The fixture's config with one target group (slot A, where the service is).
-fn one_target_group(f: &Fixture, strategy: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let (dir, cfg) = config(f, strategy);
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        &format!("target_groups = [\"{}\", \"{}\"]", f.tg_a, f.tg_b),
-        &format!("target_groups = [\"{}\"]", f.tg_a),
-    );
-    assert!(!text.contains(&f.tg_b), "one target group left");
-    std::fs::write(&cfg, text).unwrap();
-    (dir, cfg)
-}
+const ROLLING: &str = FAST_ROLLING;
 
 /// The fixture's (blue's) service as ECS describes it.
 async fn service(c: &Clients, f: &Fixture) -> aws_sdk_ecs::types::Service {
@@ -36,6 +22,18 @@ async fn service(c: &Clients, f: &Fixture) -> aws_sdk_ecs::types::Service {
         .unwrap()
         .services()[0]
         .clone()
+}
+
+/// Wait (at most a minute) until the service runs another task definition than `blue_td`.
+async fn wait_for_update(c: &Clients, f: &Fixture, blue_td: &str) {
+    let t0 = std::time::Instant::now();
+    while service_task(c, f).await.0 == blue_td {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the update never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The service's task definition ARN and its container image.
@@ -95,14 +93,7 @@ async fn an_alarm_during_a_rolling_update_puts_the_previous_task_definition_back
     let (_dir, cfg) = one_target_group(&f, &ROLLING.replace("bake = \"3s\"", "bake = \"60s\""));
     let child = spawn_deploy_app_2(&m, &cfg);
     // Mid-way: once the service runs the new task definition.
-    let t0 = std::time::Instant::now();
-    while service_task(&c, &f).await.0 == blue_td {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the update never started"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_update(&c, &f, &blue_td).await;
     set_alarm(&c, &f.alarms[0], StateValue::Alarm).await;
     let out = child.wait_with_output().await.unwrap();
     let (stdout, stderr) = text(&out);
@@ -145,4 +136,35 @@ async fn one_target_group_refuses_a_blue_green_strategy() {
             "{cmd}: {stderr}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_pause_inspect_and_roll_back_a_rolling_update() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (blue_td, _) = service_task(&c, &f).await;
+    let (_dir, cfg) = one_target_group(&f, &ROLLING.replace("bake = \"3s\"", "bake = \"60s\""));
+    let child = spawn_deploy_app_2(&m, &cfg);
+    wait_for_update(&c, &f, &blue_td).await;
+    let cfg_s = cfg.to_str().unwrap();
+    run_teal(&m, &["pause", "--config", cfg_s], 0).await;
+    let status = status_json(&m, &cfg).await;
+    assert_eq!(status["phase"], "updating");
+    assert_eq!(status["hold"]["hold"], "paused", "{status}");
+    // No traffic split to shift, no second fleet to retire.
+    let (_, stderr) = run_teal(&m, &["shift", "--to", "green", "50%", "--config", cfg_s], 2).await;
+    assert!(
+        stderr.contains("a rolling update has no traffic split"),
+        "{stderr}"
+    );
+    let (stdout, _) = run_teal(&m, &["rollback", "--config", cfg_s], 3).await;
+    assert!(stdout.contains("operator ran `teal rollback`"), "{stdout}");
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).0);
+    assert_eq!(
+        service_task(&c, &f).await.0,
+        blue_td,
+        "back on the previous task definition"
+    );
 }

@@ -23,7 +23,7 @@ const IMPLIED: [(&str, &str); 5] = [
     ),
     (
         "ecs:TagResource",
-        "CreateService and RegisterTaskDefinition with tags",
+        "CreateService and RegisterTaskDefinition with tags (rolling updates also call it)",
     ),
     (
         "ec2:RunInstances",
@@ -164,6 +164,20 @@ async fn the_ecs_alb_policy_allows_what_teal_calls_and_nothing_more() {
     let (out, _) = run_teal(&m, &json_args(&deploy), 0).await;
     called.extend(calls(&out));
     ecs.abort();
+
+    // A rolling update in place, with one target group.
+    let h = fixture(&c, Forward::Weighted).await;
+    let (_dir4, cfg4) = one_target_group(&h, FAST_ROLLING);
+    let cfg4 = cfg4.to_str().unwrap();
+    let deploy = [
+        "deploy",
+        "--config",
+        cfg4,
+        "--image",
+        "registry.example/app:2",
+    ];
+    let (out, _) = run_teal(&m, &json_args(&deploy), 0).await;
+    called.extend(calls(&out));
 
     eprintln!("ECS + ALB: {} operations: {called:?}", called.len());
     assert_least_privilege("examples/codepipeline/iam-ecs-alb.json", &called);

@@ -227,9 +227,23 @@ pub fn render_plan(c: &Config) -> String {
             r.max_percent,
             fmt_ms(r.bake_ms)
         );
+        let how = match &c.fleet {
+            crate::config::FleetConfig::Local { .. } => {
+                "the daemon replaces one instance at a time: a new one gets traffic once healthy, then an old one drains and stops"
+            }
+            _ => "UpdateService to the new task definition, deployment circuit breaker on (with rollback)",
+        };
+        let _ = writeln!(out, "  how: {how}");
         let _ = writeln!(
             out,
-            "  a failed gate or a failed update rolls back to the previous revision"
+            "  the update must finish within {}; then bake {} with {gates} read every {}",
+            fmt_ms(s.green_healthy_timeout_ms),
+            fmt_ms(r.bake_ms),
+            fmt_ms(s.poll_ms)
+        );
+        let _ = writeln!(
+            out,
+            "  a failed gate, a failed update or the time running out puts the previous revision back"
         );
         return out;
     }

@@ -747,6 +747,23 @@ alarms = [{alarms}]
     (dir, path)
 }
 
+/// The fixture's config with one target group (slot A, where the service is).
+pub fn one_target_group(f: &Fixture, strategy: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, cfg) = config(f, strategy);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("target_groups = [\"{}\", \"{}\"]", f.tg_a, f.tg_b),
+        &format!("target_groups = [\"{}\"]", f.tg_a),
+    );
+    assert!(!text.contains(&f.tg_b), "one target group left");
+    std::fs::write(&cfg, text).unwrap();
+    (dir, cfg)
+}
+
+/// A rolling update for tests: half the tasks may be replaced at once, bake 3s.
+pub const FAST_ROLLING: &str = r#"rolling = { min_healthy_percent = 50, max_percent = 200, bake = "3s" }
+poll = "1s"
+green_healthy_timeout = "30s""#;
+
 /// Short bakes for tests: canary 50% for 3s, keep-alive 2s, polls every second.
 pub const FAST_CANARY: &str = r#"canary = { percent = 50, bake = "3s" }
 keep_alive = "2s"
