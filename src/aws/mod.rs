@@ -5,7 +5,10 @@
 //! - [`ecs`]: the ECS fleet (a service per slot, cloned from blue);
 //! - [`asg`]: the Auto Scaling fleet (a group per slot, cloned from blue);
 //! - [`route53`]: the Route 53 router (two weighted records) and its TXT ledger;
-//! - [`ledger`]: the deployment record in tags on the router's listener or rule.
+//! - [`ledger`]: the deployment record in tags on the router's listener or rule;
+//! - [`ecs_rollout`]: the rolling strategy on ECS (the service updated in place);
+//! - [`refresh`]: the rolling strategy on Auto Scaling (an instance refresh; not yet
+//!   used by `deploy`).
 //!
 //! Credentials and region come from the default chain (`--profile`, `--region`,
 //! `AWS_ENDPOINT_URL` and friends). Every call is counted per operation
