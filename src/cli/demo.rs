@@ -30,7 +30,10 @@ pub(super) fn serve(config: &Config, initial: Option<String>) -> Result<Exit, Fa
         .build()?;
     runtime.block_on(async move {
         let daemon = Daemon::new(cfg);
-        let (p, a) = daemon.bind(listen, admin).await?;
+        let (p, a) = daemon
+            .bind(listen, admin)
+            .await
+            .map_err(|e| bind_failure(e, listen, admin))?;
         println!("teal proxy on http://{p}; admin API on http://{a}");
         if let Some(rev) = initial {
             let admin = Admin::new(&a.to_string());
@@ -101,7 +104,10 @@ green_healthy_timeout = "30s"
 async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exit, Failure> {
     let (listen, admin_addr) = addresses(config)?;
     let daemon = Daemon::new(crate::local::daemon_config(config).ok_or_else(not_local)?);
-    let (proxy, admin_addr) = daemon.bind(listen, admin_addr).await?;
+    let (proxy, admin_addr) = daemon
+        .bind(listen, admin_addr)
+        .await
+        .map_err(|e| bind_failure(e, listen, admin_addr))?;
     let admin = Admin::new(&admin_addr.to_string());
     let say = |line: String| {
         if format == Format::Text {
@@ -237,6 +243,21 @@ fn instances(config: &Config) -> u32 {
     match &config.fleet {
         crate::config::FleetConfig::Local { instances, .. } => *instances,
         _ => 1,
+    }
+}
+
+/// An address already taken is bad input (exit 2), not an unexpected error.
+fn bind_failure(
+    e: std::io::Error,
+    proxy: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+) -> Failure {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        Failure::Usage(format!(
+            "router.listen {proxy} or router.admin {admin} is in use (another `teal local serve`?): {e}"
+        ))
+    } else {
+        Failure::Io(e)
     }
 }
 
