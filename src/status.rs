@@ -57,6 +57,9 @@ pub struct StatusReport {
     pub started_at: Millis,
     /// The CodeBuild run that started it (`CODEBUILD_BUILD_ID`, `CODEBUILD_INITIATOR`).
     pub build: Option<crate::pipeline::Build>,
+    /// A rolling update's state, read now (rolling deployments only; then
+    /// `weights_*`, `green` and `blue` say nothing about it).
+    pub rollout: Option<crate::model::RolloutState>,
 }
 
 /// Read the deployment's status with read-only calls; `None` when none was ever recorded.
@@ -66,9 +69,20 @@ pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
     };
     let now = ports.clock.now();
     let weights_actual = ports.router.weights().await?.as_roles(rec.green_slot);
-    let mut fleets = ports.fleet.statuses().await?;
-    let green = std::mem::take(&mut fleets[rec.green_slot.index()]);
-    let blue = std::mem::take(&mut fleets[rec.blue_slot().index()]);
+    // A rolling update has one fleet, updated in place: its rollout says it all.
+    let (green, blue, rollout) = match (&rec.plan.rolling, &ports.rollout) {
+        (Some(_), Some(r)) => (
+            FleetStatus::default(),
+            FleetStatus::default(),
+            Some(r.state(&rec.revision).await?),
+        ),
+        _ => {
+            let mut fleets = ports.fleet.statuses().await?;
+            let green = std::mem::take(&mut fleets[rec.green_slot.index()]);
+            let blue = std::mem::take(&mut fleets[rec.blue_slot().index()]);
+            (green, blue, None)
+        }
+    };
     let gates = ports.gate.read().await?;
     let (next, next_at) = next(&rec, now);
     let n = rec.plan.steps.len();
@@ -100,6 +114,7 @@ pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
         },
         started_at: rec.started_at,
         build: rec.build.clone(),
+        rollout,
     }))
 }
 
@@ -253,20 +268,28 @@ pub fn render(s: &StatusReport) -> String {
         .weights_set
         .map(|w| w.to_string())
         .unwrap_or_else(|| "-".into());
-    let _ = writeln!(out, "  weights   set {set}; actual {}", s.weights_actual);
-    let health = |f: &FleetStatus| {
-        if f.exists {
-            format!("{}/{} healthy", f.healthy, f.desired)
-        } else {
-            "none".to_string()
-        }
-    };
-    let _ = writeln!(
-        out,
-        "  green     {}; blue {}",
-        health(&s.green),
-        health(&s.blue)
-    );
+    if let Some(r) = &s.rollout {
+        let _ = writeln!(
+            out,
+            "  update    {}",
+            crate::cli::render::describe_rollout(r)
+        );
+    } else {
+        let _ = writeln!(out, "  weights   set {set}; actual {}", s.weights_actual);
+        let health = |f: &FleetStatus| {
+            if f.exists {
+                format!("{}/{} healthy", f.healthy, f.desired)
+            } else {
+                "none".to_string()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  green     {}; blue {}",
+            health(&s.green),
+            health(&s.blue)
+        );
+    }
     for g in &s.gates {
         let _ = writeln!(
             out,

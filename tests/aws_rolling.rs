@@ -151,6 +151,7 @@ async fn operators_pause_inspect_and_roll_back_a_rolling_update() {
     run_teal(&m, &["pause", "--config", cfg_s], 0).await;
     let status = status_json(&m, &cfg).await;
     assert_eq!(status["phase"], "updating");
+    assert_eq!(status["rollout"]["rollout"], "completed", "{status}");
     assert_eq!(status["hold"]["hold"], "paused", "{status}");
     // No traffic split to shift, no second fleet to retire.
     let (_, stderr) = run_teal(&m, &["shift", "--to", "green", "50%", "--config", cfg_s], 2).await;

@@ -71,6 +71,7 @@ fn sample() -> StatusReport {
             id: "proj:1".into(),
             initiator: Some("codepipeline/web".into()),
         }),
+        rollout: None,
     }
 }
 

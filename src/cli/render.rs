@@ -173,7 +173,8 @@ pub fn describe(e: &EventKind) -> String {
     }
 }
 
-fn describe_rollout(s: &crate::model::RolloutState) -> String {
+/// A rolling update's state in words.
+pub fn describe_rollout(s: &crate::model::RolloutState) -> String {
     use crate::model::RolloutState as R;
     let said = |d: &str| {
         if d.is_empty() {
