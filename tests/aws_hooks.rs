@@ -255,18 +255,7 @@ async fn verify_names_a_test_listener_it_cannot_read() {
     let gone = format!("{base}/0123456789abcdef");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(&real, &gone);
     std::fs::write(&cfg, text).unwrap();
-    let (_, stderr) = run_teal(
-        &m,
-        &[
-            "verify",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--image",
-            "registry.example/app:2",
-        ],
-        2,
-    )
-    .await;
+    let (_, stderr) = app_2(&m, "verify", &cfg, &[], 2).await;
     assert!(
         stderr.contains(&format!("router.test_listener_arn: {gone} cannot be read")),
         "{stderr}"

@@ -217,10 +217,7 @@ async fn the_prerequisites_stack_is_what_a_deployment_needs() {
     let f = fixture(&c, Forward::Stack).await;
     let ecs = register_targets_like_ecs(&c, &f, None);
     let (_dir, cfg) = config(&f, FAST_CANARY);
-    let green = ["--image", "registry.example/app:2"];
-    let mut verify = vec!["verify", "--config", cfg.to_str().unwrap()];
-    verify.extend(green);
-    let (stdout, _) = run_teal(&m, &verify, 0).await;
+    let (stdout, _) = app_2(&m, "verify", &cfg, &[], 0).await;
     assert!(stdout.contains("every check passed"), "{stdout}");
     deploy_app_2(&m, &cfg, &[], 0).await;
     ecs.abort();

@@ -24,6 +24,27 @@ async fn service(c: &Clients, f: &Fixture) -> aws_sdk_ecs::types::Service {
         .clone()
 }
 
+/// A rolling update with a 60 s bake started in the background on a new
+/// fixture, waited for until the service runs the new task definition:
+/// the fixture, blue's task definition, the config (and its directory) and
+/// the deploy process.
+async fn slow_rolling_update_under_way(
+    m: &Moto,
+    c: &Clients,
+) -> (
+    Fixture,
+    String,
+    (tempfile::TempDir, std::path::PathBuf),
+    tokio::process::Child,
+) {
+    let f = fixture(c, Forward::Weighted).await;
+    let (blue_td, _) = service_task(c, &f).await;
+    let (dir, cfg) = one_target_group(&f, &ROLLING.replace("bake = \"3s\"", "bake = \"60s\""));
+    let child = spawn_deploy_app_2(m, &cfg);
+    wait_for_update(c, &f, &blue_td).await;
+    (f, blue_td, (dir, cfg), child)
+}
+
 /// Wait (at most a minute) until the service runs another task definition than `blue_td`.
 async fn wait_for_update(c: &Clients, f: &Fixture, blue_td: &str) {
     let t0 = std::time::Instant::now();
@@ -88,12 +109,8 @@ async fn a_rolling_update_replaces_the_task_definition_in_place() {
 async fn an_alarm_during_a_rolling_update_puts_the_previous_task_definition_back() {
     let Some(m) = moto() else { return };
     let c = clients(&m).await;
-    let f = fixture(&c, Forward::Weighted).await;
-    let (blue_td, _) = service_task(&c, &f).await;
-    let (_dir, cfg) = one_target_group(&f, &ROLLING.replace("bake = \"3s\"", "bake = \"60s\""));
-    let child = spawn_deploy_app_2(&m, &cfg);
     // Mid-way: once the service runs the new task definition.
-    wait_for_update(&c, &f, &blue_td).await;
+    let (f, blue_td, (_dir, _cfg), child) = slow_rolling_update_under_way(&m, &c).await;
     set_alarm(&c, &f.alarms[0], StateValue::Alarm).await;
     let out = child.wait_with_output().await.unwrap();
     let (stdout, stderr) = text(&out);
@@ -142,11 +159,7 @@ async fn one_target_group_refuses_a_blue_green_strategy() {
 async fn operators_pause_inspect_and_roll_back_a_rolling_update() {
     let Some(m) = moto() else { return };
     let c = clients(&m).await;
-    let f = fixture(&c, Forward::Weighted).await;
-    let (blue_td, _) = service_task(&c, &f).await;
-    let (_dir, cfg) = one_target_group(&f, &ROLLING.replace("bake = \"3s\"", "bake = \"60s\""));
-    let child = spawn_deploy_app_2(&m, &cfg);
-    wait_for_update(&c, &f, &blue_td).await;
+    let (f, blue_td, (_dir, cfg), child) = slow_rolling_update_under_way(&m, &c).await;
     let cfg_s = cfg.to_str().unwrap();
     run_teal(&m, &["pause", "--config", cfg_s], 0).await;
     let status = status_json(&m, &cfg).await;

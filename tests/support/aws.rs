@@ -800,8 +800,20 @@ pub async fn run_teal(m: &Moto, args: &[&str], code: i32) -> (String, String) {
 /// `teal deploy --config CFG --image registry.example/app:2 EXTRA...` to its
 /// end, asserting its exit code; returns (stdout, stderr).
 pub async fn deploy_app_2(m: &Moto, cfg: &Path, extra: &[&str], code: i32) -> (String, String) {
+    app_2(m, "deploy", cfg, extra, code).await
+}
+
+/// `teal COMMAND --config CFG --image registry.example/app:2 EXTRA...` (deploy
+/// or verify) to its end, asserting its exit code; returns (stdout, stderr).
+pub async fn app_2(
+    m: &Moto,
+    command: &str,
+    cfg: &Path,
+    extra: &[&str],
+    code: i32,
+) -> (String, String) {
     let mut args = vec![
-        "deploy",
+        command,
         "--config",
         cfg.to_str().unwrap(),
         "--image",
