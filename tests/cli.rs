@@ -13,7 +13,12 @@ fn teal() -> Command {
 
 /// A config file in a temp dir, its text being the sim example with `edit` applied.
 fn config_with(edit: impl Fn(&str) -> String) -> tempfile::NamedTempFile {
-    let base = std::fs::read_to_string("examples/sim/teal.toml").expect("example exists");
+    example_with("examples/sim/teal.toml", edit)
+}
+
+/// A config file in a temp dir, its text being `example` with `edit` applied.
+fn example_with(example: &str, edit: impl Fn(&str) -> String) -> tempfile::NamedTempFile {
+    let base = std::fs::read_to_string(example).expect("example exists");
     let mut f = tempfile::Builder::new()
         .suffix(".toml")
         .tempfile()
@@ -339,4 +344,46 @@ fn shift_takes_a_role_and_a_percentage() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("invalid value 'purple'"));
+}
+
+/// The example's `[strategy]` section replaced by `strategy`.
+fn with_strategy(example: &str, strategy: &str) -> tempfile::NamedTempFile {
+    example_with(example, |s| {
+        let head = &s[..s.find("[strategy]").expect("a [strategy] section")];
+        format!("{head}[strategy]\n{strategy}\n")
+    })
+}
+
+#[test]
+fn rolling_checkpoints_are_for_auto_scaling_only() {
+    let strategy =
+        r#"rolling = { min_healthy_percent = 90, max_percent = 110, step = 25, bake = "2m" }"#;
+    let asg = with_strategy("examples/asg-route53/teal.toml", strategy);
+    teal()
+        .args(["plan", "--config"])
+        .arg(asg.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "an instance refresh to the new launch template version; checkpoints at 25%, 50%, 75%, 100%, each held 2m",
+        ));
+    let ecs = with_strategy("examples/ecs-alb/teal.toml", strategy);
+    teal()
+        .args(["plan", "--config"])
+        .arg(ecs.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "rolling.step sets an Auto Scaling instance refresh's checkpoints",
+        ));
+    let ecs = with_strategy(
+        "examples/ecs-alb/teal.toml",
+        &strategy.replace(", step = 25", ""),
+    );
+    teal()
+        .args(["plan", "--config"])
+        .arg(ecs.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("UpdateService"));
 }

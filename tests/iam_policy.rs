@@ -1,6 +1,7 @@
 //! The least-privilege IAM policies in `examples/codepipeline/` against the
 //! calls teal really makes: every AWS operation of a deployment (success,
-//! rollback on an alarm, listener rule; ECS + ALB and Auto Scaling + Route 53)
+//! rollback on an alarm, listener rule, rolling updates; ECS + ALB and Auto
+//! Scaling + Route 53)
 //! against moto must be
 //! an action the policy allows, and the policy must allow nothing else but
 //! the few actions AWS checks without teal calling them (listed below, each
@@ -207,6 +208,30 @@ async fn the_asg_route53_policy_allows_what_teal_calls_and_nothing_more() {
     let deploy = ["deploy", "--config", cfg, "--ami", AMI_GREEN];
     let (out, _) = run_teal(&m, &json_args(&deploy), 0).await;
     called.extend(calls(&out));
+
+    // Rolling updates in place (an instance refresh, through the stand-in
+    // moto lacks): to a new AMI, then back to a given version, and one
+    // rolled back on an alarm.
+    let r = asg_fixture(&m).await;
+    let rolling = r#"rolling = { min_healthy_percent = 50, max_percent = 150, step = 50, bake = "1s" }
+poll = "1s""#;
+    let (_dir2, cfg2) = asg_config(&r, rolling);
+    let cfg2 = cfg2.to_str().unwrap();
+    let (_, proxy) = refresh_stand_in(&m, false).await;
+    for green in [["--ami", AMI_GREEN], ["--launch-template-version", "1"]] {
+        let deploy = ["deploy", "--config", cfg2, green[0], green[1]];
+        let (out, _) = run_teal_via(&m, &proxy, &json_args(&deploy), 0).await;
+        called.extend(calls(&out));
+    }
+    let (service, proxy) = refresh_stand_in(&m, true).await;
+    let deploy = ["deploy", "--config", cfg2, "--ami", AMI_BLUE];
+    let child = teal_via(&m, &proxy, &json_args(&deploy)).spawn().unwrap();
+    wait_for_refresh(&service, "InProgress").await;
+    set_alarm(&clients(&m).await, &r.alarms[0], StateValue::Alarm).await;
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).0);
+    called.extend(calls(&String::from_utf8_lossy(&out.stdout)));
+
     eprintln!(
         "Auto Scaling + Route 53: {} operations: {called:?}",
         called.len()

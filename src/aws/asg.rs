@@ -39,13 +39,13 @@ pub enum GreenTemplate {
 /// The Auto Scaling fleet.
 #[derive(Debug, Clone)]
 pub struct AsgFleet {
-    asg: aws_sdk_autoscaling::Client,
+    pub(crate) asg: aws_sdk_autoscaling::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
-    ec2: aws_sdk_ec2::Client,
-    calls: Arc<ApiCalls>,
-    base: String,
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) calls: Arc<ApiCalls>,
+    pub(crate) base: String,
     target_groups: [String; 2],
-    green: Option<GreenTemplate>,
+    pub(crate) green: Option<GreenTemplate>,
 }
 
 impl AsgFleet {
@@ -67,7 +67,8 @@ impl AsgFleet {
         }
     }
 
-    fn candidates(&self) -> Vec<String> {
+    /// The names a group of this fleet can have.
+    pub(crate) fn candidates(&self) -> Vec<String> {
         vec![
             self.base.clone(),
             format!("{}-a", self.base),
@@ -75,7 +76,8 @@ impl AsgFleet {
         ]
     }
 
-    async fn groups(&self) -> Result<Vec<AutoScalingGroup>, PortError> {
+    /// The fleet's groups that exist and are not being deleted.
+    pub(crate) async fn groups(&self) -> Result<Vec<AutoScalingGroup>, PortError> {
         let out = aws_call!(
             self.calls,
             "DescribeAutoScalingGroups",
@@ -158,36 +160,13 @@ impl AsgFleet {
         let version = match &self.green {
             Some(GreenTemplate::Version(v)) => v.clone(),
             Some(GreenTemplate::Ami(ami)) => {
-                let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                    .image_id(ami)
-                    .build();
-                let out = aws_call!(
-                    self.calls,
-                    "CreateLaunchTemplateVersion",
-                    self.ec2
-                        .create_launch_template_version()
-                        .set_launch_template_id(lt.launch_template_id().map(String::from))
-                        .set_launch_template_name(
-                            lt.launch_template_id()
-                                .is_none()
-                                .then(|| lt.launch_template_name().map(String::from))
-                                .flatten()
-                        )
-                        .set_source_version(lt.version().map(String::from))
-                        .launch_template_data(data)
-                        .version_description(format!("teal: {ami}"))
-                        .send()
-                )?;
-                out.launch_template_version()
-                    .and_then(|v| v.version_number())
-                    .map(|n| n.to_string())
-                    .ok_or_else(|| {
-                        PortError::new(
-                            "CreateLaunchTemplateVersion",
-                            ErrorKind::Invalid,
-                            "no version number in the answer",
-                        )
-                    })?
+                self.new_version(
+                    lt.launch_template_id(),
+                    lt.launch_template_name(),
+                    lt.version(),
+                    ami,
+                )
+                .await?
             }
             None => {
                 return Err(PortError::new(
@@ -207,6 +186,42 @@ impl AsgFleet {
             )
             .version(version)
             .build())
+    }
+
+    /// A new version of a launch template (by id, else by name), copied from
+    /// `source` with `ami` as its image: its version number.
+    pub(crate) async fn new_version(
+        &self,
+        id: Option<&str>,
+        name: Option<&str>,
+        source: Option<&str>,
+        ami: &str,
+    ) -> Result<String, PortError> {
+        let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .image_id(ami)
+            .build();
+        let out = aws_call!(
+            self.calls,
+            "CreateLaunchTemplateVersion",
+            self.ec2
+                .create_launch_template_version()
+                .set_launch_template_id(id.map(String::from))
+                .set_launch_template_name(id.is_none().then(|| name.map(String::from)).flatten())
+                .set_source_version(source.map(String::from))
+                .launch_template_data(data)
+                .version_description(format!("teal: {ami}"))
+                .send()
+        )?;
+        out.launch_template_version()
+            .and_then(|v| v.version_number())
+            .map(|n| n.to_string())
+            .ok_or_else(|| {
+                PortError::new(
+                    "CreateLaunchTemplateVersion",
+                    ErrorKind::Invalid,
+                    "no version number in the answer",
+                )
+            })
     }
 
     async fn copy_policies(&self, blue: &str, green: &str) -> Result<(), PortError> {

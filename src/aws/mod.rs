@@ -7,8 +7,7 @@
 //! - [`route53`]: the Route 53 router (two weighted records) and its TXT ledger;
 //! - [`ledger`]: the deployment record in tags on the router's listener or rule;
 //! - [`ecs_rollout`]: the rolling strategy on ECS (the service updated in place);
-//! - [`refresh`]: the rolling strategy on Auto Scaling (an instance refresh; not yet
-//!   used by `deploy`).
+//! - [`refresh`]: the rolling strategy on Auto Scaling (an instance refresh).
 //!
 //! Credentials and region come from the default chain (`--profile`, `--region`,
 //! `AWS_ENDPOINT_URL` and friends). Every call is counted per operation
@@ -168,10 +167,7 @@ pub fn ports(
                 test_listener,
             },
         ) if target_groups.len() == 2 || rolling.is_some() => {
-            let tgs = [
-                target_groups[0].clone(),
-                target_groups.last().expect("one or two").clone(),
-            ];
+            let tgs = both_slots(target_groups);
             let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone())
                 .with_test_listener(test_listener.clone().filter(|_| rolling.is_none()));
             let ledger = ledger::TagLedger::new(aws, router.arn().to_string());
@@ -220,13 +216,10 @@ pub fn ports(
                 record_type,
                 pair(set_identifiers),
             );
+            let fleet = asg::AsgFleet::new(aws, group.clone(), pair(target_groups), green.template);
             Ok(Ports {
-                fleet: Arc::new(asg::AsgFleet::new(
-                    aws,
-                    group.clone(),
-                    pair(target_groups),
-                    green.template,
-                )),
+                rollout: refresh_rollout(&fleet, rolling, config, &clock),
+                fleet: Arc::new(fleet),
                 router: Arc::new(router),
                 gate,
                 ledger: Arc::new(route53::TxtLedger::new(
@@ -235,7 +228,6 @@ pub fn ports(
                     record_name,
                 )),
                 hooks: Arc::new(crate::ports::NoHooks),
-                rollout: None,
                 clock,
             })
         }
@@ -246,21 +238,18 @@ pub fn ports(
                 target_groups,
                 test_listener,
             },
-        ) if target_groups.len() == 2 => {
-            let router = alb::AlbRouter::new(aws, target.clone(), pair(target_groups))
-                .with_test_listener(test_listener.clone());
+        ) if target_groups.len() == 2 || rolling.is_some() => {
+            let tgs = both_slots(target_groups);
+            let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone())
+                .with_test_listener(test_listener.clone().filter(|_| rolling.is_none()));
+            let fleet = asg::AsgFleet::new(aws, group.clone(), tgs, green.template);
             Ok(Ports {
-                fleet: Arc::new(asg::AsgFleet::new(
-                    aws,
-                    group.clone(),
-                    pair(target_groups),
-                    green.template,
-                )),
+                rollout: refresh_rollout(&fleet, rolling, config, &clock),
+                fleet: Arc::new(fleet),
                 ledger: Arc::new(ledger::TagLedger::new(aws, router.arn().to_string())),
                 router: Arc::new(router),
                 gate,
                 hooks: Arc::new(crate::ports::NoHooks),
-                rollout: None,
                 clock,
             })
         }
@@ -272,6 +261,30 @@ pub fn ports(
             kind_of_router(router)
         )),
     }
+}
+
+/// Slot A's and slot B's target groups; a rolling-only router's one serves as both.
+fn both_slots(target_groups: &[String]) -> [String; 2] {
+    [
+        target_groups[0].clone(),
+        target_groups.last().expect("one or two").clone(),
+    ]
+}
+
+/// The Auto Scaling group's instance refresh, for a rolling strategy.
+fn refresh_rollout(
+    fleet: &asg::AsgFleet,
+    rolling: Option<crate::strategy::Rolling>,
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+) -> Option<Arc<dyn crate::ports::Rollout>> {
+    rolling.map(|r| {
+        Arc::new(refresh::GroupRollout::new(
+            fleet.clone(),
+            refresh::RefreshPlan::of(&r, &config.gates.alarms),
+            clock.clone(),
+        )) as Arc<dyn crate::ports::Rollout>
+    })
 }
 
 fn kind_of_fleet(f: &FleetConfig) -> &'static str {

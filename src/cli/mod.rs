@@ -384,6 +384,8 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         }
         Command::Plan { strategy } => {
             let config = Config::load(&cli.config, strategy.as_deref())?;
+            // What deploy would refuse, plan refuses too.
+            plan_of(&config)?;
             match cli.output {
                 Format::Text => write!(out, "{}", plan::render_plan(&config))?,
                 Format::Json => {
@@ -477,14 +479,18 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
 fn plan_of(config: &Config) -> Result<Plan, Failure> {
     let rolling = match config.strategy.shape {
         crate::strategy::Shape::Rolling(r) => {
-            if !matches!(
-                config.fleet,
-                FleetConfig::Ecs { .. } | FleetConfig::Local { .. }
-            ) {
+            if r.step.is_some() && !matches!(config.fleet, FleetConfig::Asg { .. }) {
                 return Err(Failure::Usage(format!(
-                    "strategy {:?} is a rolling update; teal runs rolling updates of ECS \
-                     services and of the local provider so far (Auto Scaling instance \
-                     refresh is not wired in yet)",
+                    "strategy {:?}: rolling.step sets an Auto Scaling instance refresh's \
+                     checkpoints; an ECS service or the local provider replaces instances \
+                     as min_healthy_percent and max_percent allow, so leave step out",
+                    config.strategy.name
+                )));
+            }
+            if matches!(config.fleet, FleetConfig::Sim { .. }) {
+                return Err(Failure::Usage(format!(
+                    "strategy {:?} is a rolling update; the simulated provider shifts \
+                     traffic only (the simulation suite covers rolling updates)",
                     config.strategy.name
                 )));
             }

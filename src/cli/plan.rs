@@ -229,9 +229,29 @@ pub fn render_plan(c: &Config) -> String {
         );
         let how = match &c.fleet {
             crate::config::FleetConfig::Local { .. } => {
-                "the daemon replaces one instance at a time: a new one gets traffic once healthy, then an old one drains and stops"
+                "the daemon replaces one instance at a time: a new one gets traffic once healthy, then an old one drains and stops".to_string()
             }
-            _ => "UpdateService to the new task definition, deployment circuit breaker on (with rollback)",
+            crate::config::FleetConfig::Asg { .. } => {
+                let checkpoints = r.checkpoints();
+                let pauses = if checkpoints.is_empty() {
+                    "no checkpoints".to_string()
+                } else {
+                    format!(
+                        "checkpoints at {}, each held {} with gates watched",
+                        checkpoints
+                            .iter()
+                            .map(|c| format!("{c}%"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        fmt_ms(r.bake_ms)
+                    )
+                };
+                format!(
+                    "an instance refresh to the new launch template version; {pauses}; \
+                     the gates' alarms in its alarm specification, auto rollback on"
+                )
+            }
+            _ => "UpdateService to the new task definition, deployment circuit breaker on (with rollback)".to_string(),
         };
         let _ = writeln!(out, "  how: {how}");
         let _ = writeln!(

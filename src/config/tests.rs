@@ -169,6 +169,31 @@ fn alb_router_checks_arns_and_slot_count() {
 }
 
 #[test]
+fn rolling_step_makes_checkpoints_and_is_a_percent() {
+    let rolling = |step: &str| {
+        GOOD.replace(
+            "steps = [\n  { weight = 5, bake = \"1m\" },\n  { weight = 50, bake = \"90s\" },\n  { weight = 100 },\n]",
+            &format!("rolling = {{ min_healthy_percent = 90, max_percent = 110, bake = \"1m\"{step} }}"),
+        )
+    };
+    let checkpoints = |text: &str| match parse(text).unwrap().strategy.shape {
+        crate::strategy::Shape::Rolling(r) => r.checkpoints(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(checkpoints(&rolling("")), Vec::<u8>::new());
+    assert_eq!(checkpoints(&rolling(", step = 25")), vec![25, 50, 75, 100]);
+    assert_eq!(checkpoints(&rolling(", step = 30")), vec![30, 60, 90, 100]);
+    assert_eq!(checkpoints(&rolling(", step = 99")), vec![99, 100]);
+    for bad in ["0", "100", "-5"] {
+        let e = err(&rolling(&format!(", step = {bad}")));
+        assert!(
+            e.contains("strategy.rolling.step") && e.contains("step must be 1..=99"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn unknown_kind_and_bad_insufficient_data() {
     let e = err(&GOOD.replace("kind = \"sim\"\ninstances", "kind = \"lambda\"\ninstances"));
     assert!(e.contains("fleet.kind: unknown kind \"lambda\": expected one of \"sim\", \"ecs\", \"asg\", \"local\""), "{e}");

@@ -882,6 +882,7 @@ fn rolling_engine() -> Engine {
         min_healthy_percent: 100,
         max_percent: 200,
         bake_ms: 2 * M,
+        step: None,
     });
     rec.plan.green_healthy_timeout_ms = 5 * M;
     rec.phase = Phase::Updating {

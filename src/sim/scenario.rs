@@ -212,6 +212,7 @@ impl Scenario {
             min_healthy_percent: 100,
             max_percent: 200,
             bake_ms: bake,
+            step: None,
         });
         self.plan.steps = vec![Step {
             weight: 100,

@@ -6,7 +6,8 @@
 //! - `steps = [{ weight = 5, bake = "2m" }, ..., { weight = 100 }]`: explicit;
 //! - `linear = { step = 10, interval = "1m" }`: 10%, 20%, ... every interval;
 //! - `canary = { percent = 10, bake = "5m" }`: one canary step, then 100%;
-//! - `rolling = { min_healthy_percent, max_percent, bake }`: in place.
+//! - `rolling = { min_healthy_percent, max_percent, bake, step }`: in place
+//!   (`step`: Auto Scaling checkpoints).
 //!
 //! Each also sets the keep-alive before blue is retired, the gate poll interval
 //! and the green-healthy timeout. Built-ins live in `strategies/` and are
@@ -41,6 +42,28 @@ pub struct Rolling {
     pub max_percent: u16,
     /// Gate-watched bake after the update completes.
     pub bake_ms: Millis,
+    /// Auto Scaling only: replace this percent of the group at a time, each
+    /// batch followed by a gate-watched wait of `bake` (the instance
+    /// refresh's checkpoints). `None`: one pass, as `min_healthy_percent` allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u8>,
+}
+
+impl Rolling {
+    /// The checkpoints `step` makes, in percent of the group, ascending,
+    /// ending at 100 (empty without `step`).
+    pub fn checkpoints(&self) -> Vec<u8> {
+        let Some(step) = self.step.filter(|s| *s > 0) else {
+            return vec![];
+        };
+        let mut out: Vec<u8> = (1..)
+            .map(|i| u16::from(step) * i)
+            .take_while(|p| *p < 100)
+            .map(|p| p as u8)
+            .collect();
+        out.push(100);
+        out
+    }
 }
 
 /// The shape of a strategy after expansion.
@@ -115,6 +138,13 @@ impl Strategy {
                     }
                 })
                 .collect(),
+            Shape::Rolling(r) if r.step.is_some() => vec![format!(
+                "rolling update (min healthy {}%, max {}%) in batches of {}%, each baked {}",
+                r.min_healthy_percent,
+                r.max_percent,
+                r.step.unwrap_or(100),
+                fmt_ms(r.bake_ms)
+            )],
             Shape::Rolling(r) => vec![format!(
                 "rolling update (min healthy {}%, max {}%), then bake {}",
                 r.min_healthy_percent,

@@ -71,7 +71,7 @@ pub struct RawCanary {
     pub bake: Spanned<String>,
 }
 
-/// `rolling = { min_healthy_percent, max_percent, bake }`.
+/// `rolling = { min_healthy_percent, max_percent, bake, step }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRolling {
@@ -79,8 +79,10 @@ pub struct RawRolling {
     pub min_healthy_percent: Spanned<i64>,
     /// Upper bound of capacity during the update.
     pub max_percent: Spanned<i64>,
-    /// Bake after the update.
+    /// Bake after the update (and at each checkpoint).
     pub bake: Option<Spanned<String>>,
+    /// Percent of an Auto Scaling group replaced between checkpoints.
+    pub step: Option<Spanned<i64>>,
 }
 
 /// Parse a human duration (`90s`, `5m`, `1h30m`) at a span.
@@ -228,10 +230,15 @@ impl RawStrategy {
                 Some(b) => duration(file, b, &format!("{f}.bake"))?,
                 None => 0,
             };
+            let step = match &r.step {
+                Some(s) => Some(percent(file, s, &format!("{f}.step"), 1..100, "step")?),
+                None => None,
+            };
             Shape::Rolling(Rolling {
                 min_healthy_percent: min,
                 max_percent: max as u16,
                 bake_ms: bake,
+                step,
             })
         } else if let Some(b) = base {
             b.shape.clone()

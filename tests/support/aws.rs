@@ -1,9 +1,12 @@
 //! Fixtures for the AWS tests: moto's address, SDK clients pointed at it, a
 //! load balancer with three target groups, an ECS service as blue, alarms,
 //! and a stand-in for what ECS does that moto does not (registering a
-//! service's tasks as targets).
+//! service's tasks as targets), and of the instance-refresh API moto lacks
+//! ([`refresh_stand_in`]).
 
 #![allow(dead_code)]
+
+pub mod refresh_stand_in;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecs::types::{
@@ -783,10 +786,65 @@ pub fn teal(m: &Moto, args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
+/// The instance-refresh stand-in in front of moto, moving refreshes on as
+/// they are read (held at InProgress if `hold`): its state, and its address
+/// for `AWS_ENDPOINT_URL_AUTO_SCALING`.
+pub async fn refresh_stand_in(
+    m: &Moto,
+    hold: bool,
+) -> (
+    std::sync::Arc<std::sync::Mutex<refresh_stand_in::Service>>,
+    String,
+) {
+    let service = std::sync::Arc::new(std::sync::Mutex::new(refresh_stand_in::Service {
+        auto: true,
+        hold,
+        ..Default::default()
+    }));
+    let addr = refresh_stand_in::serve(service.clone(), Some(m.endpoint.clone())).await;
+    (service, format!("http://{addr}"))
+}
+
+/// Wait until the stand-in's newest refresh has `status` (at most a minute).
+pub async fn wait_for_refresh(
+    service: &std::sync::Arc<std::sync::Mutex<refresh_stand_in::Service>>,
+    status: &str,
+) {
+    let t0 = std::time::Instant::now();
+    loop {
+        if service.lock().unwrap().refreshes.first().map(|r| r.status) == Some(status) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no refresh reached {status}: {:?}",
+            service.lock().unwrap().refreshes
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `teal` against moto, its Auto Scaling calls through the stand-in at `proxy`.
+pub fn teal_via(m: &Moto, proxy: &str, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = teal(m, args);
+    cmd.env("AWS_ENDPOINT_URL_AUTO_SCALING", proxy);
+    cmd
+}
+
 /// Run `teal` to its end; assert its exit code (showing both streams if it
 /// differs) and return (stdout, stderr).
 pub async fn run_teal(m: &Moto, args: &[&str], code: i32) -> (String, String) {
-    let out = teal(m, args).output().await.expect("teal runs");
+    run(teal(m, args), args, code).await
+}
+
+/// Run `teal` through the refresh stand-in at `proxy` to its end; assert its
+/// exit code and return (stdout, stderr).
+pub async fn run_teal_via(m: &Moto, proxy: &str, args: &[&str], code: i32) -> (String, String) {
+    run(teal_via(m, proxy, args), args, code).await
+}
+
+async fn run(mut cmd: tokio::process::Command, args: &[&str], code: i32) -> (String, String) {
+    let out = cmd.output().await.expect("teal runs");
     let (stdout, stderr) = text(&out);
     assert_eq!(
         out.status.code(),

@@ -8,9 +8,17 @@
 //! version (the rollout) or the previous one (teal's own revert, when the
 //! refresh could no longer be rolled back). Older refreshes are history.
 //!
+//! [`GroupRollout`] decides which group, from which version to which, and
+//! keeps that in the group's tags; [`InstanceRefreshRollout`] drives the
+//! refresh itself.
+//!
 //! moto does not implement instance refreshes: this adapter is tested
 //! against an HTTP stand-in speaking the Auto Scaling query protocol to the
 //! real SDK client (`tests` below).
+
+pub mod group;
+
+pub use group::GroupRollout;
 
 use super::{ApiCalls, Aws};
 use crate::aws_call;
@@ -28,12 +36,29 @@ use std::sync::Arc;
 pub struct RefreshPlan {
     /// Percent of the group kept in service (`MinHealthyPercentage`).
     pub min_healthy_percent: u8,
+    /// Percent of the group the refresh may run at (`MaxHealthyPercentage`).
+    pub max_healthy_percent: u16,
     /// Percent of the group replaced at each checkpoint, ascending, the last 100.
     pub checkpoints: Vec<u8>,
     /// Wait at each checkpoint (`CheckpointDelay`): the strategy's bake.
     pub checkpoint_delay_s: i32,
     /// Alarms that make the refresh fail (and roll back) on their own.
     pub alarms: Vec<String>,
+}
+
+impl RefreshPlan {
+    /// The refresh a rolling strategy asks for: its bounds, a checkpoint per
+    /// `step` that waits `bake` (whole seconds, rounded up), and the gates'
+    /// alarms.
+    pub fn of(rolling: &crate::strategy::Rolling, alarms: &[String]) -> RefreshPlan {
+        RefreshPlan {
+            min_healthy_percent: rolling.min_healthy_percent,
+            max_healthy_percent: rolling.max_percent,
+            checkpoints: rolling.checkpoints(),
+            checkpoint_delay_s: rolling.bake_ms.div_ceil(1000).min(i32::MAX as u64) as i32,
+            alarms: alarms.to_vec(),
+        }
+    }
 }
 
 /// The launch template the group runs: id and version.
@@ -82,6 +107,7 @@ impl InstanceRefreshRollout {
     fn preferences(&self) -> RefreshPreferences {
         let mut p = RefreshPreferences::builder()
             .min_healthy_percentage(i32::from(self.plan.min_healthy_percent))
+            .max_healthy_percentage(i32::from(self.plan.max_healthy_percent))
             // Instances already on the target are not replaced again.
             .skip_matching(true)
             .auto_rollback(true);
@@ -269,6 +295,7 @@ impl Rollout for InstanceRefreshRollout {
             Err(e) if e.kind == ErrorKind::Invalid || e.kind == ErrorKind::NotFound => {
                 let back = RefreshPreferences::builder()
                     .min_healthy_percentage(i32::from(self.plan.min_healthy_percent))
+                    .max_healthy_percentage(i32::from(self.plan.max_healthy_percent))
                     .skip_matching(true)
                     .build();
                 self.start_refresh(&self.previous, back).await

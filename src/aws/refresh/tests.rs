@@ -1,166 +1,22 @@
-//! The instance-refresh adapter against a stand-in for the Auto Scaling API:
-//! an HTTP server speaking its query protocol (form-encoded requests, XML
-//! answers, AWS error documents) to the real SDK client. It keeps refreshes
-//! the way the service does: newest first, one active at a time
-//! (`InstanceRefreshInProgress`), rollback only of an active one
-//! (`ActiveInstanceRefreshNotFound` otherwise).
+//! The instance-refresh adapter against a stand-in for the Auto Scaling API
+//! (`tests/support/refresh_stand_in.rs`): an HTTP server speaking its query
+//! protocol to the real SDK client, keeping refreshes the way the service does.
 
 use super::*;
 use crate::engine::rolling::{react, RollingStep};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use std::collections::BTreeMap;
+use stand_in::{Refresh, Service};
 use std::sync::Mutex;
 
-#[derive(Debug, Clone)]
-struct Refresh {
-    id: String,
-    status: &'static str,
-    reason: String,
-    percent: i32,
-    version: String,
-    start: String,
-}
-
-#[derive(Debug, Default)]
-struct Service {
-    /// Newest first.
-    refreshes: Vec<Refresh>,
-    /// Every request's form fields, in order.
-    requests: Vec<BTreeMap<String, String>>,
-}
-
-const ACTIVE: [&str; 5] = [
-    "Pending",
-    "InProgress",
-    "Baking",
-    "Cancelling",
-    "RollbackInProgress",
-];
-const NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
-
-impl Service {
-    fn answer(&mut self, form: BTreeMap<String, String>) -> (u16, String) {
-        self.requests.push(form.clone());
-        let action = form.get("Action").cloned().unwrap_or_default();
-        let ok = |body: String| {
-            (
-                200,
-                format!(
-                    "<{action}Response xmlns=\"{NS}\"><{action}Result>{body}</{action}Result>\
-                     <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></{action}Response>"
-                ),
-            )
-        };
-        let error = |code: &str, message: &str| {
-            (
-                400,
-                format!(
-                    "<ErrorResponse xmlns=\"{NS}\"><Error><Type>Sender</Type><Code>{code}</Code>\
-                     <Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
-                ),
-            )
-        };
-        let active = self
-            .refreshes
-            .first()
-            .filter(|r| ACTIVE.contains(&r.status));
-        match action.as_str() {
-            "StartInstanceRefresh" => {
-                if active.is_some() {
-                    return error(
-                        "InstanceRefreshInProgress",
-                        "An Instance Refresh is already in progress and blocks the execution of this Instance Refresh.",
-                    );
-                }
-                let id = format!("ir-{}", self.refreshes.len() + 1);
-                self.refreshes.insert(
-                    0,
-                    Refresh {
-                        id: id.clone(),
-                        status: "Pending",
-                        reason: String::new(),
-                        percent: 0,
-                        version: form["DesiredConfiguration.LaunchTemplate.Version"].clone(),
-                        start: "2026-11-22T20:00:00Z".into(),
-                    },
-                );
-                ok(format!("<InstanceRefreshId>{id}</InstanceRefreshId>"))
-            }
-            "RollbackInstanceRefresh" => match self.refreshes.first_mut() {
-                Some(r) if ["Pending", "InProgress", "Baking"].contains(&r.status) => {
-                    r.status = "RollbackInProgress";
-                    r.reason = "rollback requested".into();
-                    let id = r.id.clone();
-                    ok(format!("<InstanceRefreshId>{id}</InstanceRefreshId>"))
-                }
-                _ => error(
-                    "ActiveInstanceRefreshNotFound",
-                    "No active Instance Refresh found for the group.",
-                ),
-            },
-            "DescribeInstanceRefreshes" => {
-                let members: String = self
-                    .refreshes
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "<member><InstanceRefreshId>{}</InstanceRefreshId>\
-                             <AutoScalingGroupName>web</AutoScalingGroupName>\
-                             <Status>{}</Status><StatusReason>{}</StatusReason>\
-                             <StartTime>{}</StartTime><PercentageComplete>{}</PercentageComplete>\
-                             <DesiredConfiguration><LaunchTemplate><LaunchTemplateId>lt-1</LaunchTemplateId>\
-                             <Version>{}</Version></LaunchTemplate></DesiredConfiguration></member>",
-                            r.id, r.status, r.reason, r.start, r.percent, r.version
-                        )
-                    })
-                    .collect();
-                ok(format!("<InstanceRefreshes>{members}</InstanceRefreshes>"))
-            }
-            other => error(
-                "InvalidAction",
-                &format!("the stand-in does not do {other}"),
-            ),
-        }
-    }
-}
+#[path = "../../../tests/support/refresh_stand_in.rs"]
+mod stand_in;
 
 /// The stand-in on a loopback port, and the adapter pointed at it.
 async fn stand_in(since: Millis) -> (Arc<Mutex<Service>>, InstanceRefreshRollout) {
-    let service = Arc::new(Mutex::new(Service::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let svc = service.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let svc = svc.clone();
-            tokio::spawn(async move {
-                let handle = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let svc = svc.clone();
-                        async move {
-                            let body = req.into_body().collect().await?.to_bytes();
-                            let form: BTreeMap<String, String> =
-                                url_form(&String::from_utf8_lossy(&body));
-                            let (status, xml) = svc.lock().unwrap().answer(form);
-                            Ok::<_, hyper::Error>(
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .header("content-type", "text/xml")
-                                    .body(Full::new(Bytes::from(xml)))
-                                    .unwrap(),
-                            )
-                        }
-                    },
-                );
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, handle)
-                    .await;
-            });
-        }
-    });
+    let service = Arc::new(Mutex::new(Service {
+        fixed_start: Some("2026-11-22T20:00:00Z".into()),
+        ..Service::default()
+    }));
+    let addr = stand_in::serve(service.clone(), None).await;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
@@ -187,6 +43,7 @@ async fn stand_in(since: Millis) -> (Arc<Mutex<Service>>, InstanceRefreshRollout
         },
         RefreshPlan {
             min_healthy_percent: 90,
+            max_healthy_percent: 110,
             checkpoints: vec![20, 50, 100],
             checkpoint_delay_s: 300,
             alarms: vec!["web-5xx".into(), "web-p99".into()],
@@ -194,35 +51,6 @@ async fn stand_in(since: Millis) -> (Arc<Mutex<Service>>, InstanceRefreshRollout
         since,
     );
     (service, rollout)
-}
-
-/// `a=1&b=x%20y` → {a: 1, b: "x y"}.
-fn url_form(body: &str) -> BTreeMap<String, String> {
-    body.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// 2026-11-22T19:59:00Z: a minute before the stand-in's refreshes start.
@@ -256,6 +84,7 @@ async fn the_start_request_carries_the_strategy_the_alarms_and_the_target_versio
         ),
         ("DesiredConfiguration.LaunchTemplate.Version", "8"),
         ("Preferences.MinHealthyPercentage", "90"),
+        ("Preferences.MaxHealthyPercentage", "110"),
         ("Preferences.SkipMatching", "true"),
         ("Preferences.AutoRollback", "true"),
         ("Preferences.CheckpointPercentages.member.1", "20"),
@@ -436,6 +265,8 @@ async fn refreshes_from_before_the_deployment_are_history() {
     let (service, rollout) = stand_in(SINCE + 3_600_000).await;
     service.lock().unwrap().refreshes.push(Refresh {
         id: "ir-old".into(),
+        group: "web".into(),
+        template: "lt-1".into(),
         status: "Successful",
         reason: String::new(),
         percent: 100,
