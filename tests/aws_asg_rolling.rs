@@ -118,6 +118,31 @@ async fn a_rolling_update_refreshes_the_group_to_a_new_launch_template_version()
         plan.contains("an instance refresh to the new launch template version; checkpoints at 50%, 100%, each held 2s"),
         "{plan}"
     );
+    // Read-only checks first: a version the template lacks is refused.
+    let (_, stderr) = run_teal_via(
+        &m,
+        &proxy,
+        &["verify", "--config", cfg, "--launch-template-version", "9"],
+        2,
+    )
+    .await;
+    assert!(
+        stderr.contains("--launch-template-version 9: launch template")
+            && stderr.contains("has no such version"),
+        "{stderr}"
+    );
+    run_teal_via(
+        &m,
+        &proxy,
+        &["verify", "--config", cfg, "--ami", AMI_GREEN],
+        0,
+    )
+    .await;
+    assert!(
+        requests(&service, "StartInstanceRefresh").is_empty(),
+        "verify changes nothing"
+    );
+
     let (stdout, _) = run_teal_via(
         &m,
         &proxy,
@@ -221,6 +246,16 @@ async fn another_process_rolls_back_a_refresh_whose_deploy_was_killed() {
     deploy.kill().await.unwrap(); // SIGKILL: nothing written on the way out
 
     // A new process knows the refresh and the way back from the group's tags.
+    let (status, _) = run_teal_via(
+        &m,
+        &proxy,
+        &["status", "--config", cfg, "--output", "json"],
+        0,
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(status["phase"], "updating", "{status}");
+    assert_eq!(status["rollout"]["rollout"], "in_progress", "{status}");
     let (stdout, _) = run_teal_via(&m, &proxy, &["rollback", "--config", cfg], 3).await;
     assert!(stdout.contains("operator ran `teal rollback`"), "{stdout}");
     assert_eq!(requests(&service, "StartInstanceRefresh").len(), 1);
