@@ -367,6 +367,19 @@ fn rolling_checkpoints_are_for_auto_scaling_only() {
         .stdout(predicate::str::contains(
             "an instance refresh to the new launch template version; checkpoints at 25%, 50%, 75%, 100%, each held 2m",
         ));
+    // Three checkpoints of 2m before the last cannot fit in a 5m timeout.
+    let tight = with_strategy(
+        "examples/asg-route53/teal.toml",
+        &format!("{strategy}\ngreen_healthy_timeout = \"5m\""),
+    );
+    teal()
+        .args(["plan", "--config"])
+        .arg(tight.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "waits 2m at each checkpoint before the last, 6m in all, but green_healthy_timeout = 5m",
+        ));
     let ecs = with_strategy("examples/ecs-alb/teal.toml", strategy);
     teal()
         .args(["plan", "--config"])

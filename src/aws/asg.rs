@@ -189,7 +189,10 @@ impl AsgFleet {
     }
 
     /// A new version of a launch template (by id, else by name), copied from
-    /// `source` with `ami` as its image: its version number.
+    /// `source` with `ami` as its image: its version number. Idempotent: the
+    /// client token is made of all three, so a retry after a lost answer (or
+    /// a crash before the version was recorded) gets the same version back
+    /// instead of another one.
     pub(crate) async fn new_version(
         &self,
         id: Option<&str>,
@@ -210,6 +213,7 @@ impl AsgFleet {
                 .set_source_version(source.map(String::from))
                 .launch_template_data(data)
                 .version_description(format!("teal: {ami}"))
+                .client_token(client_token(id.or(name).unwrap_or_default(), source, ami))
                 .send()
         )?;
         out.launch_template_version()
@@ -256,6 +260,18 @@ impl AsgFleet {
         }
         Ok(())
     }
+}
+
+/// EC2's idempotency token (at most 64 ASCII characters) for a new version
+/// of `template` from `source` with `ami`.
+fn client_token(template: &str, source: Option<&str>, ami: &str) -> String {
+    // The template last: a long name is what gets cut.
+    let token = format!("{ami}/{}/{template}", source.unwrap_or("$Default"));
+    token
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .take(64)
+        .collect()
 }
 
 #[async_trait]
@@ -432,5 +448,27 @@ impl Fleet for AsgFleet {
                 .send()
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_token;
+
+    #[test]
+    fn the_version_token_tells_apart_what_makes_a_version_and_fits_ec2s_limit() {
+        let t = client_token("lt-0123456789abcdef0", Some("3"), "ami-0123456789abcdef0");
+        assert_eq!(t, "ami-0123456789abcdef0/3/lt-0123456789abcdef0");
+        assert_ne!(
+            t,
+            client_token("lt-0123456789abcdef0", Some("4"), "ami-0123456789abcdef0")
+        );
+        assert_ne!(
+            t,
+            client_token("lt-0123456789abcdef0", Some("3"), "ami-0123456789abcdef1")
+        );
+        let long = client_token(&"n".repeat(128), Some("12"), "ami-0123456789abcdef0");
+        assert_eq!(long.len(), 64);
+        assert!(long.starts_with("ami-0123456789abcdef0/12/"));
     }
 }

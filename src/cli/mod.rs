@@ -487,6 +487,21 @@ fn plan_of(config: &Config) -> Result<Plan, Failure> {
                     config.strategy.name
                 )));
             }
+            // The timeout bounds the whole update, checkpoint waits included.
+            let held = (r.checkpoints().len().saturating_sub(1) as u64) * r.bake_ms;
+            if held > 0 && held >= config.strategy.green_healthy_timeout_ms {
+                return Err(Failure::Usage(format!(
+                    "strategy {:?}: the instance refresh waits {} at each checkpoint before the \
+                     last, {} in all, but green_healthy_timeout = {} bounds the whole update, so \
+                     it would always time out and roll back; raise green_healthy_timeout well \
+                     above {}, or use a larger step or a shorter bake",
+                    config.strategy.name,
+                    crate::model::fmt_ms(r.bake_ms),
+                    crate::model::fmt_ms(held),
+                    crate::model::fmt_ms(config.strategy.green_healthy_timeout_ms),
+                    crate::model::fmt_ms(held),
+                )));
+            }
             if matches!(config.fleet, FleetConfig::Sim { .. }) {
                 return Err(Failure::Usage(format!(
                     "strategy {:?} is a rolling update; the simulated provider shifts \
