@@ -354,49 +354,38 @@ fn with_strategy(example: &str, strategy: &str) -> tempfile::NamedTempFile {
     })
 }
 
-#[test]
-fn rolling_checkpoints_are_for_auto_scaling_only() {
-    let strategy =
-        r#"rolling = { min_healthy_percent = 90, max_percent = 110, step = 25, bake = "2m" }"#;
-    let asg = with_strategy("examples/asg-route53/teal.toml", strategy);
+/// `teal plan` of `example` with its strategy replaced by `strategy`.
+fn plan_with_strategy(example: &str, strategy: &str) -> assert_cmd::assert::Assert {
+    let config = with_strategy(example, strategy);
     teal()
         .args(["plan", "--config"])
-        .arg(asg.path())
+        .arg(config.path())
         .assert()
+}
+
+#[test]
+fn rolling_checkpoints_are_for_auto_scaling_only() {
+    const ASG: &str = "examples/asg-route53/teal.toml";
+    const ECS: &str = "examples/ecs-alb/teal.toml";
+    let strategy =
+        r#"rolling = { min_healthy_percent = 90, max_percent = 110, step = 25, bake = "2m" }"#;
+    plan_with_strategy(ASG, strategy)
         .success()
         .stdout(predicate::str::contains(
             "an instance refresh to the new launch template version; checkpoints at 25%, 50%, 75%, 100%, each held 2m",
         ));
     // Three checkpoints of 2m before the last cannot fit in a 5m timeout.
-    let tight = with_strategy(
-        "examples/asg-route53/teal.toml",
-        &format!("{strategy}\ngreen_healthy_timeout = \"5m\""),
-    );
-    teal()
-        .args(["plan", "--config"])
-        .arg(tight.path())
-        .assert()
+    plan_with_strategy(ASG, &format!("{strategy}\ngreen_healthy_timeout = \"5m\""))
         .code(2)
         .stderr(predicate::str::contains(
             "waits 2m at each checkpoint before the last, 6m in all, but green_healthy_timeout = 5m",
         ));
-    let ecs = with_strategy("examples/ecs-alb/teal.toml", strategy);
-    teal()
-        .args(["plan", "--config"])
-        .arg(ecs.path())
-        .assert()
+    plan_with_strategy(ECS, strategy)
         .code(2)
         .stderr(predicate::str::contains(
             "rolling.step sets an Auto Scaling instance refresh's checkpoints",
         ));
-    let ecs = with_strategy(
-        "examples/ecs-alb/teal.toml",
-        &strategy.replace(", step = 25", ""),
-    );
-    teal()
-        .args(["plan", "--config"])
-        .arg(ecs.path())
-        .assert()
+    plan_with_strategy(ECS, &strategy.replace(", step = 25", ""))
         .success()
         .stdout(predicate::str::contains("UpdateService"));
 }
