@@ -800,12 +800,13 @@ impl Driver {
                 state: state.clone(),
             });
         }
+        let hook = self.hook_state();
         let obs = Observation {
             weights: Weights::ALL_BLUE,
             green: FleetStatus::default(),
             blue: FleetStatus::default(),
             gates,
-            hook: None,
+            hook,
             test: None,
             rollout: Some(state),
         };
@@ -903,7 +904,22 @@ impl Driver {
         let step = match rec.phase {
             Phase::Shifting { step, .. } => step + 1,
             Phase::KeepAlive { .. } | Phase::Retiring => rec.plan.steps.len(),
+            Phase::Updating {
+                completed: Some(_), ..
+            } => 1,
             _ => 0,
+        };
+        // A rolling update has no split: the new revision has all the
+        // traffic once the update completed, none before it started.
+        let green_weight = match rec.phase {
+            Phase::Updating { completed, .. } if rec.plan.rolling.is_some() => {
+                if completed.is_some() {
+                    100
+                } else {
+                    0
+                }
+            }
+            _ => obs.weights.green,
         };
         HookFacts {
             deployment: rec.id.clone(),
@@ -914,7 +930,7 @@ impl Driver {
             strategy: rec.plan.strategy.clone(),
             step,
             steps: rec.plan.steps.len(),
-            green_weight: obs.weights.green,
+            green_weight,
         }
         .env(run)
     }

@@ -4,14 +4,7 @@
 #[path = "support/aws.rs"]
 mod support;
 
-use std::io::Write as _;
 use support::*;
-
-/// Append a `[hooks]` section to a config.
-fn with_hooks(cfg: &std::path::Path, hooks: &str) {
-    let mut f = std::fs::OpenOptions::new().append(true).open(cfg).unwrap();
-    writeln!(f, "\n[hooks]\n{hooks}").unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_before_traffic_hook_rolls_back_before_any_production_weight_moves() {
@@ -78,11 +71,7 @@ async fn hooks_run_at_their_points_in_order_with_the_weight_of_the_moment() {
     let f = fixture(&c, Forward::Weighted).await;
     let ecs = register_targets_like_ecs(&c, &f, None);
     let (dir, cfg) = config(&f, FAST_CANARY);
-    let log = dir.path().join("log");
-    let line = format!(
-        "echo \"$TEAL_HOOK $TEAL_STEP/$TEAL_STEPS $TEAL_GREEN_WEIGHT\" >> {}",
-        log.display()
-    );
+    let (log, line) = logging_hook(dir.path());
     with_hooks(
         &cfg,
         &format!(

@@ -45,6 +45,23 @@ async fn slow_rolling_update_under_way(
     (f, blue_td, (dir, cfg), child)
 }
 
+/// A new fixture with a rolling config for one target group: clients, the
+/// fixture, blue's task definition, the config (and its directory).
+async fn rolling_fixture(
+    m: &Moto,
+) -> (
+    Clients,
+    Fixture,
+    String,
+    (tempfile::TempDir, std::path::PathBuf),
+) {
+    let c = clients(m).await;
+    let f = fixture(&c, Forward::Weighted).await;
+    let (blue_td, _) = service_task(&c, &f).await;
+    let config = one_target_group(&f, ROLLING);
+    (c, f, blue_td, config)
+}
+
 /// Wait (at most a minute) until the service runs another task definition than `blue_td`.
 async fn wait_for_update(c: &Clients, f: &Fixture, blue_td: &str) {
     let t0 = std::time::Instant::now();
@@ -77,10 +94,7 @@ async fn service_task(c: &Clients, f: &Fixture) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_update_replaces_the_task_definition_in_place() {
     let Some(m) = moto() else { return };
-    let c = clients(&m).await;
-    let f = fixture(&c, Forward::Weighted).await;
-    let (blue_td, _) = service_task(&c, &f).await;
-    let (_dir, cfg) = one_target_group(&f, ROLLING);
+    let (c, f, blue_td, (_dir, cfg)) = rolling_fixture(&m).await;
     let (stdout, stderr) = deploy_app_2(&m, &cfg, &[], 0).await;
     assert!(
         stdout.contains("starting the rolling update"),
@@ -176,6 +190,54 @@ async fn operators_pause_inspect_and_roll_back_a_rolling_update() {
     assert!(stdout.contains("operator ran `teal rollback`"), "{stdout}");
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out).0);
+    assert_eq!(
+        service_task(&c, &f).await.0,
+        blue_td,
+        "back on the previous task definition"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_before_the_update_and_after_its_bake() {
+    let Some(m) = moto() else { return };
+    let (c, f, blue_td, (dir, cfg)) = rolling_fixture(&m).await;
+    let (log, line) = logging_hook(dir.path());
+    with_hooks(
+        &cfg,
+        &format!("before_traffic = {line:?}\nafter_step = {line:?}"),
+    );
+    let (stdout, stderr) = deploy_app_2(&m, &cfg, &[], 0).await;
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        vec!["before-traffic 0/1 0", "after-step 1/1 100"],
+        "{stdout}\n{stderr}"
+    );
+    // before-traffic ran before the update started, after-step after it finished.
+    let at = |needle: &str| {
+        stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} in {stdout}"))
+    };
+    assert!(at("hook before-traffic passed") < at("starting the rolling update"));
+    assert!(at("rolling update completed") < at("hook after-step 1 passed"));
+    assert_ne!(service_task(&c, &f).await.0, blue_td);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_after_step_hook_puts_the_previous_task_definition_back() {
+    let Some(m) = moto() else { return };
+    let (c, f, blue_td, (_dir, cfg)) = rolling_fixture(&m).await;
+    with_hooks(
+        &cfg,
+        "after_step = \"echo 'smoke: /checkout answered 500' >&2; exit 1\"",
+    );
+    let (stdout, _) = deploy_app_2(&m, &cfg, &[], 3).await;
+    assert!(
+        stdout.contains("the after-step 1 hook failed")
+            && stdout.contains("smoke: /checkout answered 500"),
+        "{stdout}"
+    );
     assert_eq!(
         service_task(&c, &f).await.0,
         blue_td,

@@ -389,3 +389,24 @@ fn rolling_checkpoints_are_for_auto_scaling_only() {
         .success()
         .stdout(predicate::str::contains("UpdateService"));
 }
+
+#[test]
+fn a_rolling_update_takes_the_hooks_it_has_a_point_for() {
+    let rolling = "name = \"rolling\"\n\n[hooks]\nbefore_traffic = \"./smoke.sh\"\nafter_step = \"./validate.sh\"";
+    plan_with_strategy("examples/ecs-alb/teal.toml", rolling)
+        .success()
+        .stdout(predicate::str::contains(
+            "before-traffic runs before the update starts",
+        ))
+        .stdout(predicate::str::contains(
+            "after-step runs once the bake is over",
+        ));
+    plan_with_strategy(
+        "examples/ecs-alb/teal.toml",
+        &format!("{rolling}\nbefore_retire = \"./drain.sh\""),
+    )
+    .code(2)
+    .stderr(predicate::str::contains(
+        "hooks.before_retire has no point in a rolling update",
+    ));
+}

@@ -475,58 +475,77 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     }
 }
 
+/// The rolling strategy of a config, if it has one, once it is known to fit
+/// the fleet, the router and the hooks.
+fn rolling_of(config: &Config) -> Result<Option<strategy::Rolling>, Failure> {
+    let crate::strategy::Shape::Rolling(r) = config.strategy.shape else {
+        return Ok(None);
+    };
+    if r.step.is_some() && !matches!(config.fleet, FleetConfig::Asg { .. }) {
+        return Err(Failure::Usage(format!(
+            "strategy {:?}: rolling.step sets an Auto Scaling instance refresh's \
+             checkpoints; an ECS service or the local provider replaces instances \
+             as min_healthy_percent and max_percent allow, so leave step out",
+            config.strategy.name
+        )));
+    }
+    // The timeout bounds the whole update, checkpoint waits included.
+    let held = (r.checkpoints().len().saturating_sub(1) as u64) * r.bake_ms;
+    if held > 0 && held >= config.strategy.green_healthy_timeout_ms {
+        return Err(Failure::Usage(format!(
+            "strategy {:?}: the instance refresh waits {} at each checkpoint before the \
+             last, {} in all, but green_healthy_timeout = {} bounds the whole update, so \
+             it would always time out and roll back; raise green_healthy_timeout well \
+             above {}, or use a larger step or a shorter bake",
+            config.strategy.name,
+            crate::model::fmt_ms(r.bake_ms),
+            crate::model::fmt_ms(held),
+            crate::model::fmt_ms(config.strategy.green_healthy_timeout_ms),
+            crate::model::fmt_ms(held),
+        )));
+    }
+    if matches!(config.fleet, FleetConfig::Sim { .. }) {
+        return Err(Failure::Usage(format!(
+            "strategy {:?} is a rolling update; the simulated provider shifts \
+             traffic only (the simulation suite covers rolling updates)",
+            config.strategy.name
+        )));
+    }
+    let test_listener = matches!(
+        config.router,
+        RouterConfig::Alb {
+            test_listener: Some(_),
+            ..
+        }
+    );
+    if test_listener {
+        return Err(Failure::Usage(format!(
+            "{}: router.test_listener_arn applies to blue/green strategies; a rolling \
+             update replaces instances in place and has no test traffic",
+            config.path.display()
+        )));
+    }
+    // Before the update starts and after it has baked; nothing to retire.
+    if let Some(point) = config.hooks.commands.keys().find(|p| {
+        matches!(
+            p,
+            crate::hooks::HookPoint::BeforeRetire | crate::hooks::HookPoint::AfterTestTraffic
+        )
+    }) {
+        return Err(Failure::Usage(format!(
+            "{}: hooks.{} has no point in a rolling update (no second fleet to retire, \
+             no test traffic); a rolling update runs before_traffic (before it starts) \
+             and after_step (once it has baked)",
+            config.path.display(),
+            point.config_key()
+        )));
+    }
+    Ok(Some(r))
+}
+
 /// The engine's plan for a config.
 fn plan_of(config: &Config) -> Result<Plan, Failure> {
-    let rolling = match config.strategy.shape {
-        crate::strategy::Shape::Rolling(r) => {
-            if r.step.is_some() && !matches!(config.fleet, FleetConfig::Asg { .. }) {
-                return Err(Failure::Usage(format!(
-                    "strategy {:?}: rolling.step sets an Auto Scaling instance refresh's \
-                     checkpoints; an ECS service or the local provider replaces instances \
-                     as min_healthy_percent and max_percent allow, so leave step out",
-                    config.strategy.name
-                )));
-            }
-            // The timeout bounds the whole update, checkpoint waits included.
-            let held = (r.checkpoints().len().saturating_sub(1) as u64) * r.bake_ms;
-            if held > 0 && held >= config.strategy.green_healthy_timeout_ms {
-                return Err(Failure::Usage(format!(
-                    "strategy {:?}: the instance refresh waits {} at each checkpoint before the \
-                     last, {} in all, but green_healthy_timeout = {} bounds the whole update, so \
-                     it would always time out and roll back; raise green_healthy_timeout well \
-                     above {}, or use a larger step or a shorter bake",
-                    config.strategy.name,
-                    crate::model::fmt_ms(r.bake_ms),
-                    crate::model::fmt_ms(held),
-                    crate::model::fmt_ms(config.strategy.green_healthy_timeout_ms),
-                    crate::model::fmt_ms(held),
-                )));
-            }
-            if matches!(config.fleet, FleetConfig::Sim { .. }) {
-                return Err(Failure::Usage(format!(
-                    "strategy {:?} is a rolling update; the simulated provider shifts \
-                     traffic only (the simulation suite covers rolling updates)",
-                    config.strategy.name
-                )));
-            }
-            let test_listener = matches!(
-                config.router,
-                RouterConfig::Alb {
-                    test_listener: Some(_),
-                    ..
-                }
-            );
-            if !config.hooks.commands.is_empty() || test_listener {
-                return Err(Failure::Usage(format!(
-                    "{}: [hooks] and router.test_listener_arn apply to blue/green strategies; \
-                     a rolling update does not run them yet",
-                    config.path.display()
-                )));
-            }
-            Some(r)
-        }
-        crate::strategy::Shape::BlueGreen { .. } => None,
-    };
+    let rolling = rolling_of(config)?;
     let steps = match (config.strategy.steps(), rolling) {
         (Some(steps), _) => steps.to_vec(),
         // One 100% step holding the bake: the rolling update's gate-watched wait.

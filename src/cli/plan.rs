@@ -261,9 +261,20 @@ pub fn render_plan(c: &Config) -> String {
             fmt_ms(r.bake_ms),
             fmt_ms(s.poll_ms)
         );
+        let hooks = &c.hooks.commands;
+        if hooks.contains_key(&crate::hooks::HookPoint::BeforeTraffic) {
+            let _ = writeln!(out, "  before-traffic runs before the update starts");
+        }
+        if hooks.contains_key(&crate::hooks::HookPoint::AfterStep) {
+            let _ = writeln!(
+                out,
+                "  after-step runs once the bake is over; it must pass to succeed"
+            );
+        }
         let _ = writeln!(
             out,
-            "  a failed gate, a failed update or the time running out puts the previous revision back"
+            "  a failed gate, {}a failed update or the time running out puts the previous revision back",
+            if hooks.is_empty() { "" } else { "a failed hook, " }
         );
         return out;
     }

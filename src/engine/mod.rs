@@ -253,6 +253,11 @@ impl Engine {
             }
             Phase::Shifting { step, .. } => HookRun::after_step(step),
             Phase::KeepAlive { .. } => HookRun::at(HookPoint::BeforeRetire),
+            // A rolling update: before it starts, and once it has baked.
+            Phase::Updating { started: false, .. } => HookRun::at(HookPoint::BeforeTraffic),
+            Phase::Updating {
+                completed: Some(_), ..
+            } => HookRun::after_step(0),
             _ => return None,
         };
         unpassed(run)
@@ -554,8 +559,13 @@ impl Engine {
                     }
                     RollingStep::Start => {
                         if !started {
+                            let before = HookRun::at(HookPoint::BeforeTraffic);
+                            if let Err(action) = self.hook_passed(before, obs, now, poll_at) {
+                                return action;
+                            }
+                            // The timeout bounds the update, not the hook before it.
                             self.rec.phase = Phase::Updating {
-                                since,
+                                since: now,
                                 started: true,
                                 seen,
                                 completed,
@@ -623,6 +633,11 @@ impl Engine {
                                 poll_at.min(end.max(now + 1))
                             };
                             return Some(Action::Wait { until });
+                        }
+                        // Baked: the one step's after-step hook, as for blue/green.
+                        let after = HookRun::after_step(0);
+                        if let Err(action) = self.hook_passed(after, obs, now, poll_at) {
+                            return action;
                         }
                         self.finish(Outcome::Succeeded, now);
                         None

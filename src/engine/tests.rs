@@ -1048,3 +1048,104 @@ fn promote_ends_a_rolling_bake_and_shift_is_refused() {
         }
     );
 }
+
+/// A rolling engine with `before_traffic` and `after_step` hooks.
+fn rolling_engine_with_hooks() -> Engine {
+    let mut e = rolling_engine();
+    let mut rec = e.record().clone();
+    rec.plan.hooks = vec![HookPoint::BeforeTraffic, HookPoint::AfterStep];
+    e = Engine::new(rec);
+    e
+}
+
+fn with_hook(mut obs: Observation, run: HookRun, state: HookState) -> Observation {
+    obs.hook = Some((run, state));
+    obs
+}
+
+#[test]
+fn a_rolling_update_starts_only_after_before_traffic_passed_and_succeeds_only_after_after_step() {
+    use crate::model::RolloutState as R;
+    let mut e = rolling_engine_with_hooks();
+    let before = HookRun::at(HookPoint::BeforeTraffic);
+    assert_eq!(e.pending_hook(), Some(before.clone()));
+    assert_eq!(
+        e.decide(&rolling_obs(R::NotStarted, false), 0),
+        Action::StartHook {
+            run: before.clone()
+        }
+    );
+    let running = with_hook(
+        rolling_obs(R::NotStarted, false),
+        before.clone(),
+        HookState::Running,
+    );
+    assert_eq!(e.decide(&running, 5 * S), Action::Wait { until: 15 * S });
+    let passed = with_hook(
+        rolling_obs(R::NotStarted, false),
+        before,
+        HookState::Passed { took_ms: 6_000 },
+    );
+    assert_eq!(e.decide(&passed, 10 * S), Action::StartRollout);
+    // Completed and baked: the after-step hook before success.
+    e.decide(&rolling_obs(R::Completed, false), 20 * S);
+    let after = HookRun::after_step(0);
+    assert_eq!(e.pending_hook(), Some(after.clone()));
+    assert_eq!(
+        e.decide(&rolling_obs(R::Completed, false), 20 * S + 2 * M),
+        Action::StartHook { run: after.clone() }
+    );
+    let passed = with_hook(
+        rolling_obs(R::Completed, false),
+        after,
+        HookState::Passed { took_ms: 1_000 },
+    );
+    assert_eq!(
+        e.decide(&passed, 20 * S + 2 * M + 10 * S),
+        Action::Finish {
+            outcome: Outcome::Succeeded
+        }
+    );
+}
+
+#[test]
+fn a_failing_rolling_hook_rolls_back_before_or_after_the_update() {
+    use crate::model::RolloutState as R;
+    let failed = |run: HookRun, state: R| {
+        with_hook(
+            rolling_obs(state, false),
+            run,
+            HookState::Failed {
+                detail: "smoke test: 502".into(),
+                took_ms: 1_000,
+            },
+        )
+    };
+    // before_traffic fails: nothing was started, nothing to put back.
+    let mut e = rolling_engine_with_hooks();
+    e.decide(&rolling_obs(R::NotStarted, false), 0);
+    let before = HookRun::at(HookPoint::BeforeTraffic);
+    let action = e.decide(&failed(before, R::NotStarted), 10 * S);
+    let Action::Finish {
+        outcome:
+            Outcome::RolledBack {
+                reason: Reason::HookFailed { hook, .. },
+            },
+    } = action
+    else {
+        panic!("{action:?}")
+    };
+    assert_eq!(hook, "before-traffic");
+    // after_step fails once baked: the update is reverted.
+    let mut e = rolling_engine();
+    e.decide(&rolling_obs(R::NotStarted, false), 0);
+    let mut rec = e.record().clone();
+    rec.plan.hooks = vec![HookPoint::AfterStep];
+    let mut e = Engine::new(rec);
+    e.decide(&rolling_obs(R::Completed, false), 10 * S);
+    let after = HookRun::after_step(0);
+    assert_eq!(
+        e.decide(&failed(after, R::Completed), 10 * S + 2 * M),
+        Action::RevertRollout
+    );
+}

@@ -12,7 +12,7 @@
 //! | 7 | a second run refuses, naming the first | the harness starts a second driver mid-run (scenario) |
 //! | 8 | bad input refused before any mutating call | the harness counts mutating calls of refused starts (scenario) |
 //! | 10 | the test listener leads and never dangles | green's first production weight comes after the test listener forwarded to green alone; the test listener never forwards to a slot without a fleet |
-//! | R | rolling updates | invariant 4 as: an ALARM episode during the update finds the revert asked by the same deadline; invariant 5 as: `Succeeded` only for a completed update never reverted and no ALARM read before the end, `RolledBack` only with the previous revision running; no start after a revert |
+//! | R | rolling updates | invariant 4 as: an ALARM episode during the update finds the revert asked by the same deadline; invariant 5 as: `Succeeded` only for a completed update never reverted and no ALARM read before the end, `RolledBack` only with the previous revision running; no start after a revert; invariant 9 as: the update starts after a passed `before-traffic` run, and `Succeeded` only after a passed `after-step` run |
 //! | 9 | hooks hold their points | green's first weight comes after a passed `before-traffic` run; the original blue's removal after a passed `before-retire` run (unless `teal retire` skipped it) |
 
 use super::World;
@@ -52,6 +52,8 @@ pub struct Checker {
     removals_seen: usize,
     /// ALARM episodes already reported (gate, onset): once each.
     episodes_failed: Vec<(String, Millis)>,
+    /// A rolling update's early start, reported once.
+    reported_early_start: bool,
     /// Violations found, in words.
     pub violations: Vec<String>,
 }
@@ -68,6 +70,7 @@ impl Checker {
             changes_seen: 0,
             removals_seen: 0,
             episodes_failed: Vec::new(),
+            reported_early_start: false,
             violations: Vec::new(),
         }
     }
@@ -85,6 +88,18 @@ impl Checker {
                 now,
                 "invariant R: the update was started again after a revert".into(),
             );
+        }
+        // 9, rolling: the update starts only after its before-traffic hook passed.
+        if let Some(first) = r.first_started {
+            if !self.hook_passed_by(w, HookPoint::BeforeTraffic, first)
+                && !self.reported_early_start
+            {
+                self.reported_early_start = true;
+                self.fail(
+                    first,
+                    "invariant 9: the update started before its before-traffic hook passed".into(),
+                );
+            }
         }
         // A failing gate during the update: the revert is asked within the bound.
         let Some(started) = r.started else { return };
@@ -304,6 +319,17 @@ impl Checker {
                         self.fail(
                             *t,
                             "invariant R: an ALARM was read, yet the run Succeeded".into(),
+                        );
+                    }
+                    let validated = !self.ctx.hooks.contains(&HookPoint::AfterStep)
+                        || w.trace
+                            .hook_runs
+                            .iter()
+                            .any(|h| h.run == HookRun::after_step(0) && h.passes && h.ends <= now);
+                    if !validated {
+                        self.fail(
+                            now,
+                            "invariant 9: Succeeded without a passed after-step run".into(),
                         );
                     }
                 }

@@ -96,6 +96,8 @@ pub struct SimRollout {
     pub revert_takes: Millis,
     /// When teal started it (the latest attempt).
     pub started: Option<Millis>,
+    /// When teal first asked to start it.
+    pub first_started: Option<Millis>,
     /// When teal asked to put the previous revision back.
     pub reverted: Option<Millis>,
     /// teal asked to start it after asking to revert it.
@@ -110,6 +112,7 @@ impl SimRollout {
             ends,
             revert_takes,
             started: None,
+            first_started: None,
             reverted: None,
             started_after_revert: false,
         }
@@ -668,6 +671,7 @@ impl crate::ports::Rollout for SimCloud {
             if r.started.is_none() || again {
                 r.started = Some(now);
             }
+            r.first_started.get_or_insert(now);
             Ok(())
         })
     }

@@ -201,7 +201,8 @@ impl Scenario {
     }
 
     /// A fifth of the runs update in place (rolling) instead: the same gates,
-    /// faults, kills and operators; no hooks, no slots to prepare.
+    /// faults, kills, operators and hooks (those a rolling update has); no
+    /// slots to prepare.
     fn with_rolling(mut self, seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0011_1ee7);
         if !rng.gen_bool(0.2) {
@@ -218,9 +219,11 @@ impl Scenario {
             weight: 100,
             bake_ms: bake,
         }];
-        self.plan.hooks.clear();
+        // A rolling update runs before-traffic and after-step hooks only.
+        let rolling_points = [HookPoint::BeforeTraffic, HookPoint::AfterStep];
+        self.plan.hooks.retain(|p| rolling_points.contains(p));
         self.plan.test_traffic = false;
-        self.hooks.clear();
+        self.hooks.retain(|p, _| rolling_points.contains(p));
         let ends = match rng.gen_range(0..20) {
             0..=13 => SimRolloutEnd::Completes,
             14..=16 => SimRolloutEnd::Fails,
@@ -336,6 +339,10 @@ impl Scenario {
                 || operator_rollback
             {
                 return None;
+            }
+            // A failing hook rolls back before the update starts or after it baked.
+            if failing_hook {
+                return Some("rolled_back");
             }
             let timeout = self.plan.green_healthy_timeout_ms;
             return match r.ends {

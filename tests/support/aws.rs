@@ -773,6 +773,24 @@ keep_alive = "2s"
 poll = "1s"
 green_healthy_timeout = "30s""#;
 
+/// Append a `[hooks]` section to a config.
+pub fn with_hooks(cfg: &Path, hooks: &str) {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new().append(true).open(cfg).unwrap();
+    writeln!(f, "\n[hooks]\n{hooks}").unwrap();
+}
+
+/// A hook command that appends `POINT STEP/STEPS GREEN_WEIGHT` (what it was
+/// told) to a log in `dir`: the log's path and the command.
+pub fn logging_hook(dir: &Path) -> (PathBuf, String) {
+    let log = dir.join("log");
+    let line = format!(
+        "echo \"$TEAL_HOOK $TEAL_STEP/$TEAL_STEPS $TEAL_GREEN_WEIGHT\" >> {}",
+        log.display()
+    );
+    (log, line)
+}
+
 /// `teal` as a child process against moto.
 pub fn teal(m: &Moto, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_teal"));
