@@ -213,8 +213,13 @@ async fn a_second_daemon_on_the_same_proxy_port_is_refused() {
 
 /// A rolling update for the tests: keep every instance, bake `bake`.
 fn rolling(bake: &str) -> String {
+    rolling_up_to(200, bake)
+}
+
+/// A rolling update with `max_percent` (how many instances at once).
+fn rolling_up_to(max_percent: u16, bake: &str) -> String {
     format!(
-        r#"rolling = {{ min_healthy_percent = 100, max_percent = 200, bake = "{bake}" }}
+        r#"rolling = {{ min_healthy_percent = 100, max_percent = {max_percent}, bake = "{bake}" }}
 poll = "250ms"
 green_healthy_timeout = "30s""#
     )
@@ -287,4 +292,34 @@ async fn a_bad_revision_rolled_in_place_is_put_back_by_the_error_rate_gate() {
         "the bad revision failed some: {counts:?}"
     );
     assert_eq!(counts.errors, 0, "no connection errors: {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_percent_sets_how_many_instances_are_replaced_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Two instances: 150% allows one extra at a time, 200% two.
+    for (max_percent, want) in [(150, 3), (200, 4)] {
+        let l = Local::start(&rolling_up_to(max_percent, "0s")).await;
+        let (admin, peak) = (l.admin.clone(), std::sync::Arc::new(AtomicUsize::new(0)));
+        let seen = peak.clone();
+        let watch = tokio::spawn(async move {
+            loop {
+                if let Ok(i) = admin.instances().await {
+                    seen.fetch_max(i.len(), Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        // Each new instance is unhealthy for its first half second: long
+        // enough for the watcher to see a whole batch up at once.
+        l.run(&["deploy", "--revision", "v2+slow-start=500ms"], 0)
+            .await;
+        watch.abort();
+        assert_eq!(
+            peak.load(Ordering::Relaxed),
+            want,
+            "max_percent = {max_percent}: instances up at once"
+        );
+        assert_eq!(revisions(&l).await, ["v2+slow-start=500ms"; 2]);
+    }
 }

@@ -228,8 +228,12 @@ pub fn render_plan(c: &Config) -> String {
             fmt_ms(r.bake_ms)
         );
         let how = match &c.fleet {
-            crate::config::FleetConfig::Local { .. } => {
-                "the daemon replaces one instance at a time: a new one gets traffic once healthy, then an old one drains and stops".to_string()
+            crate::config::FleetConfig::Local { instances, .. } => {
+                let n = crate::local::daemon::batch_size(*instances, r.max_percent);
+                format!(
+                    "the daemon replaces {n} of {instances} instance{} at a time (the surge max_percent allows): new ones get traffic once healthy, then as many old ones drain and stop",
+                    if *instances == 1 { "" } else { "s" }
+                )
             }
             crate::config::FleetConfig::Asg { .. } => {
                 let checkpoints = r.checkpoints();

@@ -72,9 +72,11 @@ pub struct Daemon {
     rollout: Mutex<Option<RollJob>>,
 }
 
-/// A rolling update of the live slot, one instance at a time.
+/// A rolling update of the live slot, a batch of instances at a time.
 struct RollJob {
     slot: Slot,
+    /// The strategy's `max_percent` (see [`batch_size`]).
+    max_percent: u16,
     /// The revision instances are replaced with.
     to: String,
     /// The revision they ran.
@@ -97,6 +99,17 @@ enum JobState {
 pub struct RolloutRequest {
     /// The revision rolled out.
     pub revision: String,
+    /// The strategy's `max_percent`: how many instances are replaced at once
+    /// (the surge above the fleet's size, at least one). Start requests only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_percent: Option<u16>,
+}
+
+/// Instances replaced at once in a fleet of `total` under `max_percent`: the
+/// surge it allows above the fleet's size, at least one (capacity never
+/// drops below the fleet's size, so `min_healthy_percent` holds at 100).
+pub fn batch_size(total: u32, max_percent: u16) -> u32 {
+    (total * u32::from(max_percent.saturating_sub(100)) / 100).max(1)
 }
 
 /// How long a new instance may take to pass its health check in a rolling update.
@@ -473,9 +486,13 @@ impl Daemon {
 
     // ---- rolling updates ----
 
-    /// Replace the live slot's instances with `revision`, one at a time.
+    /// Replace the live slot's instances with `revision`, a batch at a time.
     /// Idempotent: a job to the same revision is left alone.
-    fn start_rollout(self: &Arc<Self>, revision: String) -> Result<(), (StatusCode, String)> {
+    fn start_rollout(
+        self: &Arc<Self>,
+        revision: String,
+        max_percent: u16,
+    ) -> Result<(), (StatusCode, String)> {
         let mut job = self.rollout.lock().expect("rollout lock");
         if let Some(j) = job.as_ref() {
             if j.to == revision && !j.reverting {
@@ -501,7 +518,7 @@ impl Daemon {
             .ok_or_else(|| (StatusCode::CONFLICT, format!("slot {slot} has no fleet")))?;
         // The gates judge the new revision's requests, not the old one's history.
         self.windows.lock().expect("windows lock")[slot.index()].restart();
-        *job = Some(self.spawn_roll(slot, revision, from, false));
+        *job = Some(self.spawn_roll(slot, revision, from, false, max_percent));
         Ok(())
     }
 
@@ -516,7 +533,7 @@ impl Daemon {
         }
         j.task.abort();
         let (slot, to, from) = (j.slot, j.from.clone(), j.to.clone());
-        *job = Some(self.spawn_roll(slot, to, from, true));
+        *job = Some(self.spawn_roll(slot, to, from, true, j.max_percent));
         Ok(())
     }
 
@@ -526,17 +543,19 @@ impl Daemon {
         to: String,
         from: String,
         reverting: bool,
+        max_percent: u16,
     ) -> RollJob {
         let d = self.clone();
         let target = to.clone();
         RollJob {
             slot,
+            max_percent,
             to,
             from,
             reverting,
             state: JobState::Running { done: 0, total: 0 },
             task: tokio::spawn(async move {
-                let result = d.roll(slot, &target).await;
+                let result = d.roll(slot, &target, max_percent).await;
                 if let Some(j) = d.rollout.lock().expect("rollout lock").as_mut() {
                     if j.to == target {
                         j.state = match result {
@@ -549,53 +568,58 @@ impl Daemon {
         }
     }
 
-    /// One instance at a time: start one of `to`, wait until it is healthy,
-    /// take one of another revision out of routing, let its requests finish,
-    /// stop it. Capacity never drops below the fleet's size.
-    async fn roll(&self, slot: Slot, to: &str) -> Result<(), String> {
+    /// A batch at a time: start a batch of `to`, wait until every one is
+    /// healthy, take as many of another revision out of routing, let their
+    /// requests finish, stop them. Capacity never drops below the fleet's size.
+    async fn roll(&self, slot: Slot, to: &str, max_percent: u16) -> Result<(), String> {
         loop {
             let (old, done, total) = {
                 let fleets = self.fleets.lock().expect("fleets lock");
                 let f = fleets[slot.index()].as_ref().ok_or("the fleet is gone")?;
                 let total = f.instances.len() as u32;
                 let done = f.instances.iter().filter(|i| i.revision == to).count() as u32;
-                (
-                    f.instances
-                        .iter()
-                        .find(|i| i.revision != to)
-                        .map(|i| i.port),
-                    done,
-                    total,
-                )
+                let old: Vec<u16> = f
+                    .instances
+                    .iter()
+                    .filter(|i| i.revision != to)
+                    .map(|i| i.port)
+                    .take(batch_size(total, max_percent) as usize)
+                    .collect();
+                (old, done, total)
             };
             if let Some(j) = self.rollout.lock().expect("rollout lock").as_mut() {
                 j.state = JobState::Running { done, total };
             }
-            let Some(old) = old else {
+            if old.is_empty() {
                 if let Some(f) = self.fleets.lock().expect("fleets lock")[slot.index()].as_mut() {
                     f.revision = to.to_string();
                 }
                 return Ok(());
-            };
-            let port = free_port().map_err(|e| e.to_string())?;
-            let child = spawn(&self.cfg.command, port, to, slot)
-                .map_err(|e| format!("cannot start {:?}: {e}", self.cfg.command.first()))?;
-            let healthy = Arc::new(AtomicBool::new(false));
-            if let Some(f) = self.fleets.lock().expect("fleets lock")[slot.index()].as_mut() {
-                f.instances.push(Instance {
-                    revision: to.to_string(),
-                    port,
-                    authority: format!("127.0.0.1:{port}")
-                        .parse()
-                        .expect("a loopback authority"),
-                    child,
-                    healthy: healthy.clone(),
-                });
+            }
+            let mut batch = Vec::new();
+            for _ in &old {
+                let port = free_port().map_err(|e| e.to_string())?;
+                let child = spawn(&self.cfg.command, port, to, slot)
+                    .map_err(|e| format!("cannot start {:?}: {e}", self.cfg.command.first()))?;
+                let healthy = Arc::new(AtomicBool::new(false));
+                if let Some(f) = self.fleets.lock().expect("fleets lock")[slot.index()].as_mut() {
+                    f.instances.push(Instance {
+                        revision: to.to_string(),
+                        port,
+                        authority: format!("127.0.0.1:{port}")
+                            .parse()
+                            .expect("a loopback authority"),
+                        child,
+                        healthy: healthy.clone(),
+                    });
+                }
+                batch.push((port, healthy));
             }
             let t0 = Instant::now();
-            while !healthy.load(Ordering::Relaxed) {
+            while !batch.iter().all(|(_, h)| h.load(Ordering::Relaxed)) {
                 if t0.elapsed() > ROLL_HEALTHY_TIMEOUT {
-                    self.stop_instance(slot, port).await;
+                    let ports: Vec<u16> = batch.iter().map(|(p, _)| *p).collect();
+                    self.stop_instances(slot, &ports).await;
                     return Err(format!(
                         "an instance of {to} did not pass its health check in {}s",
                         ROLL_HEALTHY_TIMEOUT.as_secs()
@@ -603,31 +627,41 @@ impl Daemon {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            self.stop_instance(slot, old).await;
+            self.stop_instances(slot, &old).await;
         }
     }
 
-    /// Take one instance out of routing, give its requests in flight time
-    /// to finish, then stop it.
-    async fn stop_instance(&self, slot: Slot, port: u16) {
-        let instance = {
+    /// Take instances out of routing, give their requests in flight time to
+    /// finish, then stop them.
+    async fn stop_instances(&self, slot: Slot, ports: &[u16]) {
+        let instances: Vec<Instance> = {
             let mut fleets = self.fleets.lock().expect("fleets lock");
-            fleets[slot.index()].as_mut().and_then(|f| {
-                let at = f.instances.iter().position(|i| i.port == port)?;
-                Some(f.instances.remove(at))
-            })
+            let Some(f) = fleets[slot.index()].as_mut() else {
+                return;
+            };
+            let (out, keep) = std::mem::take(&mut f.instances)
+                .into_iter()
+                .partition(|i| ports.contains(&i.port));
+            f.instances = keep;
+            out
         };
-        let Some(mut i) = instance else { return };
-        tokio::time::sleep(ROLL_DRAIN).await;
-        if let Some(pid) = i.child.id() {
-            // SAFETY: kill(2) on our own child with a valid signal.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        if instances.is_empty() {
+            return;
         }
-        if tokio::time::timeout(self.cfg.grace, i.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = i.child.kill().await;
+        tokio::time::sleep(ROLL_DRAIN).await;
+        for i in &instances {
+            if let Some(pid) = i.child.id() {
+                // SAFETY: kill(2) on our own child with a valid signal.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            }
+        }
+        for mut i in instances {
+            if tokio::time::timeout(self.cfg.grace, i.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = i.child.kill().await;
+            }
         }
     }
 
@@ -746,7 +780,7 @@ impl Daemon {
                 json(&self.statuses()[s.index()])
             }
             (Method::PUT, "/v1/rollout") => match serde_json::from_slice::<RolloutRequest>(&body) {
-                Ok(r) => match self.start_rollout(r.revision) {
+                Ok(r) => match self.start_rollout(r.revision, r.max_percent.unwrap_or(200)) {
                     Ok(()) => json(&"started"),
                     Err((code, why)) => text(code, &why),
                 },
@@ -900,6 +934,24 @@ fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_the_surge_max_percent_allows_and_at_least_one() {
+        assert_eq!(batch_size(2, 200), 2);
+        assert_eq!(batch_size(2, 150), 1);
+        assert_eq!(batch_size(10, 150), 5);
+        assert_eq!(
+            batch_size(10, 125),
+            2,
+            "rounded down: never above max_percent"
+        );
+        assert_eq!(
+            batch_size(3, 100),
+            1,
+            "no surge allowed: still one at a time"
+        );
+        assert_eq!(batch_size(1, 200), 1);
+    }
 
     #[test]
     fn every_hundred_requests_split_exactly_by_weight() {

@@ -66,6 +66,8 @@ pub fn gate_names(config: &Config) -> Vec<String> {
 pub struct Admin {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// A rolling strategy's `max_percent`, sent with a rollout's start.
+    max_percent: Option<u16>,
 }
 
 impl Admin {
@@ -74,7 +76,15 @@ impl Admin {
         Admin {
             base: format!("http://{addr}"),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            max_percent: None,
         }
+    }
+
+    /// The same client, starting rolling updates with this `max_percent`
+    /// (instances replaced at once: see [`daemon::batch_size`]).
+    pub fn with_max_percent(mut self, max_percent: Option<u16>) -> Admin {
+        self.max_percent = max_percent;
+        self
     }
 
     async fn call<T: DeserializeOwned>(
@@ -225,12 +235,13 @@ impl Ledger for Admin {
 }
 
 /// A rolling update in place: the daemon replaces the live slot's instances
-/// one at a time (`PUT /v1/rollout`).
+/// a batch at a time (`PUT /v1/rollout`).
 #[async_trait]
 impl crate::ports::Rollout for Admin {
     async fn state(&self, revision: &str) -> Result<crate::model::RolloutState, PortError> {
         let body = serde_json::to_vec(&daemon::RolloutRequest {
             revision: revision.to_string(),
+            max_percent: None,
         })
         .expect("serialisable");
         self.call(
@@ -245,6 +256,7 @@ impl crate::ports::Rollout for Admin {
     async fn start(&self, revision: &str) -> Result<(), PortError> {
         let body = serde_json::to_vec(&daemon::RolloutRequest {
             revision: revision.to_string(),
+            max_percent: self.max_percent,
         })
         .expect("serialisable");
         self.call::<String>("rollout.start", Method::PUT, "/v1/rollout", Some(body))
@@ -288,15 +300,18 @@ pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Option<Ports> {
     let RouterConfig::Local { admin, .. } = &config.router else {
         return None;
     };
-    let a = Arc::new(Admin::new(admin));
+    let rolling = match config.strategy.shape {
+        crate::strategy::Shape::Rolling(r) => Some(r),
+        crate::strategy::Shape::BlueGreen { .. } => None,
+    };
+    let a = Arc::new(Admin::new(admin).with_max_percent(rolling.map(|r| r.max_percent)));
     Some(Ports {
         fleet: a.clone(),
         router: a.clone(),
         gate: a.clone(),
         ledger: a.clone(),
         hooks: Arc::new(crate::ports::NoHooks),
-        rollout: matches!(config.strategy.shape, crate::strategy::Shape::Rolling(_))
-            .then(|| a as Arc<dyn crate::ports::Rollout>),
+        rollout: rolling.map(|_| a as Arc<dyn crate::ports::Rollout>),
         clock,
     })
 }
