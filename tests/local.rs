@@ -323,3 +323,42 @@ async fn max_percent_sets_how_many_instances_are_replaced_at_once() {
         assert_eq!(revisions(&l).await, ["v2+slow-start=500ms"; 2]);
     }
 }
+
+/// `teal demo ARGS` to its end: its exit code and stdout.
+async fn demo(args: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(support::TEAL)
+        .arg("demo")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_succeeds_with_no_failed_request_and_rolls_a_bad_green_back() {
+    // The README's first command, and its `--bad` and `--rolling` variants.
+    for args in [vec![], vec!["--rolling"]] {
+        let (code, stdout) = demo(&args).await;
+        assert_eq!(code, Some(0), "teal demo {args:?}:\n{stdout}");
+        assert!(
+            stdout.contains("outcome: Succeeded")
+                && stdout.contains("0 failed (5xx), 0 connection errors"),
+            "teal demo {args:?}:\n{stdout}"
+        );
+    }
+    for args in [vec!["--bad"], vec!["--bad", "--rolling"]] {
+        let (code, stdout) = demo(&args).await;
+        assert_eq!(code, Some(3), "teal demo {args:?}:\n{stdout}");
+        assert!(
+            stdout.contains("outcome: RolledBack: gate \"local-5xx\" is ALARM")
+                && stdout.contains("detection: "),
+            "teal demo {args:?}:\n{stdout}"
+        );
+    }
+}

@@ -50,8 +50,8 @@ pub(super) fn serve(config: &Config, initial: Option<String>) -> Result<Exit, Fa
     })
 }
 
-/// `teal demo [--bad]`: the whole job on one machine, with real traffic.
-pub(super) fn demo(bad: bool, format: Format) -> Result<Exit, Failure> {
+/// `teal demo [--bad] [--rolling]`: the whole job on one machine, with real traffic.
+pub(super) fn demo(bad: bool, rolling: bool, format: Format) -> Result<Exit, Failure> {
     let dir = tempfile_dir()?;
     let path = dir.join("teal.toml");
     let exe = std::env::current_exe()?;
@@ -86,22 +86,35 @@ min_requests = 20
 window = "3s"
 
 [strategy]
-canary = {{ percent = 10, bake = "8s" }}
+{shape}
 keep_alive = "3s"
 poll = "250ms"
 green_healthy_timeout = "30s"
 "#,
-            exe = exe.display().to_string()
+            exe = exe.display().to_string(),
+            shape = if rolling {
+                // One extra instance at a time, then bake.
+                r#"rolling = { min_healthy_percent = 100, max_percent = 150, bake = "6s" }"#
+            } else {
+                r#"canary = { percent = 10, bake = "8s" }"#
+            }
         ),
     )?;
     let config = Config::load(&path, None)?;
-    let revision = if bad { "v2+fail=0.3" } else { "v2" };
+    // A rolling demo's new instances answer 503 for their first second: the
+    // proxy must not route to them before their health check passes.
+    let revision = match (bad, rolling) {
+        (true, _) => "v2+fail=0.3",
+        (false, true) => "v2+slow-start=1s",
+        (false, false) => "v2",
+    };
     let result = super::runtime()?.block_on(run_demo(&config, revision, format));
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
 async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exit, Failure> {
+    let rolling = matches!(config.strategy.shape, crate::strategy::Shape::Rolling(_));
     let (listen, admin_addr) = addresses(config)?;
     let daemon = Daemon::new(crate::local::daemon_config(config).ok_or_else(not_local)?);
     let (proxy, admin_addr) = daemon
@@ -135,7 +148,25 @@ async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exi
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if let (Ok(stats), Format::Text) = (admin.stats().await, format) {
+                if format != Format::Text {
+                    continue;
+                }
+                // In place, the instances say more than the (single) slot's split.
+                if let (true, Ok(instances)) = (rolling, admin.instances().await) {
+                    let line: Vec<String> = instances
+                        .iter()
+                        .map(|i| {
+                            let starting = if i.healthy { "" } else { " (starting)" };
+                            format!("{}{starting}", i.revision)
+                        })
+                        .collect();
+                    println!(
+                        "{}    instances  {}",
+                        crate::model::fmt_time(SystemClock.now()),
+                        line.join(", ")
+                    );
+                }
+                if let Ok(stats) = admin.stats().await {
                     let line: Vec<String> = stats
                         .iter()
                         .filter(|s| s.revision.is_some())
@@ -209,18 +240,44 @@ async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exi
                     .find(|e| e.at >= from && f(&e.kind))
                     .map(|e| e.at)
             };
-            let green_from = at(
-                &|k| matches!(k, EventKind::WeightsSet { weights } if weights.green > 0),
-                0,
-            );
-            let blue_at = at(
-                &|k| matches!(k, EventKind::WeightsSet { weights } if weights.green == 0),
-                *seen_at,
-            );
-            if let (Some(g), Some(b)) = (green_from, blue_at) {
+            // When the new revision first took traffic, and when the old one had it all again.
+            let (from, back, what) = if rolling {
+                (
+                    at(
+                        &|k| matches!(k, EventKind::RolloutAction { action } if action == "start"),
+                        0,
+                    ),
+                    at(
+                        &|k| {
+                            matches!(
+                                k,
+                                EventKind::RolloutState {
+                                    state: crate::model::RolloutState::RolledBack { .. }
+                                }
+                            )
+                        },
+                        *seen_at,
+                    ),
+                    "the update started",
+                )
+            } else {
+                (
+                    at(
+                        &|k| matches!(k, EventKind::WeightsSet { weights } if weights.green > 0),
+                        0,
+                    ),
+                    at(
+                        &|k| matches!(k, EventKind::WeightsSet { weights } if weights.green == 0),
+                        *seen_at,
+                    ),
+                    "green took traffic",
+                )
+            };
+            if let (Some(g), Some(b)) = (from, back) {
                 println!(
-                    "detection: green took traffic, gate {gate} read ALARM {} later, and all traffic was back on blue {} after that",
+                    "detection: {what}, gate {gate} read ALARM {} later, and all traffic was back on {} {} after that",
                     fmt_ms(seen_at.saturating_sub(g)),
+                    if rolling { "the previous revision" } else { "blue" },
                     fmt_ms(b.saturating_sub(*seen_at))
                 );
             }

@@ -146,6 +146,10 @@ pub enum Command {
         /// Deploy a green that fails 30% of its requests.
         #[arg(long)]
         bad: bool,
+        /// A rolling update in place instead of a canary: instances replaced a
+        /// batch at a time, each new one routed once its health check passes.
+        #[arg(long)]
+        rolling: bool,
     },
     /// The local provider's daemon: `teal local serve`.
     Local {
@@ -441,7 +445,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Reconcile { once } => {
             operate::reconcile(&Config::load(&cli.config, None)?, &flags, once, cli.output)
         }
-        Command::Demo { bad } => demo::demo(bad, cli.output),
+        Command::Demo { bad, rolling } => demo::demo(bad, rolling, cli.output),
         Command::Local {
             command: LocalCommand::Serve { initial_revision },
         } => demo::serve(&Config::load(&cli.config, None)?, initial_revision),
