@@ -343,22 +343,25 @@ async fn demo(args: &[&str]) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_succeeds_with_no_failed_request_and_rolls_a_bad_green_back() {
     // The README's first command, and its `--bad` and `--rolling` variants.
-    for args in [vec![], vec!["--rolling"]] {
-        let (code, stdout) = demo(&args).await;
-        assert_eq!(code, Some(0), "teal demo {args:?}:\n{stdout}");
-        assert!(
-            stdout.contains("outcome: Succeeded")
-                && stdout.contains("0 failed (5xx), 0 connection errors"),
-            "teal demo {args:?}:\n{stdout}"
-        );
-    }
-    for args in [vec!["--bad"], vec!["--bad", "--rolling"]] {
-        let (code, stdout) = demo(&args).await;
-        assert_eq!(code, Some(3), "teal demo {args:?}:\n{stdout}");
-        assert!(
-            stdout.contains("outcome: RolledBack: gate \"local-5xx\" is ALARM")
-                && stdout.contains("detection: "),
-            "teal demo {args:?}:\n{stdout}"
-        );
+    const GOOD: [&str; 2] = ["outcome: Succeeded", "0 failed (5xx), 0 connection errors"];
+    const BAD: [&str; 2] = [
+        "outcome: RolledBack: gate \"local-5xx\" is ALARM",
+        "detection: ",
+    ];
+    let runs: [(&[&str], i32, [&str; 2]); 4] = [
+        (&[], 0, GOOD),
+        (&["--rolling"], 0, GOOD),
+        (&["--bad"], 3, BAD),
+        (&["--bad", "--rolling"], 3, BAD),
+    ];
+    for (args, want, lines) in runs {
+        let (code, stdout) = demo(args).await;
+        assert_eq!(code, Some(want), "teal demo {args:?}:\n{stdout}");
+        for line in lines {
+            assert!(
+                stdout.contains(line),
+                "teal demo {args:?}: {line:?} in\n{stdout}"
+            );
+        }
     }
 }
