@@ -115,7 +115,7 @@ async fn a_rolling_update_refreshes_the_group_to_a_new_launch_template_version()
 
     let (plan, _) = run_teal_via(&m, &proxy, &["plan", "--config", cfg], 0).await;
     assert!(
-        plan.contains("an instance refresh to the new launch template version; checkpoints at 50%, 100%, each held 2s"),
+        plan.contains("an instance refresh to the new launch template version; checkpoints at 50%, 100%, each before the last held 2s"),
         "{plan}"
     );
     // Read-only checks first: a version the template lacks is refused.

@@ -69,6 +69,14 @@ fn plan_prints_the_schedule_of_every_example_without_network() {
                 predicate::str::contains("retire blue").and(predicate::str::contains("guarded by")),
             );
     }
+    // The rolling example: an instance refresh, no traffic to shift.
+    teal()
+        .args(["plan", "--config", "examples/asg-rolling/teal.toml"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "checkpoints at 25%, 50%, 75%, 100%, each before the last held 3m",
+        ));
     // The config may also come from TEAL_CONFIG.
     teal()
         .arg("plan")
@@ -372,7 +380,7 @@ fn rolling_checkpoints_are_for_auto_scaling_only() {
     plan_with_strategy(ASG, strategy)
         .success()
         .stdout(predicate::str::contains(
-            "an instance refresh to the new launch template version; checkpoints at 25%, 50%, 75%, 100%, each held 2m",
+            "an instance refresh to the new launch template version; checkpoints at 25%, 50%, 75%, 100%, each before the last held 2m",
         ));
     // Three checkpoints of 2m before the last cannot fit in a 5m timeout.
     plan_with_strategy(ASG, &format!("{strategy}\ngreen_healthy_timeout = \"5m\""))
@@ -380,6 +388,15 @@ fn rolling_checkpoints_are_for_auto_scaling_only() {
         .stderr(predicate::str::contains(
             "waits 2m at each checkpoint before the last, 6m in all, but green_healthy_timeout = 5m",
         ));
+    // An instance refresh's max healthy percentage is at most 100 above its minimum.
+    plan_with_strategy(
+        ASG,
+        &strategy.replace("min_healthy_percent = 90", "min_healthy_percent = 0"),
+    )
+    .code(2)
+    .stderr(predicate::str::contains(
+        "an instance refresh takes max_percent (110) at most 100 above min_healthy_percent (0)",
+    ));
     plan_with_strategy(ECS, strategy)
         .code(2)
         .stderr(predicate::str::contains(

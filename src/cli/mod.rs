@@ -493,6 +493,15 @@ fn rolling_of(config: &Config) -> Result<Option<strategy::Rolling>, Failure> {
             config.strategy.name
         )));
     }
+    if matches!(config.fleet, FleetConfig::Asg { .. })
+        && r.max_percent > u16::from(r.min_healthy_percent) + 100
+    {
+        return Err(Failure::Usage(format!(
+            "strategy {:?}: an instance refresh takes max_percent ({}) at most 100 above \
+             min_healthy_percent ({}); raise min_healthy_percent or lower max_percent",
+            config.strategy.name, r.max_percent, r.min_healthy_percent
+        )));
+    }
     // The timeout bounds the whole update, checkpoint waits included.
     let held = (r.checkpoints().len().saturating_sub(1) as u64) * r.bake_ms;
     if held > 0 && held >= config.strategy.green_healthy_timeout_ms {

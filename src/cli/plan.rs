@@ -241,7 +241,7 @@ pub fn render_plan(c: &Config) -> String {
                     "no checkpoints".to_string()
                 } else {
                     format!(
-                        "checkpoints at {}, each held {} with gates watched",
+                        "checkpoints at {}, each before the last held {} with gates watched",
                         checkpoints
                             .iter()
                             .map(|c| format!("{c}%"))

@@ -40,7 +40,7 @@ pub struct RefreshPlan {
     pub max_healthy_percent: u16,
     /// Percent of the group replaced at each checkpoint, ascending, the last 100.
     pub checkpoints: Vec<u8>,
-    /// Wait at each checkpoint (`CheckpointDelay`): the strategy's bake.
+    /// Wait at each checkpoint before the last (`CheckpointDelay`): the strategy's bake.
     pub checkpoint_delay_s: i32,
     /// Alarms that make the refresh fail (and roll back) on their own.
     pub alarms: Vec<String>,
