@@ -786,7 +786,8 @@ impl Driver {
             )
         })?;
         let revision = self.engine.record().revision.clone();
-        let state = port!(self.io, "rollout.state", rollout.state(&revision))?;
+        let since = self.engine.record().started_at;
+        let state = port!(self.io, "rollout.state", rollout.state(&revision, since))?;
         // Report a change of state, and progress in steps of a tenth.
         let summary = |s: &crate::model::RolloutState| match s {
             crate::model::RolloutState::InProgress { percent, detail } => {
@@ -1032,7 +1033,8 @@ impl Driver {
                 })?;
                 if start {
                     let revision = self.engine.record().revision.clone();
-                    port!(self.io, "rollout.start", rollout.start(&revision))?;
+                    let since = self.engine.record().started_at;
+                    port!(self.io, "rollout.start", rollout.start(&revision, since))?;
                 } else {
                     port!(self.io, "rollout.revert", rollout.revert())?;
                 }

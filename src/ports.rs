@@ -99,10 +99,13 @@ pub trait Fleet: Send + Sync {
 /// the other, instance by instance, under the platform's own controls.
 #[async_trait]
 pub trait Rollout: Send + Sync {
-    /// Where the rollout of `revision` stands.
-    async fn state(&self, revision: &str) -> Result<RolloutState, PortError>;
-    /// Start it (idempotent: one already running for the revision is left alone).
-    async fn start(&self, revision: &str) -> Result<(), PortError>;
+    /// Where the rollout of `revision` begun by the deployment that started
+    /// at `since` stands. What happened before `since` is history: a
+    /// rollout of the same revision by an earlier deployment (rolled back,
+    /// say) is not this one's.
+    async fn state(&self, revision: &str, since: Millis) -> Result<RolloutState, PortError>;
+    /// Start it (idempotent: one this deployment already started is left alone).
+    async fn start(&self, revision: &str, since: Millis) -> Result<(), PortError>;
     /// Read-only checks before it starts; the revision running now.
     async fn preflight(&self) -> (Checks, Option<String>);
     /// Put the previous revision back: the platform's rollback where it has

@@ -47,6 +47,18 @@ fn assert_rolled_back(service: &Arc<Mutex<Service>>) {
     assert_eq!(s.refreshes[0].status, "RollbackSuccessful");
 }
 
+/// `teal deploy --ami AMI_GREEN` through the stand-in, to a completed update.
+async fn deploy_green(m: &Moto, proxy: &str, cfg: &str) {
+    let (stdout, _) = run_teal_via(
+        m,
+        proxy,
+        &["deploy", "--config", cfg, "--ami", AMI_GREEN],
+        0,
+    )
+    .await;
+    assert!(stdout.contains("rolling update completed"), "{stdout}");
+}
+
 /// The instance-refresh requests the stand-in answered, by action.
 fn requests(service: &Arc<Mutex<Service>>, action: &str) -> Vec<BTreeMap<String, String>> {
     service
@@ -143,14 +155,7 @@ async fn a_rolling_update_refreshes_the_group_to_a_new_launch_template_version()
         "verify changes nothing"
     );
 
-    let (stdout, _) = run_teal_via(
-        &m,
-        &proxy,
-        &["deploy", "--config", cfg, "--ami", AMI_GREEN],
-        0,
-    )
-    .await;
-    assert!(stdout.contains("rolling update completed"), "{stdout}");
+    deploy_green(&m, &proxy, cfg).await;
 
     // One refresh, to a new version made from blue's with the new AMI, under
     // the strategy's bounds and checkpoints and the gates' alarm.
@@ -232,6 +237,15 @@ async fn an_alarm_mid_refresh_rolls_the_refresh_back_and_exits_3() {
     assert_rolled_back(&service);
     let (version, _) = group(&m, &f).await;
     assert_eq!(version, "1", "the group is still on blue's version");
+
+    // Fixed, the same revision again: the group's tags and the rolled-back
+    // refresh are the first deployment's, so this one starts its own.
+    set_alarm(&clients(&m).await, &f.alarms[0], StateValue::Ok).await;
+    service.lock().unwrap().hold = false;
+    let cfg = cfg.to_str().unwrap();
+    deploy_green(&m, &proxy, cfg).await;
+    assert_eq!(requests(&service, "StartInstanceRefresh").len(), 2);
+    assert_ne!(group(&m, &f).await.0, "1", "on the new version now");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

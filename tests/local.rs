@@ -365,3 +365,23 @@ async fn the_demo_succeeds_with_no_failed_request_and_rolls_a_bad_green_back() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_rolled_back_is_rolled_out_afresh_by_the_next_deployment() {
+    let l = Local::start(&rolling("20s")).await;
+    let load = Load::start(l.proxy, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    l.run(&["deploy", "--revision", "v2+fail=0.3"], 3).await;
+    // Let the 3 s gate window forget the failures, or preflight refuses.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The same revision again: the daemon's job from the first deployment
+    // (rolled back) is not this one's, so this one starts its own.
+    let again = l.run(&["deploy", "--revision", "v2+fail=0.3"], 3).await;
+    load.stop().await;
+    assert!(again.contains("starting the rolling update"), "{again}");
+    assert!(
+        again.contains("RolledBack: gate \"local-5xx\" is ALARM"),
+        "rolled back by the gate, not taken for the first one's rollback: {again}"
+    );
+    assert_eq!(revisions(&l).await, ["v1", "v1"]);
+}

@@ -10,13 +10,17 @@
 //! is kept in the service's `teal:previous-task-definition` tag, set before the
 //! update, so that any process can put it back; it is never deregistered.
 //!
+//! Deployments created before the teal deployment began are history: a
+//! failed rollout of the same revision by an earlier deployment is not this
+//! one's.
+//!
 //! Done: the PRIMARY deployment of the target is COMPLETED. When the service
 //! lists no deployment of its own task definition (never on ECS; moto 5.2.5
 //! does not model deployments) running == desired stands in.
 
 use super::ecs::{EcsFleet, GreenTask, REVISION_TAG};
 use crate::aws_call;
-use crate::model::RolloutState;
+use crate::model::{Millis, RolloutState};
 use crate::ports::{Checks, ErrorKind, PortError, Rollout};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -170,8 +174,15 @@ impl Rollout for EcsRollout {
         (Checks::problems(problems), current)
     }
 
-    async fn state(&self, revision: &str) -> Result<RolloutState, PortError> {
+    async fn state(&self, revision: &str, since: Millis) -> Result<RolloutState, PortError> {
         let s = self.service().await?;
+        // Deployments begun before this one (by an earlier deployment of the
+        // same revision, say) are history; a second of slack for the clocks.
+        let recent = |d: &Deployment| {
+            d.created_at()
+                .and_then(|t| t.to_millis().ok())
+                .is_none_or(|t| t.max(0) as Millis + 1_000 >= since)
+        };
         let td = s.task_definition().unwrap_or_default().to_string();
         let deployment_of = |arn: &str| {
             s.deployments()
@@ -207,6 +218,7 @@ impl Rollout for EcsRollout {
         for d in s.deployments() {
             let arn = d.task_definition().unwrap_or_default();
             if arn != td
+                && recent(d)
                 && d.rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed)
                 && self.is_target(arn, revision).await?
             {
@@ -220,7 +232,7 @@ impl Rollout for EcsRollout {
                 });
             }
         }
-        Ok(match primary(&s) {
+        Ok(match primary(&s).filter(|p| recent(p)) {
             // Back on the previous task definition, and that deployment failed.
             Some(p)
                 if p.rollout_state()
@@ -247,7 +259,7 @@ impl Rollout for EcsRollout {
         })
     }
 
-    async fn start(&self, revision: &str) -> Result<(), PortError> {
+    async fn start(&self, revision: &str, _since: Millis) -> Result<(), PortError> {
         let s = self.service().await?;
         let current = s.task_definition().unwrap_or_default().to_string();
         if self.is_target(&current, revision).await? {

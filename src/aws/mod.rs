@@ -218,7 +218,7 @@ pub fn ports(
             );
             let fleet = asg::AsgFleet::new(aws, group.clone(), pair(target_groups), green.template);
             Ok(Ports {
-                rollout: refresh_rollout(&fleet, rolling, config, &clock),
+                rollout: refresh_rollout(&fleet, rolling, config),
                 fleet: Arc::new(fleet),
                 router: Arc::new(router),
                 gate,
@@ -244,7 +244,7 @@ pub fn ports(
                 .with_test_listener(test_listener.clone().filter(|_| rolling.is_none()));
             let fleet = asg::AsgFleet::new(aws, group.clone(), tgs, green.template);
             Ok(Ports {
-                rollout: refresh_rollout(&fleet, rolling, config, &clock),
+                rollout: refresh_rollout(&fleet, rolling, config),
                 fleet: Arc::new(fleet),
                 ledger: Arc::new(ledger::TagLedger::new(aws, router.arn().to_string())),
                 router: Arc::new(router),
@@ -276,13 +276,11 @@ fn refresh_rollout(
     fleet: &asg::AsgFleet,
     rolling: Option<crate::strategy::Rolling>,
     config: &Config,
-    clock: &Arc<dyn Clock>,
 ) -> Option<Arc<dyn crate::ports::Rollout>> {
     rolling.map(|r| {
         Arc::new(refresh::GroupRollout::new(
             fleet.clone(),
             refresh::RefreshPlan::of(&r, &config.gates.alarms),
-            clock.clone(),
         )) as Arc<dyn crate::ports::Rollout>
     })
 }

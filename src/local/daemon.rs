@@ -75,6 +75,8 @@ pub struct Daemon {
 /// A rolling update of the live slot, a batch of instances at a time.
 struct RollJob {
     slot: Slot,
+    /// The start of the deployment that asked for it.
+    since: Option<Millis>,
     /// The strategy's `max_percent` (see [`batch_size`]).
     max_percent: u16,
     /// The revision instances are replaced with.
@@ -99,6 +101,10 @@ enum JobState {
 pub struct RolloutRequest {
     /// The revision rolled out.
     pub revision: String,
+    /// When the deployment rolling it out began: a job begun for another
+    /// deployment (of the same revision, say) is not this one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Millis>,
     /// The strategy's `max_percent`: how many instances are replaced at once
     /// (the surge above the fleet's size, at least one). Start requests only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -491,11 +497,12 @@ impl Daemon {
     fn start_rollout(
         self: &Arc<Self>,
         revision: String,
+        since: Option<Millis>,
         max_percent: u16,
     ) -> Result<(), (StatusCode, String)> {
         let mut job = self.rollout.lock().expect("rollout lock");
         if let Some(j) = job.as_ref() {
-            if j.to == revision && !j.reverting {
+            if j.to == revision && !j.reverting && j.since == since {
                 return Ok(());
             }
             if matches!(j.state, JobState::Running { .. }) {
@@ -518,7 +525,7 @@ impl Daemon {
             .ok_or_else(|| (StatusCode::CONFLICT, format!("slot {slot} has no fleet")))?;
         // The gates judge the new revision's requests, not the old one's history.
         self.windows.lock().expect("windows lock")[slot.index()].restart();
-        *job = Some(self.spawn_roll(slot, revision, from, false, max_percent));
+        *job = Some(self.spawn_roll(slot, since, revision, from, false, max_percent));
         Ok(())
     }
 
@@ -533,13 +540,14 @@ impl Daemon {
         }
         j.task.abort();
         let (slot, to, from) = (j.slot, j.from.clone(), j.to.clone());
-        *job = Some(self.spawn_roll(slot, to, from, true, j.max_percent));
+        *job = Some(self.spawn_roll(slot, j.since, to, from, true, j.max_percent));
         Ok(())
     }
 
     fn spawn_roll(
         self: &Arc<Self>,
         slot: Slot,
+        since: Option<Millis>,
         to: String,
         from: String,
         reverting: bool,
@@ -549,6 +557,7 @@ impl Daemon {
         let target = to.clone();
         RollJob {
             slot,
+            since,
             max_percent,
             to,
             from,
@@ -666,10 +675,11 @@ impl Daemon {
     }
 
     /// Where the rolling update to `revision` stands.
-    fn rollout_state(&self, revision: &str) -> crate::model::RolloutState {
+    fn rollout_state(&self, revision: &str, since: Option<Millis>) -> crate::model::RolloutState {
         use crate::model::RolloutState as R;
         let job = self.rollout.lock().expect("rollout lock");
-        let Some(j) = job.as_ref() else {
+        // Another deployment's job (of the same revision, say) is history.
+        let Some(j) = job.as_ref().filter(|j| since.is_none() || j.since == since) else {
             return R::NotStarted;
         };
         let percent = |done: u32, total: u32| (total > 0).then(|| (done * 100 / total) as u8);
@@ -780,15 +790,17 @@ impl Daemon {
                 json(&self.statuses()[s.index()])
             }
             (Method::PUT, "/v1/rollout") => match serde_json::from_slice::<RolloutRequest>(&body) {
-                Ok(r) => match self.start_rollout(r.revision, r.max_percent.unwrap_or(200)) {
-                    Ok(()) => json(&"started"),
-                    Err((code, why)) => text(code, &why),
-                },
+                Ok(r) => {
+                    match self.start_rollout(r.revision, r.since, r.max_percent.unwrap_or(200)) {
+                        Ok(()) => json(&"started"),
+                        Err((code, why)) => text(code, &why),
+                    }
+                }
                 Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
             },
             (Method::POST, "/v1/rollout/state") => {
                 match serde_json::from_slice::<RolloutRequest>(&body) {
-                    Ok(r) => json(&self.rollout_state(&r.revision)),
+                    Ok(r) => json(&self.rollout_state(&r.revision, r.since)),
                     Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
                 }
             }

@@ -238,9 +238,14 @@ impl Ledger for Admin {
 /// a batch at a time (`PUT /v1/rollout`).
 #[async_trait]
 impl crate::ports::Rollout for Admin {
-    async fn state(&self, revision: &str) -> Result<crate::model::RolloutState, PortError> {
+    async fn state(
+        &self,
+        revision: &str,
+        since: crate::model::Millis,
+    ) -> Result<crate::model::RolloutState, PortError> {
         let body = serde_json::to_vec(&daemon::RolloutRequest {
             revision: revision.to_string(),
+            since: Some(since),
             max_percent: None,
         })
         .expect("serialisable");
@@ -253,9 +258,10 @@ impl crate::ports::Rollout for Admin {
         .await
     }
 
-    async fn start(&self, revision: &str) -> Result<(), PortError> {
+    async fn start(&self, revision: &str, since: crate::model::Millis) -> Result<(), PortError> {
         let body = serde_json::to_vec(&daemon::RolloutRequest {
             revision: revision.to_string(),
+            since: Some(since),
             max_percent: self.max_percent,
         })
         .expect("serialisable");

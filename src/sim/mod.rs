@@ -647,14 +647,18 @@ impl Gate for SimCloud {
 
 #[async_trait]
 impl crate::ports::Rollout for SimCloud {
-    async fn state(&self, _revision: &str) -> Result<crate::model::RolloutState, PortError> {
+    async fn state(
+        &self,
+        _revision: &str,
+        _since: Millis,
+    ) -> Result<crate::model::RolloutState, PortError> {
         sim_call!(self, "rollout.state", false, |w| {
             let now = w.now;
             Ok(w.rollout.as_ref().expect("a rolling world").state_at(now))
         })
     }
 
-    async fn start(&self, _revision: &str) -> Result<(), PortError> {
+    async fn start(&self, _revision: &str, _since: Millis) -> Result<(), PortError> {
         sim_call!(self, "rollout.start", true, |w| {
             let now = w.now;
             let r = w.rollout.as_mut().expect("a rolling world");

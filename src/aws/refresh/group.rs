@@ -3,25 +3,27 @@
 //! N`, or one made from the current version with `--ami`).
 //!
 //! Level-triggered and resumable from any process: before the refresh starts
-//! the group is tagged with what this deployment does (the revision, when it
-//! began, and the launch template versions it goes from and to). Every read
-//! starts from those tags, so a `teal status`, a `teal rollback` from another
-//! shell or a deploy resumed after a crash finds the same refresh and the same
-//! way back ([`InstanceRefreshRollout`]).
+//! the group is tagged with what this deployment does (the revision, when the
+//! deployment began, and the launch template versions it goes from and to).
+//! Every read starts from those tags, so a `teal status`, a `teal rollback`
+//! from another shell or a deploy resumed after a crash finds the same
+//! refresh and the same way back ([`InstanceRefreshRollout`]); a later
+//! deployment, even of the same revision, finds tags not its own and starts
+//! afresh.
 
 use super::{InstanceRefreshRollout, RefreshPlan, Template};
 use crate::aws::asg::{AsgFleet, GreenTemplate};
 use crate::aws_call;
 use crate::model::{Millis, RolloutState};
-use crate::ports::{Checks, Clock, ErrorKind, PortError, Rollout};
+use crate::ports::{Checks, ErrorKind, PortError, Rollout};
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The group tag naming the revision being rolled out.
 pub const REVISION_TAG: &str = "teal:rollout-revision";
-/// The group tag holding when the rollout began (RFC 3339).
+/// The group tag holding when the deployment that began the rollout started
+/// (RFC 3339, to the millisecond: it tells deployments apart).
 pub const STARTED_TAG: &str = "teal:rollout-started";
 /// The group tag holding the launch template it ran before (`ID:VERSION`).
 pub const FROM_TAG: &str = "teal:rollout-from";
@@ -37,17 +39,23 @@ struct Tagged {
     to: Template,
 }
 
+impl Tagged {
+    /// Whether this is the rollout of `revision` by the deployment begun at `since`.
+    fn is(&self, revision: &str, since: Millis) -> bool {
+        self.revision == revision && self.started == since
+    }
+}
+
 /// The Auto Scaling fleet's group, updated in place by an instance refresh.
 pub struct GroupRollout {
     fleet: AsgFleet,
     plan: RefreshPlan,
-    clock: Arc<dyn Clock>,
 }
 
 impl GroupRollout {
     /// A rolling update of `fleet`'s group to what it says green runs.
-    pub fn new(fleet: AsgFleet, plan: RefreshPlan, clock: Arc<dyn Clock>) -> GroupRollout {
-        GroupRollout { fleet, plan, clock }
+    pub fn new(fleet: AsgFleet, plan: RefreshPlan) -> GroupRollout {
+        GroupRollout { fleet, plan }
     }
 
     /// The fleet's one group.
@@ -274,25 +282,25 @@ impl Rollout for GroupRollout {
         )
     }
 
-    async fn state(&self, revision: &str) -> Result<RolloutState, PortError> {
+    async fn state(&self, revision: &str, since: Millis) -> Result<RolloutState, PortError> {
         let g = self.group().await?;
         match tagged(&g) {
-            Some(t) if t.revision == revision => self.refresh(&g, &t).state(revision).await,
+            Some(t) if t.is(revision, since) => self.refresh(&g, &t).state().await,
             _ => Ok(RolloutState::NotStarted),
         }
     }
 
-    async fn start(&self, revision: &str) -> Result<(), PortError> {
+    async fn start(&self, revision: &str, since: Millis) -> Result<(), PortError> {
         let g = self.group().await?;
         let t = match tagged(&g) {
             // Begun by an earlier attempt: start (or find) the same refresh.
-            Some(t) if t.revision == revision => t,
+            Some(t) if t.is(revision, since) => t,
             _ => {
                 let from = self.current(&g).await?;
                 let to = self.target(&from).await?;
                 let t = Tagged {
                     revision: revision.to_string(),
-                    started: self.clock.now(),
+                    started: since,
                     from,
                     to,
                 };
@@ -301,7 +309,7 @@ impl Rollout for GroupRollout {
                 t
             }
         };
-        self.refresh(&g, &t).start(revision).await
+        self.refresh(&g, &t).start().await
     }
 
     async fn revert(&self) -> Result<(), PortError> {

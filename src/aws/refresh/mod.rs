@@ -23,8 +23,7 @@ pub use group::GroupRollout;
 use super::{ApiCalls, Aws};
 use crate::aws_call;
 use crate::model::{Millis, RolloutState};
-use crate::ports::{ErrorKind, PortError, Rollout};
-use async_trait::async_trait;
+use crate::ports::{ErrorKind, PortError};
 use aws_sdk_autoscaling::types::{
     AlarmSpecification, DesiredConfiguration, InstanceRefresh, InstanceRefreshStatus,
     LaunchTemplateSpecification, RefreshPreferences, RefreshStrategy,
@@ -224,42 +223,19 @@ pub fn state_of(r: &InstanceRefresh, revert: bool) -> RolloutState {
     }
 }
 
-#[async_trait]
-impl Rollout for InstanceRefreshRollout {
-    async fn preflight(&self) -> (crate::ports::Checks, Option<String>) {
-        let out = aws_call!(
-            self.calls,
-            "DescribeAutoScalingGroups",
-            self.client
-                .describe_auto_scaling_groups()
-                .auto_scaling_group_names(&self.group)
-                .send()
-        );
-        let problem = match out {
-            Ok(o) if !o.auto_scaling_groups().is_empty() => None,
-            Ok(_) => Some(format!(
-                "fleet.group: Auto Scaling group {} not found",
-                self.group
-            )),
-            Err(e) => Some(format!(
-                "fleet.group: {} cannot be read ({})",
-                self.group, e.message
-            )),
-        };
-        (
-            crate::ports::Checks::problems(problem.into_iter().collect()),
-            Some(format!("launch-template-version={}", self.previous.version)),
-        )
-    }
-
-    async fn state(&self, _revision: &str) -> Result<RolloutState, PortError> {
+/// The refresh's side of a [`Rollout`](crate::ports::Rollout); [`GroupRollout`]
+/// decides which refresh.
+impl InstanceRefreshRollout {
+    /// Where this deployment's refresh stands.
+    pub async fn state(&self) -> Result<RolloutState, PortError> {
         Ok(match self.ours().await? {
             None => RolloutState::NotStarted,
             Some((r, revert)) => state_of(&r, revert),
         })
     }
 
-    async fn start(&self, _revision: &str) -> Result<(), PortError> {
+    /// Start the refresh to the target (a retried start finds it running).
+    pub async fn start(&self) -> Result<(), PortError> {
         match self.start_refresh(&self.target, self.preferences()).await {
             // A refresh already running: ours (a retried start that landed) is fine.
             Err(e) if e.message.starts_with("InstanceRefreshInProgress") => {
@@ -279,7 +255,9 @@ impl Rollout for InstanceRefreshRollout {
         }
     }
 
-    async fn revert(&self) -> Result<(), PortError> {
+    /// Roll the refresh back, or refresh back to the previous version once
+    /// it is over.
+    pub async fn revert(&self) -> Result<(), PortError> {
         let rolled = aws_call!(
             self.calls,
             "RollbackInstanceRefresh",

@@ -67,8 +67,8 @@ fn set(service: &Arc<Mutex<Service>>, status: &'static str, reason: &str, percen
 #[tokio::test]
 async fn the_start_request_carries_the_strategy_the_alarms_and_the_target_version() {
     let (service, rollout) = stand_in(SINCE).await;
-    assert_eq!(rollout.state("8").await.unwrap(), RolloutState::NotStarted);
-    rollout.start("8").await.unwrap();
+    assert_eq!(rollout.state().await.unwrap(), RolloutState::NotStarted);
+    rollout.start().await.unwrap();
     let s = service.lock().unwrap();
     let start = s
         .requests
@@ -106,7 +106,7 @@ async fn the_start_request_carries_the_strategy_the_alarms_and_the_target_versio
 #[tokio::test]
 async fn each_refresh_status_maps_to_a_rollout_state_and_a_reaction() {
     let (service, rollout) = stand_in(SINCE).await;
-    rollout.start("8").await.unwrap();
+    rollout.start().await.unwrap();
     // (status, state class, reaction with gates OK, reaction with a gate failing)
     let table: [(&str, &str, RollingStep, RollingStep); 9] = [
         (
@@ -169,7 +169,7 @@ async fn each_refresh_status_maps_to_a_rollout_state_and_a_reaction() {
     ];
     for (status, class, ok, failing) in table {
         set(&service, status, "alarm web-5xx in ALARM", 40);
-        let state = rollout.state("8").await.unwrap();
+        let state = rollout.state().await.unwrap();
         let got = serde_json::to_value(&state).unwrap()["rollout"]
             .as_str()
             .unwrap()
@@ -184,7 +184,7 @@ async fn each_refresh_status_maps_to_a_rollout_state_and_a_reaction() {
     }
     set(&service, "InProgress", "", 40);
     assert_eq!(
-        rollout.state("8").await.unwrap(),
+        rollout.state().await.unwrap(),
         RolloutState::InProgress {
             percent: Some(40),
             detail: String::new()
@@ -195,8 +195,8 @@ async fn each_refresh_status_maps_to_a_rollout_state_and_a_reaction() {
 #[tokio::test]
 async fn a_second_start_of_the_same_refresh_is_taken_as_done() {
     let (service, rollout) = stand_in(SINCE).await;
-    rollout.start("8").await.unwrap();
-    rollout.start("8").await.unwrap();
+    rollout.start().await.unwrap();
+    rollout.start().await.unwrap();
     let s = service.lock().unwrap();
     assert_eq!(s.refreshes.len(), 1, "one refresh");
     assert_eq!(
@@ -212,15 +212,15 @@ async fn a_second_start_of_the_same_refresh_is_taken_as_done() {
 #[tokio::test]
 async fn revert_rolls_back_an_active_refresh() {
     let (service, rollout) = stand_in(SINCE).await;
-    rollout.start("8").await.unwrap();
+    rollout.start().await.unwrap();
     set(&service, "InProgress", "", 30);
     rollout.revert().await.unwrap();
     assert!(matches!(
-        rollout.state("8").await.unwrap(),
+        rollout.state().await.unwrap(),
         RolloutState::RollingBack { .. }
     ));
     set(&service, "RollbackSuccessful", "rollback requested", 0);
-    let state = rollout.state("8").await.unwrap();
+    let state = rollout.state().await.unwrap();
     assert_eq!(
         react(&state, false, true),
         RollingStep::RolledBack {
@@ -232,11 +232,11 @@ async fn revert_rolls_back_an_active_refresh() {
 #[tokio::test]
 async fn revert_after_a_finished_refresh_refreshes_back_to_the_previous_version() {
     let (service, rollout) = stand_in(SINCE).await;
-    rollout.start("8").await.unwrap();
+    rollout.start().await.unwrap();
     set(&service, "Successful", "", 100);
     // A gate fails during the bake: the refresh is over, so no rollback API.
     assert_eq!(
-        react(&rollout.state("8").await.unwrap(), true, false),
+        react(&rollout.state().await.unwrap(), true, false),
         RollingStep::Revert
     );
     rollout.revert().await.unwrap();
@@ -250,12 +250,12 @@ async fn revert_after_a_finished_refresh_refreshes_back_to_the_previous_version(
         assert_eq!(s.refreshes[0].version, "7", "back to the previous version");
     }
     assert!(matches!(
-        rollout.state("8").await.unwrap(),
+        rollout.state().await.unwrap(),
         RolloutState::RollingBack { .. }
     ));
     set(&service, "Successful", "", 100);
     assert!(matches!(
-        rollout.state("8").await.unwrap(),
+        rollout.state().await.unwrap(),
         RolloutState::RolledBack { .. }
     ));
 }
@@ -273,5 +273,5 @@ async fn refreshes_from_before_the_deployment_are_history() {
         version: "8".into(),
         start: "2026-11-22T20:00:00Z".into(),
     });
-    assert_eq!(rollout.state("8").await.unwrap(), RolloutState::NotStarted);
+    assert_eq!(rollout.state().await.unwrap(), RolloutState::NotStarted);
 }
