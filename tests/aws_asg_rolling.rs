@@ -130,7 +130,40 @@ async fn a_rolling_update_refreshes_the_group_to_a_new_launch_template_version()
         plan.contains("an instance refresh to the new launch template version; checkpoints at 50%, 100%, each before the last held 2s"),
         "{plan}"
     );
-    // Read-only checks first: a version the template lacks is refused.
+    // Read-only checks first: a refresh someone else has under way is refused...
+    service.lock().unwrap().hold = true;
+    service
+        .lock()
+        .unwrap()
+        .refreshes
+        .push(support::refresh_stand_in::Refresh {
+            id: "ir-theirs".into(),
+            group: f.name.clone(),
+            status: "InProgress",
+            reason: String::new(),
+            percent: 30,
+            template: f.template_id.clone(),
+            version: "1".into(),
+            start: "2026-01-01T00:00:00Z".into(),
+        });
+    let (_, stderr) = run_teal_via(
+        &m,
+        &proxy,
+        &["verify", "--config", cfg, "--ami", AMI_GREEN],
+        2,
+    )
+    .await;
+    assert!(
+        stderr.contains("an instance refresh of")
+            && stderr.contains("is under way (ir-theirs, InProgress)"),
+        "{stderr}"
+    );
+    {
+        let mut s = service.lock().unwrap();
+        s.refreshes[0].status = "Successful";
+        s.hold = false;
+    }
+    // ... and so is a version the template lacks.
     let (_, stderr) = run_teal_via(
         &m,
         &proxy,

@@ -250,9 +250,14 @@ pub fn render_plan(c: &Config) -> String {
                         fmt_ms(r.bake_ms)
                     )
                 };
+                let alarms = if c.gates.alarms.len() > crate::aws::refresh::MAX_REFRESH_ALARMS {
+                    "the first 10 of the gates' alarms (its limit)"
+                } else {
+                    "the gates' alarms"
+                };
                 format!(
                     "an instance refresh to the new launch template version; {pauses}; \
-                     the gates' alarms in its alarm specification, auto rollback on"
+                     {alarms} in its alarm specification, auto rollback on"
                 )
             }
             _ => "UpdateService to the new task definition, deployment circuit breaker on (with rollback)".to_string(),

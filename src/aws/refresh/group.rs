@@ -181,6 +181,44 @@ impl GroupRollout {
         }
     }
 
+    /// Why the group cannot take a refresh now, if another is under way (or
+    /// the refreshes cannot be read).
+    async fn refresh_under_way(&self, group: &AutoScalingGroup) -> Option<String> {
+        use aws_sdk_autoscaling::types::InstanceRefreshStatus as S;
+        let name = group.auto_scaling_group_name().unwrap_or_default();
+        let out = aws_call!(
+            self.fleet.calls,
+            "DescribeInstanceRefreshes",
+            self.fleet
+                .asg
+                .describe_instance_refreshes()
+                .auto_scaling_group_name(name)
+                .max_records(1)
+                .send()
+        );
+        let newest = match out {
+            Ok(o) => o.instance_refreshes().first().cloned(),
+            Err(e) => {
+                return Some(format!(
+                    "fleet.group: cannot read {name}'s instance refreshes ({})",
+                    e.message
+                ))
+            }
+        };
+        let r = newest?;
+        matches!(
+            r.status(),
+            Some(S::Pending | S::InProgress | S::Baking | S::Cancelling | S::RollbackInProgress)
+        )
+        .then(|| {
+            format!(
+                "fleet.group: an instance refresh of {name} is under way ({}, {}); wait for it to end or cancel it",
+                r.instance_refresh_id().unwrap_or("?"),
+                r.status().map_or("?", |s| s.as_str())
+            )
+        })
+    }
+
     /// Record the rollout on the group, before the refresh starts.
     async fn tag(&self, group: &str, t: &Tagged) -> Result<(), PortError> {
         let started =
@@ -247,10 +285,15 @@ impl Rollout for GroupRollout {
         let mut current = None;
         match self.group().await {
             Err(e) => problems.push(format!("fleet.group: {}", e.message)),
-            Ok(g) => match self.current(&g).await {
-                Err(e) => problems.push(format!("fleet.group: {}", e.message)),
-                Ok(t) => current = Some(t),
-            },
+            Ok(g) => {
+                match self.current(&g).await {
+                    Err(e) => problems.push(format!("fleet.group: {}", e.message)),
+                    Ok(t) => current = Some(t),
+                }
+                if let Some(busy) = self.refresh_under_way(&g).await {
+                    problems.push(busy);
+                }
+            }
         }
         match (&self.fleet.green, &current) {
             (None, _) => problems.push(

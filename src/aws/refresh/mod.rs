@@ -55,10 +55,14 @@ impl RefreshPlan {
             max_healthy_percent: rolling.max_percent,
             checkpoints: rolling.checkpoints(),
             checkpoint_delay_s: rolling.bake_ms.div_ceil(1000).min(i32::MAX as u64) as i32,
-            alarms: alarms.to_vec(),
+            // A refresh takes at most ten alarms; teal reads every gate itself.
+            alarms: alarms.iter().take(MAX_REFRESH_ALARMS).cloned().collect(),
         }
     }
 }
+
+/// The most alarms an instance refresh's alarm specification takes.
+pub const MAX_REFRESH_ALARMS: usize = 10;
 
 /// The launch template the group runs: id and version.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -275,3 +275,25 @@ async fn refreshes_from_before_the_deployment_are_history() {
     });
     assert_eq!(rollout.state().await.unwrap(), RolloutState::NotStarted);
 }
+
+#[test]
+fn a_refresh_plan_takes_the_strategy_and_at_most_ten_alarms() {
+    let rolling = crate::strategy::Rolling {
+        min_healthy_percent: 90,
+        max_percent: 120,
+        bake_ms: 1_500,
+        step: Some(40),
+    };
+    let alarms: Vec<String> = (0..12).map(|i| format!("alarm-{i}")).collect();
+    let plan = RefreshPlan::of(&rolling, &alarms);
+    assert_eq!(
+        plan,
+        RefreshPlan {
+            min_healthy_percent: 90,
+            max_healthy_percent: 120,
+            checkpoints: vec![40, 80, 100],
+            checkpoint_delay_s: 2,
+            alarms: alarms[..10].to_vec(),
+        }
+    );
+}
