@@ -22,7 +22,8 @@ poll = "1s"
 green_healthy_timeout = "30s""#;
 
 /// A new group, the stand-in in front of moto (refreshes held at InProgress
-/// if `hold`), and a rolling config for the group: the fixture, the
+/// if `hold`), and a rolling config for the group (behind Route 53, with no
+/// fleet.target_groups): the fixture, the
 /// stand-in's state and address, the config (and its directory).
 async fn rolling_fixture(
     m: &Moto,
@@ -35,8 +36,13 @@ async fn rolling_fixture(
 ) {
     let f = asg_fixture(m).await;
     let (service, proxy) = refresh_stand_in(m, hold).await;
-    let config = asg_config(&f, ROLLING);
-    (f, service, proxy, config)
+    let (dir, cfg) = asg_config(&f, ROLLING);
+    // A rolling update needs no target groups: the refresh judges health.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let line = format!("target_groups = [\"{}\", \"{}\"]\n", f.tg_a, f.tg_b);
+    assert!(text.contains(&line), "{text}");
+    std::fs::write(&cfg, text.replace(&line, "")).unwrap();
+    (f, service, proxy, (dir, cfg))
 }
 
 /// The one refresh was rolled back, on one request.

@@ -427,3 +427,33 @@ fn a_rolling_update_takes_the_hooks_it_has_a_point_for() {
         "hooks.before_retire has no point in a rolling update",
     ));
 }
+
+#[test]
+fn auto_scaling_behind_route53_needs_target_groups_for_blue_green_only() {
+    // The example without its fleet.target_groups.
+    let without = |s: &str| {
+        let start = s.find("target_groups = [").expect("target_groups");
+        let end = start + s[start..].find("]\n").expect("its end") + 2;
+        format!("{}{}", &s[..start], &s[end..])
+    };
+    let blue_green = example_with("examples/asg-route53/teal.toml", without);
+    teal()
+        .args(["plan", "--config"])
+        .arg(blue_green.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "behind Route 53, an asg fleet needs target_groups",
+        ));
+    let rolling = example_with("examples/asg-route53/teal.toml", |s| {
+        let s = without(s);
+        let head = &s[..s.find("[strategy]").expect("a [strategy] section")];
+        format!("{head}[strategy]\nname = \"rolling\"\n")
+    });
+    teal()
+        .args(["plan", "--config"])
+        .arg(rolling.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("an instance refresh"));
+}

@@ -208,7 +208,7 @@ pub fn ports(
                 record_type,
                 set_identifiers,
             },
-        ) if set_identifiers.len() == 2 && target_groups.len() == 2 => {
+        ) if set_identifiers.len() == 2 && (target_groups.len() == 2 || rolling.is_some()) => {
             let router = route53::Route53Router::new(
                 aws,
                 hosted_zone_id.clone(),
@@ -216,7 +216,12 @@ pub fn ports(
                 record_type,
                 pair(set_identifiers),
             );
-            let fleet = asg::AsgFleet::new(aws, group.clone(), pair(target_groups), green.template);
+            // A rolling update needs no target groups: the refresh judges health.
+            let tgs = match target_groups.len() {
+                0 => [String::new(), String::new()],
+                _ => both_slots(target_groups),
+            };
+            let fleet = asg::AsgFleet::new(aws, group.clone(), tgs, green.template);
             Ok(Ports {
                 rollout: refresh_rollout(&fleet, rolling, config),
                 fleet: Arc::new(fleet),

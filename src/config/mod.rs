@@ -246,8 +246,9 @@ impl Config {
             Some(s) => resolve_strategy_ref(s, Path::new("."))?,
             None => validate_strategy(file, base_dir, raw.strategy.as_ref())?,
         };
-        if let (FleetConfig::Asg { target_groups, .. }, RouterConfig::Route53 { .. }) =
-            (&fleet, &router)
+        // A rolling update reads no target group: the refresh judges health.
+        if let (FleetConfig::Asg { target_groups, .. }, RouterConfig::Route53 { .. }, false) =
+            (&fleet, &router, matches!(strategy.shape, Shape::Rolling(_)))
         {
             if target_groups.len() != 2 {
                 return Err(file
