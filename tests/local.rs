@@ -385,3 +385,23 @@ async fn a_revision_rolled_back_is_rolled_out_afresh_by_the_next_deployment() {
     );
     assert_eq!(revisions(&l).await, ["v1", "v1"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_mid_batch_leaves_the_fleet_at_its_size() {
+    let l = Local::start(&rolling("20s")).await;
+    // Two new instances, unhealthy for their first 3 s: the batch is up, not yet in.
+    let deploy = l
+        .teal(&["deploy", "--revision", "v2+slow-start=3s"])
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while l.admin.instances().await.unwrap().len() < 4 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no batch started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    l.run(&["rollback"], 3).await;
+    let out = deploy.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    // The interrupted batch is stopped, not replaced: two instances, as before.
+    assert_eq!(revisions(&l).await, ["v1", "v1"]);
+}

@@ -578,35 +578,46 @@ impl Daemon {
     }
 
     /// A batch at a time: start a batch of `to`, wait until every one is
-    /// healthy, take as many of another revision out of routing, let their
-    /// requests finish, stop them. Capacity never drops below the fleet's size.
+    /// healthy, then take instances of another revision out of routing until
+    /// the fleet is back at its size, let their requests finish, stop them.
+    /// Capacity never drops below the fleet's size. Counting toward the size
+    /// (not "one old for one new") is what makes a revert that interrupted a
+    /// batch end with the fleet's size, not with the interrupted surge too.
     async fn roll(&self, slot: Slot, to: &str, max_percent: u16) -> Result<(), String> {
         loop {
-            let (old, done, total) = {
+            let (others, done, total, size) = {
                 let fleets = self.fleets.lock().expect("fleets lock");
                 let f = fleets[slot.index()].as_ref().ok_or("the fleet is gone")?;
-                let total = f.instances.len() as u32;
-                let done = f.instances.iter().filter(|i| i.revision == to).count() as u32;
-                let old: Vec<u16> = f
+                // Others not serving (an interrupted batch's) go first.
+                let mut others: Vec<(bool, u16)> = f
                     .instances
                     .iter()
                     .filter(|i| i.revision != to)
-                    .map(|i| i.port)
-                    .take(batch_size(total, max_percent) as usize)
+                    .map(|i| (i.healthy.load(Ordering::Relaxed), i.port))
                     .collect();
-                (old, done, total)
+                others.sort_by_key(|(healthy, _)| *healthy);
+                let others: Vec<u16> = others.into_iter().map(|(_, port)| port).collect();
+                let done = f.instances.iter().filter(|i| i.revision == to).count() as u32;
+                (others, done, f.instances.len() as u32, f.desired)
             };
             if let Some(j) = self.rollout.lock().expect("rollout lock").as_mut() {
-                j.state = JobState::Running { done, total };
+                j.state = JobState::Running {
+                    done: done.min(size),
+                    total: size,
+                };
             }
-            if old.is_empty() {
+            let need = size.saturating_sub(done);
+            if need == 0 {
+                // Every place taken by `to`: what is left of others is surplus.
+                self.stop_instances(slot, &others).await;
                 if let Some(f) = self.fleets.lock().expect("fleets lock")[slot.index()].as_mut() {
                     f.revision = to.to_string();
                 }
                 return Ok(());
             }
-            let mut batch = Vec::new();
-            for _ in &old {
+            let batch = batch_size(size, max_percent).min(need);
+            let mut started = Vec::new();
+            for _ in 0..batch {
                 let port = free_port().map_err(|e| e.to_string())?;
                 let child = spawn(&self.cfg.command, port, to, slot)
                     .map_err(|e| format!("cannot start {:?}: {e}", self.cfg.command.first()))?;
@@ -622,12 +633,12 @@ impl Daemon {
                         healthy: healthy.clone(),
                     });
                 }
-                batch.push((port, healthy));
+                started.push((port, healthy));
             }
             let t0 = Instant::now();
-            while !batch.iter().all(|(_, h)| h.load(Ordering::Relaxed)) {
+            while !started.iter().all(|(_, h)| h.load(Ordering::Relaxed)) {
                 if t0.elapsed() > ROLL_HEALTHY_TIMEOUT {
-                    let ports: Vec<u16> = batch.iter().map(|(p, _)| *p).collect();
+                    let ports: Vec<u16> = started.iter().map(|(p, _)| *p).collect();
                     self.stop_instances(slot, &ports).await;
                     return Err(format!(
                         "an instance of {to} did not pass its health check in {}s",
@@ -636,7 +647,10 @@ impl Daemon {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            self.stop_instances(slot, &old).await;
+            // Back to the fleet's size: as many others out as there are above it.
+            let excess = (total + batch).saturating_sub(size) as usize;
+            self.stop_instances(slot, &others[..excess.min(others.len())])
+                .await;
         }
     }
 
