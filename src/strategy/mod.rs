@@ -42,9 +42,10 @@ pub struct Rolling {
     pub max_percent: u16,
     /// Gate-watched bake after the update completes.
     pub bake_ms: Millis,
-    /// Auto Scaling only: replace this percent of the group at a time, each
-    /// batch followed by a gate-watched wait of `bake` (the instance
-    /// refresh's checkpoints). `None`: one pass, as `min_healthy_percent` allows.
+    /// Auto Scaling only: a checkpoint every this percent of the group, each
+    /// but the last (100%) followed by a gate-watched wait of `bake` (the
+    /// instance refresh's checkpoints). `None`: one pass, as
+    /// `min_healthy_percent` allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u8>,
 }
@@ -139,10 +140,11 @@ impl Strategy {
                 })
                 .collect(),
             Shape::Rolling(r) if r.step.is_some() => vec![format!(
-                "rolling update (min healthy {}%, max {}%) in batches of {}%, each baked {}",
+                "rolling update (min healthy {}%, max {}%) with a checkpoint every {}% held {}, then bake {}",
                 r.min_healthy_percent,
                 r.max_percent,
                 r.step.unwrap_or(100),
+                fmt_ms(r.bake_ms),
                 fmt_ms(r.bake_ms)
             )],
             Shape::Rolling(r) => vec![format!(

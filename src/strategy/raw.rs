@@ -79,9 +79,9 @@ pub struct RawRolling {
     pub min_healthy_percent: Spanned<i64>,
     /// Upper bound of capacity during the update.
     pub max_percent: Spanned<i64>,
-    /// Bake after the update (and at each checkpoint).
+    /// Bake after the update (and at each checkpoint but the last).
     pub bake: Option<Spanned<String>>,
-    /// Percent of an Auto Scaling group replaced between checkpoints.
+    /// Percent of an Auto Scaling group between checkpoints.
     pub step: Option<Spanned<i64>>,
 }
 
