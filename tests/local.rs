@@ -372,8 +372,19 @@ async fn a_revision_rolled_back_is_rolled_out_afresh_by_the_next_deployment() {
     let load = Load::start(l.proxy, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
     l.run(&["deploy", "--revision", "v2+fail=0.3"], 3).await;
-    // Let the 3 s gate window forget the failures, or preflight refuses.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Wait until the gate window has forgotten the failures, or preflight refuses.
+    let t0 = Instant::now();
+    loop {
+        let gates = teal::ports::Gate::read(&l.admin).await.unwrap();
+        if gates
+            .iter()
+            .all(|g| g.state != teal::model::GateState::Alarm)
+        {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{gates:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The same revision again: the daemon's job from the first deployment
     // (rolled back) is not this one's, so this one starts its own.
     let again = l.run(&["deploy", "--revision", "v2+fail=0.3"], 3).await;
