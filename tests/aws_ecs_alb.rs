@@ -114,7 +114,7 @@ async fn canary_succeeds_and_retires_blue() {
         "ModifyListener=",
         "CreateService=",
         "DeleteService=",
-        "AddTags=",
+        "PutItem=",
     ] {
         assert!(summary.contains(op), "{summary}");
     }

@@ -7,22 +7,9 @@ mod support;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// The deployment record in the listener's tags, decoded as teal does.
+/// The deployment record's phase, read from the ledger table as teal keeps it.
 async fn ledger_phase(c: &Clients, f: &Fixture) -> Option<teal::engine::Phase> {
-    let out = c
-        .elb
-        .describe_tags()
-        .resource_arns(&f.listener)
-        .send()
-        .await
-        .ok()?;
-    let tags = out
-        .tag_descriptions()
-        .iter()
-        .flat_map(|d| d.tags())
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect();
-    teal::aws::ledger::decode(&tags).ok()?.map(|r| r.phase)
+    ledger_record(c, &f.listener).await.map(|r| r.phase)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@ use support::*;
 /// Actions allowed beyond the calls these flows make: AWS authorises the
 /// first ones on teal's behalf without an API call of that name; the last
 /// ones teal calls on paths these flows do not reach.
-const IMPLIED: [(&str, &str); 5] = [
+const IMPLIED: [(&str, &str); 4] = [
     (
         "iam:PassRole",
         "green's task definition (or launch template) carries blue's roles",
@@ -29,10 +29,6 @@ const IMPLIED: [(&str, &str); 5] = [
     (
         "ec2:RunInstances",
         "CreateAutoScalingGroup with a launch template checks it",
-    ),
-    (
-        "elasticloadbalancing:RemoveTags",
-        "the tag ledger drops chunks a shrinking record no longer needs",
     ),
     (
         "route53:GetChange",
@@ -64,14 +60,22 @@ fn actions(file: &str) -> BTreeSet<String> {
     out
 }
 
-/// The operations a run reported in its `api_calls` line.
+/// The operations a run reported in its `api_calls` line: those AWS
+/// accepted and those it rejected (a conditional write that lost still
+/// needs the permission to try).
 fn calls(stdout: &str) -> BTreeSet<String> {
     let line = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v["event"] == "api_calls")
         .unwrap_or_else(|| panic!("no api_calls line in:\n{stdout}"));
-    line["calls"].as_object().unwrap().keys().cloned().collect()
+    let accepted = line["calls"].as_object().unwrap().keys().cloned();
+    let rejected = line["rejected"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.split(':').next().unwrap().to_string());
+    accepted.chain(rejected).collect()
 }
 
 /// Every call is allowed (by operation name: the policy is per provider pair,

@@ -5,7 +5,8 @@
 //! - [`ecs`]: the ECS fleet (a service per slot, cloned from blue);
 //! - [`asg`]: the Auto Scaling fleet (a group per slot, cloned from blue);
 //! - [`route53`]: the Route 53 router (two weighted records) and its TXT ledger;
-//! - [`ledger`]: the deployment record in tags on the router's listener or rule;
+//! - [`table_ledger`]: the deployment record in a DynamoDB table (conditional
+//!   writes: the lock of ALB routers, and of Route 53 ones that name a table);
 //! - [`ecs_rollout`]: the rolling strategy on ECS (the service updated in place);
 //! - [`refresh`]: the rolling strategy on Auto Scaling (an instance refresh).
 //!
@@ -18,9 +19,9 @@ pub mod asg;
 pub mod cloudwatch;
 pub mod ecs;
 pub mod ecs_rollout;
-pub mod ledger;
 pub mod refresh;
 pub mod route53;
+pub mod table_ledger;
 
 use crate::config::{Config, FleetConfig, RouterConfig};
 use crate::ports::{Clock, ErrorKind, PortError, Ports};
@@ -29,19 +30,83 @@ use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// AWS API calls made, per operation (`DescribeAlarms`, `ModifyListener`, ...).
+/// AWS API calls made, per operation (`DescribeAlarms`, `ModifyListener`, ...):
+/// those AWS accepted, and apart from them those it answered with an error
+/// (a conditional write that lost, a throttled call, a missing resource), so
+/// that a summary shows what changed the cloud and what only tried to.
 #[derive(Debug, Default)]
-pub struct ApiCalls(Mutex<BTreeMap<&'static str, u64>>);
+pub struct ApiCalls(Mutex<CallCounts>);
+
+/// What [`ApiCalls`] holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    /// Calls AWS accepted, per operation.
+    pub accepted: BTreeMap<&'static str, u64>,
+    /// Calls AWS answered with an error, per `Operation:ErrorCode`.
+    pub rejected: BTreeMap<String, u64>,
+}
+
+impl CallCounts {
+    /// Every call made, accepted or not.
+    pub fn total(&self) -> u64 {
+        self.accepted.values().sum::<u64>() + self.rejected.values().sum::<u64>()
+    }
+
+    /// Every operation called, accepted or not (what IAM must allow).
+    pub fn operations(&self) -> std::collections::BTreeSet<String> {
+        self.accepted
+            .keys()
+            .map(|op| op.to_string())
+            .chain(
+                self.rejected
+                    .keys()
+                    .map(|k| k.split(':').next().unwrap_or(k).to_string()),
+            )
+            .collect()
+    }
+}
 
 impl ApiCalls {
-    /// Count one call of `op`.
+    /// Count one call of `op` that AWS accepted.
     pub fn hit(&self, op: &'static str) {
-        *self.0.lock().expect("call counter").entry(op).or_default() += 1;
+        *self
+            .0
+            .lock()
+            .expect("call counter")
+            .accepted
+            .entry(op)
+            .or_default() += 1;
+    }
+
+    /// Count one call of `op` that AWS answered with error `code`.
+    pub fn reject(&self, op: &'static str, code: &str) {
+        *self
+            .0
+            .lock()
+            .expect("call counter")
+            .rejected
+            .entry(format!("{op}:{code}"))
+            .or_default() += 1;
     }
 
     /// The counts so far.
-    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+    pub fn snapshot(&self) -> CallCounts {
         self.0.lock().expect("call counter").clone()
+    }
+}
+
+/// The error code of a failed SDK call: the service's code, or what kind of
+/// failure kept the call from an answer.
+pub fn error_code<E>(e: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata,
+{
+    match e {
+        SdkError::ServiceError(se) => se.err().code().unwrap_or("UnknownError").to_string(),
+        SdkError::TimeoutError(_) => "Timeout".into(),
+        SdkError::DispatchFailure(_) => "DispatchFailure".into(),
+        SdkError::ResponseError(_) => "ResponseError".into(),
+        _ => "ConstructionFailure".into(),
     }
 }
 
@@ -170,7 +235,7 @@ pub fn ports(
             let tgs = both_slots(target_groups);
             let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone())
                 .with_test_listener(test_listener.clone().filter(|_| rolling.is_none()));
-            let ledger = ledger::TagLedger::new(aws, router.arn().to_string());
+            let ledger = table_ledger(aws, config, router.arn());
             let fleet = ecs::EcsFleet::new(
                 aws,
                 cluster.clone(),
@@ -191,7 +256,7 @@ pub fn ports(
                 fleet: Arc::new(fleet),
                 router: Arc::new(router),
                 gate,
-                ledger: Arc::new(ledger),
+                ledger,
                 hooks: Arc::new(crate::ports::NoHooks),
                 rollout,
                 clock,
@@ -227,11 +292,18 @@ pub fn ports(
                 fleet: Arc::new(fleet),
                 router: Arc::new(router),
                 gate,
-                ledger: Arc::new(route53::TxtLedger::new(
-                    aws,
-                    hosted_zone_id.clone(),
-                    record_name,
-                )),
+                ledger: match config.ledger.table_for(&config.router) {
+                    Some(_) => table_ledger(
+                        aws,
+                        config,
+                        &format!("route53:{hosted_zone_id}:{record_name}"),
+                    ),
+                    None => Arc::new(route53::TxtLedger::new(
+                        aws,
+                        hosted_zone_id.clone(),
+                        record_name,
+                    )),
+                },
                 hooks: Arc::new(crate::ports::NoHooks),
                 clock,
             })
@@ -251,7 +323,7 @@ pub fn ports(
             Ok(Ports {
                 rollout: refresh_rollout(&fleet, rolling, config),
                 fleet: Arc::new(fleet),
-                ledger: Arc::new(ledger::TagLedger::new(aws, router.arn().to_string())),
+                ledger: table_ledger(aws, config, router.arn()),
                 router: Arc::new(router),
                 gate,
                 hooks: Arc::new(crate::ports::NoHooks),
@@ -266,6 +338,15 @@ pub fn ports(
             kind_of_router(router)
         )),
     }
+}
+
+/// The DynamoDB ledger of the router identified by `key`.
+fn table_ledger(aws: &Aws, config: &Config, key: &str) -> Arc<dyn crate::ports::Ledger> {
+    let table = config
+        .ledger
+        .table_for(&config.router)
+        .unwrap_or_else(|| table_ledger::DEFAULT_TABLE.to_string());
+    Arc::new(table_ledger::TableLedger::new(aws, table, key.to_string()))
 }
 
 /// Slot A's and slot B's target groups; a rolling-only router's one serves as both.
@@ -409,7 +490,15 @@ where
 #[doc(hidden)]
 macro_rules! aws_call {
     ($calls:expr, $op:literal, $fut:expr) => {{
-        $calls.hit($op);
-        $fut.await.map_err(|e| $crate::aws::port_error($op, e))
+        match $fut.await {
+            Ok(v) => {
+                $calls.hit($op);
+                Ok(v)
+            }
+            Err(e) => {
+                $calls.reject($op, &$crate::aws::error_code(&e));
+                Err($crate::aws::port_error($op, e))
+            }
+        }
     }};
 }

@@ -60,6 +60,34 @@ pub struct Config {
     pub strategy: Strategy,
     /// Lifecycle hooks.
     pub hooks: HooksConfig,
+    /// Where the deployment record lives.
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`, validated: where the deployment record, and so the lock,
+/// lives. ALB routers keep it in a DynamoDB table (conditional writes make
+/// the lock a real one); Route 53 routers in a TXT record beside the
+/// weighted records unless a table is named; local and sim in their own
+/// stores.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LedgerConfig {
+    /// The DynamoDB table named in the file, if any.
+    pub table: Option<String>,
+}
+
+impl LedgerConfig {
+    /// The table an AWS router's record goes to: the one named, else
+    /// [`crate::aws::table_ledger::DEFAULT_TABLE`] for an ALB router; `None`
+    /// for a Route 53 router with no table named (its TXT record).
+    pub fn table_for(&self, router: &RouterConfig) -> Option<String> {
+        match (&self.table, router) {
+            (Some(t), _) => Some(t.clone()),
+            (None, RouterConfig::Alb { .. }) => {
+                Some(crate::aws::table_ledger::DEFAULT_TABLE.to_string())
+            }
+            (None, _) => None,
+        }
+    }
 }
 
 /// `[hooks]`, validated.
@@ -273,6 +301,10 @@ impl Config {
                 )
                 .into());
         }
+        let ledger = match &raw.ledger {
+            Some(l) => validate_ledger(file, l, &router)?,
+            None => LedgerConfig::default(),
+        };
         let hooks = match &raw.hooks {
             Some(h) => validate_hooks(file, h, &router)?,
             None => HooksConfig {
@@ -288,8 +320,48 @@ impl Config {
             gates,
             strategy,
             hooks,
+            ledger,
         })
     }
+}
+
+/// `[ledger] table`: a DynamoDB table name (3 to 255 of `A-Z a-z 0-9 _ - .`),
+/// for an AWS router only.
+fn validate_ledger(
+    file: &SourceFile,
+    l: &RawLedger,
+    router: &RouterConfig,
+) -> Result<LedgerConfig, InputError> {
+    let Some(t) = &l.table else {
+        return Ok(LedgerConfig::default());
+    };
+    let name = t.get_ref();
+    let valid = (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if !valid {
+        return Err(file.error(
+            t.span(),
+            "ledger.table",
+            format!(
+                "a DynamoDB table name is 3 to 255 letters, digits, '_', '-' or '.', got {name:?}"
+            ),
+        ));
+    }
+    if !matches!(
+        router,
+        RouterConfig::Alb { .. } | RouterConfig::Route53 { .. }
+    ) {
+        return Err(file.error(
+            t.span(),
+            "ledger.table",
+            "a DynamoDB ledger is for AWS routers (alb, route53); this router keeps its own record",
+        ));
+    }
+    Ok(LedgerConfig {
+        table: Some(name.clone()),
+    })
 }
 
 fn section_kind(

@@ -26,6 +26,16 @@ pub struct RawConfig {
     pub strategy: Option<Spanned<RawStrategy>>,
     /// `[hooks]`
     pub hooks: Option<RawHooks>,
+    /// `[ledger]`
+    pub ledger: Option<RawLedger>,
+}
+
+/// `[ledger]`: where the deployment record (and so the lock) lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// A DynamoDB table (default for ALB routers: `teal-ledger`).
+    pub table: Option<Spanned<String>>,
 }
 
 /// `[hooks]`: a command per lifecycle point, and one timeout for each run.

@@ -87,6 +87,64 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub cw: aws_sdk_cloudwatch::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+}
+
+/// The DynamoDB table ALB routers keep their record in, as an account would
+/// have it (`examples/codepipeline/prerequisites.yml` makes the same one).
+pub const LEDGER_TABLE: &str = "teal-ledger";
+
+/// Create the ledger table unless it exists (tests share one moto).
+pub async fn ensure_ledger_table(ddb: &aws_sdk_dynamodb::Client) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let made = ddb
+        .create_table()
+        .table_name(LEDGER_TABLE)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    if let Err(e) = made {
+        let code = aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(code, "ResourceInUseException", "CreateTable: {e:?}");
+    }
+}
+
+/// The deployment record teal keeps for the router `key` (a listener or
+/// rule ARN) in the ledger table, with its version.
+pub async fn ledger_record(c: &Clients, key: &str) -> Option<teal::engine::Record> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = c
+        .ddb
+        .get_item()
+        .table_name(LEDGER_TABLE)
+        .key("id", AttributeValue::S(key.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .ok()?;
+    let item = out.item()?;
+    let mut rec: teal::engine::Record =
+        serde_json::from_str(item.get("record")?.as_s().ok()?).ok()?;
+    rec.version = item.get("version")?.as_n().ok()?.parse().ok()?;
+    Some(rec)
 }
 
 pub async fn clients(m: &Moto) -> Clients {
@@ -94,7 +152,10 @@ pub async fn clients(m: &Moto) -> Clients {
     let cw_conf = aws_sdk_cloudwatch::config::Builder::from(&sdk)
         .endpoint_url(&m.cloudwatch)
         .build();
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    ensure_ledger_table(&ddb).await;
     Clients {
+        ddb,
         scaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
         ecs: aws_sdk_ecs::Client::new(&sdk),

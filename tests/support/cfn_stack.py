@@ -31,6 +31,8 @@ cfn.create_stack(
         {"ParameterKey": "VpcId", "ParameterValue": vpc},
         {"ParameterKey": "Subnets", "ParameterValue": ",".join(subnets)},
         {"ParameterKey": "ServiceName", "ParameterValue": service},
+        # The tests' moto already has the table (tests/support/aws.rs).
+        {"ParameterKey": "CreateLedgerTable", "ParameterValue": "false"},
     ],
 )
 stack = cfn.describe_stacks(StackName=f"{service}-teal")["Stacks"][0]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start moto in server mode, and the CloudWatch CBOR shim in front of it, on
+# Start moto in server mode (through moto_server.py, which makes the
+# conditional writes of the ledgers faithful), and the CloudWatch CBOR shim in front of it, on
 # free loopback ports; print the environment the AWS tests read:
 #
 #   eval "$(tests/support/moto-up.sh)"   # then: cargo test
@@ -23,7 +24,7 @@ moto_port=$(free_port)
 shim_port=$(free_port)
 
 # ECS services in moto never start tasks: report two running per service.
-MOTO_ECS_SERVICE_RUNNING=2 "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
+MOTO_ECS_SERVICE_RUNNING=2 "$venv/bin/python" "$here/moto_server.py" -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
 echo $! >"$pids"
 "$venv/bin/python" "$here/cbor_shim.py" "$shim_port" "http://127.0.0.1:$moto_port" >"$logs/cbor_shim.log" 2>&1 &
 echo $! >>"$pids"
