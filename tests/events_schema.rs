@@ -190,6 +190,7 @@ fn every_cli_line() -> Vec<CliLine> {
             total: 3,
             observations: Some(2),
             calls: BTreeMap::from([("DescribeAlarms".to_string(), 3)]),
+            rejected: BTreeMap::from([("PutItem:ConditionalCheckFailedException".to_string(), 1)]),
         },
         CliLine::Error {
             exit: 2,

@@ -262,6 +262,72 @@ impl AsgFleet {
     }
 }
 
+impl AsgFleet {
+    /// What green runs exists, read-only: blue uses a launch template, and
+    /// `--launch-template-version` is a version of it, or `--ami` an image
+    /// this account can launch. Otherwise the deployment would fail after
+    /// its first write.
+    async fn check_green(&self, blue: &AutoScalingGroup) -> Vec<String> {
+        let Some(lt) = blue.launch_template() else {
+            return vec![format!(
+                "fleet.group: {} uses no launch template (a launch configuration or a mixed instances policy); teal needs a launch template",
+                blue.auto_scaling_group_name().unwrap_or("?")
+            )];
+        };
+        let template = lt
+            .launch_template_id()
+            .or(lt.launch_template_name())
+            .unwrap_or("?");
+        match &self.green {
+            Some(GreenTemplate::Version(v)) => {
+                let found = aws_call!(
+                    self.calls,
+                    "DescribeLaunchTemplateVersions",
+                    self.ec2
+                        .describe_launch_template_versions()
+                        .set_launch_template_id(lt.launch_template_id().map(String::from))
+                        .set_launch_template_name(
+                            lt.launch_template_id()
+                                .is_none()
+                                .then(|| lt.launch_template_name().map(String::from))
+                                .flatten()
+                        )
+                        .versions(v)
+                        .send()
+                );
+                match found {
+                    Ok(o) if !o.launch_template_versions().is_empty() => vec![],
+                    Err(e) if e.is_transient() => vec![format!(
+                        "--launch-template-version {v}: launch template {template} could not be read ({})",
+                        e.message
+                    )],
+                    _ => vec![format!(
+                        "--launch-template-version {v}: blue's launch template {template} has no such version"
+                    )],
+                }
+            }
+            Some(GreenTemplate::Ami(ami)) => {
+                let found = aws_call!(
+                    self.calls,
+                    "DescribeImages",
+                    self.ec2.describe_images().image_ids(ami).send()
+                );
+                match found {
+                    Ok(o) if !o.images().is_empty() => vec![],
+                    Err(e) if e.is_transient() => vec![format!(
+                        "--ami {ami}: the image could not be read ({})",
+                        e.message
+                    )],
+                    _ => vec![format!(
+                        "--ami {ami}: no such image in this region (or not visible to this account)"
+                    )],
+                }
+            }
+            None => vec![],
+        }
+    }
+}
+
 /// EC2's idempotency token (at most 64 ASCII characters) for a new version
 /// of `template` from `source` with `ami`.
 fn client_token(template: &str, source: Option<&str>, ami: &str) -> String {
@@ -279,9 +345,13 @@ impl Fleet for AsgFleet {
     async fn preflight(&self, _plan: &crate::engine::Plan) -> crate::ports::Checks {
         let mut problems = Vec::new();
         let mut found = false;
+        let mut blue = None;
         for slot in Slot::BOTH {
             match self.group_in(slot).await {
-                Ok(g) => found |= g.is_some(),
+                Ok(g) => {
+                    found |= g.is_some();
+                    blue = blue.or(g);
+                }
                 Err(e) => {
                     problems.push(format!(
                         "fleet.group: cannot read Auto Scaling groups ({})",
@@ -302,6 +372,9 @@ impl Fleet for AsgFleet {
             problems.push(
                 "what should green run? give --launch-template-version N or --ami ID".to_string(),
             );
+        }
+        if let Some(blue) = &blue {
+            problems.extend(self.check_green(blue).await);
         }
         crate::ports::Checks::problems(problems)
     }

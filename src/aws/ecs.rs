@@ -264,6 +264,42 @@ impl EcsFleet {
                 )),
             }
         }
+        // A task definition given as it is must be registered, and hold the
+        // container the target group forwards to.
+        if let Some(GreenTask::TaskDefinition(td)) = &self.green {
+            let out = aws_call!(
+                self.calls,
+                "DescribeTaskDefinition",
+                self.ecs
+                    .describe_task_definition()
+                    .task_definition(td)
+                    .send()
+            );
+            match out {
+                Ok(out) if out.task_definition().is_some() => {
+                    if let Some(missing) = missing_containers(&out, &[self.container.clone()]) {
+                        problems.push(format!(
+                            "--task-definition {td}: {} (fleet.container)",
+                            missing.replace(
+                                "green's image: blue's task definition",
+                                "task definition"
+                            )
+                        ));
+                    }
+                }
+                Ok(_) => problems.push(format!(
+                    "--task-definition {td}: ECS has no such task definition"
+                )),
+                Err(e) if e.is_transient() => problems.push(format!(
+                    "--task-definition {td}: could not be read ({})",
+                    e.message
+                )),
+                Err(e) => problems.push(format!(
+                    "--task-definition {td}: ECS has no such task definition registered ({})",
+                    e.message
+                )),
+            }
+        }
         problems
     }
 

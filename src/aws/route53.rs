@@ -73,7 +73,16 @@ impl Zone {
                 .start_record_type(rtype.clone())
                 .max_items(100)
                 .send()
-        )?;
+        )
+        .map_err(|mut e| {
+            if e.message.contains("NoSuchHostedZone") {
+                e.message = format!(
+                    "router.hosted_zone_id: Route 53 has no hosted zone {:?} ({})",
+                    self.zone, e.message
+                );
+            }
+            e
+        })?;
         Ok(out
             .resource_record_sets()
             .iter()
@@ -234,6 +243,7 @@ impl Router for Route53Router {
                     warnings,
                 }
             }
+            Err(e) if e.message.starts_with("router.") => Checks::problems(vec![e.message]),
             Err(e) => Checks::problems(vec![format!("router.set_identifiers: {}", e.message)]),
         }
     }

@@ -768,6 +768,92 @@ fn event_sink(format: Format) -> EventSink {
     }
 }
 
+/// The green flags, before any cloud call: each value well formed, and
+/// each flag one the configured fleet kind takes (ECS fleets run images and
+/// task definitions, Auto Scaling fleets launch template versions and AMIs).
+fn check_green_flags(config: &Config, args: &GreenArgs) -> Result<(), Failure> {
+    let given = |flag: &'static str, v: &Option<String>| v.clone().map(|v| (flag, v));
+    let ecs_flags = [
+        given("--image", &args.image),
+        given("--task-definition", &args.task_definition),
+    ];
+    let asg_flags = [
+        given("--ami", &args.ami),
+        given("--launch-template-version", &args.launch_template_version),
+    ];
+    let revision = [given("--revision", &args.revision)];
+    let all = ecs_flags
+        .iter()
+        .chain(&asg_flags)
+        .chain(&revision)
+        .flatten();
+    for (flag, value) in all {
+        if value.trim().is_empty() {
+            return Err(Failure::Usage(format!("{flag}: must not be empty")));
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Failure::Usage(format!(
+                "{flag} {value:?}: must not contain spaces or control characters"
+            )));
+        }
+    }
+    if let Some(image) = &args.image {
+        // ECS: an image reference is at most 255 characters.
+        if image.len() > 255 {
+            return Err(Failure::Usage(format!(
+                "--image: {} characters; ECS takes an image reference of at most 255",
+                image.len()
+            )));
+        }
+    }
+    if let Some(ami) = &args.ami {
+        let hex = ami.strip_prefix("ami-").unwrap_or("");
+        if !(8..=17).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Failure::Usage(format!(
+                "--ami {ami:?}: not an AMI id (ami- and 8 or 17 hex digits)"
+            )));
+        }
+    }
+    if let Some(v) = &args.launch_template_version {
+        if v != "$Latest" && v != "$Default" && !v.parse::<u64>().is_ok_and(|n| n >= 1) {
+            return Err(Failure::Usage(format!(
+                "--launch-template-version {v:?}: a version number (1, 2, ...), $Latest or $Default"
+            )));
+        }
+    }
+    let pipeline_files = [
+        args.image_definitions
+            .as_ref()
+            .map(|_| "--image-definitions"),
+        args.image_detail.as_ref().map(|_| "--image-detail"),
+    ];
+    let wrong = match &config.fleet {
+        FleetConfig::Ecs { .. } => asg_flags.iter().flatten().map(|(f, _)| *f).next().map(|f| {
+            format!(
+                "{f} is for Auto Scaling fleets (fleet.kind = \"asg\"), but fleet.kind is \"ecs\": \
+                 give green as --image, --image-definitions, --image-detail or --task-definition"
+            )
+        }),
+        FleetConfig::Asg { .. } => ecs_flags
+            .iter()
+            .flatten()
+            .map(|(f, _)| *f)
+            .chain(pipeline_files.into_iter().flatten())
+            .next()
+            .map(|f| {
+                format!(
+                    "{f} is for ECS fleets (fleet.kind = \"ecs\"), but fleet.kind is \"asg\": \
+                     give green as --launch-template-version N or --ami ID"
+                )
+            }),
+        _ => None,
+    };
+    match wrong {
+        Some(message) => Err(Failure::Usage(message)),
+        None => Ok(()),
+    }
+}
+
 /// What green runs, from the deploy flags, in the ledger's words.
 fn green_spec(args: &GreenArgs, task: Option<crate::aws::ecs::GreenTask>) -> Option<String> {
     use crate::aws::asg::GreenTemplate;
@@ -838,6 +924,7 @@ fn deploy(
                 .map(|a| {
                     a.calls
                         .snapshot()
+                        .accepted
                         .into_iter()
                         .map(|(op, n)| (op.to_string(), n))
                         .collect()
@@ -936,6 +1023,7 @@ fn report(
 /// revision, what it runs, the plan, the gates. Pipeline files are read here.
 fn new_deployment(config: &Config, args: &GreenArgs, start: u64) -> Result<NewDeployment, Failure> {
     let plan = plan_of(config)?;
+    check_green_flags(config, args)?;
     let task = green_task(args)?;
     let revision = revision_label(args, task.as_ref(), config);
     Ok(NewDeployment {
@@ -1081,29 +1169,39 @@ fn status(
 }
 
 /// The AWS API calls of this run, per operation.
-fn report_api_calls(
-    calls: &std::collections::BTreeMap<&'static str, u64>,
-    observations: Option<u64>,
-    format: Format,
-) {
-    let total: u64 = calls.values().sum();
+fn report_api_calls(calls: &crate::aws::CallCounts, observations: Option<u64>, format: Format) {
+    let total = calls.total();
     match format {
         Format::Json => {
             let line = render::CliLine::ApiCalls {
                 total,
                 observations,
-                calls: calls.iter().map(|(op, n)| (op.to_string(), *n)).collect(),
+                calls: calls
+                    .accepted
+                    .iter()
+                    .map(|(op, n)| (op.to_string(), *n))
+                    .collect(),
+                rejected: calls.rejected.clone(),
             };
             let _ = render::write_json(&mut std::io::stdout().lock(), &line);
         }
         Format::Text => {
-            let per_op = calls
-                .iter()
-                .map(|(op, n)| format!("{op}={n}"))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let list = |m: &mut dyn Iterator<Item = (String, u64)>| {
+                m.map(|(op, n)| format!("{op}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let per_op = list(&mut calls.accepted.iter().map(|(o, n)| (o.to_string(), *n)));
             let over = observations.map_or(String::new(), |n| format!(" over {n} observations"));
             println!("AWS API calls: {total}{over} ({per_op})");
+            // Apart: the summary line lists what AWS carried out.
+            if !calls.rejected.is_empty() {
+                let n: u64 = calls.rejected.values().sum();
+                println!(
+                    "AWS rejected {n} of them, changing nothing: {}",
+                    list(&mut calls.rejected.iter().map(|(o, n)| (o.clone(), *n)))
+                );
+            }
         }
     }
 }

@@ -43,12 +43,15 @@ pub enum ReconcileState {
 pub enum CliLine {
     /// The AWS API calls the process made, per operation (the last line).
     ApiCalls {
-        /// All calls.
+        /// All calls, accepted or not.
         total: u64,
         /// Observations of the deployment, when this process drove it.
         observations: Option<u64>,
-        /// Per operation.
+        /// Calls AWS accepted, per operation.
         calls: BTreeMap<String, u64>,
+        /// Calls AWS answered with an error, per `Operation:ErrorCode`
+        /// (a conditional write that lost, a throttled call): they changed nothing.
+        rejected: BTreeMap<String, u64>,
     },
     /// The command failed; `exit` is the process's exit code.
     Error {
