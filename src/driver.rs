@@ -42,11 +42,21 @@ pub struct Retry {
 }
 
 impl Retry {
-    /// Backoff after failed attempt `n` (1-based).
+    /// The longest backoff after failed attempt `n` (1-based): exponential, capped.
     pub fn backoff(&self, n: u32) -> Millis {
         self.base_ms
             .saturating_mul(1 << (n.max(1) - 1).min(16))
             .min(self.max_ms)
+    }
+
+    /// The backoff after failed attempt `n` with "equal jitter": half of
+    /// [`Retry::backoff`] plus a uniform share of the other half, so that
+    /// processes throttled together do not retry in step, and none retries
+    /// sooner than half the exponential backoff.
+    pub fn jittered(&self, n: u32, rng: &mut impl rand::Rng) -> Millis {
+        let cap = self.backoff(n);
+        let half = cap / 2;
+        half + rng.gen_range(0..=cap - half)
     }
 }
 
@@ -63,6 +73,9 @@ pub struct Settings {
     pub weight_attempts: u32,
     /// Take over a lock held by another owner even before it expires.
     pub force: bool,
+    /// Seed of the backoff jitter (the simulator fixes it per run; a real
+    /// process draws one).
+    pub jitter_seed: u64,
 }
 
 impl Settings {
@@ -78,6 +91,7 @@ impl Settings {
             },
             weight_attempts: 3,
             force: false,
+            jitter_seed: rand::random(),
         }
     }
 }
@@ -155,23 +169,55 @@ const MAX_FAILING_STEPS: u32 = 4;
 /// Ledger writes tried again over our own landed-but-timed-out writes.
 const OWN_WRITE_RETRIES: u32 = 8;
 
-/// The ports plus what every call needs: retries, counting, events.
+/// The ports plus what every call needs: retries, counting, events, and the
+/// gates read on their own cadence while another call waits out its backoff.
 struct Io {
     ports: Ports,
     settings: Settings,
     sink: EventSink,
     calls: BTreeMap<String, u64>,
     deployment: String,
+    jitter: rand_chacha::ChaCha8Rng,
+    /// When the last gate read began, by an observation or by the watch:
+    /// the next is due one poll later.
+    last_gate_read: Millis,
+    /// While set, a retry's backoff reads the gates whenever a read is due,
+    /// and a failing gate ends the retries (see [`Io::wait_out_backoff`]).
+    watch: Option<GateWatch>,
+    /// The readings that preempted a call: the next observation's gates.
+    preempted: Option<Vec<GateReading>>,
+}
+
+/// What the gate watch needs to know: when a read is due and what fails.
+#[derive(Debug, Clone, Copy)]
+struct GateWatch {
+    poll_ms: Millis,
+    insufficient_data: InsufficientData,
+}
+
+impl GateWatch {
+    fn fails(&self, r: &GateReading) -> bool {
+        match r.state {
+            GateState::Alarm => true,
+            GateState::InsufficientData => self.insufficient_data == InsufficientData::Alarm,
+            GateState::Ok => false,
+        }
+    }
 }
 
 impl Io {
     fn new(ports: Ports, settings: Settings, sink: EventSink, deployment: String) -> Io {
+        use rand::SeedableRng as _;
         Io {
+            jitter: rand_chacha::ChaCha8Rng::seed_from_u64(settings.jitter_seed),
             ports,
             settings,
             sink,
             calls: BTreeMap::new(),
             deployment,
+            last_gate_read: 0,
+            watch: None,
+            preempted: None,
         }
     }
 
@@ -194,7 +240,7 @@ impl Io {
         if !e.is_transient() || attempt >= self.settings.retry.attempts {
             return Some(e);
         }
-        let backoff_ms = self.settings.retry.backoff(attempt);
+        let backoff_ms = self.settings.retry.jittered(attempt, &mut self.jitter);
         tracing::warn!(op, attempt, error = %e, backoff_ms, "transient failure; retrying");
         self.emit(EventKind::Retrying {
             op: op.to_string(),
@@ -203,8 +249,50 @@ impl Io {
             backoff_ms,
         });
         let until = self.now() + backoff_ms;
-        self.ports.clock.sleep_until(until).await;
-        None
+        self.wait_out_backoff(op, until).await
+    }
+
+    /// Sleep until `until`, but read the gates whenever a read falls due
+    /// meanwhile: a call retried through throttling must not keep the gates
+    /// unread past their poll. A failing gate ends the retries at once
+    /// (`Some(error)`), its readings kept for the next observation, so the
+    /// driver goes straight to its decision (a rollback). Only between
+    /// attempts: a call in flight, a weight write above all, is never cut
+    /// short. One attempt per read; a read that fails is left to the
+    /// observation, which counts unreadable polls.
+    async fn wait_out_backoff(&mut self, op: &str, until: Millis) -> Option<PortError> {
+        loop {
+            let watch = match self.watch {
+                Some(w) if op != "gate.read" => w,
+                _ => {
+                    self.ports.clock.sleep_until(until).await;
+                    return None;
+                }
+            };
+            let due = self.last_gate_read + watch.poll_ms;
+            if due >= until {
+                self.ports.clock.sleep_until(until).await;
+                return None;
+            }
+            self.ports.clock.sleep_until(due).await;
+            *self.calls.entry("gate.read".to_string()).or_default() += 1;
+            self.last_gate_read = self.now();
+            let read = self.ports.gate.read().await;
+            let Ok(readings) = read else { continue };
+            let failing: Vec<String> = readings
+                .iter()
+                .filter(|r| watch.fails(r))
+                .map(|r| r.name.clone())
+                .collect();
+            if !failing.is_empty() {
+                self.preempted = Some(readings);
+                return Some(PortError::new(
+                    op,
+                    ErrorKind::Transient,
+                    format!("retries stopped: gate {} is failing", failing.join(", ")),
+                ));
+            }
+        }
     }
 }
 
@@ -237,7 +325,6 @@ pub struct Driver {
     signal: Option<watch::Receiver<Option<String>>>,
     interrupted: bool,
     last: Option<Observation>,
-    last_gate_read: Millis,
     gate_states: BTreeMap<String, GateState>,
     green_health: Option<(u32, u32)>,
     unreadable_gate_polls: u32,
@@ -354,7 +441,7 @@ impl Driver {
         sink: EventSink,
     ) -> Result<Driver, DriverError> {
         let mut io = Io::new(ports, settings, sink, spec.id.clone());
-        let existing = port!(io, "ledger.load", io.ports.ledger.load())?;
+        let (existing, ledger_problem) = load_for_preflight(&mut io).await?;
         if let Some(rec) = existing.as_ref().filter(|r| r.in_flight()) {
             check_lock(&io, rec)?;
             if rec.revision != spec.revision {
@@ -369,11 +456,15 @@ impl Driver {
         }
 
         let Preflight {
-            problems,
+            mut problems,
             warnings,
             blue_slot,
             blue_revision,
         } = preflight(&mut io, &spec).await?;
+        if let Some(p) = ledger_problem {
+            problems.insert(0, p);
+        }
+        dedup(&mut problems);
         if !problems.is_empty() {
             return Err(DriverError::Preflight { problems });
         }
@@ -475,10 +566,13 @@ impl Driver {
             .map(|l| l.owner.clone())
             .filter(|o| *o != io.settings.owner);
         let phase = rec.phase.name().to_string();
+        // A lock still in the record is one whose owner died (or is forced
+        // out); a released one was given up in good order.
+        let lapsed = rec.lock.is_some();
         io.deployment = rec.id.clone();
         let mut d = Driver::new(io, Engine::new(rec));
         let now = d.io.now();
-        d.engine.taken_over(now);
+        d.engine.taken_over(now, lapsed);
         d.persist_now(now).await?;
         d.io.emit(EventKind::Resumed {
             phase,
@@ -494,7 +588,6 @@ impl Driver {
             signal: None,
             interrupted: false,
             last: None,
-            last_gate_read: 0,
             gate_states: BTreeMap::new(),
             green_health: None,
             unreadable_gate_polls: 0,
@@ -541,8 +634,8 @@ impl Driver {
         spec: &NewDeployment,
     ) -> Result<Verification, DriverError> {
         let mut io = Io::new(ports, settings, Box::new(|_| {}), spec.id.clone());
-        let mut problems = Vec::new();
-        let existing = port!(io, "ledger.load", io.ports.ledger.load())?;
+        let (existing, ledger_problem) = load_for_preflight(&mut io).await?;
+        let mut problems: Vec<String> = ledger_problem.into_iter().collect();
         if let Some(rec) = existing.filter(|r| r.in_flight()) {
             problems.push(format!(
                 "deployment {} (revision {}) is in flight, at {}; `teal status` shows it",
@@ -553,6 +646,7 @@ impl Driver {
         }
         let p = preflight(&mut io, spec).await?;
         problems.extend(p.problems);
+        dedup(&mut problems);
         Ok(Verification {
             problems,
             warnings: p.warnings,
@@ -607,15 +701,35 @@ impl Driver {
 
     /// Give the lock up, leaving the deployment for the next pass or `resume`.
     pub async fn release(&mut self) -> Result<(), DriverError> {
+        // Not cut short by the gate watch: a pass ends on what its last
+        // observation read, and the next pass reads the gates first.
+        self.io.watch = None;
         self.write(None).await
     }
 
     /// One observe → decide → record → act pass. With `wait` off, a `Wait`
-    /// action returns at once instead of sleeping.
+    /// action returns at once instead of sleeping. A pass cut short by a
+    /// failing gate (read while another call waited out its backoff) goes
+    /// straight on to a decision on that reading, within the same call: the
+    /// gate read and the reaction to it are one step, so a process that dies
+    /// between them has acted on nothing it read.
     pub async fn advance(&mut self, wait: bool) -> Result<Progress, DriverError> {
+        // At most twice: once preempted, the gates are known to fail and the
+        // watch stays off until the reaction is decided.
+        loop {
+            let progress = self.advance_once(wait).await?;
+            if self.io.preempted.is_none() {
+                return Ok(progress);
+            }
+        }
+    }
+
+    async fn advance_once(&mut self, wait: bool) -> Result<Progress, DriverError> {
         self.check_signal();
+        self.io.watch = self.gate_watch();
         let obs = match self.observe().await {
             Ok(obs) => obs,
+            Err(_) if self.io.preempted.is_some() => return Ok(Progress::Acted),
             Err(e) => return self.action_failed(e).map(|_| Progress::Acted),
         };
         // After the gates, and not while one fails: a rollback waits for nothing.
@@ -633,10 +747,16 @@ impl Driver {
                 .is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
         if !gate_failing {
             self.read_inbox().await?;
+            if self.io.preempted.is_some() {
+                // The inbox read was retried into a failing gate: observe again.
+                return Ok(Progress::Acted);
+            }
         }
         let now = self.io.now();
         let action = self.engine.decide(&obs, now);
         self.emit_transitions();
+        // Decided: from here the watch guards the action's own retries.
+        self.io.watch = self.gate_watch();
         // Only a rollback moves traffic before recording why: a failing gate
         // must cost one weight write, not a ledger write and then one. A halt
         // (signal, cloud failure) records first, so a process killed after
@@ -647,6 +767,11 @@ impl Driver {
         let must_store = matches!(action, Action::Finish { .. });
         if !blue_first {
             if let Err(e) = self.persist(now, must_store).await {
+                // Preempted by a failing gate: the action is not taken, and
+                // the next decision (a rollback) is made at once.
+                if self.io.preempted.is_some() {
+                    return Ok(Progress::Acted);
+                }
                 return self.persist_failed(e).map(|_| Progress::Acted);
             }
         }
@@ -675,8 +800,36 @@ impl Driver {
                     (None, None) => Progress::Acted,
                 })
             }
+            Err(_) if self.io.preempted.is_some() => Ok(Progress::Acted),
             Err(e) => self.action_failed(e).map(|_| Progress::Acted),
         }
+    }
+
+    /// Whether the gates are watched during other calls' backoff: while a
+    /// failing gate would change what the engine does (provisioning,
+    /// shifting, keep-alive, a rolling update), unless an operator's hold
+    /// overrides them. Not on the way back to blue or out: a rollback's own
+    /// retries must go on whatever the gates say.
+    fn gate_watch(&self) -> Option<GateWatch> {
+        let rec = self.engine.record();
+        let watched = matches!(
+            rec.phase,
+            Phase::Provisioning { .. }
+                | Phase::Shifting { .. }
+                | Phase::KeepAlive { .. }
+                | Phase::Updating { .. }
+        );
+        let overridden = matches!(
+            rec.hold,
+            Some(crate::engine::Hold::Manual {
+                ignore_gates: true,
+                ..
+            })
+        );
+        (watched && !overridden).then_some(GateWatch {
+            poll_ms: rec.plan.poll_ms,
+            insufficient_data: rec.plan.insufficient_data,
+        })
     }
 
     /// Once per poll, read the record back: operator requests queued by other
@@ -819,7 +972,17 @@ impl Driver {
     /// last full observation, so the rollback is not delayed by them.
     async fn observe(&mut self) -> Result<Observation, PortError> {
         self.observations += 1;
-        let gates = match port!(self.io, "gate.read", self.io.ports.gate.read()) {
+        let read = match self.io.preempted.take() {
+            // Read by the watch, which kept its own start as the anchor.
+            Some(readings) => Ok(readings),
+            None => {
+                // The gates' cadence runs from when a read begins: retries
+                // of a failing read do not push the next read back.
+                self.io.last_gate_read = self.io.now();
+                port!(self.io, "gate.read", self.io.ports.gate.read())
+            }
+        };
+        let gates = match read {
             Ok(g) => {
                 self.unreadable_gate_polls = 0;
                 self.note_gates(&g);
@@ -833,10 +996,14 @@ impl Driver {
                 None
             }
         };
-        self.last_gate_read = self.io.now();
         let failing = gates
             .as_ref()
             .is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
+        if failing {
+            // Known already: the reads still to make must not be cut short
+            // for it, or a failing read could keep the rollback from its facts.
+            self.io.watch = None;
+        }
         // A rolling update always reads the rollout: its way back is one
         // call, and while it goes on the gates may fail for as long as they like.
         if self.engine.record().plan.rolling.is_some() {
@@ -975,6 +1142,15 @@ impl Driver {
         obs: &Observation,
     ) -> Result<Option<Outcome>, PortError> {
         let green_slot = self.engine.record().green_slot;
+        // What the cloud holds is unknown from the moment a change is sent
+        // until it is read back: a call that fails (or is cut short by a
+        // failing gate) may still have taken effect. The cached observation,
+        // which a failing gate's rollback decides on, must not outlive that.
+        // A change read back puts what it read into the cache again.
+        let cached = match action {
+            Action::Wait { .. } | Action::Finish { .. } | Action::StartHook { .. } => None,
+            _ => self.last.take(),
+        };
         match action {
             Action::ProvisionGreen { desired } => {
                 self.io.emit(EventKind::Provisioning { desired });
@@ -989,7 +1165,7 @@ impl Driver {
                 )?;
                 self.last = None;
             }
-            Action::SetWeights { weights } => self.set_weights(weights, obs).await?,
+            Action::SetWeights { weights } => self.set_weights(weights, obs, cached).await?,
             Action::SetTestWeights { weights } => {
                 let slots = weights.on_slots(green_slot);
                 port!(
@@ -1003,9 +1179,10 @@ impl Driver {
                     self.io.ports.router.test_weights()
                 )?
                 .map(|w| w.as_roles(green_slot));
-                if let Some(last) = &mut self.last {
+                self.last = cached.map(|mut last| {
                     last.test = actual;
-                }
+                    last
+                });
                 if actual != Some(weights) {
                     // Tried again on the next step, like any failed action.
                     return Err(PortError::new(
@@ -1089,12 +1266,21 @@ impl Driver {
         Ok(None)
     }
 
-    /// Set weights and read them back until they agree.
-    async fn set_weights(&mut self, target: Weights, obs: &Observation) -> Result<(), PortError> {
+    /// Set weights and read them back until they agree. `cached` is the
+    /// observation taken out of the cache for the change: it goes back with
+    /// each read-back, and stays out if the change ends unread.
+    async fn set_weights(
+        &mut self,
+        target: Weights,
+        obs: &Observation,
+        mut cached: Option<Observation>,
+    ) -> Result<(), PortError> {
         let green_slot = self.engine.record().green_slot;
         let slots = target.on_slots(green_slot);
         let mut actual = obs.weights;
         for attempt in 1..=self.io.settings.weight_attempts {
+            // Unknown until read back.
+            self.last = None;
             port!(
                 self.io,
                 "router.set_weights",
@@ -1102,9 +1288,10 @@ impl Driver {
             )?;
             actual = port!(self.io, "router.weights", self.io.ports.router.weights())?
                 .as_roles(green_slot);
-            if let Some(last) = &mut self.last {
+            if let Some(last) = &mut cached {
                 last.weights = actual;
             }
+            self.last = cached.clone();
             if actual == target {
                 self.io.emit(EventKind::WeightsSet { weights: target });
                 return Ok(());
@@ -1132,7 +1319,7 @@ impl Driver {
 
     async fn wait(&mut self, until: Millis) {
         // The next gate read is due one poll after the last, whatever the engine's deadline.
-        let until = until.min(self.last_gate_read + self.engine.record().plan.poll_ms);
+        let until = until.min(self.io.last_gate_read + self.engine.record().plan.poll_ms);
         let clock = self.io.ports.clock.clone();
         match &mut self.signal {
             Some(rx) if !self.interrupted => {
@@ -1167,6 +1354,11 @@ impl Driver {
     }
 
     async fn persist_now(&mut self, now: Millis) -> Result<(), DriverError> {
+        // An ended deployment holds nothing: its record keeps no lock, so
+        // `status` shows none and nothing waits for it to lapse.
+        if !self.engine.record().in_flight() {
+            return self.write(None).await;
+        }
         let lock = Lock {
             owner: self.io.settings.owner.clone(),
             expires_at: now + self.io.settings.lock_ttl_ms,
@@ -1269,6 +1461,8 @@ async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, Drive
     }
     let router_checks = io.ports.router.preflight(&spec.plan).await;
     let fleet_checks = io.ports.fleet.preflight(&spec.plan).await;
+    let router_checks_ok = router_checks.problems.is_empty();
+    let fleet_checks_ok = fleet_checks.problems.is_empty();
     let mut problems = router_checks.problems;
     problems.extend(fleet_checks.problems);
     let warnings: Vec<String> = router_checks
@@ -1276,16 +1470,18 @@ async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, Drive
         .into_iter()
         .chain(fleet_checks.warnings)
         .collect();
-    // A read that fails for good (not found, refused) is bad input too.
-    let weights = match port!(io, "router.weights", io.ports.router.weights()) {
-        Ok(w) => Some(w),
-        Err(e) if e.is_transient() => return Err(e.into()),
-        Err(e) => {
-            if !problems.iter().any(|p| p.contains(&e.message)) {
-                problems.push(e.message);
+    // A read that fails for good (not found, refused) is bad input too;
+    // reads of what an adapter's own checks refused are not made at all.
+    let weights = match router_checks_ok {
+        false => None,
+        true => match port!(io, "router.weights", io.ports.router.weights()) {
+            Ok(w) => Some(w),
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
             }
-            None
-        }
+        },
     };
     let blue_slot = match weights {
         Some(w) if w.is_valid() && w.full_slot().is_some() => w.full_slot(),
@@ -1299,8 +1495,18 @@ async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, Drive
         None => None,
     };
     let mut blue_revision = None;
-    if let Some(blue) = blue_slot {
-        let mut fleets = port!(io, "fleet.statuses", io.ports.fleet.statuses())?;
+    let fleets = match (blue_slot, fleet_checks_ok) {
+        (Some(_), true) => match port!(io, "fleet.statuses", io.ports.fleet.statuses()) {
+            Ok(f) => Some(f),
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+        _ => None,
+    };
+    if let (Some(blue), Some(mut fleets)) = (blue_slot, fleets) {
         let b = std::mem::take(&mut fleets[blue.index()]);
         let g = std::mem::take(&mut fleets[blue.other().index()]);
         if !b.exists {
@@ -1352,7 +1558,14 @@ async fn check_gates(
     spec: &NewDeployment,
     problems: &mut Vec<String>,
 ) -> Result<(), DriverError> {
-    let readings = port!(io, "gate.read", io.ports.gate.read())?;
+    let readings = match port!(io, "gate.read", io.ports.gate.read()) {
+        Ok(r) => r,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            problems.push(format!("gates.alarms: cannot be read ({e})"));
+            return Ok(());
+        }
+    };
     for name in &spec.gates {
         match readings.iter().find(|r| &r.name == name) {
             None => problems.push(format!("gate {name:?} does not exist")),
@@ -1364,6 +1577,24 @@ async fn check_gates(
         }
     }
     Ok(())
+}
+
+/// The recorded deployment before a start or a verify. A ledger that cannot
+/// be read for good (missing table or zone, no permission) is bad input: its
+/// problem is returned with the rest of the preflight's, not as a failure.
+async fn load_for_preflight(io: &mut Io) -> Result<(Option<Record>, Option<String>), DriverError> {
+    match port!(io, "ledger.load", io.ports.ledger.load()) {
+        Ok(rec) => Ok((rec, None)),
+        Err(e) if e.is_transient() => Err(e.into()),
+        Err(e) => Ok((None, Some(e.message))),
+    }
+}
+
+/// Drop repeated problems (the ledger and the router may both find one
+/// missing zone), keeping the first of each.
+fn dedup(problems: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    problems.retain(|p| seen.insert(p.clone()));
 }
 
 /// Refuse when another owner holds an unexpired lock (unless forced).

@@ -203,19 +203,44 @@ impl Engine {
         self.dirty
     }
 
-    /// A new process takes this deployment over at `now`. If green was never
-    /// seen, the provisioning clock restarts: the time teal was down is not
-    /// time green had to become healthy.
-    pub fn taken_over(&mut self, now: Millis) {
-        if let Phase::Provisioning {
-            green_seen: None, ..
-        } = self.rec.phase
-        {
-            self.rec.phase = Phase::Provisioning {
-                since: now,
-                green_seen: None,
-            };
-            self.touch(now);
+    /// A new process takes this deployment over at `now`. When the process
+    /// before it died holding the lock (`lapsed`), the clock of what teal
+    /// was waiting for and never saw restarts: green's health if green was
+    /// never seen, a rolling update's timeout if the update was never seen
+    /// under way (the dead process may have died before asking for it). The
+    /// time teal was down is not time the platform had. A lock released in
+    /// good order (a `reconcile --once` pass) restarts nothing: between passes
+    /// the platform's clock runs, or a platform that never takes the update
+    /// would never time out.
+    pub fn taken_over(&mut self, now: Millis, lapsed: bool) {
+        if !lapsed {
+            return;
+        }
+        match self.rec.phase {
+            Phase::Provisioning {
+                green_seen: None, ..
+            } => {
+                self.rec.phase = Phase::Provisioning {
+                    since: now,
+                    green_seen: None,
+                };
+                self.touch(now);
+            }
+            Phase::Updating {
+                started: true,
+                seen: false,
+                completed,
+                ..
+            } => {
+                self.rec.phase = Phase::Updating {
+                    since: now,
+                    started: true,
+                    seen: false,
+                    completed,
+                };
+                self.touch(now);
+            }
+            _ => {}
         }
     }
 
