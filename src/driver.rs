@@ -466,6 +466,19 @@ impl Driver {
         }
         dedup(&mut problems);
         if !problems.is_empty() {
+            // A deployment that started while these checks ran (its green in
+            // the idle slot, say) is why: refuse as taken, naming it.
+            if let Ok(Some(now)) = port!(io, "ledger.load", io.ports.ledger.load()) {
+                let same = existing.as_ref().map(|r| (&r.id, r.version));
+                if now.in_flight() && Some((&now.id, now.version)) != same {
+                    check_lock(&io, &now)?;
+                    return Err(DriverError::InFlight {
+                        id: now.id,
+                        revision: now.revision,
+                        phase: now.phase.name().into(),
+                    });
+                }
+            }
             return Err(DriverError::Preflight { problems });
         }
         let blue = blue_slot.expect("no problems means a blue slot");
