@@ -177,7 +177,11 @@ impl AlbRouter {
                 ));
             }
         }
-        problems.extend(self.check_forward("router").await);
+        let field = match self.target {
+            AlbTarget::Listener(_) => "router.listener_arn",
+            AlbTarget::Rule(_) => "router.rule_arn",
+        };
+        problems.extend(self.check_forward(field).await);
         problems
     }
 
