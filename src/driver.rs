@@ -700,6 +700,11 @@ impl Driver {
         for _ in 0..32 {
             match self.advance(false).await? {
                 Progress::Acted => continue,
+                // A pass that could not read the gates does not end blind:
+                // it reads again (after three unreadable polls the driver
+                // halts, as a continuous run does), or the next pass would
+                // be the first to see an alarm, an interval late.
+                Progress::Waiting { .. } if !self.gates_read() => continue,
                 done_or_waiting => {
                     if !matches!(done_or_waiting, Progress::Done(_)) {
                         self.release().await?;
@@ -710,6 +715,12 @@ impl Driver {
         }
         self.release().await?;
         Ok(Progress::Acted)
+    }
+
+    /// Whether the last observation read the gates (a read that failed
+    /// through all its retries leaves the engine deciding without them).
+    pub fn gates_read(&self) -> bool {
+        self.unreadable_gate_polls == 0
     }
 
     /// Give the lock up, leaving the deployment for the next pass or `resume`.
