@@ -1,9 +1,12 @@
 //! Tier 2: thousands of seeded simulated deployments with injected faults,
 //! every safety invariant checked after every driver step and at the end.
 //!
-//! - `cargo test --test sim`: 5,000 seeds (`TEAL_SIM_RUNS=N` for more or fewer).
+//! - `cargo test --test sim`: 5,000 seeds (`TEAL_SIM_RUNS=N` for more or fewer),
+//!   plus a window `TEAL_SIM_WINDOW=BASE:COUNT` when set: CI sets one derived
+//!   from the commit, so every run also explores seeds no run tried before.
 //! - `TEAL_SIM_SEED=N cargo test --test sim -- --nocapture`: replay one seed
 //!   and print its full event log (also: `teal sim --seed N`).
+//! - A soak: `teal sim --seed $(date +%s) --runs 1000000` on a release build.
 
 use teal::engine::{Outcome, Reason};
 use teal::events::EventKind;
@@ -17,7 +20,19 @@ fn seeds() -> Vec<u64> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5_000);
-    (0..runs).collect()
+    let mut seeds: Vec<u64> = (0..runs).collect();
+    if let Ok(w) = std::env::var("TEAL_SIM_WINDOW") {
+        let (base, count) = w
+            .split_once(':')
+            .and_then(|(b, c)| Some((b.parse::<u64>().ok()?, c.parse::<u64>().ok()?)))
+            .expect("TEAL_SIM_WINDOW is BASE:COUNT");
+        println!(
+            "window: seeds {base}..{} (replay one: teal sim --seed S)",
+            base + count
+        );
+        seeds.extend(base..base + count);
+    }
+    seeds
 }
 
 /// Run seeds on every core; each run is single-threaded and deterministic.
