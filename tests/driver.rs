@@ -253,3 +253,119 @@ fn deploying_the_same_revision_again_continues_the_deployment_in_flight() {
     assert_eq!(rt.block_on(again.run()).unwrap(), Outcome::Succeeded);
     assert_eq!(c.world().router, SlotWeights { a: 0, b: 100 });
 }
+
+/// The fleet of a simulated cloud whose status reads are throttled, every
+/// one, in `[from, until)` (its other calls are the cloud's own).
+struct ThrottledFrom {
+    inner: SimCloud,
+    from: u64,
+    until: u64,
+}
+
+#[async_trait::async_trait]
+impl teal::ports::Fleet for ThrottledFrom {
+    async fn status(
+        &self,
+        slot: teal::model::Slot,
+    ) -> Result<teal::model::FleetStatus, teal::ports::PortError> {
+        let now = self.inner.world().now;
+        if (self.from..self.until).contains(&now) {
+            return Err(teal::ports::PortError::new(
+                "fleet.status",
+                teal::ports::ErrorKind::Transient,
+                "ThrottlingException: Rate exceeded",
+            ));
+        }
+        teal::ports::Fleet::status(&self.inner, slot).await
+    }
+    async fn provision(
+        &self,
+        slot: teal::model::Slot,
+        revision: &str,
+        desired: u32,
+    ) -> Result<(), teal::ports::PortError> {
+        teal::ports::Fleet::provision(&self.inner, slot, revision, desired).await
+    }
+    async fn remove(&self, slot: teal::model::Slot) -> Result<(), teal::ports::PortError> {
+        teal::ports::Fleet::remove(&self.inner, slot).await
+    }
+}
+
+#[test]
+fn a_gate_failing_while_another_call_is_retried_rolls_back_without_waiting_for_the_retries() {
+    // Green at 10%, polls every 2 s; from 60 s to 70 s every fleet read is
+    // throttled, and at 61 s the gate fails. The retries of one read back
+    // off for up to 7.75 s (250 ms doubling, six attempts), then give up: a
+    // driver that reads the gates only between observations halts on the
+    // throttling, with green's 10% held until then.
+    let onset = T0 + 61_000;
+    let c = cloud(vec![SimGate {
+        name: "5xx".into(),
+        script: vec![(onset, GateState::Alarm)],
+    }]);
+    let rt = rt();
+    let mut ports = c.ports();
+    ports.fleet = Arc::new(ThrottledFrom {
+        inner: c.clone(),
+        from: T0 + 60_000,
+        until: T0 + 70_000,
+    });
+    let mut spec = spec("d-1", "v2", &["5xx"]);
+    spec.plan.poll_ms = 2_000;
+    let (_, s) = sink();
+    let mut d = rt
+        .block_on(Driver::start(ports, Settings::new("me"), spec, s))
+        .unwrap();
+    let outcome = rt.block_on(d.run()).unwrap();
+
+    assert!(
+        matches!(
+            &outcome,
+            Outcome::RolledBack {
+                reason: Reason::GateFailed { .. }
+            }
+        ),
+        "{outcome}"
+    );
+    let w = c.world();
+    let back = w
+        .trace
+        .weight_changes
+        .iter()
+        .find(|ch| ch.at >= onset && ch.to.b == 0)
+        .expect("traffic went back to blue");
+    // A poll after the last read began, plus the read and the write.
+    assert!(
+        back.at <= onset + 2_000 + 1_000,
+        "blue at 100% {} ms after the onset",
+        back.at - onset
+    );
+}
+
+#[test]
+fn backoff_is_jittered_within_half_and_all_of_the_exponential_step() {
+    use rand::SeedableRng as _;
+    let retry = teal::driver::Retry {
+        attempts: 6,
+        base_ms: 250,
+        max_ms: 8_000,
+    };
+    for attempt in 1..=6 {
+        let cap = retry.backoff(attempt);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(attempt as u64);
+        let draws: Vec<u64> = (0..200)
+            .map(|_| retry.jittered(attempt, &mut rng))
+            .collect();
+        assert!(
+            draws.iter().all(|d| *d >= cap / 2 && *d <= cap),
+            "{attempt}: {draws:?}"
+        );
+        // Processes throttled together spread out: many distinct waits.
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(
+            distinct.len() > 50,
+            "attempt {attempt}: {} distinct",
+            distinct.len()
+        );
+    }
+}

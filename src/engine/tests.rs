@@ -1149,3 +1149,58 @@ fn a_failing_rolling_hook_rolls_back_before_or_after_the_update() {
         Action::RevertRollout
     );
 }
+
+#[test]
+fn a_takeover_after_a_death_restarts_the_update_clock_and_a_released_pass_does_not() {
+    use crate::model::RolloutState as R;
+    // Asked for at 0; the process died before it saw the update under way.
+    let asked = |e: &mut Engine| {
+        assert_eq!(
+            e.decide(&rolling_obs(R::NotStarted, false), 0),
+            Action::StartRollout
+        );
+    };
+    let timeout = 5 * M;
+    let late = timeout + 30 * S;
+
+    // Its lock waited out: the clock restarts at the takeover, so the
+    // platform, slow to show the update, still has its five minutes.
+    let mut e = rolling_engine();
+    asked(&mut e);
+    e.taken_over(late - S, true);
+    assert_eq!(
+        e.decide(&rolling_obs(R::NotStarted, false), late),
+        Action::StartRollout,
+        "asked again, not timed out"
+    );
+
+    // Released in good order by a reconcile pass: the platform's clock ran.
+    let mut e = rolling_engine();
+    asked(&mut e);
+    e.taken_over(late - S, false);
+    e.decide(&rolling_obs(R::NotStarted, false), late);
+    assert!(
+        matches!(
+            e.record().phase,
+            Phase::RollingBack { .. } | Phase::Done { .. }
+        ),
+        "the update that never showed timed out: {:?}",
+        e.record().phase
+    );
+
+    // Seen under way before the death: nothing restarts.
+    let mut e = rolling_engine();
+    asked(&mut e);
+    let running = R::InProgress {
+        percent: Some(10),
+        detail: String::new(),
+    };
+    e.decide(&rolling_obs(running.clone(), false), 10 * S);
+    e.taken_over(late - S, true);
+    e.decide(&rolling_obs(running, false), late);
+    assert!(
+        matches!(e.record().phase, Phase::RollingBack { .. }),
+        "{:?}",
+        e.record().phase
+    );
+}
