@@ -1017,6 +1017,11 @@ impl Driver {
                 if self.unreadable_gate_polls >= MAX_UNREADABLE_GATE_POLLS {
                     return Err(e);
                 }
+                // Unread gates are not left a whole poll: the next read is
+                // due after the retries' longest backoff, if that is sooner.
+                let poll = self.engine.record().plan.poll_ms;
+                let gap = poll.min(self.io.settings.retry.max_ms);
+                self.io.last_gate_read = (self.io.now() + gap).saturating_sub(poll);
                 None
             }
         };

@@ -449,6 +449,16 @@ pub fn alarm_episodes(script: &[(Millis, GateState)]) -> Vec<(Millis, Millis)> {
     out
 }
 
+/// The running total of excused time as of the last call begun by `t`.
+fn excused_at(w: &World, t: Millis) -> Millis {
+    let i = w.trace.excused_log.partition_point(|(time, _)| *time <= t);
+    if i == 0 {
+        0
+    } else {
+        w.trace.excused_log[i - 1].1
+    }
+}
+
 /// Time lost to injected faults between `from` and `to` (in the checks,
 /// `to` is now: faults before the reaction all count, as do the stretches in
 /// which no process ran, credited when the next one starts).
@@ -472,8 +482,29 @@ fn excused_between(w: &World, from: Millis, to: Millis) -> Millis {
     } else {
         at(to)
     };
-    hi.saturating_sub(at(from))
+    hi.saturating_sub(at(from)) + unread_after_faults(w, from, to)
 }
+
+/// After a gate read that failed (injected faults through every retry), the
+/// stretch until the next read began: nobody can react to a gate that
+/// cannot be read, and the driver tries again a little later, not at once.
+/// Each stretch counts at most the retry cap of the simulated processes.
+fn unread_after_faults(w: &World, from: Millis, to: Millis) -> Millis {
+    let reads = &w.trace.gate_reads;
+    reads
+        .windows(2)
+        .filter(|p| !p[0].1 && p[0].0 >= from && p[1].0 <= to)
+        // A retry's backoff is excused already: only the rest counts.
+        .map(|p| {
+            let gap = p[1].0 - p[0].0;
+            let excused = excused_at(w, p[1].0).saturating_sub(excused_at(w, p[0].0));
+            gap.saturating_sub(excused).min(UNREAD_RETRY_CAP_MS)
+        })
+        .sum()
+}
+
+/// The longest wait the simulated processes' retries make (their backoff cap).
+pub const UNREAD_RETRY_CAP_MS: Millis = 5_000;
 
 /// The router's weights at time `t`, replayed from the trace.
 fn weights_at(initial: SlotWeights, w: &World, t: Millis) -> SlotWeights {

@@ -216,6 +216,8 @@ pub struct Trace {
     pub ledger_phases: Vec<(Millis, String)>,
     /// Gate reads that returned ALARM to a driver that went on to decide.
     pub alarms_seen: Vec<Millis>,
+    /// Every gate read as it ended: when, and whether it answered.
+    pub gate_reads: Vec<(Millis, bool)>,
     /// Gate reads that returned ALARM in the current step (committed when the step completes).
     pub alarms_pending: Vec<Millis>,
     /// `(time, excused)`: cumulative time spent on injected faults, sampled at every call.
@@ -622,7 +624,7 @@ impl Router for SimCloud {
 #[async_trait]
 impl Gate for SimCloud {
     async fn read(&self) -> Result<Vec<GateReading>, PortError> {
-        sim_call!(self, "gate.read", false, |w| {
+        let read = sim_call!(self, "gate.read", false, |w| {
             let now = w.now;
             let readings: Vec<GateReading> = w
                 .gates
@@ -641,7 +643,11 @@ impl Gate for SimCloud {
                 w.trace.alarms_pending.push(now);
             }
             Ok(readings)
-        })
+        });
+        let mut w = self.world();
+        let now = w.now;
+        w.trace.gate_reads.push((now, read.is_ok()));
+        read
     }
 }
 
