@@ -60,7 +60,11 @@ async fn refused(m: &Moto, cfg: &Path, case: &Case) {
             case.what
         );
         for s in &case.says {
-            assert!(all.contains(s), "{}: {command} does not say {s:?}:\n{all}", case.what);
+            assert!(
+                all.contains(s),
+                "{}: {command} does not say {s:?}:\n{all}",
+                case.what
+            );
         }
         assert_eq!(
             changes_made(&stdout),
@@ -235,20 +239,12 @@ async fn asg_bad_input_is_refused_before_any_write() {
             says: vec!["fleet.group", "ghost"],
         },
     ];
-    let sdk = sdk(&m).await;
-    let asg = aws_sdk_autoscaling::Client::new(&sdk);
     for case in &cases {
         std::fs::write(&cfg, (case.edit)(&good, &names)).unwrap();
         refused(&m, &cfg, case).await;
-        let groups = asg
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(format!("{}-a", f.name))
-            .auto_scaling_group_names(format!("{}-b", f.name))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            groups.auto_scaling_groups().is_empty(),
+        assert_eq!(
+            asg_groups(&m, &f).await,
+            vec![f.name.clone()],
             "{}: a group was made",
             case.what
         );

@@ -161,7 +161,11 @@ fn judge(trial: usize, runs: &[Run; 2]) -> String {
     let (accepted, rejected) = loser.calls();
     let changing: Vec<&String> = accepted
         .iter()
-        .filter(|op| !["Describe", "List", "Get"].iter().any(|p| op.starts_with(p)))
+        .filter(|op| {
+            !["Describe", "List", "Get"]
+                .iter()
+                .any(|p| op.starts_with(p))
+        })
         .collect();
     assert!(
         changing.is_empty(),
@@ -171,8 +175,10 @@ fn judge(trial: usize, runs: &[Run; 2]) -> String {
     // A loser that lost the conditional write says so; one that read the
     // winner's record first made no write at all.
     assert!(
-        rejected.iter().all(|r| r.starts_with("PutItem:ConditionalCheckFailed")
-            || r.starts_with("ChangeResourceRecordSets:InvalidChangeBatch")),
+        rejected
+            .iter()
+            .all(|r| r.starts_with("PutItem:ConditionalCheckFailed")
+                || r.starts_with("ChangeResourceRecordSets:InvalidChangeBatch")),
         "trial {trial}: rejected {rejected:?}"
     );
     id
@@ -188,24 +194,31 @@ async fn two_ecs_deploys_at_one_instant_one_proceeds_the_other_is_refused() {
     let mut lost_the_write = 0;
     for trial in 0..TRIALS {
         let before = active_services(&c, &f).await;
-        assert_eq!(before.len(), 1, "trial {trial}: one service before: {before:?}");
+        assert_eq!(
+            before.len(),
+            1,
+            "trial {trial}: one service before: {before:?}"
+        );
         let images = [
             format!("registry.example/app:{trial}a"),
             format!("registry.example/app:{trial}b"),
         ];
         let runs = race(&m, &cfg, "--image", [&images[0], &images[1]]).await;
         let id = judge(trial, &runs);
-        lost_the_write += runs
-            .iter()
-            .filter(|r| !r.calls().1.is_empty())
-            .count();
+        lost_the_write += runs.iter().filter(|r| !r.calls().1.is_empty()).count();
         // No green of the loser's: one service, the winner's, runs.
         let after = active_services(&c, &f).await;
         assert_eq!(after.len(), 1, "trial {trial}: {after:?}");
-        assert_ne!(after, before, "trial {trial}: the winner's green replaced blue");
+        assert_ne!(
+            after, before,
+            "trial {trial}: the winner's green replaced blue"
+        );
         let rec = ledger_record(&c, &f.listener).await.expect("a record");
         assert_eq!(rec.id, id, "trial {trial}");
-        assert!(!rec.in_flight() && rec.lock.is_none(), "trial {trial}: {rec:?}");
+        assert!(
+            !rec.in_flight() && rec.lock.is_none(),
+            "trial {trial}: {rec:?}"
+        );
         assert_eq!(weights(&c, &f).await.0 + weights(&c, &f).await.1, 100);
     }
     // How often the two really met at the write (printed, not asserted: it
@@ -219,37 +232,32 @@ async fn two_asg_deploys_at_one_instant_one_proceeds_the_other_is_refused() {
     let Some(m) = moto() else { return };
     let f = asg_fixture(&m).await;
     let (_dir, cfg) = asg_config(&f, QUICK);
-    let sdk = sdk(&m).await;
-    let asg = aws_sdk_autoscaling::Client::new(&sdk);
-    let groups = || async {
-        let out = asg
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(&f.name)
-            .auto_scaling_group_names(format!("{}-a", f.name))
-            .auto_scaling_group_names(format!("{}-b", f.name))
-            .send()
-            .await
-            .unwrap();
-        out.auto_scaling_groups()
-            .iter()
-            .filter_map(|g| g.auto_scaling_group_name().map(String::from))
-            .collect::<Vec<_>>()
-    };
     let mut lost_the_write = 0;
     for trial in 0..TRIALS {
-        let before = groups().await;
-        assert_eq!(before.len(), 1, "trial {trial}: one group before: {before:?}");
+        let before = asg_groups(&m, &f).await;
+        assert_eq!(
+            before.len(),
+            1,
+            "trial {trial}: one group before: {before:?}"
+        );
         let runs = race(&m, &cfg, "--ami", [AMI_GREEN, AMI_BLUE]).await;
         judge(trial, &runs);
-        lost_the_write += runs
-            .iter()
-            .filter(|r| !r.calls().1.is_empty())
-            .count();
-        let after = groups().await;
-        assert_eq!(after.len(), 1, "trial {trial}: no group of the loser's: {after:?}");
-        assert_ne!(after, before, "trial {trial}: the winner's green replaced blue");
+        lost_the_write += runs.iter().filter(|r| !r.calls().1.is_empty()).count();
+        let after = asg_groups(&m, &f).await;
+        assert_eq!(
+            after.len(),
+            1,
+            "trial {trial}: no group of the loser's: {after:?}"
+        );
+        assert_ne!(
+            after, before,
+            "trial {trial}: the winner's green replaced blue"
+        );
         let (a, b) = record_weights(&m, &f).await;
-        assert!(a == 0 || b == 0, "trial {trial}: all traffic on one slot: {a}/{b}");
+        assert!(
+            a == 0 || b == 0,
+            "trial {trial}: all traffic on one slot: {a}/{b}"
+        );
     }
     println!("{lost_the_write} of {TRIALS} losers lost the conditional write itself");
 }

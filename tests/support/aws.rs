@@ -1184,6 +1184,23 @@ pub async fn asg_fixture(m: &Moto) -> AsgFixture {
     }
 }
 
+/// The fixture's groups that exist among `NAME`, `NAME-a` and `NAME-b`.
+pub async fn asg_groups(m: &Moto, f: &AsgFixture) -> Vec<String> {
+    let asg = aws_sdk_autoscaling::Client::new(&sdk(m).await);
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&f.name)
+        .auto_scaling_group_names(format!("{}-a", f.name))
+        .auto_scaling_group_names(format!("{}-b", f.name))
+        .send()
+        .await
+        .expect("DescribeAutoScalingGroups");
+    out.auto_scaling_groups()
+        .iter()
+        .filter_map(|g| g.auto_scaling_group_name().map(String::from))
+        .collect()
+}
+
 /// The fixture's record weights (slot a, slot b), raw 0..=255.
 pub async fn record_weights(m: &Moto, f: &AsgFixture) -> (i64, i64) {
     let r53 = aws_sdk_route53::Client::new(&sdk(m).await);
