@@ -581,6 +581,11 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
         MAX_PROCESSES
     };
     let mut next_tick = T0;
+    // Reconcile mode: operator commands whose process died before they took
+    // effect (or that came before there was a record): the operator runs
+    // them again with the next process. Before, a lost `resume` left a held
+    // deployment held for good (seed 3851198797: no outcome in 5,000 passes).
+    let mut carried: Vec<Command> = Vec::new();
     'run: loop {
         // Start a process: the first one deploys; later ones resume (or deploy
         // again if the first died before recording anything).
@@ -609,8 +614,15 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
             // In reconcile mode, an operator's command is a process of its own:
             // it takes the released deployment over, applies, and makes a pass.
             let due: Vec<Command> = match reconcile {
-                Some(_) if has_record => commands_due(&sc, report.processes),
-                _ => vec![],
+                Some(_) if has_record => carried
+                    .drain(..)
+                    .chain(commands_due(&sc, report.processes))
+                    .collect(),
+                Some(_) => {
+                    carried.extend(commands_due(&sc, report.processes));
+                    vec![]
+                }
+                None => vec![],
             };
             let started = if let Some(cmd) = due.first() {
                 match poll_once(submit(
@@ -619,7 +631,10 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
                     *cmd,
                     sink(&events),
                 )) {
-                    None => None,
+                    None => {
+                        carried.extend(due.iter().copied());
+                        None
+                    }
                     Some(Ok(Submitted::TookOver(d))) => Some(Ok(*d)),
                     // A killed pass's lock is still live: the command waits in
                     // the inbox for the next pass.
@@ -654,9 +669,10 @@ pub fn run_scenario(sc: Scenario) -> RunReport {
                     continue;
                 }
                 Some(Ok(mut d)) => {
-                    for cmd in due.iter().skip(1) {
+                    for (i, cmd) in due.iter().enumerate().skip(1) {
                         // Refusals are the engine's business; the pass goes on.
                         if poll_once(d.command(*cmd)).is_none() {
+                            carried.extend(due[i..].iter().copied());
                             on_kill(&cloud, &mut kills, &mut down_since);
                             continue 'run;
                         }
