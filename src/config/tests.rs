@@ -241,3 +241,40 @@ fn bad_hooks_are_refused_with_their_field() {
         assert!(e.contains(says), "{body}: {e}");
     }
 }
+
+#[test]
+fn the_ledger_table_is_a_dynamodb_name_for_an_aws_router() {
+    let alb = GOOD
+        .replace(
+            "kind = \"sim\"\ninstances = 3",
+            "kind = \"ecs\"\ncluster = \"c\"\nservice = \"web\"\ncontainer = \"app\"\ncontainer_port = 80",
+        )
+        .replace(
+            "[router]\nkind = \"sim\"",
+            "[router]\nkind = \"alb\"\nlistener_arn = \"arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/lb/1/2\"\ntarget_groups = [\"arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1\", \"arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/b/2\"]",
+        );
+    let c = parse(&alb).unwrap();
+    assert_eq!(
+        c.ledger.table_for(&c.router).as_deref(),
+        Some("teal-ledger"),
+        "an ALB router's record goes to the default table"
+    );
+    let named = parse(&format!("{alb}\n[ledger]\ntable = \"deploys.prod\"\n")).unwrap();
+    assert_eq!(
+        named.ledger.table_for(&named.router).as_deref(),
+        Some("deploys.prod")
+    );
+
+    let e = err(&format!("{alb}\n[ledger]\ntable = \"no spaces\"\n"));
+    assert!(e.contains("ledger.table") && e.contains("3 to 255"), "{e}");
+    assert!(e.starts_with("teal.toml:"), "located: {e}");
+    let e = err(&format!("{alb}\n[ledger]\ntable = \"ab\"\n"));
+    assert!(e.contains("ledger.table"), "{e}");
+    let e = err(&format!("{GOOD}\n[ledger]\ntable = \"teal-ledger\"\n"));
+    assert!(
+        e.contains("for AWS routers"),
+        "the sim keeps its own record: {e}"
+    );
+    let e = err(&format!("{alb}\n[ledger]\nbucket = \"x\"\n"));
+    assert!(e.contains("unknown field `bucket`"), "{e}");
+}
