@@ -277,7 +277,9 @@ impl EcsFleet {
             );
             match out {
                 Ok(out) if out.task_definition().is_some() => {
-                    if let Some(missing) = missing_containers(&out, &[self.container.clone()]) {
+                    if let Some(missing) =
+                        missing_containers(&out, std::slice::from_ref(&self.container))
+                    {
                         problems.push(format!(
                             "--task-definition {td}: {} (fleet.container)",
                             missing.replace(
