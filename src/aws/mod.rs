@@ -110,6 +110,10 @@ where
     }
 }
 
+/// The longest one attempt of an AWS call may take before it counts as a
+/// transient failure (the driver then retries it, the gates read meanwhile).
+pub const CALL_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The SDK configuration and the call counter, shared by every adapter.
 #[derive(Debug, Clone)]
 pub struct Aws {
@@ -122,7 +126,22 @@ pub struct Aws {
 impl Aws {
     /// Load the default credential chain, with an optional region and profile.
     pub async fn load(region: Option<String>, profile: Option<String>) -> Aws {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            // A call that hangs must not hold up the gates past a few polls:
+            // a timed-out attempt is a transient failure the driver retries.
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(CALL_ATTEMPT_TIMEOUT)
+                    .build(),
+            );
+        // teal's driver retries every call itself, with jitter, reading the
+        // gates between attempts; the SDK's own retries would keep a
+        // throttled call's backoff out of its sight. AWS_MAX_ATTEMPTS, when
+        // set, still decides.
+        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+            loader = loader
+                .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1));
+        }
         if let Some(r) = region {
             loader = loader.region(aws_config::Region::new(r));
         }

@@ -58,7 +58,7 @@ impl TableLedger {
             "create it with `aws dynamodb create-table --table-name {} \
              --attribute-definitions AttributeName=id,AttributeType=S \
              --key-schema AttributeName=id,KeyType=HASH --billing-mode PAY_PER_REQUEST` \
-             (or the TealLedger table of examples/codepipeline/prerequisites.yml)",
+             (or the LedgerTable of examples/codepipeline/prerequisites.yml)",
             self.table
         )
     }
