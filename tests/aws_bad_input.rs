@@ -75,38 +75,6 @@ async fn refused(m: &Moto, cfg: &Path, case: &Case) {
     }
 }
 
-/// A table whose key is not teal's `id` (someone else's table, say).
-async fn wrong_key_table(c: &Clients) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let made = c
-        .ddb
-        .create_table()
-        .table_name("teal-wrong-key")
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await;
-    if let Err(e) = made {
-        let code = aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).unwrap_or_default();
-        assert_eq!(code, "ResourceInUseException", "{e:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecs_bad_input_is_refused_before_any_write() {
     let Some(m) = moto() else { return };
@@ -119,7 +87,8 @@ async fn ecs_bad_input_is_refused_before_any_write() {
         zone: String::new(),
     };
     let image = ["--image", "registry.example/app:2"];
-    wrong_key_table(&c).await;
+    // A table whose key is not teal's `id` (someone else's table, say).
+    ensure_table(&c.ddb, "teal-wrong-key", "pk").await;
     let cases = vec![
         Case {
             what: "an empty image",

@@ -96,22 +96,28 @@ pub const LEDGER_TABLE: &str = "teal-ledger";
 
 /// Create the ledger table unless it exists (tests share one moto).
 pub async fn ensure_ledger_table(ddb: &aws_sdk_dynamodb::Client) {
+    ensure_table(ddb, LEDGER_TABLE, "id").await;
+}
+
+/// Create an on-demand table keyed by one string attribute `key`, unless
+/// it exists.
+pub async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
     let made = ddb
         .create_table()
-        .table_name(LEDGER_TABLE)
+        .table_name(name)
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("id")
+                .attribute_name(key)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
                 .unwrap(),
         )
         .key_schema(
             KeySchemaElement::builder()
-                .attribute_name("id")
+                .attribute_name(key)
                 .key_type(KeyType::Hash)
                 .build()
                 .unwrap(),
@@ -123,7 +129,7 @@ pub async fn ensure_ledger_table(ddb: &aws_sdk_dynamodb::Client) {
         let code = aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
             .unwrap_or_default()
             .to_string();
-        assert_eq!(code, "ResourceInUseException", "CreateTable: {e:?}");
+        assert_eq!(code, "ResourceInUseException", "CreateTable {name}: {e:?}");
     }
 }
 
