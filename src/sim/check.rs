@@ -463,14 +463,7 @@ fn excused_at(w: &World, t: Millis) -> Millis {
 /// `to` is now: faults before the reaction all count, as do the stretches in
 /// which no process ran, credited when the next one starts).
 fn excused_between(w: &World, from: Millis, to: Millis) -> Millis {
-    let at = |t: Millis| {
-        let i = w.trace.excused_log.partition_point(|(time, _)| *time <= t);
-        if i == 0 {
-            0
-        } else {
-            w.trace.excused_log[i - 1].1
-        }
-    };
+    let at = |t: Millis| excused_at(w, t);
     // Sampled as each call begins, before that call's own fault is added:
     // the sample before `from` leaves out the faults of the call in flight
     // at `from`, which only makes the bound looser by one call. At the upper
@@ -498,13 +491,13 @@ fn unread_after_faults(w: &World, from: Millis, to: Millis) -> Millis {
         .map(|p| {
             let gap = p[1].0 - p[0].0;
             let excused = excused_at(w, p[1].0).saturating_sub(excused_at(w, p[0].0));
-            gap.saturating_sub(excused).min(UNREAD_RETRY_CAP_MS)
+            gap.saturating_sub(excused).min(RETRY_CAP_MS)
         })
         .sum()
 }
 
-/// The longest wait the simulated processes' retries make (their backoff cap).
-pub const UNREAD_RETRY_CAP_MS: Millis = 5_000;
+/// The simulated processes' longest backoff (`Retry::max_ms` in the harness).
+pub const RETRY_CAP_MS: Millis = 5_000;
 
 /// The router's weights at time `t`, replayed from the trace.
 fn weights_at(initial: SlotWeights, w: &World, t: Millis) -> SlotWeights {

@@ -457,7 +457,7 @@ fn settings(seed: u64, owner: String, force: bool) -> Settings {
         retry: Retry {
             attempts: 5,
             base_ms: 200,
-            max_ms: 5_000,
+            max_ms: super::check::RETRY_CAP_MS,
         },
         weight_attempts: 3,
         force,
