@@ -15,7 +15,7 @@
 //! blue keeps all traffic, green is kept for a person. Halts are written
 //! ahead like everything else.
 
-use crate::config::InsufficientData;
+use crate::model::InsufficientData;
 use crate::engine::{
     Action, Command, Engine, Lock, Observation, Outcome, Phase, Plan, Reason, Record, Request,
     RECORD_SCHEMA,

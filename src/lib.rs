@@ -53,6 +53,7 @@ pub mod model;
 pub mod pipeline;
 pub mod ports;
 pub mod report;
+pub mod runner;
 pub mod sim;
 pub mod status;
 pub mod strategy;

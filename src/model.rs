@@ -303,3 +303,46 @@ mod tests {
         assert_eq!(SlotWeights { a: 50, b: 50 }.full_slot(), None);
     }
 }
+
+/// A rolling update's state in words, for progress lines and `teal status`.
+impl fmt::Display for RolloutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RolloutState as R;
+        let said = |d: &str| {
+            if d.is_empty() {
+                String::new()
+            } else {
+                format!(": {d}")
+            }
+        };
+        match self {
+            R::NotStarted => write!(f, "rolling update: not under way; the previous revision runs"),
+            R::InProgress { percent, detail } => write!(
+                f,
+                "rolling update in progress{}{}",
+                percent.map_or(String::new(), |p| format!(" ({p}%)")),
+                said(detail)
+            ),
+            R::Completed => write!(f, "rolling update completed"),
+            R::RollingBack { detail } => write!(f, "rolling update: rolling back{}", said(detail)),
+            R::RolledBack { detail } => write!(f, "rolling update: rolled back{}", said(detail)),
+            R::Stopped { detail } => write!(f, "rolling update: stopped{}", said(detail)),
+            R::Failed { detail } => write!(f, "rolling update: FAILED{}", said(detail)),
+            R::RevertFailed { detail } => write!(
+                f,
+                "rolling update: putting the previous revision back FAILED{}",
+                said(detail)
+            ),
+        }
+    }
+}
+
+/// How a gate's `INSUFFICIENT_DATA` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InsufficientData {
+    /// As OK (CloudWatch's default for new alarms; the deployment goes on).
+    Ok,
+    /// As ALARM (the deployment rolls back).
+    Alarm,
+}

@@ -272,7 +272,7 @@ pub fn render(s: &StatusReport) -> String {
         let _ = writeln!(
             out,
             "  update    {}",
-            crate::cli::render::describe_rollout(r)
+            r.to_string()
         );
     } else {
         let _ = writeln!(out, "  weights   set {set}; actual {}", s.weights_actual);

@@ -590,7 +590,7 @@ fn plan_of(config: &Config) -> Result<Plan, Failure> {
 /// `ports` with the config's hook commands, when it has any.
 pub fn with_hooks(mut ports: crate::ports::Ports, config: &Config) -> crate::ports::Ports {
     if !config.hooks.commands.is_empty() {
-        ports.hooks = std::sync::Arc::new(crate::hooks::command::CommandHooks::new(
+        ports.hooks = std::sync::Arc::new(crate::runner::CommandHooks::new(
             config.hooks.commands.clone(),
             std::time::Duration::from_millis(config.hooks.timeout_ms),
         ));

@@ -153,7 +153,7 @@ pub fn describe(e: &EventKind) -> String {
             format!("weights did not take on attempt {attempt}: set {set}, read back {actual}")
         }
         EventKind::Removing { role, slot } => format!("removing {role} (slot {slot})"),
-        EventKind::RolloutState { state } => describe_rollout(state),
+        EventKind::RolloutState { state } => state.to_string(),
         EventKind::RolloutAction { action } => match action.as_str() {
             "start" => "starting the rolling update".to_string(),
             _ => "putting the previous revision back".to_string(),
@@ -173,35 +173,6 @@ pub fn describe(e: &EventKind) -> String {
             let per_op = calls.iter().map(|(op, n)| format!("{op}={n}")).collect::<Vec<_>>().join(" ");
             format!("outcome: {outcome}; {total} calls ({per_op})")
         }
-    }
-}
-
-/// A rolling update's state in words.
-pub fn describe_rollout(s: &crate::model::RolloutState) -> String {
-    use crate::model::RolloutState as R;
-    let said = |d: &str| {
-        if d.is_empty() {
-            String::new()
-        } else {
-            format!(": {d}")
-        }
-    };
-    match s {
-        R::NotStarted => "rolling update: not under way; the previous revision runs".into(),
-        R::InProgress { percent, detail } => format!(
-            "rolling update in progress{}{}",
-            percent.map_or(String::new(), |p| format!(" ({p}%)")),
-            said(detail)
-        ),
-        R::Completed => "rolling update completed".into(),
-        R::RollingBack { detail } => format!("rolling update: rolling back{}", said(detail)),
-        R::RolledBack { detail } => format!("rolling update: rolled back{}", said(detail)),
-        R::Stopped { detail } => format!("rolling update: stopped{}", said(detail)),
-        R::Failed { detail } => format!("rolling update: FAILED{}", said(detail)),
-        R::RevertFailed { detail } => format!(
-            "rolling update: putting the previous revision back FAILED{}",
-            said(detail)
-        ),
     }
 }
 

@@ -6,8 +6,8 @@
 pub mod raw;
 
 use crate::diag::{InputError, SourceFile};
-use crate::hooks::command::HookCommand;
-use crate::hooks::HookPoint;
+use crate::hooks::{HookCommand, HookPoint};
+pub use crate::model::InsufficientData;
 use crate::model::Millis;
 use crate::strategy::{self, raw::duration, RawStrategy, Shape, Strategy};
 use raw::*;
@@ -76,14 +76,17 @@ pub struct LedgerConfig {
 }
 
 impl LedgerConfig {
+    /// The table an ALB router's record goes to when `[ledger]` names none.
+    pub const DEFAULT_TABLE: &'static str = "teal-ledger";
+
     /// The table an AWS router's record goes to: the one named, else
-    /// [`crate::aws::table_ledger::DEFAULT_TABLE`] for an ALB router; `None`
+    /// [`LedgerConfig::DEFAULT_TABLE`] for an ALB router; `None`
     /// for a Route 53 router with no table named (its TXT record).
     pub fn table_for(&self, router: &RouterConfig) -> Option<String> {
         match (&self.table, router) {
             (Some(t), _) => Some(t.clone()),
             (None, RouterConfig::Alb { .. }) => {
-                Some(crate::aws::table_ledger::DEFAULT_TABLE.to_string())
+                Some(Self::DEFAULT_TABLE.to_string())
             }
             (None, _) => None,
         }
@@ -200,16 +203,6 @@ impl RouterConfig {
             RouterConfig::Sim | RouterConfig::Local { .. } => 2,
         }
     }
-}
-
-/// How `INSUFFICIENT_DATA` counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InsufficientData {
-    /// As OK (CloudWatch's default for new alarms; the deployment goes on).
-    Ok,
-    /// As ALARM (the deployment rolls back).
-    Alarm,
 }
 
 /// `[gates]`, validated.

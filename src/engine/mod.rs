@@ -27,7 +27,7 @@ mod tests;
 
 pub use record::*;
 
-use crate::config::InsufficientData;
+use crate::model::InsufficientData;
 use crate::hooks::{HookPoint, HookRun, HookState};
 use crate::model::{FleetStatus, GateReading, GateState, Millis, Weights};
 use serde::Serialize;

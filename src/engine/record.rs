@@ -1,7 +1,7 @@
 //! The deployment record: what the ledger stores, and all the engine needs to
 //! continue a deployment in a fresh process on another machine.
 
-use crate::config::InsufficientData;
+use crate::model::InsufficientData;
 use crate::hooks::{HookPoint, HookRun};
 use crate::model::{fmt_ms, GateState, Millis, Slot, Weights};
 use crate::strategy::Step;

@@ -17,12 +17,31 @@
 //! the record; one that was running in a process that died is started again
 //! by the next one (hooks must be safe to repeat, as CodeDeploy's are).
 //!
-//! [`command::CommandHooks`] runs them as child processes.
-
-pub mod command;
+//! This module is vocabulary only; [`crate::runner::CommandHooks`] runs
+//! hooks as child processes.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// How a hook's command is written in `teal.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum HookCommand {
+    /// `"curl -fsS http://..."`: run with `sh -c`.
+    Shell(String),
+    /// `["./smoke.sh", "--fast"]`: the program and its arguments.
+    Argv(Vec<String>),
+}
+
+impl std::fmt::Display for HookCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HookCommand::Shell(s) => f.write_str(s),
+            HookCommand::Argv(v) => f.write_str(&v.join(" ")),
+        }
+    }
+}
+
 
 /// A point in a deployment where a hook may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 
 use super::check::{alarm_episodes, Checker, Context};
 use super::{Faults, SimCloud, SimGate, SimHook, SimRollout, SimRolloutEnd, World};
-use crate::config::InsufficientData;
+use crate::model::InsufficientData;
 use crate::driver::{
     submit, Driver, DriverError, EventSink, NewDeployment, Progress, Retry, Settings, Submitted,
 };

@@ -1,12 +1,12 @@
-//! Hooks run as child processes: a string through `sh -c`, a list as the
-//! program and its arguments. Each run gets the deployment's facts as
+//! The child process runner, the [`Hooks`] port's adapter: each hook a child
+//! process, a string through `sh -c`, a list as the program and its
+//! arguments. Each run gets the deployment's facts as
 //! `TEAL_*` variables, its own process group (so a timeout kills what it
 //! started too), and no stdin; the end of its output is kept as evidence.
 
-use super::{HookPoint, HookRun, HookState};
+use crate::hooks::{HookCommand, HookPoint, HookRun, HookState};
 use crate::ports::{ErrorKind, Hooks, PortError};
 use async_trait::async_trait;
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,38 +14,19 @@ use std::time::{Duration, Instant};
 /// Lines of a failed hook's output kept in its failure detail.
 const TAIL_LINES: usize = 10;
 
-/// How a hook's command is written in `teal.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum HookCommand {
-    /// `"curl -fsS http://..."`: run with `sh -c`.
-    Shell(String),
-    /// `["./smoke.sh", "--fast"]`: the program and its arguments.
-    Argv(Vec<String>),
-}
-
-impl HookCommand {
-    fn command(&self) -> tokio::process::Command {
-        match self {
-            HookCommand::Shell(s) => {
-                let mut c = tokio::process::Command::new("sh");
-                c.arg("-c").arg(s);
-                c
-            }
-            HookCommand::Argv(v) => {
-                let mut c = tokio::process::Command::new(&v[0]);
-                c.args(&v[1..]);
-                c
-            }
+/// The child process for `command`: a string through `sh -c`, a list as
+/// the program and its arguments.
+fn child(command: &HookCommand) -> tokio::process::Command {
+    match command {
+        HookCommand::Shell(s) => {
+            let mut c = tokio::process::Command::new("sh");
+            c.arg("-c").arg(s);
+            c
         }
-    }
-}
-
-impl std::fmt::Display for HookCommand {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HookCommand::Shell(s) => f.write_str(s),
-            HookCommand::Argv(v) => f.write_str(&v.join(" ")),
+        HookCommand::Argv(v) => {
+            let mut c = tokio::process::Command::new(&v[0]);
+            c.args(&v[1..]);
+            c
         }
     }
 }
@@ -123,7 +104,7 @@ async fn execute(
 ) -> HookState {
     let started = Instant::now();
     let took = || started.elapsed().as_millis() as u64;
-    let mut cmd = command.command();
+    let mut cmd = child(command);
     cmd.envs(env)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
