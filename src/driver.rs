@@ -117,6 +117,17 @@ pub struct NewDeployment {
     pub build: Option<crate::pipeline::Build>,
 }
 
+impl NewDeployment {
+    /// Its green, for a deployment begun at `since`.
+    pub fn green_at(&self, since: Millis) -> crate::model::Green {
+        crate::model::Green {
+            revision: self.revision.clone(),
+            runs: self.green.clone(),
+            since,
+        }
+    }
+}
+
 /// Why a driver could not start or go on.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -962,9 +973,8 @@ impl Driver {
                 "a rolling deployment needs a fleet that can update in place",
             )
         })?;
-        let revision = self.engine.record().revision.clone();
-        let since = self.engine.record().started_at;
-        let state = port!(self.io, "rollout.state", rollout.state(&revision, since))?;
+        let green = self.engine.record().green();
+        let state = port!(self.io, "rollout.state", rollout.state(&green))?;
         // Report a change of state, and progress in steps of a tenth.
         let summary = |s: &crate::model::RolloutState| match s {
             crate::model::RolloutState::InProgress { percent, detail } => {
@@ -1183,14 +1193,11 @@ impl Driver {
         match action {
             Action::ProvisionGreen { desired } => {
                 self.io.emit(EventKind::Provisioning { desired });
-                let revision = self.engine.record().revision.clone();
+                let green = self.engine.record().green();
                 port!(
                     self.io,
                     "fleet.provision",
-                    self.io
-                        .ports
-                        .fleet
-                        .provision(green_slot, &revision, desired)
+                    self.io.ports.fleet.provision(green_slot, &green, desired)
                 )?;
                 self.last = None;
             }
@@ -1238,9 +1245,8 @@ impl Driver {
                     )
                 })?;
                 if start {
-                    let revision = self.engine.record().revision.clone();
-                    let since = self.engine.record().started_at;
-                    port!(self.io, "rollout.start", rollout.start(&revision, since))?;
+                    let green = self.engine.record().green();
+                    port!(self.io, "rollout.start", rollout.start(&green))?;
                 } else {
                     port!(self.io, "rollout.revert", rollout.revert())?;
                 }
@@ -1489,7 +1495,7 @@ async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, Drive
         return preflight_rolling(io, spec).await;
     }
     let router_checks = io.ports.router.preflight(&spec.plan).await;
-    let fleet_checks = io.ports.fleet.preflight(&spec.plan).await;
+    let fleet_checks = io.ports.fleet.preflight(&spec.plan, &spec.green_at(io.now())).await;
     let router_checks_ok = router_checks.problems.is_empty();
     let fleet_checks_ok = fleet_checks.problems.is_empty();
     let mut problems = router_checks.problems;
@@ -1570,7 +1576,7 @@ async fn preflight_rolling(io: &mut Io, spec: &NewDeployment) -> Result<Prefligh
             blue_revision: None,
         });
     };
-    let (checks, blue_revision) = rollout.preflight().await;
+    let (checks, blue_revision) = rollout.preflight(&spec.green_at(io.now())).await;
     let mut problems = checks.problems;
     check_gates(io, spec, &mut problems).await?;
     Ok(Preflight {

@@ -57,3 +57,4 @@ pub mod runner;
 pub mod sim;
 pub mod status;
 pub mod strategy;
+pub mod wiring;

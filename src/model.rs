@@ -346,3 +346,28 @@ pub enum InsufficientData {
     /// As ALARM (the deployment rolls back).
     Alarm,
 }
+
+/// A deployment's green as the ports that make it are told: every call that
+/// creates or updates it carries it, so ports are built before anyone knows
+/// what green runs (a command that reads the record first builds them once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Green {
+    /// The revision label (`v2`, an image tag, an AMI id).
+    pub revision: String,
+    /// What green runs, in the record's words (`image=...`, `ami=...`),
+    /// decoded by the fleet's adapter; `None` when nothing was given.
+    pub runs: Option<String>,
+    /// When the deployment began: what the platform did before is history.
+    pub since: Millis,
+}
+
+impl Green {
+    /// A green known by its revision only (the local provider's, which
+    /// runs the configured command with the revision in its environment).
+    pub fn named(revision: impl Into<String>) -> Green {
+        Green {
+            revision: revision.into(),
+            ..Green::default()
+        }
+    }
+}

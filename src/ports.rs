@@ -7,7 +7,7 @@
 
 use crate::engine::{Plan, Record};
 use crate::hooks::{HookRun, HookState};
-use crate::model::{FleetStatus, GateReading, Millis, RolloutState, Slot, SlotWeights};
+use crate::model::{FleetStatus, GateReading, Green, Millis, RolloutState, Slot, SlotWeights};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -84,13 +84,13 @@ pub trait Fleet: Send + Sync {
     async fn statuses(&self) -> Result<[FleetStatus; 2], PortError> {
         Ok([self.status(Slot::A).await?, self.status(Slot::B).await?])
     }
-    /// Create a fleet of `revision` with `desired` instances in `slot`,
+    /// Create a fleet running `green` with `desired` instances in `slot`,
     /// registered into the slot's target. Succeeds if it already exists.
-    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError>;
+    async fn provision(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError>;
     /// Scale the fleet in `slot` to zero and delete it. Succeeds if absent.
     async fn remove(&self, slot: Slot) -> Result<(), PortError>;
-    /// Read-only checks before a deployment of `plan` starts.
-    async fn preflight(&self, _plan: &Plan) -> Checks {
+    /// Read-only checks before a deployment of `plan` to `green` starts.
+    async fn preflight(&self, _plan: &Plan, _green: &Green) -> Checks {
         Checks::default()
     }
 }
@@ -99,15 +99,14 @@ pub trait Fleet: Send + Sync {
 /// the other, instance by instance, under the platform's own controls.
 #[async_trait]
 pub trait Rollout: Send + Sync {
-    /// Where the rollout of `revision` begun by the deployment that started
-    /// at `since` stands. What happened before `since` is history: a
-    /// rollout of the same revision by an earlier deployment (rolled back,
-    /// say) is not this one's.
-    async fn state(&self, revision: &str, since: Millis) -> Result<RolloutState, PortError>;
+    /// Where the rollout to `green` stands. What happened before
+    /// `green.since` is history: a rollout of the same revision by an
+    /// earlier deployment (rolled back, say) is not this one's.
+    async fn state(&self, green: &Green) -> Result<RolloutState, PortError>;
     /// Start it (idempotent: one this deployment already started is left alone).
-    async fn start(&self, revision: &str, since: Millis) -> Result<(), PortError>;
-    /// Read-only checks before it starts; the revision running now.
-    async fn preflight(&self) -> (Checks, Option<String>);
+    async fn start(&self, green: &Green) -> Result<(), PortError>;
+    /// Read-only checks before the rollout to `green` starts; the revision running now.
+    async fn preflight(&self, green: &Green) -> (Checks, Option<String>);
     /// Put the previous revision back: the platform's rollback where it has
     /// one, else a rollout of the previous revision.
     async fn revert(&self) -> Result<(), PortError>;

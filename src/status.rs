@@ -74,7 +74,7 @@ pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
         (Some(_), Some(r)) => (
             FleetStatus::default(),
             FleetStatus::default(),
-            Some(r.state(&rec.revision, rec.started_at).await?),
+            Some(r.state(&rec.green()).await?),
         ),
         _ => {
             let mut fleets = ports.fleet.statuses().await?;

@@ -281,10 +281,10 @@ impl teal::ports::Fleet for ThrottledFrom {
     async fn provision(
         &self,
         slot: teal::model::Slot,
-        revision: &str,
+        green: &teal::model::Green,
         desired: u32,
     ) -> Result<(), teal::ports::PortError> {
-        teal::ports::Fleet::provision(&self.inner, slot, revision, desired).await
+        teal::ports::Fleet::provision(&self.inner, slot, green, desired).await
     }
     async fn remove(&self, slot: teal::model::Slot) -> Result<(), teal::ports::PortError> {
         teal::ports::Fleet::remove(&self.inner, slot).await

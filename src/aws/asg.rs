@@ -14,7 +14,7 @@
 
 use super::{ApiCalls, Aws};
 use crate::aws_call;
-use crate::model::{FleetStatus, Slot};
+use crate::model::{FleetStatus, Green, Slot};
 use crate::ports::{ErrorKind, Fleet, PortError};
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{
@@ -36,6 +36,26 @@ pub enum GreenTemplate {
     Ami(String),
 }
 
+impl GreenTemplate {
+    /// How the record keeps it: `launch-template-version=N` or `ami=ID`.
+    pub fn spec(&self) -> String {
+        match self {
+            GreenTemplate::Version(v) => format!("launch-template-version={v}"),
+            GreenTemplate::Ami(a) => format!("ami={a}"),
+        }
+    }
+
+    /// The inverse of [`GreenTemplate::spec`]; `None` for what no Auto
+    /// Scaling fleet runs (nothing given, or an ECS fleet's spec).
+    pub fn parse(spec: Option<&str>) -> Option<GreenTemplate> {
+        match spec?.split_once('=')? {
+            ("launch-template-version", v) => Some(GreenTemplate::Version(v.to_string())),
+            ("ami", a) => Some(GreenTemplate::Ami(a.to_string())),
+            _ => None,
+        }
+    }
+}
+
 /// The Auto Scaling fleet.
 #[derive(Debug, Clone)]
 pub struct AsgFleet {
@@ -45,17 +65,11 @@ pub struct AsgFleet {
     pub(crate) calls: Arc<ApiCalls>,
     pub(crate) base: String,
     target_groups: [String; 2],
-    pub(crate) green: Option<GreenTemplate>,
 }
 
 impl AsgFleet {
     /// A fleet of groups named from `base`, attached to `target_groups` (A, B).
-    pub fn new(
-        aws: &Aws,
-        base: String,
-        target_groups: [String; 2],
-        green: Option<GreenTemplate>,
-    ) -> AsgFleet {
+    pub fn new(aws: &Aws, base: String, target_groups: [String; 2]) -> AsgFleet {
         AsgFleet {
             asg: aws_sdk_autoscaling::Client::new(&aws.sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&aws.sdk),
@@ -63,7 +77,6 @@ impl AsgFleet {
             calls: aws.calls.clone(),
             base,
             target_groups,
-            green,
         }
     }
 
@@ -146,6 +159,7 @@ impl AsgFleet {
     async fn launch_template(
         &self,
         blue: &AutoScalingGroup,
+        green: Option<GreenTemplate>,
     ) -> Result<LaunchTemplateSpecification, PortError> {
         let lt = blue.launch_template().ok_or_else(|| {
             PortError::new(
@@ -157,14 +171,14 @@ impl AsgFleet {
                 ),
             )
         })?;
-        let version = match &self.green {
-            Some(GreenTemplate::Version(v)) => v.clone(),
+        let version = match green {
+            Some(GreenTemplate::Version(v)) => v,
             Some(GreenTemplate::Ami(ami)) => {
                 self.new_version(
                     lt.launch_template_id(),
                     lt.launch_template_name(),
                     lt.version(),
-                    ami,
+                    &ami,
                 )
                 .await?
             }
@@ -267,7 +281,7 @@ impl AsgFleet {
     /// `--launch-template-version` is a version of it, or `--ami` an image
     /// this account can launch. Otherwise the deployment would fail after
     /// its first write.
-    async fn check_green(&self, blue: &AutoScalingGroup) -> Vec<String> {
+    async fn check_green(&self, blue: &AutoScalingGroup, green: Option<&GreenTemplate>) -> Vec<String> {
         let Some(lt) = blue.launch_template() else {
             return vec![format!(
                 "fleet.group: {} uses no launch template (a launch configuration or a mixed instances policy); teal needs a launch template",
@@ -278,7 +292,7 @@ impl AsgFleet {
             .launch_template_id()
             .or(lt.launch_template_name())
             .unwrap_or("?");
-        match &self.green {
+        match green {
             Some(GreenTemplate::Version(v)) => {
                 let found = aws_call!(
                     self.calls,
@@ -342,7 +356,8 @@ fn client_token(template: &str, source: Option<&str>, ami: &str) -> String {
 
 #[async_trait]
 impl Fleet for AsgFleet {
-    async fn preflight(&self, _plan: &crate::engine::Plan) -> crate::ports::Checks {
+    async fn preflight(&self, _plan: &crate::engine::Plan, green: &Green) -> crate::ports::Checks {
+        let green = GreenTemplate::parse(green.runs.as_deref());
         let mut problems = Vec::new();
         let mut found = false;
         let mut blue = None;
@@ -368,13 +383,13 @@ impl Fleet for AsgFleet {
                 self.candidates()[1..].join(", ")
             ));
         }
-        if self.green.is_none() {
+        if green.is_none() {
             problems.push(
                 "what should green run? give --launch-template-version N or --ami ID".to_string(),
             );
         }
         if let Some(blue) = &blue {
-            problems.extend(self.check_green(blue).await);
+            problems.extend(self.check_green(blue, green.as_ref()).await);
         }
         crate::ports::Checks::problems(problems)
     }
@@ -393,7 +408,8 @@ impl Fleet for AsgFleet {
         ])
     }
 
-    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
+    async fn provision(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
+        let revision = green.revision.as_str();
         if let Some(existing) = self.group_in(slot).await? {
             let tagged = existing
                 .tags()
@@ -418,7 +434,9 @@ impl Fleet for AsgFleet {
                 format!("no blue group in slot {} to clone", slot.other()),
             )
         })?;
-        let template = self.launch_template(&blue).await?;
+        let template = self
+            .launch_template(&blue, GreenTemplate::parse(green.runs.as_deref()))
+            .await?;
         let name = format!("{}-{slot}", self.base);
         let tags: Vec<Tag> = blue
             .tags()

@@ -15,7 +15,7 @@
 
 use super::{ApiCalls, Aws};
 use crate::aws_call;
-use crate::model::{FleetStatus, Slot};
+use crate::model::{FleetStatus, Green, Slot};
 use crate::ports::{ErrorKind, Fleet, PortError};
 use async_trait::async_trait;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
@@ -64,6 +64,43 @@ pub enum GreenTask {
     TaskDefinition(String),
 }
 
+impl GreenTask {
+    /// How the record keeps it: `image=URI`, `images=NAME=URI,...` or
+    /// `task-definition=ARN`.
+    pub fn spec(&self) -> String {
+        match self {
+            GreenTask::Image(i) => format!("image={i}"),
+            GreenTask::Images(m) => format!(
+                "images={}",
+                m.iter()
+                    .map(|(name, uri)| format!("{name}={uri}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            GreenTask::TaskDefinition(t) => format!("task-definition={t}"),
+        }
+    }
+
+    /// The inverse of [`GreenTask::spec`]; `None` for what no ECS fleet runs
+    /// (nothing given, or an Auto Scaling fleet's spec).
+    pub fn parse(spec: Option<&str>) -> Option<GreenTask> {
+        let (kind, value) = spec?.split_once('=')?;
+        let value = value.to_string();
+        match kind {
+            "image" => Some(GreenTask::Image(value)),
+            "images" => Some(GreenTask::Images(
+                value
+                    .split(',')
+                    .filter_map(|e| e.split_once('='))
+                    .map(|(n, u)| (n.to_string(), u.to_string()))
+                    .collect(),
+            )),
+            "task-definition" => Some(GreenTask::TaskDefinition(value)),
+            _ => None,
+        }
+    }
+}
+
 /// `tags` with teal's revision tag set to `revision`.
 fn with_revision(tags: &[Tag], revision: &str) -> Vec<Tag> {
     tags.iter()
@@ -85,7 +122,6 @@ pub struct EcsFleet {
     pub(crate) container: String,
     container_port: u16,
     target_groups: [String; 2],
-    pub(crate) green: Option<GreenTask>,
 }
 
 impl EcsFleet {
@@ -98,7 +134,6 @@ impl EcsFleet {
         container: String,
         container_port: u16,
         target_groups: [String; 2],
-        green: Option<GreenTask>,
     ) -> EcsFleet {
         EcsFleet {
             ecs: aws_sdk_ecs::Client::new(&aws.sdk),
@@ -110,7 +145,6 @@ impl EcsFleet {
             container,
             container_port,
             target_groups,
-            green,
         }
     }
 
@@ -206,7 +240,7 @@ impl EcsFleet {
     }
 
     /// Check, read-only, that the cluster and a blue service exist.
-    pub(crate) async fn check(&self) -> Vec<String> {
+    pub(crate) async fn check(&self, green: Option<&GreenTask>) -> Vec<String> {
         let mut problems = Vec::new();
         match aws_call!(
             self.calls,
@@ -248,14 +282,14 @@ impl EcsFleet {
                 ));
             }
         }
-        if self.green.is_none() {
+        if green.is_none() {
             problems.push(
                 "what should green run? give --image IMAGE or --task-definition ARN".to_string(),
             );
         }
         // Green's images go into containers of blue's task definition: each
         // must exist, or the deployment would fail after it began.
-        if let (Some(blue), Some(names)) = (&blue, self.patched_containers()) {
+        if let (Some(blue), Some(names)) = (&blue, self.patched_containers(green)) {
             match self.blue_task_definition(blue).await {
                 Ok(td) => problems.extend(missing_containers(&td, &names)),
                 Err(e) => problems.push(format!(
@@ -266,7 +300,7 @@ impl EcsFleet {
         }
         // A task definition given as it is must be registered, and hold the
         // container the target group forwards to.
-        if let Some(GreenTask::TaskDefinition(td)) = &self.green {
+        if let Some(GreenTask::TaskDefinition(td)) = green {
             let out = aws_call!(
                 self.calls,
                 "DescribeTaskDefinition",
@@ -306,8 +340,8 @@ impl EcsFleet {
     }
 
     /// The containers whose image green replaces, if it patches blue's task definition.
-    fn patched_containers(&self) -> Option<Vec<String>> {
-        match &self.green {
+    fn patched_containers(&self, green: Option<&GreenTask>) -> Option<Vec<String>> {
+        match green {
             Some(GreenTask::Image(_)) => Some(vec![self.container.clone()]),
             Some(GreenTask::Images(m)) => Some(m.keys().cloned().collect()),
             _ => None,
@@ -470,8 +504,9 @@ impl EcsFleet {
 
 #[async_trait]
 impl Fleet for EcsFleet {
-    async fn preflight(&self, _plan: &crate::engine::Plan) -> crate::ports::Checks {
-        crate::ports::Checks::problems(self.check().await)
+    async fn preflight(&self, _plan: &crate::engine::Plan, green: &Green) -> crate::ports::Checks {
+        let task = GreenTask::parse(green.runs.as_deref());
+        crate::ports::Checks::problems(self.check(task.as_ref()).await)
     }
 
     async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {
@@ -488,7 +523,8 @@ impl Fleet for EcsFleet {
         ])
     }
 
-    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
+    async fn provision(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
+        let revision = green.revision.as_str();
         if let Some(existing) = self.service_in(slot).await? {
             let tagged = existing
                 .tags()
@@ -513,14 +549,14 @@ impl Fleet for EcsFleet {
                 format!("no blue service in slot {} to clone", slot.other()),
             )
         })?;
-        let task_definition = match &self.green {
-            Some(GreenTask::TaskDefinition(td)) => td.clone(),
+        let task_definition = match GreenTask::parse(green.runs.as_deref()) {
+            Some(GreenTask::TaskDefinition(td)) => td,
             Some(GreenTask::Image(image)) => {
                 let images = [(self.container.clone(), image.clone())].into();
                 self.register_patched(&blue, &images, revision).await?
             }
             Some(GreenTask::Images(images)) => {
-                self.register_patched(&blue, images, revision).await?
+                self.register_patched(&blue, &images, revision).await?
             }
             None => {
                 return Err(PortError::new(

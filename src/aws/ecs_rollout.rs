@@ -20,7 +20,7 @@
 
 use super::ecs::{EcsFleet, GreenTask, REVISION_TAG};
 use crate::aws_call;
-use crate::model::{Millis, RolloutState};
+use crate::model::{Green, Millis, RolloutState};
 use crate::ports::{Checks, ErrorKind, PortError, Rollout};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -81,8 +81,9 @@ impl EcsRollout {
     }
 
     /// Whether `task_definition` is the deployment's target.
-    async fn is_target(&self, task_definition: &str, revision: &str) -> Result<bool, PortError> {
-        if let Some(GreenTask::TaskDefinition(td)) = &self.fleet.green {
+    async fn is_target(&self, task_definition: &str, green: &Green) -> Result<bool, PortError> {
+        let revision = green.revision.as_str();
+        if let Some(GreenTask::TaskDefinition(td)) = GreenTask::parse(green.runs.as_deref()) {
             return Ok(task_definition == td || task_definition.ends_with(&format!("/{td}")));
         }
         let cached = self
@@ -160,8 +161,9 @@ fn percent(d: &Deployment) -> Option<u8> {
 
 #[async_trait]
 impl Rollout for EcsRollout {
-    async fn preflight(&self) -> (Checks, Option<String>) {
-        let mut problems = self.fleet.check().await;
+    async fn preflight(&self, green: &Green) -> (Checks, Option<String>) {
+        let task = GreenTask::parse(green.runs.as_deref());
+        let mut problems = self.fleet.check(task.as_ref()).await;
         let current = match self.service().await {
             Ok(s) => s.task_definition().map(String::from),
             Err(e) => {
@@ -174,7 +176,8 @@ impl Rollout for EcsRollout {
         (Checks::problems(problems), current)
     }
 
-    async fn state(&self, revision: &str, since: Millis) -> Result<RolloutState, PortError> {
+    async fn state(&self, green: &Green) -> Result<RolloutState, PortError> {
+        let since = green.since;
         let s = self.service().await?;
         // Deployments begun before this one (by an earlier deployment of the
         // same revision, say) are history; a second of slack for the clocks.
@@ -189,7 +192,7 @@ impl Rollout for EcsRollout {
                 .iter()
                 .find(|d| d.task_definition() == Some(arn))
         };
-        if self.is_target(&td, revision).await? {
+        if self.is_target(&td, green).await? {
             return Ok(match deployment_of(&td) {
                 Some(d) => match d.rollout_state() {
                     Some(aws_sdk_ecs::types::DeploymentRolloutState::Completed) => {
@@ -220,7 +223,7 @@ impl Rollout for EcsRollout {
             if arn != td
                 && recent(d)
                 && d.rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed)
-                && self.is_target(arn, revision).await?
+                && self.is_target(arn, green).await?
             {
                 let detail = d.rollout_state_reason().unwrap_or_default().to_string();
                 let settled = primary(&s).and_then(|p| p.rollout_state())
@@ -259,20 +262,21 @@ impl Rollout for EcsRollout {
         })
     }
 
-    async fn start(&self, revision: &str, _since: Millis) -> Result<(), PortError> {
+    async fn start(&self, green: &Green) -> Result<(), PortError> {
+        let revision = green.revision.as_str();
         let s = self.service().await?;
         let current = s.task_definition().unwrap_or_default().to_string();
-        if self.is_target(&current, revision).await? {
+        if self.is_target(&current, green).await? {
             return Ok(());
         }
-        let target = match &self.fleet.green {
-            Some(GreenTask::TaskDefinition(td)) => td.clone(),
+        let target = match GreenTask::parse(green.runs.as_deref()) {
+            Some(GreenTask::TaskDefinition(td)) => td,
             Some(GreenTask::Image(image)) => {
                 let images = [(self.fleet.container.clone(), image.clone())].into();
                 self.fleet.register_patched(&s, &images, revision).await?
             }
             Some(GreenTask::Images(images)) => {
-                self.fleet.register_patched(&s, images, revision).await?
+                self.fleet.register_patched(&s, &images, revision).await?
             }
             None => {
                 return Err(PortError::new(

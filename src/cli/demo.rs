@@ -1,14 +1,15 @@
 //! `teal local serve` and `teal demo`: the local provider from the command line.
 
 use super::render::{self, Format};
-use super::{owner, Failure};
+use super::session::{owner, runtime};
+use super::Failure;
 use crate::config::Config;
 use crate::driver::{Driver, NewDeployment, Settings};
 use crate::engine::{Outcome, Reason};
 use crate::events::{Event, EventKind};
 use crate::exit::Exit;
-use crate::local::{daemon::Daemon, load::Load, Admin};
-use crate::model::{fmt_ms, Millis, Slot};
+use crate::local::{client::Admin, daemon::Daemon, load::Load};
+use crate::model::{fmt_ms, Green, Millis, Slot};
 use crate::ports::{Clock, Fleet, SystemClock};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,7 +39,7 @@ pub(super) fn serve(config: &Config, initial: Option<String>) -> Result<Exit, Fa
         if let Some(rev) = initial {
             let admin = Admin::new(&a.to_string());
             admin
-                .provision(Slot::A, &rev, instances)
+                .provision(Slot::A, &Green::named(&rev), instances)
                 .await
                 .map_err(|e| Failure::Usage(e.to_string()))?;
             println!("blue: {rev} in slot a, {instances} instance(s)");
@@ -108,7 +109,7 @@ green_healthy_timeout = "30s"
         (false, true) => "v2+slow-start=1s",
         (false, false) => "v2",
     };
-    let result = super::runtime()?.block_on(run_demo(&config, revision, format));
+    let result = runtime()?.block_on(run_demo(&config, revision, format));
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -131,7 +132,7 @@ async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exi
         "teal's proxy on http://{proxy}; starting blue v1 (2 instances)"
     ));
     admin
-        .provision(Slot::A, "v1", instances(config))
+        .provision(Slot::A, &Green::named("v1"), instances(config))
         .await
         .map_err(|e| Failure::Usage(e.to_string()))?;
     while admin.status(Slot::A).await.map_or(0, |s| s.healthy) < instances(config) {
@@ -198,20 +199,23 @@ async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exi
             events.lock().expect("events").push(e.clone());
         })
     };
-    let plan = super::plan_of(config)?;
+    let plan = config.plan()?;
     let spec = NewDeployment {
-        id: super::deployment_id(SystemClock.now()),
+        id: super::deploy::deployment_id(SystemClock.now()),
         service: config.service.clone(),
         revision: revision.to_string(),
         plan,
-        gates: crate::local::gate_names(config),
+        gates: config.gates.names(),
         allow_alarm_at_start: false,
         green: None,
         build: None,
     };
-    let ports = crate::local::ports(config, Arc::new(SystemClock))
-        .map(|p| super::with_hooks(p, config))
-        .ok_or_else(not_local)?;
+    if crate::wiring::Provider::of(config) != crate::wiring::Provider::Local {
+        return Err(not_local());
+    }
+    let ports = crate::wiring::wire(config, &crate::wiring::Cloud::default(), None)
+        .await?
+        .ports;
     let outcome = async {
         let mut d = Driver::start(ports, Settings::new(owner()), spec, sink).await?;
         d.run().await

@@ -9,8 +9,9 @@
 //! reconcile pass (to the end, for `resume`, `rollback` and `retire`).
 
 use super::render::{self, CliLine, Format, ReconcileState, RequestState};
-use super::{aws_ports, is_sim, load_aws, no_state_in_sim, owner, runtime, signals, AwsFlags};
-use super::{event_sink, report_aws_calls, Failure};
+use super::session::{event_sink, owner, report_calls, runtime, signals, wire};
+use super::Failure;
+use crate::wiring::Cloud;
 use crate::config::Config;
 use crate::driver::{submit, Driver, DriverError, Progress, Settings, Submitted};
 use crate::engine::{Command, Record};
@@ -30,21 +31,17 @@ const ROLLBACK_FOLLOW_MS: Millis = 15 * 60_000;
 /// Run an operator command against the recorded deployment.
 pub(super) fn run(
     config: &Config,
-    flags: &super::AwsFlags,
+    cloud: &Cloud,
     cmd: Command,
     force: bool,
     format: Format,
 ) -> Result<Exit, Failure> {
-    if is_sim(config) {
-        return Err(no_state_in_sim(config));
-    }
     runtime()?.block_on(async {
-        let aws = load_aws(config, flags).await;
-        let ports = record_ports(aws.as_ref(), config).await?;
+        let wired = wire(config, cloud, None).await?;
         let mut settings = Settings::new(owner());
         settings.force = force;
-        let result = operate(ports, settings, cmd, format).await;
-        report_aws_calls(&aws, None, format);
+        let result = operate(wired.ports.clone(), settings, cmd, format).await;
+        report_calls(&wired, None, format);
         result
     })
 }
@@ -210,16 +207,13 @@ pub(super) async fn detached(driver: &mut Driver, format: Format) -> Result<Exit
 /// `teal reconcile [--once]`.
 pub(super) fn reconcile(
     config: &Config,
-    flags: &AwsFlags,
+    cloud: &Cloud,
     once: bool,
     format: Format,
 ) -> Result<Exit, Failure> {
-    if is_sim(config) {
-        return Err(no_state_in_sim(config));
-    }
     runtime()?.block_on(async {
-        let aws = load_aws(config, flags).await;
-        let ports = record_ports(aws.as_ref(), config).await?;
+        let wired = wire(config, cloud, None).await?;
+        let ports = wired.ports.clone();
         let result = async {
             let driver =
                 match Driver::resume(ports, Settings::new(owner()), event_sink(format)).await {
@@ -273,22 +267,9 @@ pub(super) fn reconcile(
             }
         }
         .await;
-        report_aws_calls(&aws, None, format);
+        report_calls(&wired, None, format);
         result
     })
-}
-
-/// The ports for the recorded deployment: what green runs is in the record,
-/// so read it first and build the ports with it.
-async fn record_ports(aws: Option<&crate::aws::Aws>, config: &Config) -> Result<Ports, Failure> {
-    let ports = aws_ports(aws, config, None)?;
-    let green = ports
-        .ledger
-        .load()
-        .await
-        .map_err(DriverError::Port)?
-        .and_then(|r| r.green);
-    aws_ports(aws, config, green.as_deref())
 }
 
 /// Take a request back out of the inbox, if it is still there.

@@ -1,7 +1,11 @@
 //! `teal plan` and `teal strategies`: schedules computed from config alone,
 //! with no network and no cloud call.
 
+use super::render::Format;
+use super::Failure;
 use crate::config::{AlbTarget, Config, FleetConfig, InsufficientData, RouterConfig};
+use crate::exit::Exit;
+use crate::strategy;
 use crate::model::{fmt_ms, Millis};
 use crate::strategy::{Shape, Strategy};
 use serde::Serialize;
@@ -358,4 +362,51 @@ pub fn render_strategies(all: &[Strategy]) -> String {
         }
     }
     out
+}
+
+/// `teal strategies`: the built-ins, each with its schedule.
+pub(super) fn strategies(format: Format) -> Result<Exit, Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let all = strategy::builtins();
+    match format {
+        Format::Text => write!(out, "{}", render_strategies(&all))?,
+        Format::Json => {
+            for s in &all {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "strategy": s, "schedule": Schedule::of(s) })
+                )?;
+            }
+        }
+    }
+    Ok(Exit::Succeeded)
+}
+
+/// `teal plan`: what a deployment would do, refusing what `deploy` would.
+pub(super) fn plan(config: &Config, format: Format) -> Result<Exit, Failure> {
+    use std::io::Write as _;
+    config.plan()?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Text => write!(out, "{}", render_plan(config))?,
+        Format::Json => {
+            let report = PlanReport {
+                service: &config.service,
+                config: config.path.display().to_string(),
+                fleet: &config.fleet,
+                router: &config.router,
+                gates: &config.gates.alarms,
+                insufficient_data: config.gates.insufficient_data,
+                schedule: Schedule::of(&config.strategy),
+            };
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&report).map_err(std::io::Error::other)?
+            )?;
+        }
+    }
+    Ok(Exit::Succeeded)
 }

@@ -3,6 +3,7 @@
 //! Every error names the file, line, column and field and says what would be
 //! valid. Nothing here touches the network: `teal plan` relies on that.
 
+mod plan;
 pub mod raw;
 
 use crate::diag::{InputError, SourceFile};
@@ -62,6 +63,9 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// Where the deployment record lives.
     pub ledger: LedgerConfig,
+    /// Where its sections were written, for [`Config::plan`]'s errors.
+    #[serde(skip)]
+    pub(crate) spans: plan::Spans,
 }
 
 /// `[ledger]`, validated: where the deployment record, and so the lock,
@@ -147,6 +151,18 @@ pub enum FleetConfig {
     },
 }
 
+impl FleetConfig {
+    /// Its `kind` as written in `teal.toml`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FleetConfig::Sim { .. } => "sim",
+            FleetConfig::Ecs { .. } => "ecs",
+            FleetConfig::Asg { .. } => "asg",
+            FleetConfig::Local { .. } => "local",
+        }
+    }
+}
+
 /// `[router]`, validated.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -193,6 +209,16 @@ pub enum AlbTarget {
 }
 
 impl RouterConfig {
+    /// Its `kind` as written in `teal.toml`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RouterConfig::Sim => "sim",
+            RouterConfig::Alb { .. } => "alb",
+            RouterConfig::Route53 { .. } => "route53",
+            RouterConfig::Local { .. } => "local",
+        }
+    }
+
     /// How many slots (target groups / records) the router has.
     pub fn slot_count(&self) -> usize {
         match self {
@@ -236,6 +262,19 @@ impl LocalGates {
     pub const NAMES: [&'static str; 2] = ["local-5xx", "local-p99"];
 }
 
+impl GatesConfig {
+    /// Every gate a deployment must find, by name, in config order: the
+    /// alarms, then the local proxy's gates.
+    pub fn names(&self) -> Vec<String> {
+        let local = self.local.iter().flat_map(|_| LocalGates::NAMES);
+        self.alarms
+            .iter()
+            .cloned()
+            .chain(local.map(String::from))
+            .collect()
+    }
+}
+
 /// The most alarms one `DescribeAlarms` call reads; teal reads them all in one call per poll.
 pub const MAX_ALARMS: usize = 100;
 
@@ -260,7 +299,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?;
         let service = validate_service_name(file, &raw.service.name)?;
         let fleet = parse_fleet(file, &raw.fleet)?;
-        let router = parse_router(file, &raw.router)?;
+        let (router, test_listener_span) = parse_router(file, &raw.router)?;
         let gates = validate_gates(file, raw.gates.unwrap_or_default())?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let strategy = match strategy_override {
@@ -305,6 +344,16 @@ impl Config {
                 timeout_ms: DEFAULT_HOOK_TIMEOUT_MS,
             },
         };
+        let spans = plan::Spans {
+            file: file.clone(),
+            fleet: raw.fleet.span(),
+            strategy: match strategy_override {
+                None => raw.strategy.as_ref().map(|s| s.span()),
+                Some(_) => None,
+            },
+            test_listener: test_listener_span,
+            hooks: raw.hooks.as_ref().map(hook_spans).unwrap_or_default(),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             service,
@@ -314,6 +363,7 @@ impl Config {
             strategy,
             hooks,
             ledger,
+            spans,
         })
     }
 }
@@ -496,9 +546,10 @@ fn parse_fleet(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<FleetC
 fn parse_router(
     file: &SourceFile,
     value: &Spanned<toml::Value>,
-) -> Result<RouterConfig, InputError> {
+) -> Result<(RouterConfig, Option<std::ops::Range<usize>>), InputError> {
     let kind = section_kind(file, value, "router", &["sim", "alb", "route53", "local"])?;
-    Ok(match kind.as_str() {
+    let mut test_listener_span = None;
+    let router = match kind.as_str() {
         "sim" => {
             section::<RouterSection<RawSimRouter>>(file)?;
             RouterConfig::Sim
@@ -549,6 +600,7 @@ fn parse_router(
                     ":targetgroup/",
                 )?;
             }
+            test_listener_span = r.test_listener_arn.as_ref().map(|t| t.span());
             let test_listener = match &r.test_listener_arn {
                 Some(t) => Some(arn(
                     file,
@@ -593,6 +645,16 @@ fn parse_router(
                 "router.set_identifiers",
                 "set identifiers",
             )?;
+            if ids.len() != 2 {
+                // The TXT ledger and the weights live beside two records,
+                // whatever the strategy.
+                return Err(file.error(
+                    r.set_identifiers.span(),
+                    "router.set_identifiers",
+                    "a Route 53 router needs two weighted records (slot A, slot B), \
+                     even for a rolling update",
+                ));
+            }
             RouterConfig::Route53 {
                 hosted_zone_id: non_empty(file, &r.hosted_zone_id, "router.hosted_zone_id")?,
                 record_name: non_empty(file, &r.record_name, "router.record_name")?,
@@ -635,7 +697,8 @@ fn parse_router(
                 admin,
             }
         }
-    })
+    };
+    Ok((router, test_listener_span))
 }
 
 fn validate_service_name(file: &SourceFile, name: &Spanned<String>) -> Result<String, InputError> {
@@ -733,6 +796,19 @@ fn validate_gates(file: &SourceFile, g: RawGates) -> Result<GatesConfig, InputEr
         allow_alarm_at_start: g.allow_alarm_at_start,
         local,
     })
+}
+
+/// Where each hook is written.
+fn hook_spans(h: &RawHooks) -> BTreeMap<HookPoint, std::ops::Range<usize>> {
+    [
+        (HookPoint::AfterTestTraffic, &h.after_test_traffic),
+        (HookPoint::BeforeTraffic, &h.before_traffic),
+        (HookPoint::AfterStep, &h.after_step),
+        (HookPoint::BeforeRetire, &h.before_retire),
+    ]
+    .into_iter()
+    .filter_map(|(p, raw)| raw.as_ref().map(|r| (p, r.span())))
+    .collect()
 }
 
 fn validate_hooks(

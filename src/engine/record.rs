@@ -415,6 +415,15 @@ pub struct Record {
 pub const RECORD_SCHEMA: u32 = 1;
 
 impl Record {
+    /// Its green, as the ports that make it are told.
+    pub fn green(&self) -> crate::model::Green {
+        crate::model::Green {
+            revision: self.revision.clone(),
+            runs: self.green.clone(),
+            since: self.started_at,
+        }
+    }
+
     /// Blue's slot.
     pub fn blue_slot(&self) -> Slot {
         self.green_slot.other()

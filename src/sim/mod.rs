@@ -16,7 +16,7 @@ pub mod scenario;
 
 use crate::engine::{Phase, Record};
 use crate::hooks::{HookPoint, HookRun, HookState};
-use crate::model::{fmt_time, FleetStatus, GateReading, GateState, Millis, Slot, SlotWeights};
+use crate::model::{fmt_time, FleetStatus, GateReading, GateState, Green, Millis, Slot, SlotWeights};
 use crate::ports::{Clock, ErrorKind, Fleet, Gate, Hooks, Ledger, PortError, Ports, Router};
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
@@ -553,9 +553,9 @@ impl Fleet for SimCloud {
         sim_call!(self, "fleet.status", false, |w| Ok(w.fleet_status(slot)))
     }
 
-    async fn provision(&self, slot: Slot, revision: &str, desired: u32) -> Result<(), PortError> {
+    async fn provision(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
         sim_call!(self, "fleet.provision", true, |w| w
-            .provision_now(slot, revision, desired)
+            .provision_now(slot, &green.revision, desired)
             .map_err(|m| PortError::new(
                 "fleet.provision",
                 ErrorKind::Invalid,
@@ -653,18 +653,14 @@ impl Gate for SimCloud {
 
 #[async_trait]
 impl crate::ports::Rollout for SimCloud {
-    async fn state(
-        &self,
-        _revision: &str,
-        _since: Millis,
-    ) -> Result<crate::model::RolloutState, PortError> {
+    async fn state(&self, _green: &Green) -> Result<crate::model::RolloutState, PortError> {
         sim_call!(self, "rollout.state", false, |w| {
             let now = w.now;
             Ok(w.rollout.as_ref().expect("a rolling world").state_at(now))
         })
     }
 
-    async fn start(&self, _revision: &str, _since: Millis) -> Result<(), PortError> {
+    async fn start(&self, _green: &Green) -> Result<(), PortError> {
         sim_call!(self, "rollout.start", true, |w| {
             let now = w.now;
             let r = w.rollout.as_mut().expect("a rolling world");
@@ -697,7 +693,7 @@ impl crate::ports::Rollout for SimCloud {
         })
     }
 
-    async fn preflight(&self) -> (crate::ports::Checks, Option<String>) {
+    async fn preflight(&self, _green: &Green) -> (crate::ports::Checks, Option<String>) {
         let w = self.world();
         match &w.fleets[0] {
             Some(f) => (crate::ports::Checks::default(), Some(f.revision.clone())),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use teal::local::Admin;
+use teal::local::client::Admin;
 
 pub const TEAL: &str = env!("CARGO_BIN_EXE_teal");
 

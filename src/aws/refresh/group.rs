@@ -14,7 +14,7 @@
 use super::{InstanceRefreshRollout, RefreshPlan, Template};
 use crate::aws::asg::{AsgFleet, GreenTemplate};
 use crate::aws_call;
-use crate::model::{Millis, RolloutState};
+use crate::model::{Green, Millis, RolloutState};
 use crate::ports::{Checks, ErrorKind, PortError, Rollout};
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
@@ -163,14 +163,14 @@ impl GroupRollout {
     }
 
     /// What green runs: the given version, or a new one from `from` with the AMI.
-    async fn target(&self, from: &Template) -> Result<Template, PortError> {
-        match &self.fleet.green {
-            Some(GreenTemplate::Version(v)) => self.resolve(Some(&from.id), None, v).await,
+    async fn target(&self, from: &Template, green: &Green) -> Result<Template, PortError> {
+        match GreenTemplate::parse(green.runs.as_deref()) {
+            Some(GreenTemplate::Version(v)) => self.resolve(Some(&from.id), None, &v).await,
             Some(GreenTemplate::Ami(ami)) => Ok(Template {
                 id: from.id.clone(),
                 version: self
                     .fleet
-                    .new_version(Some(&from.id), None, Some(&from.version), ami)
+                    .new_version(Some(&from.id), None, Some(&from.version), &ami)
                     .await?,
             }),
             None => Err(PortError::new(
@@ -280,7 +280,7 @@ fn tagged(group: &AutoScalingGroup) -> Option<Tagged> {
 
 #[async_trait]
 impl Rollout for GroupRollout {
-    async fn preflight(&self) -> (Checks, Option<String>) {
+    async fn preflight(&self, green: &Green) -> (Checks, Option<String>) {
         let mut problems = Vec::new();
         let mut current = None;
         match self.group().await {
@@ -295,7 +295,7 @@ impl Rollout for GroupRollout {
                 }
             }
         }
-        match (&self.fleet.green, &current) {
+        match (GreenTemplate::parse(green.runs.as_deref()), &current) {
             (None, _) => problems.push(
                 "what should the group run? give --launch-template-version N or --ami ID".into(),
             ),
@@ -307,7 +307,7 @@ impl Rollout for GroupRollout {
                         .ec2
                         .describe_launch_template_versions()
                         .launch_template_id(&from.id)
-                        .versions(v)
+                        .versions(&v)
                         .send()
                 );
                 if !found.is_ok_and(|o| !o.launch_template_versions().is_empty()) {
@@ -325,25 +325,25 @@ impl Rollout for GroupRollout {
         )
     }
 
-    async fn state(&self, revision: &str, since: Millis) -> Result<RolloutState, PortError> {
+    async fn state(&self, green: &Green) -> Result<RolloutState, PortError> {
         let g = self.group().await?;
         match tagged(&g) {
-            Some(t) if t.is(revision, since) => self.refresh(&g, &t).state().await,
+            Some(t) if t.is(&green.revision, green.since) => self.refresh(&g, &t).state().await,
             _ => Ok(RolloutState::NotStarted),
         }
     }
 
-    async fn start(&self, revision: &str, since: Millis) -> Result<(), PortError> {
+    async fn start(&self, green: &Green) -> Result<(), PortError> {
         let g = self.group().await?;
         let t = match tagged(&g) {
             // Begun by an earlier attempt: start (or find) the same refresh.
-            Some(t) if t.is(revision, since) => t,
+            Some(t) if t.is(&green.revision, green.since) => t,
             _ => {
                 let from = self.current(&g).await?;
-                let to = self.target(&from).await?;
+                let to = self.target(&from, green).await?;
                 let t = Tagged {
-                    revision: revision.to_string(),
-                    started: since,
+                    revision: green.revision.clone(),
+                    started: green.since,
                     from,
                     to,
                 };

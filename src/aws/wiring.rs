@@ -1,0 +1,194 @@
+//! The AWS ports of a config, composed from two halves: a router part (what
+//! splits traffic, where the deployment record lives, the target groups a
+//! fleet registers in) and a fleet part (the compute of each slot, and its
+//! in-place update for a rolling strategy). [`PAIRS`] is the one table of
+//! the fleet and router kinds teal deploys together.
+
+use super::{alb, asg, cloudwatch, ecs, ecs_rollout, refresh, route53, table_ledger, Aws};
+use crate::config::{Config, FleetConfig, RouterConfig};
+use crate::ports::{Clock, Fleet, Gate, Ledger, NoHooks, Ports, Rollout, Router};
+use crate::strategy::{Rolling, Shape};
+use std::sync::Arc;
+
+/// `(fleet.kind, router.kind)` pairs teal deploys on AWS.
+pub const PAIRS: &[(&str, &str)] = &[("ecs", "alb"), ("asg", "alb"), ("asg", "route53")];
+
+/// What a router brings.
+struct RouterPart {
+    router: Arc<dyn Router>,
+    ledger: Arc<dyn Ledger>,
+    /// Slot A's and slot B's target groups, when the router forwards to
+    /// target groups (a rolling-only router's one serves as both).
+    target_groups: Option<[String; 2]>,
+}
+
+/// What a fleet brings.
+struct FleetPart {
+    fleet: Arc<dyn Fleet>,
+    rollout: Option<Arc<dyn Rollout>>,
+}
+
+/// The AWS ports for a config, or why this config cannot deploy to AWS.
+pub fn ports(aws: &Aws, config: &Config, clock: Arc<dyn Clock>) -> Result<Ports, String> {
+    let pair = (config.fleet.kind(), config.router.kind());
+    if !PAIRS.contains(&pair) {
+        let supported: Vec<String> = PAIRS
+            .iter()
+            .map(|(f, r)| format!("{f} behind {r}"))
+            .collect();
+        return Err(format!(
+            "{}: fleet.kind = {:?} with router.kind = {:?} cannot deploy yet; {} can",
+            config.path.display(),
+            pair.0,
+            pair.1,
+            supported.join(", ")
+        ));
+    }
+    let rolling = match config.strategy.shape {
+        Shape::Rolling(r) => Some(r),
+        Shape::BlueGreen { .. } => None,
+    };
+    let router = router_part(aws, config, rolling);
+    let fleet = fleet_part(aws, config, router.target_groups.clone(), rolling);
+    Ok(Ports {
+        fleet: fleet.fleet,
+        router: router.router,
+        gate: gates(aws, config),
+        ledger: router.ledger,
+        hooks: Arc::new(NoHooks),
+        rollout: fleet.rollout,
+        clock,
+    })
+}
+
+/// Every configured gate, read together each poll.
+fn gates(aws: &Aws, config: &Config) -> Arc<dyn Gate> {
+    Arc::new(cloudwatch::AlarmGate::new(aws, config.gates.alarms.clone()))
+}
+
+fn router_part(aws: &Aws, config: &Config, rolling: Option<Rolling>) -> RouterPart {
+    match &config.router {
+        RouterConfig::Alb {
+            target,
+            target_groups,
+            test_listener,
+        } => {
+            let tgs = both_slots(target_groups);
+            // A rolling update's listener (or rule) only holds the ledger.
+            let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone())
+                .with_test_listener(test_listener.clone().filter(|_| rolling.is_none()));
+            RouterPart {
+                ledger: table_ledger(aws, config, router.arn()),
+                router: Arc::new(router),
+                target_groups: Some(tgs),
+            }
+        }
+        RouterConfig::Route53 {
+            hosted_zone_id,
+            record_name,
+            record_type,
+            set_identifiers,
+        } => RouterPart {
+            router: Arc::new(route53::Route53Router::new(
+                aws,
+                hosted_zone_id.clone(),
+                record_name,
+                record_type,
+                [set_identifiers[0].clone(), set_identifiers[1].clone()],
+            )),
+            ledger: match config.ledger.table_for(&config.router) {
+                Some(_) => table_ledger(
+                    aws,
+                    config,
+                    &format!("route53:{hosted_zone_id}:{record_name}"),
+                ),
+                None => Arc::new(route53::TxtLedger::new(
+                    aws,
+                    hosted_zone_id.clone(),
+                    record_name,
+                )),
+            },
+            target_groups: None,
+        },
+        RouterConfig::Sim | RouterConfig::Local { .. } => {
+            unreachable!("not an AWS router; PAIRS is checked first")
+        }
+    }
+}
+
+fn fleet_part(
+    aws: &Aws,
+    config: &Config,
+    router_tgs: Option<[String; 2]>,
+    rolling: Option<Rolling>,
+) -> FleetPart {
+    match &config.fleet {
+        FleetConfig::Ecs {
+            cluster,
+            service,
+            container,
+            container_port,
+        } => {
+            let tgs = router_tgs.expect("an ECS fleet sits behind an ALB (PAIRS)");
+            let fleet = ecs::EcsFleet::new(
+                aws,
+                cluster.clone(),
+                service.clone(),
+                container.clone(),
+                *container_port,
+                tgs,
+            );
+            FleetPart {
+                rollout: rolling.map(|r| {
+                    Arc::new(ecs_rollout::EcsRollout::new(
+                        fleet.clone(),
+                        r.min_healthy_percent,
+                        r.max_percent,
+                    )) as Arc<dyn Rollout>
+                }),
+                fleet: Arc::new(fleet),
+            }
+        }
+        FleetConfig::Asg {
+            group,
+            target_groups,
+        } => {
+            // Behind Route 53 the groups' own target groups judge health; a
+            // rolling update needs none (the refresh judges health).
+            let tgs = router_tgs.unwrap_or_else(|| match target_groups.len() {
+                0 => [String::new(), String::new()],
+                _ => both_slots(target_groups),
+            });
+            let fleet = asg::AsgFleet::new(aws, group.clone(), tgs);
+            FleetPart {
+                rollout: rolling.map(|r| {
+                    Arc::new(refresh::GroupRollout::new(
+                        fleet.clone(),
+                        refresh::RefreshPlan::of(&r, &config.gates.alarms),
+                    )) as Arc<dyn Rollout>
+                }),
+                fleet: Arc::new(fleet),
+            }
+        }
+        FleetConfig::Sim { .. } | FleetConfig::Local { .. } => {
+            unreachable!("not an AWS fleet; PAIRS is checked first")
+        }
+    }
+}
+
+/// The DynamoDB ledger of the router identified by `key`.
+fn table_ledger(aws: &Aws, config: &Config, key: &str) -> Arc<dyn Ledger> {
+    let table = config
+        .ledger
+        .table_for(&config.router)
+        .unwrap_or_else(|| crate::config::LedgerConfig::DEFAULT_TABLE.to_string());
+    Arc::new(table_ledger::TableLedger::new(aws, table, key.to_string()))
+}
+
+/// Slot A's and slot B's target groups; a rolling-only router's one serves as both.
+fn both_slots(target_groups: &[String]) -> [String; 2] {
+    [
+        target_groups[0].clone(),
+        target_groups.last().expect("one or two").clone(),
+    ]
+}

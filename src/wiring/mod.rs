@@ -1,0 +1,106 @@
+//! The composition root: a validated [`Config`] and the [`Cloud`] options
+//! become the [`Ports`] every command drives or reads through, hooks
+//! included, with the AWS call counter when AWS is used. Every command builds
+//! its ports here, once; nothing else chooses a provider.
+//!
+//! - the simulated provider ([`sim`]): one process, virtual time, scripted gates;
+//! - the local provider: the daemon's admin API ([`crate::local::client`]);
+//! - AWS: [`crate::aws::wiring`], a router part and a fleet part per config.
+
+mod sim;
+
+pub use sim::SimRun;
+
+use crate::aws::{ApiCalls, Aws};
+use crate::config::{Config, FleetConfig, RouterConfig};
+use crate::ports::{Clock, Ports, SystemClock};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where AWS is reached: `--region` and `--profile` over the default chain.
+#[derive(Debug, Clone, Default)]
+pub struct Cloud {
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--profile`.
+    pub profile: Option<String>,
+}
+
+/// Which provider a config deploys with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// `kind = "sim"` for fleet and router: the in-memory cloud.
+    Sim,
+    /// `kind = "local"` for both: `teal local serve`.
+    Local,
+    /// Anything else: AWS.
+    Aws,
+}
+
+impl Provider {
+    /// The provider of `config`.
+    pub fn of(config: &Config) -> Provider {
+        match (&config.fleet, &config.router) {
+            (FleetConfig::Sim { .. }, RouterConfig::Sim) => Provider::Sim,
+            (FleetConfig::Local { .. }, RouterConfig::Local { .. }) => Provider::Local,
+            _ => Provider::Aws,
+        }
+    }
+}
+
+/// Why a config cannot have ports here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WiringError {
+    /// The config asks for something this provider cannot do (bad input, exit 2).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A command's ports, and what counts its AWS calls.
+pub struct Wired {
+    /// The ports.
+    pub ports: Ports,
+    /// AWS API calls per operation, when the provider is AWS.
+    pub calls: Option<Arc<ApiCalls>>,
+}
+
+/// The ports of `config`. `sim` is the run of a simulated deployment; the
+/// simulated provider keeps no state between processes, so without one it
+/// has no ports (`status`, `resume` and the rest have nothing to read).
+pub async fn wire(config: &Config, cloud: &Cloud, sim: Option<&SimRun>) -> Result<Wired, WiringError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (ports, calls) = match Provider::of(config) {
+        Provider::Sim => {
+            let Some(run) = sim else {
+                return Err(WiringError::Unsupported(format!(
+                    "{}: the simulated provider lives inside one `teal deploy` and keeps no \
+                     state between processes, so there is no deployment to verify, show or continue",
+                    config.path.display()
+                )));
+            };
+            (sim::ports(config, run)?, None)
+        }
+        Provider::Local => (crate::local::client::ports(config, clock), None),
+        Provider::Aws => {
+            let aws = Aws::load(cloud.region.clone(), cloud.profile.clone()).await;
+            let ports =
+                crate::aws::wiring::ports(&aws, config, clock).map_err(WiringError::Unsupported)?;
+            (ports, Some(aws.calls.clone()))
+        }
+    };
+    Ok(Wired {
+        ports: with_hooks(ports, config),
+        calls,
+    })
+}
+
+/// `ports` with the config's hook commands, when it has any.
+fn with_hooks(mut ports: Ports, config: &Config) -> Ports {
+    if !config.hooks.commands.is_empty() {
+        ports.hooks = Arc::new(crate::runner::CommandHooks::new(
+            config.hooks.commands.clone(),
+            Duration::from_millis(config.hooks.timeout_ms),
+        ));
+    }
+    ports
+}
