@@ -1,0 +1,247 @@
+//! What the driver reads before each decision: the gates first (a failing
+//! one skips the other reads), then fleets, weights, hooks and the rollout.
+
+use super::*;
+
+impl Driver {
+    /// A rolling update's observation: the gates (read already) and the rollout.
+    pub(super) async fn observe_rollout(
+        &mut self,
+        gates: Option<Vec<GateReading>>,
+    ) -> Result<Observation, PortError> {
+        let rollout = self.io.ports.rollout.clone().ok_or_else(|| {
+            PortError::new(
+                "rollout.state",
+                ErrorKind::Invalid,
+                "a rolling deployment needs a fleet that can update in place",
+            )
+        })?;
+        let green = self.engine.record().green();
+        let state = port!(self.io, "rollout.state", rollout.state(&green))?;
+        // Report a change of state, and progress in steps of a tenth.
+        let summary = |s: &crate::model::RolloutState| match s {
+            crate::model::RolloutState::InProgress { percent, detail } => {
+                format!("in_progress {:?} {detail}", percent.map(|p| p / 10))
+            }
+            other => format!("{other:?}"),
+        };
+        if self.rollout_state.as_ref().map(summary) != Some(summary(&state)) {
+            self.rollout_state = Some(state.clone());
+            self.io.emit(EventKind::RolloutState {
+                state: state.clone(),
+            });
+        }
+        let hook = self.hook_state();
+        let obs = Observation {
+            weights: Weights::ALL_BLUE,
+            green: FleetStatus::default(),
+            blue: FleetStatus::default(),
+            gates,
+            hook,
+            test: None,
+            rollout: Some(state),
+        };
+        self.last = Some(obs.clone());
+        Ok(obs)
+    }
+
+    /// Gates first; when one fails, skip the other reads and answer from the
+    /// last full observation, so the rollback is not delayed by them.
+    pub(super) async fn observe(&mut self) -> Result<Observation, PortError> {
+        self.observations += 1;
+        let read = match self.io.preempted.take() {
+            // Read by the watch, which kept its own start as the anchor.
+            Some(readings) => Ok(readings),
+            None => {
+                // The gates' cadence runs from when a read begins: retries
+                // of a failing read do not push the next read back.
+                self.io.last_gate_read = self.io.now();
+                port!(self.io, "gate.read", self.io.ports.gate.read())
+            }
+        };
+        let gates = match read {
+            Ok(g) => {
+                self.unreadable_gate_polls = 0;
+                self.note_gates(&g);
+                Some(g)
+            }
+            Err(e) => {
+                self.unreadable_gate_polls += 1;
+                if self.unreadable_gate_polls >= MAX_UNREADABLE_GATE_POLLS {
+                    return Err(e);
+                }
+                // Unread gates are not left a whole poll: the next read is
+                // due after the retries' longest backoff, if that is sooner.
+                let poll = self.engine.record().plan.poll_ms;
+                let gap = poll.min(self.io.settings.retry.max_ms);
+                self.io.last_gate_read = (self.io.now() + gap).saturating_sub(poll);
+                None
+            }
+        };
+        let failing = gates
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
+        if failing {
+            // Known already: the reads still to make must not be cut short
+            // for it, or a failing read could keep the rollback from its facts.
+            self.io.watch = None;
+        }
+        // A rolling update always reads the rollout: its way back is one
+        // call, and while it goes on the gates may fail for as long as they like.
+        if self.engine.record().plan.rolling.is_some() {
+            return self.observe_rollout(gates).await;
+        }
+        if let (true, Some(last)) = (failing, &self.last) {
+            let mut obs = last.clone();
+            obs.gates = gates;
+            return Ok(obs);
+        }
+        let green_slot = self.engine.record().green_slot;
+        let weights =
+            port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
+        let mut fleets = port!(self.io, "fleet.statuses", self.io.ports.fleet.statuses())?;
+        let green = std::mem::take(&mut fleets[green_slot.index()]);
+        let blue = std::mem::take(&mut fleets[green_slot.other().index()]);
+        self.note_green(&green);
+        let test = match self.engine.watches_test_traffic() {
+            true => port!(
+                self.io,
+                "router.test_weights",
+                self.io.ports.router.test_weights()
+            )?
+            .map(|w| w.as_roles(green_slot)),
+            false => None,
+        };
+        let hook = self.hook_state();
+        let obs = Observation {
+            weights,
+            green,
+            blue,
+            gates,
+            hook,
+            test,
+            rollout: None,
+        };
+        self.last = Some(obs.clone());
+        Ok(obs)
+    }
+
+    /// The state of the hook run the engine waits on; its end is reported once.
+    pub(super) fn hook_state(&mut self) -> Option<(HookRun, HookState)> {
+        let run = self.engine.pending_hook()?;
+        let state = self.io.ports.hooks.state(&self.engine.record().id, &run);
+        let ended = matches!(state, HookState::Passed { .. } | HookState::Failed { .. });
+        if ended && self.hook_reported.as_ref() != Some(&run) {
+            self.hook_reported = Some(run.clone());
+            let (passed, detail, took_ms) = match &state {
+                HookState::Passed { took_ms } => (true, String::new(), *took_ms),
+                HookState::Failed { detail, took_ms } => (false, detail.clone(), *took_ms),
+                _ => unreachable!("ended"),
+            };
+            self.io.emit(EventKind::HookFinished {
+                hook: run.to_string(),
+                passed,
+                detail,
+                took_ms,
+            });
+        }
+        Some((run, state))
+    }
+
+    /// The deployment's facts for a hook, as `TEAL_*` variables.
+    pub(super) fn hook_env(&self, run: &HookRun, obs: &Observation) -> Vec<(String, String)> {
+        let rec = self.engine.record();
+        let step = match rec.phase {
+            Phase::Shifting { step, .. } => step + 1,
+            Phase::KeepAlive { .. } | Phase::Retiring => rec.plan.steps.len(),
+            Phase::Updating {
+                completed: Some(_), ..
+            } => 1,
+            _ => 0,
+        };
+        // A rolling update has no split: the new revision has all the
+        // traffic once the update completed, none before it started.
+        let green_weight = match rec.phase {
+            Phase::Updating { completed, .. } if rec.plan.rolling.is_some() => {
+                if completed.is_some() {
+                    100
+                } else {
+                    0
+                }
+            }
+            _ => obs.weights.green,
+        };
+        HookFacts {
+            deployment: rec.id.clone(),
+            service: rec.service.clone(),
+            revision: rec.revision.clone(),
+            blue_revision: rec.blue_revision.clone(),
+            green_slot: rec.green_slot.to_string(),
+            strategy: rec.plan.strategy.clone(),
+            step,
+            steps: rec.plan.steps.len(),
+            green_weight,
+        }
+        .env(run)
+    }
+
+    pub(super) fn gate_fails(&self, r: &GateReading) -> bool {
+        match r.state {
+            GateState::Alarm => true,
+            GateState::InsufficientData => {
+                self.engine.record().plan.insufficient_data == InsufficientData::Alarm
+            }
+            GateState::Ok => false,
+        }
+    }
+
+    pub(super) fn note_gates(&mut self, readings: &[GateReading]) {
+        for r in readings {
+            if self.gate_states.insert(r.name.clone(), r.state) != Some(r.state) {
+                self.io.emit(EventKind::Gate {
+                    gate: r.name.clone(),
+                    state: r.state,
+                    reason: r.reason.clone(),
+                });
+            }
+        }
+    }
+
+    pub(super) fn note_green(&mut self, green: &FleetStatus) {
+        let h = (green.healthy, green.desired);
+        if green.exists && self.green_health != Some(h) {
+            self.green_health = Some(h);
+            self.io.emit(EventKind::GreenHealth {
+                healthy: h.0,
+                desired: h.1,
+            });
+        }
+    }
+
+    /// Whether the gates are watched during other calls' backoff: while a
+    /// failing gate would change what the engine does (provisioning,
+    /// shifting, keep-alive, a rolling update), unless an operator's hold
+    /// overrides them. Not on the way back to blue or out: a rollback's own
+    /// retries must go on whatever the gates say.
+    pub(super) fn gate_watch(&self) -> Option<GateWatch> {
+        let rec = self.engine.record();
+        let watched = matches!(
+            rec.phase,
+            Phase::Provisioning { .. }
+                | Phase::Shifting { .. }
+                | Phase::KeepAlive { .. }
+                | Phase::Updating { .. }
+        );
+        let overridden = matches!(
+            rec.hold,
+            Some(crate::engine::Hold::Manual {
+                ignore_gates: true,
+                ..
+            })
+        );
+        (watched && !overridden).then_some(GateWatch {
+            poll_ms: rec.plan.poll_ms,
+            insufficient_data: rec.plan.insufficient_data,
+        })
+    }
+}
