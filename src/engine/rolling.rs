@@ -6,7 +6,9 @@
 //! A rollback the platform did on its own (ECS's circuit breaker, an instance
 //! refresh's auto rollback) ends as rolled back, never as success.
 
-use crate::model::RolloutState;
+use super::{Action, Engine, Observation, Outcome, Phase, Reason};
+use crate::hooks::{HookPoint, HookRun};
+use crate::model::{Millis, RolloutState};
 use serde::Serialize;
 
 /// What to do next in a rolling update.
@@ -60,6 +62,173 @@ pub fn react(state: &RolloutState, gate_failing: bool, reverting: bool) -> Rolli
         RolloutState::RevertFailed { detail } => RollingStep::Halt {
             reason: format!("putting the previous revision back failed: {detail}"),
         },
+    }
+}
+
+impl Engine {
+    /// The rolling strategy: start the update, wait while the platform
+    /// replaces instances, bake with gates watched, succeed; on a failed gate
+    /// (or a failed update) put the previous revision back.
+    pub(super) fn decide_rolling(&mut self, obs: &Observation, now: Millis) -> Option<Action> {
+        use crate::model::RolloutState;
+        let poll_at = now + self.rec.plan.poll_ms;
+        let state = obs.rollout.clone().unwrap_or(RolloutState::NotStarted);
+        match self.rec.phase.clone() {
+            Phase::Done { outcome, .. } => Some(Action::Finish { outcome }),
+            Phase::Halting { reason } => {
+                self.finish(Outcome::Halted { reason }, now);
+                None
+            }
+            Phase::RollingBack { reason } => match react(&state, false, true) {
+                RollingStep::Revert => Some(Action::RevertRollout),
+                RollingStep::RolledBack { .. } => {
+                    self.finish(Outcome::RolledBack { reason }, now);
+                    None
+                }
+                RollingStep::Halt { reason: why } => {
+                    let reason = Reason::RolloutFailed {
+                        detail: why,
+                        at: now,
+                    };
+                    self.finish(Outcome::Halted { reason }, now);
+                    None
+                }
+                _ => Some(Action::Wait { until: poll_at }),
+            },
+            Phase::Updating {
+                since,
+                started,
+                seen,
+                completed,
+            } => {
+                if let Some(reason) = self.failing_gate(obs, now) {
+                    self.go(Phase::RollingBack { reason }, now);
+                    return None;
+                }
+                let seen_now = !matches!(state, RolloutState::NotStarted);
+                if seen_now && !seen {
+                    self.rec.phase = Phase::Updating {
+                        since,
+                        started,
+                        seen: true,
+                        completed,
+                    };
+                    self.touch(now);
+                    return None;
+                }
+                match react(&state, false, false) {
+                    // Seen under way, now gone with the old revision back:
+                    // the platform undid it (ECS drops finished deployments).
+                    RollingStep::Start if seen => {
+                        let reason = Reason::PlatformRolledBack {
+                            detail: "the previous revision runs again; the platform rolled the update back on its own".into(),
+                            at: now,
+                        };
+                        self.finish(Outcome::RolledBack { reason }, now);
+                        None
+                    }
+                    RollingStep::Start
+                        if started && now >= since + self.rec.plan.green_healthy_timeout_ms =>
+                    {
+                        let reason = Reason::RolloutFailed {
+                            detail: format!(
+                                "the platform did not take the update in {}",
+                                crate::model::fmt_ms(now - since)
+                            ),
+                            at: now,
+                        };
+                        self.go(Phase::RollingBack { reason }, now);
+                        None
+                    }
+                    RollingStep::Start => {
+                        if !started {
+                            let before = HookRun::at(HookPoint::BeforeTraffic);
+                            if let Err(action) = self.hook_passed(before, obs, now, poll_at) {
+                                return action;
+                            }
+                            // The timeout bounds the update, not the hook before it.
+                            self.rec.phase = Phase::Updating {
+                                since: now,
+                                started: true,
+                                seen,
+                                completed,
+                            };
+                            self.touch(now);
+                        }
+                        Some(Action::StartRollout)
+                    }
+                    RollingStep::Wait => {
+                        let deadline = since + self.rec.plan.green_healthy_timeout_ms;
+                        if now >= deadline {
+                            let reason = Reason::RolloutFailed {
+                                detail: format!(
+                                    "not finished after {}",
+                                    crate::model::fmt_ms(now - since)
+                                ),
+                                at: now,
+                            };
+                            self.go(Phase::RollingBack { reason }, now);
+                            return None;
+                        }
+                        Some(Action::Wait {
+                            until: poll_at.min(deadline),
+                        })
+                    }
+                    RollingStep::Revert => {
+                        let detail = match &state {
+                            RolloutState::Failed { detail } | RolloutState::Stopped { detail } => {
+                                detail.clone()
+                            }
+                            other => format!("{other:?}"),
+                        };
+                        let reason = Reason::RolloutFailed { detail, at: now };
+                        self.go(Phase::RollingBack { reason }, now);
+                        None
+                    }
+                    RollingStep::RolledBack { reason: detail } => {
+                        let reason = Reason::PlatformRolledBack { detail, at: now };
+                        self.finish(Outcome::RolledBack { reason }, now);
+                        None
+                    }
+                    RollingStep::Halt { reason: detail } => {
+                        let reason = Reason::RolloutFailed { detail, at: now };
+                        self.finish(Outcome::Halted { reason }, now);
+                        None
+                    }
+                    RollingStep::Bake => {
+                        let Some(done) = completed else {
+                            self.go(
+                                Phase::Updating {
+                                    since,
+                                    started,
+                                    seen: true,
+                                    completed: Some(now),
+                                },
+                                now,
+                            );
+                            return None;
+                        };
+                        let end = done + self.rec.plan.steps.last().map_or(0, |s| s.bake_ms);
+                        if self.rec.hold.is_some() || obs.gates.is_none() || now < end {
+                            let until = if self.rec.hold.is_some() {
+                                poll_at
+                            } else {
+                                poll_at.min(end.max(now + 1))
+                            };
+                            return Some(Action::Wait { until });
+                        }
+                        // Baked: the one step's after-step hook, as for blue/green.
+                        let after = HookRun::after_step(0);
+                        if let Err(action) = self.hook_passed(after, obs, now, poll_at) {
+                            return action;
+                        }
+                        self.finish(Outcome::Succeeded, now);
+                        None
+                    }
+                }
+            }
+            other => unreachable!("a rolling deployment is never {}", other.name()),
+        }
     }
 }
 
