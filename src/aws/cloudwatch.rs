@@ -1,7 +1,7 @@
 //! The CloudWatch alarm gate: every configured alarm read with one batched
 //! `DescribeAlarms` call per poll (up to 100 names a call; config allows 100).
 
-use super::{ApiCalls, Aws};
+use crate::aws::{ApiCalls, Aws};
 use crate::aws_call;
 use crate::config::MAX_ALARMS;
 use crate::model::{GateReading, GateState, Millis};

@@ -1,159 +1,38 @@
 //! The AWS adapters of the ports, on the official Rust SDK.
 //!
-//! - [`alb`]: the ALB router (listener default action or one rule, weighted forward);
-//! - [`cloudwatch`]: the alarm gate (one batched `DescribeAlarms` per poll);
-//! - [`ecs`]: the ECS fleet (a service per slot, cloned from blue);
-//! - [`asg`]: the Auto Scaling fleet (a group per slot, cloned from blue);
+//! One module per AWS service:
+//!
+//! - [`elb`]: the ALB router (listener default action or one rule, weighted
+//!   forward) and target health;
 //! - [`route53`]: the Route 53 router (two weighted records) and its TXT ledger;
-//! - [`table_ledger`]: the deployment record in a DynamoDB table (conditional
+//! - [`dynamodb`]: the deployment record in a DynamoDB table (conditional
 //!   writes: the lock of ALB routers, and of Route 53 ones that name a table);
-//! - [`ecs_rollout`]: the rolling strategy on ECS (the service updated in place);
-//! - [`refresh`]: the rolling strategy on Auto Scaling (an instance refresh).
+//! - [`ecs`]: the ECS fleet (a service per slot, cloned from blue) and its
+//!   rolling update in place;
+//! - [`autoscaling`]: the Auto Scaling fleet (a group per slot, cloned from
+//!   blue) and its rolling update (an instance refresh);
+//! - [`cloudwatch`]: the alarm gate (one batched `DescribeAlarms` per poll);
+//! - [`sdk`]: the SDK set-up, the call counter and error classification;
+//! - [`tags`]: the tag names teal writes;
+//! - [`wiring`]: the ports of a config, from a router part and a fleet part.
 //!
 //! Credentials and region come from the default chain (`--profile`, `--region`,
 //! `AWS_ENDPOINT_URL` and friends). Every call is counted per operation
 //! ([`ApiCalls`]) for the final summary.
 
-pub mod alb;
-pub mod asg;
+pub mod autoscaling;
 pub mod cloudwatch;
+pub mod dynamodb;
 pub mod ecs;
-pub mod ecs_rollout;
-pub mod refresh;
+pub mod elb;
 pub mod route53;
-pub mod table_ledger;
+pub mod sdk;
+pub mod tags;
 pub mod wiring;
 
+pub use sdk::{error_code, port_error, ApiCalls, Aws, CallCounts, CALL_ATTEMPT_TIMEOUT};
+
 use crate::ports::{ErrorKind, PortError};
-use aws_sdk_ecs::config::http::HttpResponse;
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-/// AWS API calls made, per operation (`DescribeAlarms`, `ModifyListener`, ...):
-/// those AWS accepted, and apart from them those it answered with an error
-/// (a conditional write that lost, a throttled call, a missing resource), so
-/// that a summary shows what changed the cloud and what only tried to.
-#[derive(Debug, Default)]
-pub struct ApiCalls(Mutex<CallCounts>);
-
-/// What [`ApiCalls`] holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CallCounts {
-    /// Calls AWS accepted, per operation.
-    pub accepted: BTreeMap<&'static str, u64>,
-    /// Calls AWS answered with an error, per `Operation:ErrorCode`.
-    pub rejected: BTreeMap<String, u64>,
-}
-
-impl CallCounts {
-    /// Every call made, accepted or not.
-    pub fn total(&self) -> u64 {
-        self.accepted.values().sum::<u64>() + self.rejected.values().sum::<u64>()
-    }
-
-    /// Every operation called, accepted or not (what IAM must allow).
-    pub fn operations(&self) -> std::collections::BTreeSet<String> {
-        self.accepted
-            .keys()
-            .map(|op| op.to_string())
-            .chain(
-                self.rejected
-                    .keys()
-                    .map(|k| k.split(':').next().unwrap_or(k).to_string()),
-            )
-            .collect()
-    }
-}
-
-impl ApiCalls {
-    /// Count one call of `op` that AWS accepted.
-    pub fn hit(&self, op: &'static str) {
-        *self
-            .0
-            .lock()
-            .expect("call counter")
-            .accepted
-            .entry(op)
-            .or_default() += 1;
-    }
-
-    /// Count one call of `op` that AWS answered with error `code`.
-    pub fn reject(&self, op: &'static str, code: &str) {
-        *self
-            .0
-            .lock()
-            .expect("call counter")
-            .rejected
-            .entry(format!("{op}:{code}"))
-            .or_default() += 1;
-    }
-
-    /// The counts so far.
-    pub fn snapshot(&self) -> CallCounts {
-        self.0.lock().expect("call counter").clone()
-    }
-}
-
-/// The error code of a failed SDK call: the service's code, or what kind of
-/// failure kept the call from an answer.
-pub fn error_code<E>(e: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata,
-{
-    match e {
-        SdkError::ServiceError(se) => se.err().code().unwrap_or("UnknownError").to_string(),
-        SdkError::TimeoutError(_) => "Timeout".into(),
-        SdkError::DispatchFailure(_) => "DispatchFailure".into(),
-        SdkError::ResponseError(_) => "ResponseError".into(),
-        _ => "ConstructionFailure".into(),
-    }
-}
-
-/// The longest one attempt of an AWS call may take before it counts as a
-/// transient failure (the driver then retries it, the gates read meanwhile).
-pub const CALL_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The SDK configuration and the call counter, shared by every adapter.
-#[derive(Debug, Clone)]
-pub struct Aws {
-    /// The loaded SDK configuration.
-    pub sdk: aws_config::SdkConfig,
-    /// Calls per operation.
-    pub calls: Arc<ApiCalls>,
-}
-
-impl Aws {
-    /// Load the default credential chain, with an optional region and profile.
-    pub async fn load(region: Option<String>, profile: Option<String>) -> Aws {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            // A call that hangs must not hold up the gates past a few polls:
-            // a timed-out attempt is a transient failure the driver retries.
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(CALL_ATTEMPT_TIMEOUT)
-                    .build(),
-            );
-        // teal's driver retries every call itself, with jitter, reading the
-        // gates between attempts; the SDK's own retries would keep a
-        // throttled call's backoff out of its sight. AWS_MAX_ATTEMPTS, when
-        // set, still decides.
-        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
-            loader = loader
-                .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1));
-        }
-        if let Some(r) = region {
-            loader = loader.region(aws_config::Region::new(r));
-        }
-        if let Some(p) = profile {
-            loader = loader.profile_name(p);
-        }
-        Aws {
-            sdk: loader.load().await,
-            calls: Arc::default(),
-        }
-    }
-}
 
 /// A fleet already in green's slot when provisioning: fine if it is this
 /// revision (an earlier attempt of the same call), or carries our name and no
@@ -178,93 +57,4 @@ pub(crate) fn existing_is_ours(
             ),
         )),
     }
-}
-
-/// Healthy targets in one target group.
-pub(crate) async fn healthy_targets(
-    elb: &aws_sdk_elasticloadbalancingv2::Client,
-    calls: &ApiCalls,
-    tg: &str,
-) -> Result<u32, PortError> {
-    use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
-    let out = crate::aws_call!(
-        calls,
-        "DescribeTargetHealth",
-        elb.describe_target_health().target_group_arn(tg).send()
-    )?;
-    Ok(out
-        .target_health_descriptions()
-        .iter()
-        .filter(|d| {
-            d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
-        })
-        .count() as u32)
-}
-
-/// Error codes that mean "try again later".
-const TRANSIENT_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "RequestThrottled",
-    "PriorRequestNotComplete",
-    "ServiceUnavailable",
-    "InternalFailure",
-    "InternalError",
-    "ServerException",
-];
-
-/// Classify an SDK error into a [`PortError`] for operation `op`.
-pub fn port_error<E>(op: &'static str, e: SdkError<E, HttpResponse>) -> PortError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let kind = match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            ErrorKind::Transient
-        }
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or_default();
-            let status = se.raw().status().as_u16();
-            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
-                ErrorKind::Transient
-            } else if code.contains("NotFound") || code.starts_with("NoSuch") {
-                ErrorKind::NotFound
-            } else if code.contains("AccessDenied") || code.contains("Unauthorized") {
-                ErrorKind::Denied
-            } else {
-                ErrorKind::Invalid
-            }
-        }
-        _ => ErrorKind::Invalid,
-    };
-    let message = match e.as_service_error() {
-        Some(se) => format!(
-            "{}: {}",
-            se.code().unwrap_or("error"),
-            se.message().unwrap_or_default()
-        ),
-        None => DisplayErrorContext(&e).to_string(),
-    };
-    PortError::new(op, kind, message)
-}
-
-/// Shorthand: count a call and map its error.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! aws_call {
-    ($calls:expr, $op:literal, $fut:expr) => {{
-        match $fut.await {
-            Ok(v) => {
-                $calls.hit($op);
-                Ok(v)
-            }
-            Err(e) => {
-                $calls.reject($op, &$crate::aws::error_code(&e));
-                Err($crate::aws::port_error($op, e))
-            }
-        }
-    }};
 }

@@ -4,7 +4,10 @@
 //! in-place update for a rolling strategy). [`PAIRS`] is the one table of
 //! the fleet and router kinds teal deploys together.
 
-use super::{alb, asg, cloudwatch, ecs, ecs_rollout, refresh, route53, table_ledger, Aws};
+use super::autoscaling::{self as asg, refresh};
+use super::ecs::{self, rollout as ecs_rollout};
+use super::elb::alb;
+use super::{cloudwatch, dynamodb as table_ledger, route53, Aws};
 use crate::config::{Config, FleetConfig, RouterConfig};
 use crate::ports::{Clock, Fleet, Gate, Ledger, NoHooks, Ports, Rollout, Router};
 use crate::strategy::{Rolling, Shape};

@@ -7,7 +7,7 @@ use super::operate;
 use super::render::{self, Format};
 use super::session::{event_sink, owner, report_calls, runtime, signals, wire};
 use super::Failure;
-use crate::aws::asg::GreenTemplate;
+use crate::aws::autoscaling::GreenTemplate;
 use crate::aws::ecs::GreenTask;
 use crate::config::{Config, FleetConfig};
 use crate::driver::{Driver, DriverError, EventSink, NewDeployment, Settings};

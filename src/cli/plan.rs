@@ -254,7 +254,7 @@ pub fn render_plan(c: &Config) -> String {
                         fmt_ms(r.bake_ms)
                     )
                 };
-                let alarms = if c.gates.alarms.len() > crate::aws::refresh::MAX_REFRESH_ALARMS {
+                let alarms = if c.gates.alarms.len() > crate::aws::autoscaling::refresh::MAX_REFRESH_ALARMS {
                     "the first 10 of the gates' alarms (its limit)"
                 } else {
                     "the gates' alarms"

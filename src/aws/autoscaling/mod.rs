@@ -12,7 +12,10 @@
 //! group, the lesser of the two. Remove: detach from the target group (so
 //! connections drain), then delete with its instances.
 
-use super::{ApiCalls, Aws};
+use crate::aws::{ApiCalls, Aws};
+pub mod refresh;
+
+use crate::aws::tags;
 use crate::aws_call;
 use crate::model::{FleetStatus, Green, Slot};
 use crate::ports::{ErrorKind, Fleet, PortError};
@@ -22,10 +25,6 @@ use aws_sdk_autoscaling::types::{
 };
 use std::sync::Arc;
 
-/// The tag that records which revision a group runs.
-pub const REVISION_TAG: &str = "teal:revision";
-/// The tag that keeps a group findable by slot once it is detached for removal.
-pub const SLOT_TAG: &str = "teal:slot";
 
 /// What green runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +134,7 @@ impl AsgFleet {
         let revision = g
             .tags()
             .iter()
-            .find(|t| t.key() == Some(REVISION_TAG))
+            .find(|t| t.key() == Some(tags::REVISION))
             .and_then(|t| t.value())
             .map(String::from);
         let in_service = g
@@ -144,7 +143,7 @@ impl AsgFleet {
             .filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService))
             .count() as u32;
         let healthy = in_service.min(
-            super::healthy_targets(&self.elb, &self.calls, &self.target_groups[slot.index()])
+            crate::aws::elb::healthy_targets(&self.elb, &self.calls, &self.target_groups[slot.index()])
                 .await?,
         );
         Ok(FleetStatus {
@@ -414,11 +413,11 @@ impl Fleet for AsgFleet {
             let tagged = existing
                 .tags()
                 .iter()
-                .find(|t| t.key() == Some(REVISION_TAG))
+                .find(|t| t.key() == Some(tags::REVISION))
                 .and_then(|t| t.value());
             let name = existing.auto_scaling_group_name().unwrap_or("?");
             let ours = name == format!("{}-{slot}", self.base);
-            return super::existing_is_ours(
+            return crate::aws::existing_is_ours(
                 "CreateAutoScalingGroup",
                 slot,
                 &format!("group {name}"),
@@ -441,7 +440,7 @@ impl Fleet for AsgFleet {
         let tags: Vec<Tag> = blue
             .tags()
             .iter()
-            .filter(|t| t.key() != Some(REVISION_TAG))
+            .filter(|t| t.key() != Some(tags::REVISION))
             .map(|t| {
                 (
                     t.key().unwrap_or_default().to_string(),
@@ -449,7 +448,7 @@ impl Fleet for AsgFleet {
                     t.propagate_at_launch(),
                 )
             })
-            .chain([(REVISION_TAG.to_string(), revision.to_string(), Some(true))])
+            .chain([(tags::REVISION.to_string(), revision.to_string(), Some(true))])
             .map(|(k, v, p)| {
                 Tag::builder()
                     .key(k)
@@ -495,7 +494,7 @@ impl Fleet for AsgFleet {
         let tagged = |g: &AutoScalingGroup| {
             g.tags()
                 .iter()
-                .any(|t| t.key() == Some(SLOT_TAG) && t.value() == Some(&slot.to_string()))
+                .any(|t| t.key() == Some(tags::SLOT) && t.value() == Some(&slot.to_string()))
         };
         let groups = self.groups().await?;
         // Attached to the slot, or detached by an earlier, interrupted removal.
@@ -507,7 +506,7 @@ impl Fleet for AsgFleet {
         let name = g.auto_scaling_group_name().unwrap_or_default().to_string();
         if g.target_group_arns().contains(tg) {
             let tag = Tag::builder()
-                .key(SLOT_TAG)
+                .key(tags::SLOT)
                 .value(slot.to_string())
                 .resource_id(&name)
                 .resource_type("auto-scaling-group")

@@ -13,7 +13,10 @@
 //! Healthy: running tasks and healthy targets in the slot's target group, the
 //! lesser of the two. Remove: scale to 0, then delete.
 
-use super::{ApiCalls, Aws};
+use crate::aws::{ApiCalls, Aws};
+pub mod rollout;
+
+use crate::aws::tags;
 use crate::aws_call;
 use crate::model::{FleetStatus, Green, Slot};
 use crate::ports::{ErrorKind, Fleet, PortError};
@@ -48,8 +51,6 @@ fn missing_containers(
     })
 }
 
-/// The tag that records which revision a service runs.
-pub const REVISION_TAG: &str = "teal:revision";
 
 /// What green runs: an image patched into blue's task definition, or a task
 /// definition given whole.
@@ -104,9 +105,9 @@ impl GreenTask {
 /// `tags` with teal's revision tag set to `revision`.
 fn with_revision(tags: &[Tag], revision: &str) -> Vec<Tag> {
     tags.iter()
-        .filter(|t| t.key() != Some(REVISION_TAG))
+        .filter(|t| t.key() != Some(tags::REVISION))
         .cloned()
-        .chain([Tag::builder().key(REVISION_TAG).value(revision).build()])
+        .chain([Tag::builder().key(tags::REVISION).value(revision).build()])
         .collect()
 }
 
@@ -223,12 +224,12 @@ impl EcsFleet {
         let revision = s
             .tags()
             .iter()
-            .find(|t| t.key() == Some(REVISION_TAG))
+            .find(|t| t.key() == Some(tags::REVISION))
             .and_then(|t| t.value())
             .map(String::from);
         let running = s.running_count().max(0) as u32;
         let healthy = running.min(
-            super::healthy_targets(&self.elb, &self.calls, &self.target_groups[slot.index()])
+            crate::aws::elb::healthy_targets(&self.elb, &self.calls, &self.target_groups[slot.index()])
                 .await?,
         );
         Ok(FleetStatus {
@@ -529,11 +530,11 @@ impl Fleet for EcsFleet {
             let tagged = existing
                 .tags()
                 .iter()
-                .find(|t| t.key() == Some(REVISION_TAG))
+                .find(|t| t.key() == Some(tags::REVISION))
                 .and_then(|t| t.value());
             let name = existing.service_name().unwrap_or("?");
             let ours = name == self.name_for(slot);
-            return super::existing_is_ours(
+            return crate::aws::existing_is_ours(
                 "CreateService",
                 slot,
                 &format!("service {name}"),

@@ -18,7 +18,8 @@
 //! lists no deployment of its own task definition (never on ECS; moto 5.2.5
 //! does not model deployments) running == desired stands in.
 
-use super::ecs::{EcsFleet, GreenTask, REVISION_TAG};
+use super::{EcsFleet, GreenTask};
+use crate::aws::tags;
 use crate::aws_call;
 use crate::model::{Green, Millis, RolloutState};
 use crate::ports::{Checks, ErrorKind, PortError, Rollout};
@@ -29,8 +30,6 @@ use aws_sdk_ecs::types::{
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The service tag holding the task definition to go back to.
-pub const PREVIOUS_TAG: &str = "teal:previous-task-definition";
 
 /// An ECS service updated in place.
 pub struct EcsRollout {
@@ -108,7 +107,7 @@ impl EcsRollout {
                 let tag = out
                     .tags()
                     .iter()
-                    .find(|t| t.key() == Some(REVISION_TAG))
+                    .find(|t| t.key() == Some(tags::REVISION))
                     .and_then(|t| t.value())
                     .map(String::from);
                 self.revisions
@@ -241,7 +240,7 @@ impl Rollout for EcsRollout {
                 if p.rollout_state()
                     == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed)
                     && s.tags().iter().any(|t| {
-                        t.key() == Some(super::ecs_rollout::PREVIOUS_TAG)
+                        t.key() == Some(tags::PREVIOUS_TASK_DEFINITION)
                             && t.value() == Some(td.as_str())
                     }) =>
             {
@@ -294,7 +293,7 @@ impl Rollout for EcsRollout {
                 .ecs
                 .tag_resource()
                 .resource_arn(s.service_arn().unwrap_or_default())
-                .tags(Tag::builder().key(PREVIOUS_TAG).value(&current).build())
+                .tags(Tag::builder().key(tags::PREVIOUS_TASK_DEFINITION).value(&current).build())
                 .send()
         )?;
         self.update(&target).await
@@ -305,7 +304,7 @@ impl Rollout for EcsRollout {
         let previous = s
             .tags()
             .iter()
-            .find(|t| t.key() == Some(PREVIOUS_TAG))
+            .find(|t| t.key() == Some(tags::PREVIOUS_TASK_DEFINITION))
             .and_then(|t| t.value())
             .map(String::from)
             .ok_or_else(|| {
@@ -313,8 +312,9 @@ impl Rollout for EcsRollout {
                     "UpdateService",
                     ErrorKind::Invalid,
                     format!(
-                        "service {} has no {PREVIOUS_TAG} tag: teal does not know what to go back to",
-                        self.fleet.base
+                        "service {} has no {} tag: teal does not know what to go back to",
+                        self.fleet.base,
+                        tags::PREVIOUS_TASK_DEFINITION
                     ),
                 )
             })?;

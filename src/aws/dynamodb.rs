@@ -19,7 +19,7 @@
 //! an on-demand table idles at no cost. IAM: `dynamodb:GetItem` and
 //! `dynamodb:PutItem` on the table.
 
-use super::{ApiCalls, Aws};
+use crate::aws::{ApiCalls, Aws};
 use crate::aws_call;
 use crate::engine::Record;
 use crate::ports::{ErrorKind, Ledger, PortError};

@@ -12,7 +12,8 @@
 //! afresh.
 
 use super::{InstanceRefreshRollout, RefreshPlan, Template};
-use crate::aws::asg::{AsgFleet, GreenTemplate};
+use crate::aws::autoscaling::{AsgFleet, GreenTemplate};
+use crate::aws::tags;
 use crate::aws_call;
 use crate::model::{Green, Millis, RolloutState};
 use crate::ports::{Checks, ErrorKind, PortError, Rollout};
@@ -20,15 +21,6 @@ use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
 use std::time::{Duration, UNIX_EPOCH};
 
-/// The group tag naming the revision being rolled out.
-pub const REVISION_TAG: &str = "teal:rollout-revision";
-/// The group tag holding when the deployment that began the rollout started
-/// (RFC 3339, to the millisecond: it tells deployments apart).
-pub const STARTED_TAG: &str = "teal:rollout-started";
-/// The group tag holding the launch template it ran before (`ID:VERSION`).
-pub const FROM_TAG: &str = "teal:rollout-from";
-/// The group tag holding the launch template it is refreshed to (`ID:VERSION`).
-pub const TO_TAG: &str = "teal:rollout-to";
 
 /// A rollout as recorded in the group's tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,10 +216,10 @@ impl GroupRollout {
         let started =
             humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(t.started));
         let tags = [
-            (REVISION_TAG, t.revision.clone()),
-            (STARTED_TAG, started.to_string()),
-            (FROM_TAG, format!("{}:{}", t.from.id, t.from.version)),
-            (TO_TAG, format!("{}:{}", t.to.id, t.to.version)),
+            (tags::ROLLOUT_REVISION, t.revision.clone()),
+            (tags::ROLLOUT_STARTED, started.to_string()),
+            (tags::ROLLOUT_FROM, format!("{}:{}", t.from.id, t.from.version)),
+            (tags::ROLLOUT_TO, format!("{}:{}", t.to.id, t.to.version)),
         ]
         .into_iter()
         .map(|(k, v)| {
@@ -269,12 +261,12 @@ fn tagged(group: &AutoScalingGroup) -> Option<Tagged> {
             version: version.into(),
         })
     };
-    let started = humantime::parse_rfc3339(tag(STARTED_TAG)?).ok()?;
+    let started = humantime::parse_rfc3339(tag(tags::ROLLOUT_STARTED)?).ok()?;
     Some(Tagged {
-        revision: tag(REVISION_TAG)?.to_string(),
+        revision: tag(tags::ROLLOUT_REVISION)?.to_string(),
         started: started.duration_since(UNIX_EPOCH).ok()?.as_millis() as Millis,
-        from: template(tag(FROM_TAG)?)?,
-        to: template(tag(TO_TAG)?)?,
+        from: template(tag(tags::ROLLOUT_FROM)?)?,
+        to: template(tag(tags::ROLLOUT_TO)?)?,
     })
 }
 
@@ -362,8 +354,9 @@ impl Rollout for GroupRollout {
                 "RollbackInstanceRefresh",
                 ErrorKind::Invalid,
                 format!(
-                    "group {} has no {FROM_TAG} tag: teal does not know what to go back to",
-                    g.auto_scaling_group_name().unwrap_or("?")
+                    "group {} has no {} tag: teal does not know what to go back to",
+                    g.auto_scaling_group_name().unwrap_or("?"),
+                    tags::ROLLOUT_FROM
                 ),
             )
         })?;
@@ -391,10 +384,10 @@ mod tests {
     #[test]
     fn a_rollout_is_read_back_from_the_tags_it_was_written_as() {
         let g = group(&[
-            (REVISION_TAG, "v2"),
-            (STARTED_TAG, "2026-11-22T20:00:00.250Z"),
-            (FROM_TAG, "lt-0abc:3"),
-            (TO_TAG, "lt-0abc:4"),
+            (tags::ROLLOUT_REVISION, "v2"),
+            (tags::ROLLOUT_STARTED, "2026-11-22T20:00:00.250Z"),
+            (tags::ROLLOUT_FROM, "lt-0abc:3"),
+            (tags::ROLLOUT_TO, "lt-0abc:4"),
         ]);
         assert_eq!(
             tagged(&g),
@@ -416,10 +409,10 @@ mod tests {
     #[test]
     fn a_group_missing_any_rollout_tag_has_no_rollout() {
         let all = [
-            (REVISION_TAG, "v2"),
-            (STARTED_TAG, "2026-11-22T20:00:00Z"),
-            (FROM_TAG, "lt-0abc:3"),
-            (TO_TAG, "lt-0abc:4"),
+            (tags::ROLLOUT_REVISION, "v2"),
+            (tags::ROLLOUT_STARTED, "2026-11-22T20:00:00Z"),
+            (tags::ROLLOUT_FROM, "lt-0abc:3"),
+            (tags::ROLLOUT_TO, "lt-0abc:4"),
         ];
         for missing in 0..all.len() {
             let some: Vec<_> = (0..all.len())
@@ -430,10 +423,10 @@ mod tests {
         }
         assert_eq!(
             tagged(&group(&[
-                (REVISION_TAG, "v2"),
-                (STARTED_TAG, "yesterday"),
-                (FROM_TAG, "lt-0abc:3"),
-                (TO_TAG, "lt-0abc:4"),
+                (tags::ROLLOUT_REVISION, "v2"),
+                (tags::ROLLOUT_STARTED, "yesterday"),
+                (tags::ROLLOUT_FROM, "lt-0abc:3"),
+                (tags::ROLLOUT_TO, "lt-0abc:4"),
             ])),
             None,
             "an unreadable start time"

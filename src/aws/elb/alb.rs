@@ -10,7 +10,7 @@
 //! listener and the same target groups: teal points it 100% at green before
 //! production traffic moves, for `after_test_traffic` hooks.
 
-use super::{ApiCalls, Aws};
+use crate::aws::{ApiCalls, Aws};
 use crate::aws_call;
 use crate::config::AlbTarget;
 use crate::model::{Slot, SlotWeights};

@@ -20,7 +20,7 @@ pub mod group;
 
 pub use group::GroupRollout;
 
-use super::{ApiCalls, Aws};
+use crate::aws::{ApiCalls, Aws};
 use crate::aws_call;
 use crate::model::{Millis, RolloutState};
 use crate::ports::{ErrorKind, PortError};
