@@ -7,7 +7,7 @@ use crate::engine::rolling::{react, RollingStep};
 use stand_in::{Refresh, Service};
 use std::sync::Mutex;
 
-#[path = "../../../tests/support/refresh_stand_in.rs"]
+#[path = "../../../../tests/support/refresh_stand_in.rs"]
 mod stand_in;
 
 /// The stand-in on a loopback port, and the adapter pointed at it.
