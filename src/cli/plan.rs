@@ -3,7 +3,7 @@
 
 use super::render::Format;
 use super::Failure;
-use crate::config::{AlbTarget, Config, FleetConfig, InsufficientData, RouterConfig};
+use crate::config::{Config, FleetConfig, InsufficientData, RouterConfig};
 use crate::exit::Exit;
 use crate::strategy;
 use crate::model::{fmt_ms, Millis};
@@ -107,75 +107,7 @@ pub struct PlanReport<'a> {
     pub schedule: Schedule,
 }
 
-fn describe_fleet(f: &FleetConfig) -> String {
-    match f {
-        FleetConfig::Sim {
-            instances,
-            healthy_after_ms,
-            live_revision,
-        } => {
-            format!(
-                "simulated, {instances} instance(s) of {live_revision}, healthy {} after creation",
-                fmt_ms(*healthy_after_ms)
-            )
-        }
-        FleetConfig::Ecs {
-            cluster,
-            service,
-            container,
-            container_port,
-        } => {
-            format!("ECS service {service} in cluster {cluster} (container {container}:{container_port})")
-        }
-        FleetConfig::Asg { group, .. } => format!("Auto Scaling group {group}"),
-        FleetConfig::Local {
-            command,
-            instances,
-            health_path,
-        } => {
-            format!(
-                "{instances} local process(es) of `{}`, health {health_path}",
-                command.join(" ")
-            )
-        }
-    }
-}
 
-fn describe_router(r: &RouterConfig) -> String {
-    match r {
-        RouterConfig::Sim => "simulated router".to_string(),
-        RouterConfig::Alb {
-            target,
-            target_groups,
-            test_listener,
-        } => {
-            let what = match target {
-                AlbTarget::Listener(arn) => format!("ALB listener {arn} (default action)"),
-                AlbTarget::Rule(arn) => format!("ALB listener rule {arn}"),
-            };
-            let slots: Vec<String> = target_groups
-                .iter()
-                .zip(["a", "b"])
-                .map(|(tg, s)| format!("{s} = {tg}"))
-                .collect();
-            let test = test_listener.as_ref().map_or(String::new(), |t| {
-                format!("; test listener {t} (100% green before production traffic)")
-            });
-            format!("{what}; slots {}{test}", slots.join(", "))
-        }
-        RouterConfig::Route53 {
-            hosted_zone_id,
-            record_name,
-            record_type,
-            set_identifiers,
-        } => format!(
-            "Route 53 {record_type} {record_name} in {hosted_zone_id}; slots a = {:?}, b = {:?}",
-            set_identifiers.first().map(String::as_str).unwrap_or(""),
-            set_identifiers.get(1).map(String::as_str).unwrap_or("")
-        ),
-        RouterConfig::Local { listen, .. } => format!("teal's proxy on {listen}"),
-    }
-}
 
 /// Render `teal plan` for people.
 pub fn render_plan(c: &Config) -> String {
@@ -196,8 +128,8 @@ pub fn render_plan(c: &Config) -> String {
     };
     let mut out = String::new();
     let _ = writeln!(out, "plan for {} ({})", c.service, c.path.display());
-    let _ = writeln!(out, "  fleet     {}", describe_fleet(&c.fleet));
-    let _ = writeln!(out, "  router    {}", describe_router(&c.router));
+    let _ = writeln!(out, "  fleet     {}", c.fleet.describe());
+    let _ = writeln!(out, "  router    {}", c.router.describe());
     let _ = writeln!(
         out,
         "  gates     {gates}; read every {}, INSUFFICIENT_DATA counts as {}",

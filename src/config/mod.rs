@@ -3,16 +3,26 @@
 //! Every error names the file, line, column and field and says what would be
 //! valid. Nothing here touches the network: `teal plan` relies on that.
 
+mod fields;
+mod fleet;
+mod gates;
 mod plan;
 pub mod raw;
+mod router;
+
+pub use fleet::FleetConfig;
+pub use gates::{GatesConfig, LocalGates, MAX_ALARMS};
+pub use router::{AlbTarget, RouterConfig};
 
 use crate::diag::{InputError, SourceFile};
 use crate::hooks::{HookCommand, HookPoint};
 pub use crate::model::InsufficientData;
 use crate::model::Millis;
 use crate::strategy::{self, raw::duration, RawStrategy, Shape, Strategy};
+use fleet::parse_fleet;
+use gates::validate_gates;
 use raw::*;
-use serde::de::DeserializeOwned;
+use router::parse_router;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,174 +119,15 @@ pub struct HooksConfig {
 /// A hook run may take this long unless `[hooks] timeout` says otherwise.
 pub const DEFAULT_HOOK_TIMEOUT_MS: Millis = 5 * 60 * 1000;
 
-/// `[fleet]`, validated.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FleetConfig {
-    /// In-memory simulated fleet (no AWS, virtual clock).
-    Sim {
-        /// Instances per fleet.
-        instances: u32,
-        /// Time a new fleet takes to become healthy.
-        healthy_after_ms: Millis,
-        /// Blue's revision before the first deployment.
-        live_revision: String,
-    },
-    /// An ECS service per slot.
-    Ecs {
-        /// Cluster name or ARN.
-        cluster: String,
-        /// Blue's service.
-        service: String,
-        /// The container patched with `--image` and attached to the target group.
-        container: String,
-        /// Its port.
-        container_port: u16,
-    },
-    /// An Auto Scaling group per slot.
-    Asg {
-        /// Blue's group.
-        group: String,
-        /// Target groups of the slots (A, B) when the router has none of its own.
-        target_groups: Vec<String>,
-    },
-    /// Local processes.
-    Local {
-        /// Command and arguments.
-        command: Vec<String>,
-        /// Instances per revision.
-        instances: u32,
-        /// Health path.
-        health_path: String,
-    },
-}
 
-impl FleetConfig {
-    /// Its `kind` as written in `teal.toml`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FleetConfig::Sim { .. } => "sim",
-            FleetConfig::Ecs { .. } => "ecs",
-            FleetConfig::Asg { .. } => "asg",
-            FleetConfig::Local { .. } => "local",
-        }
-    }
-}
 
-/// `[router]`, validated.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RouterConfig {
-    /// In-memory simulated router.
-    Sim,
-    /// An ALB listener or listener rule with a weighted forward action.
-    Alb {
-        /// Listener or rule.
-        target: AlbTarget,
-        /// Target group ARNs, slot A then slot B (one for rolling only).
-        target_groups: Vec<String>,
-        /// A test listener pointed 100% at green before production traffic moves.
-        test_listener: Option<String>,
-    },
-    /// Two weighted Route 53 records.
-    Route53 {
-        /// Hosted zone id.
-        hosted_zone_id: String,
-        /// Record name.
-        record_name: String,
-        /// Record type.
-        record_type: String,
-        /// Set identifiers, slot A then slot B.
-        set_identifiers: Vec<String>,
-    },
-    /// teal's own weighted proxy.
-    Local {
-        /// Listen address.
-        listen: String,
-        /// `teal local serve`'s admin API (loopback).
-        admin: String,
-    },
-}
 
-/// Which part of an ALB splits traffic.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlbTarget {
-    /// The listener's default action.
-    Listener(String),
-    /// One listener rule.
-    Rule(String),
-}
 
-impl RouterConfig {
-    /// Its `kind` as written in `teal.toml`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            RouterConfig::Sim => "sim",
-            RouterConfig::Alb { .. } => "alb",
-            RouterConfig::Route53 { .. } => "route53",
-            RouterConfig::Local { .. } => "local",
-        }
-    }
 
-    /// How many slots (target groups / records) the router has.
-    pub fn slot_count(&self) -> usize {
-        match self {
-            RouterConfig::Alb { target_groups, .. } => target_groups.len(),
-            RouterConfig::Route53 {
-                set_identifiers, ..
-            } => set_identifiers.len(),
-            RouterConfig::Sim | RouterConfig::Local { .. } => 2,
-        }
-    }
-}
 
-/// `[gates]`, validated.
-#[derive(Debug, Clone, Serialize)]
-pub struct GatesConfig {
-    /// Alarm names, in config order, without duplicates.
-    pub alarms: Vec<String>,
-    /// How `INSUFFICIENT_DATA` counts.
-    pub insufficient_data: InsufficientData,
-    /// Start even when an alarm is already in ALARM.
-    pub allow_alarm_at_start: bool,
-    /// Live metric gates of the local proxy.
-    pub local: Option<LocalGates>,
-}
 
-/// `[gates.local]`, validated.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LocalGates {
-    /// Highest 5xx share, percent.
-    pub max_5xx_percent: f64,
-    /// Highest p99 latency.
-    pub max_p99_ms: Millis,
-    /// Requests in the window before judging.
-    pub min_requests: u32,
-    /// Sliding window.
-    pub window_ms: Millis,
-}
 
-impl LocalGates {
-    /// The gate names the local proxy reports.
-    pub const NAMES: [&'static str; 2] = ["local-5xx", "local-p99"];
-}
 
-impl GatesConfig {
-    /// Every gate a deployment must find, by name, in config order: the
-    /// alarms, then the local proxy's gates.
-    pub fn names(&self) -> Vec<String> {
-        let local = self.local.iter().flat_map(|_| LocalGates::NAMES);
-        self.alarms
-            .iter()
-            .cloned()
-            .chain(local.map(String::from))
-            .collect()
-    }
-}
-
-/// The most alarms one `DescribeAlarms` call reads; teal reads them all in one call per poll.
-pub const MAX_ALARMS: usize = 100;
 
 impl Config {
     /// Read and validate a config file. `strategy_override` is `--strategy`:
@@ -407,299 +258,9 @@ fn validate_ledger(
     })
 }
 
-fn section_kind(
-    file: &SourceFile,
-    value: &Spanned<toml::Value>,
-    section: &str,
-    kinds: &[&str],
-) -> Result<String, InputError> {
-    if !value.get_ref().is_table() {
-        return Err(file.error(
-            value.span(),
-            section,
-            format!("[{section}] must be a table"),
-        ));
-    }
-    let k: FleetSection<RawKind> = match section {
-        "fleet" => toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?,
-        _ => {
-            let r: RouterSection<RawKind> =
-                toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?;
-            FleetSection { fleet: r.router }
-        }
-    };
-    let expected = kinds
-        .iter()
-        .map(|k| format!("{k:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let Some(kind) = k.fleet.kind else {
-        return Err(file.error(
-            value.span(),
-            &format!("{section}.kind"),
-            format!("missing `kind`: one of {expected}"),
-        ));
-    };
-    if !kinds.contains(&kind.get_ref().as_str()) {
-        return Err(file.error(
-            kind.span(),
-            &format!("{section}.kind"),
-            format!(
-                "unknown kind {:?}: expected one of {expected}",
-                kind.get_ref()
-            ),
-        ));
-    }
-    Ok(kind.into_inner())
-}
 
-fn section<T: DeserializeOwned>(file: &SourceFile) -> Result<T, InputError> {
-    toml::from_str(&file.text).map_err(|e| file.toml_error(&e))
-}
 
-fn parse_fleet(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<FleetConfig, InputError> {
-    let kind = section_kind(file, value, "fleet", &["sim", "ecs", "asg", "local"])?;
-    Ok(match kind.as_str() {
-        "sim" => {
-            let f = section::<FleetSection<RawSimFleet>>(file)?.fleet;
-            FleetConfig::Sim {
-                instances: count(file, f.instances.as_ref(), "fleet.instances", 2)?,
-                healthy_after_ms: match &f.healthy_after {
-                    Some(d) => duration(file, d, "fleet.healthy_after")?,
-                    None => 15_000,
-                },
-                live_revision: match &f.live_revision {
-                    Some(r) => non_empty(file, r, "fleet.live_revision")?,
-                    None => "v1".to_string(),
-                },
-            }
-        }
-        "ecs" => {
-            let f = section::<FleetSection<RawEcsFleet>>(file)?.fleet;
-            let port = *f.container_port.get_ref();
-            if !(1..=65535).contains(&port) {
-                return Err(file.error(
-                    f.container_port.span(),
-                    "fleet.container_port",
-                    format!("port must be 1..=65535, got {port}"),
-                ));
-            }
-            FleetConfig::Ecs {
-                cluster: non_empty(file, &f.cluster, "fleet.cluster")?,
-                service: non_empty(file, &f.service, "fleet.service")?,
-                container: non_empty(file, &f.container, "fleet.container")?,
-                container_port: port as u16,
-            }
-        }
-        "asg" => {
-            let f = section::<FleetSection<RawAsgFleet>>(file)?.fleet;
-            let target_groups = match &f.target_groups {
-                Some(tgs) => {
-                    let out = pair(file, tgs, "fleet.target_groups", "target group ARNs")?;
-                    for (i, tg) in tgs.get_ref().iter().enumerate() {
-                        arn(
-                            file,
-                            tg,
-                            &format!("fleet.target_groups[{i}]"),
-                            "elasticloadbalancing",
-                            ":targetgroup/",
-                        )?;
-                    }
-                    out
-                }
-                None => vec![],
-            };
-            FleetConfig::Asg {
-                group: non_empty(file, &f.group, "fleet.group")?,
-                target_groups,
-            }
-        }
-        _ => {
-            let f = section::<FleetSection<RawLocalFleet>>(file)?.fleet;
-            if f.command.get_ref().is_empty() {
-                return Err(file.error(
-                    f.command.span(),
-                    "fleet.command",
-                    "command must not be empty: give the program and its arguments",
-                ));
-            }
-            let health_path = match &f.health_path {
-                Some(p) if !p.get_ref().starts_with('/') => {
-                    return Err(file.error(
-                        p.span(),
-                        "fleet.health_path",
-                        format!("health_path must start with '/', got {:?}", p.get_ref()),
-                    ))
-                }
-                Some(p) => p.get_ref().clone(),
-                None => "/healthz".to_string(),
-            };
-            FleetConfig::Local {
-                command: f.command.into_inner(),
-                instances: count(file, f.instances.as_ref(), "fleet.instances", 2)?,
-                health_path,
-            }
-        }
-    })
-}
 
-fn parse_router(
-    file: &SourceFile,
-    value: &Spanned<toml::Value>,
-) -> Result<(RouterConfig, Option<std::ops::Range<usize>>), InputError> {
-    let kind = section_kind(file, value, "router", &["sim", "alb", "route53", "local"])?;
-    let mut test_listener_span = None;
-    let router = match kind.as_str() {
-        "sim" => {
-            section::<RouterSection<RawSimRouter>>(file)?;
-            RouterConfig::Sim
-        }
-        "alb" => {
-            let r = section::<RouterSection<RawAlbRouter>>(file)?.router;
-            let target =
-                match (&r.listener_arn, &r.rule_arn) {
-                    (Some(l), None) => AlbTarget::Listener(arn(
-                        file,
-                        l,
-                        "router.listener_arn",
-                        "elasticloadbalancing",
-                        ":listener/",
-                    )?),
-                    (None, Some(rule)) => AlbTarget::Rule(arn(
-                        file,
-                        rule,
-                        "router.rule_arn",
-                        "elasticloadbalancing",
-                        ":listener-rule/",
-                    )?),
-                    (Some(_), Some(rule)) => {
-                        return Err(file.error(
-                            rule.span(),
-                            "router.rule_arn",
-                            "give listener_arn or rule_arn, not both",
-                        ))
-                    }
-                    (None, None) => return Err(file.error(
-                        value.span(),
-                        "router",
-                        "an alb router needs listener_arn (default action) or rule_arn (one rule)",
-                    )),
-                };
-            let tgs = pair(
-                file,
-                &r.target_groups,
-                "router.target_groups",
-                "target group ARNs",
-            )?;
-            for (i, tg) in r.target_groups.get_ref().iter().enumerate() {
-                arn(
-                    file,
-                    tg,
-                    &format!("router.target_groups[{i}]"),
-                    "elasticloadbalancing",
-                    ":targetgroup/",
-                )?;
-            }
-            test_listener_span = r.test_listener_arn.as_ref().map(|t| t.span());
-            let test_listener = match &r.test_listener_arn {
-                Some(t) => Some(arn(
-                    file,
-                    t,
-                    "router.test_listener_arn",
-                    "elasticloadbalancing",
-                    ":listener/",
-                )?),
-                None => None,
-            };
-            if let (Some(t), AlbTarget::Listener(l)) = (&test_listener, &target) {
-                if t == l {
-                    return Err(file.error(
-                        r.test_listener_arn.as_ref().expect("set").span(),
-                        "router.test_listener_arn",
-                        "the test listener must be another listener than the production one",
-                    ));
-                }
-            }
-            RouterConfig::Alb {
-                target,
-                target_groups: tgs,
-                test_listener,
-            }
-        }
-        "route53" => {
-            let r = section::<RouterSection<RawRoute53Router>>(file)?.router;
-            let rtype = r.record_type.get_ref().to_ascii_uppercase();
-            if !["A", "AAAA", "CNAME"].contains(&rtype.as_str()) {
-                return Err(file.error(
-                    r.record_type.span(),
-                    "router.record_type",
-                    format!(
-                        "record_type must be \"A\", \"AAAA\" or \"CNAME\", got {:?}",
-                        r.record_type.get_ref()
-                    ),
-                ));
-            }
-            let ids = pair(
-                file,
-                &r.set_identifiers,
-                "router.set_identifiers",
-                "set identifiers",
-            )?;
-            if ids.len() != 2 {
-                // The TXT ledger and the weights live beside two records,
-                // whatever the strategy.
-                return Err(file.error(
-                    r.set_identifiers.span(),
-                    "router.set_identifiers",
-                    "a Route 53 router needs two weighted records (slot A, slot B), \
-                     even for a rolling update",
-                ));
-            }
-            RouterConfig::Route53 {
-                hosted_zone_id: non_empty(file, &r.hosted_zone_id, "router.hosted_zone_id")?,
-                record_name: non_empty(file, &r.record_name, "router.record_name")?,
-                record_type: rtype,
-                set_identifiers: ids,
-            }
-        }
-        _ => {
-            let r = section::<RouterSection<RawLocalRouter>>(file)?.router;
-            if r.listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
-                return Err(file.error(
-                    r.listen.span(),
-                    "router.listen",
-                    format!(
-                        "listen must be an address like 127.0.0.1:8080, got {:?}",
-                        r.listen.get_ref()
-                    ),
-                ));
-            }
-            let listen: std::net::SocketAddr = r.listen.get_ref().parse().expect("checked above");
-            let admin = match &r.admin {
-                None => std::net::SocketAddr::from(([127, 0, 0, 1], listen.port().wrapping_add(1)))
-                    .to_string(),
-                Some(a) => match a.get_ref().parse::<std::net::SocketAddr>() {
-                    Ok(addr) if addr.ip().is_loopback() => addr.to_string(),
-                    _ => {
-                        return Err(file.error(
-                            a.span(),
-                            "router.admin",
-                            format!(
-                                "admin must be a loopback address like 127.0.0.1:8081, got {:?}",
-                                a.get_ref()
-                            ),
-                        ))
-                    }
-                },
-            };
-            RouterConfig::Local {
-                listen: r.listen.into_inner(),
-                admin,
-            }
-        }
-    };
-    Ok((router, test_listener_span))
-}
 
 fn validate_service_name(file: &SourceFile, name: &Spanned<String>) -> Result<String, InputError> {
     let n = name.get_ref();
@@ -718,85 +279,6 @@ fn validate_service_name(file: &SourceFile, name: &Spanned<String>) -> Result<St
     Ok(n.clone())
 }
 
-fn validate_gates(file: &SourceFile, g: RawGates) -> Result<GatesConfig, InputError> {
-    let mut alarms: Vec<String> = Vec::new();
-    for (i, a) in g.alarms.iter().enumerate() {
-        let name = non_empty(file, a, &format!("gates.alarms[{i}]"))?;
-        if alarms.contains(&name) {
-            return Err(file.error(
-                a.span(),
-                &format!("gates.alarms[{i}]"),
-                format!("alarm {name:?} is listed twice"),
-            ));
-        }
-        alarms.push(name);
-    }
-    if alarms.len() > MAX_ALARMS {
-        let span = g.alarms[MAX_ALARMS].span();
-        return Err(file.error(
-            span,
-            "gates.alarms",
-            format!("at most {MAX_ALARMS} alarms, got {}", alarms.len()),
-        ));
-    }
-    let insufficient_data = match &g.insufficient_data {
-        None => InsufficientData::Ok,
-        Some(v) => match v.get_ref().as_str() {
-            "ok" => InsufficientData::Ok,
-            "alarm" => InsufficientData::Alarm,
-            other => {
-                return Err(file.error(
-                    v.span(),
-                    "gates.insufficient_data",
-                    format!("insufficient_data must be \"ok\" or \"alarm\", got {other:?}"),
-                ))
-            }
-        },
-    };
-    let local = match &g.local {
-        None => None,
-        Some(l) => {
-            let max_5xx_percent = match &l.max_5xx_percent {
-                None => 5.0,
-                Some(v) if (0.0..=100.0).contains(v.get_ref()) => *v.get_ref(),
-                Some(v) => {
-                    return Err(file.error(
-                        v.span(),
-                        "gates.local.max_5xx_percent",
-                        format!("must be 0..=100, got {}", v.get_ref()),
-                    ))
-                }
-            };
-            let dur = |v: &Option<Spanned<String>>, field: &str, default: Millis| match v {
-                None => Ok(default),
-                Some(v) => crate::strategy::raw::duration(file, v, field),
-            };
-            let min_requests = match &l.min_requests {
-                None => 20,
-                Some(n) if (1..=1_000_000).contains(n.get_ref()) => *n.get_ref() as u32,
-                Some(n) => {
-                    return Err(file.error(
-                        n.span(),
-                        "gates.local.min_requests",
-                        format!("must be 1..=1000000, got {}", n.get_ref()),
-                    ))
-                }
-            };
-            Some(LocalGates {
-                max_5xx_percent,
-                max_p99_ms: dur(&l.max_p99, "gates.local.max_p99", 1_000)?,
-                min_requests,
-                window_ms: dur(&l.window, "gates.local.window", 10_000)?.max(1),
-            })
-        }
-    };
-    Ok(GatesConfig {
-        alarms,
-        insufficient_data,
-        allow_alarm_at_start: g.allow_alarm_at_start,
-        local,
-    })
-}
 
 /// Where each hook is written.
 fn hook_spans(h: &RawHooks) -> BTreeMap<HookPoint, std::ops::Range<usize>> {
@@ -975,80 +457,9 @@ fn builtin_list() -> String {
     strategy::builtin_names().collect::<Vec<_>>().join(", ")
 }
 
-fn non_empty(file: &SourceFile, v: &Spanned<String>, field: &str) -> Result<String, InputError> {
-    if v.get_ref().trim().is_empty() {
-        return Err(file.error(v.span(), field, "must not be empty"));
-    }
-    Ok(v.get_ref().clone())
-}
 
-fn count(
-    file: &SourceFile,
-    v: Option<&Spanned<i64>>,
-    field: &str,
-    default: u32,
-) -> Result<u32, InputError> {
-    match v {
-        None => Ok(default),
-        Some(n) if (1..=1000).contains(n.get_ref()) => Ok(*n.get_ref() as u32),
-        Some(n) => Err(file.error(
-            n.span(),
-            field,
-            format!("must be 1..=1000, got {}", n.get_ref()),
-        )),
-    }
-}
 
-fn pair(
-    file: &SourceFile,
-    v: &Spanned<Vec<Spanned<String>>>,
-    field: &str,
-    what: &str,
-) -> Result<Vec<String>, InputError> {
-    let n = v.get_ref().len();
-    if !(1..=2).contains(&n) {
-        return Err(file.error(
-            v.span(),
-            field,
-            format!("give two {what} (slot A, slot B), or one for a rolling-only service; got {n}"),
-        ));
-    }
-    let out: Vec<String> = v
-        .get_ref()
-        .iter()
-        .enumerate()
-        .map(|(i, s)| non_empty(file, s, &format!("{field}[{i}]")))
-        .collect::<Result<_, _>>()?;
-    if n == 2 && out[0] == out[1] {
-        return Err(file.error(
-            v.get_ref()[1].span(),
-            &format!("{field}[1]"),
-            format!("the two slots must differ, both are {:?}", out[0]),
-        ));
-    }
-    Ok(out)
-}
 
-fn arn(
-    file: &SourceFile,
-    v: &Spanned<String>,
-    field: &str,
-    service: &str,
-    resource: &str,
-) -> Result<String, InputError> {
-    let s = v.get_ref();
-    let ok = s.starts_with("arn:") && s.split(':').nth(2) == Some(service) && s.contains(resource);
-    if !ok {
-        return Err(file.error(
-            v.span(),
-            field,
-            format!(
-                "expected an ARN like arn:aws:{service}:REGION:ACCOUNT{resource}..., got {s:?}"
-            ),
-        ));
-    }
-    Ok(s.clone())
-}
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,245 @@
+//! `[fleet]`: the compute of each slot, read by its `kind` into a [`FleetConfig`].
+//!
+//! A new fleet adds its raw shape, its validation and its line in `teal plan` here.
+
+use super::fields::{arn, count, non_empty, pair, section, section_kind, FleetSection};
+use crate::diag::{InputError, SourceFile};
+use crate::model::{fmt_ms, Millis};
+use crate::strategy::raw::duration;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// `[fleet]`, validated.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetConfig {
+    /// In-memory simulated fleet (no AWS, virtual clock).
+    Sim {
+        /// Instances per fleet.
+        instances: u32,
+        /// Time a new fleet takes to become healthy.
+        healthy_after_ms: Millis,
+        /// Blue's revision before the first deployment.
+        live_revision: String,
+    },
+    /// An ECS service per slot.
+    Ecs {
+        /// Cluster name or ARN.
+        cluster: String,
+        /// Blue's service.
+        service: String,
+        /// The container patched with `--image` and attached to the target group.
+        container: String,
+        /// Its port.
+        container_port: u16,
+    },
+    /// An Auto Scaling group per slot.
+    Asg {
+        /// Blue's group.
+        group: String,
+        /// Target groups of the slots (A, B) when the router has none of its own.
+        target_groups: Vec<String>,
+    },
+    /// Local processes.
+    Local {
+        /// Command and arguments.
+        command: Vec<String>,
+        /// Instances per revision.
+        instances: u32,
+        /// Health path.
+        health_path: String,
+    },
+}
+
+impl FleetConfig {
+    /// Its `kind` as written in `teal.toml`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FleetConfig::Sim { .. } => "sim",
+            FleetConfig::Ecs { .. } => "ecs",
+            FleetConfig::Asg { .. } => "asg",
+            FleetConfig::Local { .. } => "local",
+        }
+    }
+}
+
+pub(super) fn parse_fleet(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<FleetConfig, InputError> {
+    let kind = section_kind(file, value, "fleet", &["sim", "ecs", "asg", "local"])?;
+    Ok(match kind.as_str() {
+        "sim" => {
+            let f = section::<FleetSection<RawSimFleet>>(file)?.fleet;
+            FleetConfig::Sim {
+                instances: count(file, f.instances.as_ref(), "fleet.instances", 2)?,
+                healthy_after_ms: match &f.healthy_after {
+                    Some(d) => duration(file, d, "fleet.healthy_after")?,
+                    None => 15_000,
+                },
+                live_revision: match &f.live_revision {
+                    Some(r) => non_empty(file, r, "fleet.live_revision")?,
+                    None => "v1".to_string(),
+                },
+            }
+        }
+        "ecs" => {
+            let f = section::<FleetSection<RawEcsFleet>>(file)?.fleet;
+            let port = *f.container_port.get_ref();
+            if !(1..=65535).contains(&port) {
+                return Err(file.error(
+                    f.container_port.span(),
+                    "fleet.container_port",
+                    format!("port must be 1..=65535, got {port}"),
+                ));
+            }
+            FleetConfig::Ecs {
+                cluster: non_empty(file, &f.cluster, "fleet.cluster")?,
+                service: non_empty(file, &f.service, "fleet.service")?,
+                container: non_empty(file, &f.container, "fleet.container")?,
+                container_port: port as u16,
+            }
+        }
+        "asg" => {
+            let f = section::<FleetSection<RawAsgFleet>>(file)?.fleet;
+            let target_groups = match &f.target_groups {
+                Some(tgs) => {
+                    let out = pair(file, tgs, "fleet.target_groups", "target group ARNs")?;
+                    for (i, tg) in tgs.get_ref().iter().enumerate() {
+                        arn(
+                            file,
+                            tg,
+                            &format!("fleet.target_groups[{i}]"),
+                            "elasticloadbalancing",
+                            ":targetgroup/",
+                        )?;
+                    }
+                    out
+                }
+                None => vec![],
+            };
+            FleetConfig::Asg {
+                group: non_empty(file, &f.group, "fleet.group")?,
+                target_groups,
+            }
+        }
+        _ => {
+            let f = section::<FleetSection<RawLocalFleet>>(file)?.fleet;
+            if f.command.get_ref().is_empty() {
+                return Err(file.error(
+                    f.command.span(),
+                    "fleet.command",
+                    "command must not be empty: give the program and its arguments",
+                ));
+            }
+            let health_path = match &f.health_path {
+                Some(p) if !p.get_ref().starts_with('/') => {
+                    return Err(file.error(
+                        p.span(),
+                        "fleet.health_path",
+                        format!("health_path must start with '/', got {:?}", p.get_ref()),
+                    ))
+                }
+                Some(p) => p.get_ref().clone(),
+                None => "/healthz".to_string(),
+            };
+            FleetConfig::Local {
+                command: f.command.into_inner(),
+                instances: count(file, f.instances.as_ref(), "fleet.instances", 2)?,
+                health_path,
+            }
+        }
+    })
+}
+
+impl FleetConfig {
+    /// One line for `teal plan`.
+    pub fn describe(&self) -> String {
+        match self {
+            FleetConfig::Sim {
+                instances,
+                healthy_after_ms,
+                live_revision,
+            } => {
+                format!(
+                    "simulated, {instances} instance(s) of {live_revision}, healthy {} after creation",
+                    fmt_ms(*healthy_after_ms)
+                )
+            }
+            FleetConfig::Ecs {
+                cluster,
+                service,
+                container,
+                container_port,
+            } => {
+                format!("ECS service {service} in cluster {cluster} (container {container}:{container_port})")
+            }
+            FleetConfig::Asg { group, .. } => format!("Auto Scaling group {group}"),
+            FleetConfig::Local {
+                command,
+                instances,
+                health_path,
+            } => {
+                format!(
+                    "{instances} local process(es) of `{}`, health {health_path}",
+                    command.join(" ")
+                )
+            }
+        }
+    }
+}
+
+
+/// `[fleet] kind = "sim"`: the in-memory fleet.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimFleet {
+    /// Always `sim`.
+    pub kind: Spanned<String>,
+    /// Instances blue runs (green starts at blue's count).
+    pub instances: Option<Spanned<i64>>,
+    /// How long a new fleet takes to become healthy.
+    pub healthy_after: Option<Spanned<String>>,
+    /// The revision blue runs before the first deployment.
+    pub live_revision: Option<Spanned<String>>,
+}
+
+/// `[fleet] kind = "ecs"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEcsFleet {
+    /// Always `ecs`.
+    pub kind: Spanned<String>,
+    /// Cluster name or ARN.
+    pub cluster: Spanned<String>,
+    /// Blue's service name (the ledger knows it after the first deployment).
+    pub service: Spanned<String>,
+    /// The container to patch with `--image` and to attach to the target group.
+    pub container: Spanned<String>,
+    /// The container port the target group forwards to.
+    pub container_port: Spanned<i64>,
+}
+
+/// `[fleet] kind = "asg"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAsgFleet {
+    /// Always `asg`.
+    pub kind: Spanned<String>,
+    /// Blue's Auto Scaling group name.
+    pub group: Spanned<String>,
+    /// Target groups the slots' groups attach to (slot A, slot B), for health;
+    /// required behind Route 53, taken from the router behind an ALB.
+    pub target_groups: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[fleet] kind = "local"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalFleet {
+    /// Always `local`.
+    pub kind: Spanned<String>,
+    /// The command and its arguments; `{port}` and `{revision}` are replaced.
+    pub command: Spanned<Vec<String>>,
+    /// Instances per revision.
+    pub instances: Option<Spanned<i64>>,
+    /// HTTP path answering 2xx when an instance is healthy.
+    pub health_path: Option<Spanned<String>>,
+}
