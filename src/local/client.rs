@@ -1,7 +1,7 @@
 //! The local provider's ports: a client of `teal local serve`'s admin API,
 //! which talks to the daemon the way the AWS adapters talk to AWS.
 
-use super::daemon;
+use super::api;
 use crate::config::{Config, RouterConfig};
 use crate::engine::{Plan, Record};
 use crate::model::{FleetStatus, GateReading, Green, Slot, SlotWeights};
@@ -36,7 +36,7 @@ impl Admin {
     }
 
     /// The same client, starting rolling updates with this `max_percent`
-    /// (instances replaced at once: see [`daemon::batch_size`]).
+    /// (instances replaced at once: see [`super::daemon::batch_size`]).
     pub fn with_max_percent(mut self, max_percent: Option<u16>) -> Admin {
         self.max_percent = max_percent;
         self
@@ -92,13 +92,13 @@ impl Admin {
     }
 
     /// Every instance: slot, revision, port, health.
-    pub async fn instances(&self) -> Result<Vec<daemon::InstanceInfo>, PortError> {
+    pub async fn instances(&self) -> Result<Vec<api::InstanceInfo>, PortError> {
         self.call("local.instances", Method::GET, "/v1/instances", None)
             .await
     }
 
     /// Per-slot request counts.
-    pub async fn stats(&self) -> Result<Vec<daemon::SlotStats>, PortError> {
+    pub async fn stats(&self) -> Result<Vec<api::SlotStats>, PortError> {
         self.call("local.stats", Method::GET, "/v1/stats", None)
             .await
     }
@@ -116,7 +116,7 @@ impl Fleet for Admin {
     }
 
     async fn provision(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
-        let body = serde_json::to_vec(&daemon::ProvisionRequest {
+        let body = serde_json::to_vec(&api::ProvisionRequest {
             revision: green.revision.clone(),
             desired,
         })
@@ -194,7 +194,7 @@ impl Ledger for Admin {
 #[async_trait]
 impl crate::ports::Rollout for Admin {
     async fn state(&self, green: &Green) -> Result<crate::model::RolloutState, PortError> {
-        let body = serde_json::to_vec(&daemon::RolloutRequest {
+        let body = serde_json::to_vec(&api::RolloutRequest {
             revision: green.revision.clone(),
             since: Some(green.since),
             max_percent: None,
@@ -210,7 +210,7 @@ impl crate::ports::Rollout for Admin {
     }
 
     async fn start(&self, green: &Green) -> Result<(), PortError> {
-        let body = serde_json::to_vec(&daemon::RolloutRequest {
+        let body = serde_json::to_vec(&api::RolloutRequest {
             revision: green.revision.clone(),
             since: Some(green.since),
             max_percent: self.max_percent,

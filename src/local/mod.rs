@@ -3,11 +3,13 @@
 //!
 //! - [`daemon`]: `teal local serve`, the long-lived half: proxy, instances,
 //!   gates and ledger, behind a JSON admin API on loopback.
+//! - [`api`]: the admin API's wire types.
 //! - [`metrics`]: sliding windows per slot and their judgement as gates.
 //! - [`app`]: the demo app; [`load`]: a load generator.
 //! - [`client`]: the ports, which talk to the daemon's admin API the way
 //!   the AWS ports talk to AWS.
 
+pub mod api;
 pub mod app;
 pub mod client;
 pub mod daemon;
