@@ -12,26 +12,41 @@
 //!
 //! ## Layout
 //!
-//! - [`model`]: the shared vocabulary: slots, roles, weights, fleet and gate readings.
+//! By layer, each depending only on the ones above it (no module imports
+//! [`cli`]; `python3 .ci/modgraph.py` checks the graph has no cycle):
+//!
+//! **Vocabulary**
+//! - [`model`]: slots, roles, weights, fleet and gate readings, green, the rollout's state.
+//! - [`hooks`]: the lifecycle points and hook commands, as data.
 //! - [`diag`]: errors that point into an input file (file:line:col, field, what is valid).
-//! - [`config`]: `teal.toml`, raw serde types validated into a [`config::Config`].
+//! - [`exit`]: the documented exit codes.
+//!
+//! **Input**
 //! - [`strategy`]: strategy files and the built-ins, expanded into steps.
+//! - [`config`]: `teal.toml`, one module per section, validated into a
+//!   [`config::Config`] that knows how to become the engine's plan.
+//! - [`pipeline`]: what a CodePipeline hands teal: `imagedefinitions.json`,
+//!   `imageDetail.json`, the CodeBuild run.
+//!
+//! **Core**
 //! - [`engine`]: the pure state machine, its record (what the ledger stores) and its rules.
-//! - [`ports`]: the `Fleet`, `Router`, `Gate`, `Ledger`, `Hooks` and `Clock` traits.
+//! - [`ports`]: the `Fleet`, `Rollout`, `Router`, `Gate`, `Ledger`, `Hooks` and `Clock` traits.
 //! - [`driver`]: the async loop that runs the engine's actions through the ports.
 //! - [`events`]: what a deployment reports as it goes.
-//! - [`hooks`]: lifecycle hooks (`before-traffic`, `after-step`, `before-retire`) and the
-//!   runner that starts them as child processes.
-//! - [`aws`]: the AWS adapters (ALB, CloudWatch, ECS, ledger in tags) on the official SDK.
+//!
+//! **Adapters**
+//! - [`aws`]: one module per AWS service (ELB, Route 53, DynamoDB, ECS, Auto
+//!   Scaling, CloudWatch), the SDK set-up, the tag names, and the wiring of a config.
 //! - [`local`]: the local provider: `teal local serve` (weighted proxy, processes, live
-//!   metric gates, ledger) and the ports that reach it over its admin API; the demo app.
+//!   metric gates, ledger), its admin API and the client ports; the demo app.
 //! - [`sim`]: the in-memory cloud with fault injection, the invariant checker and the seeded harness.
-//! - [`pipeline`]: what a CodePipeline hands teal: `imagedefinitions.json`, `imageDetail.json`,
-//!   the CodeBuild run.
-//! - [`report`]: `teal deploy --report` (the run as JSON) and `teal report --svg` (its timeline).
+//! - [`runner`]: hooks run as child processes.
+//! - [`wiring`]: the composition root: a config and the cloud options become the ports.
+//!
+//! **Reading and output**
 //! - [`status`]: `teal status`, read-only, with a stable JSON form.
-//! - [`exit`]: the documented exit codes.
-//! - [`cli`]: the command line over all of the above.
+//! - [`report`]: `teal deploy --report` (the run as JSON) and `teal report --svg` (its timeline).
+//! - [`cli`]: the command line over all of the above, one file per command family.
 
 #![warn(missing_docs)]
 // Input errors carry the source text so miette can draw the offending line;

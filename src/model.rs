@@ -316,7 +316,10 @@ impl fmt::Display for RolloutState {
             }
         };
         match self {
-            R::NotStarted => write!(f, "rolling update: not under way; the previous revision runs"),
+            R::NotStarted => write!(
+                f,
+                "rolling update: not under way; the previous revision runs"
+            ),
             R::InProgress { percent, detail } => write!(
                 f,
                 "rolling update in progress{}{}",

@@ -145,6 +145,21 @@ pub trait Gate: Send + Sync {
     async fn read(&self) -> Result<Vec<GateReading>, PortError>;
 }
 
+/// Several gates read as one, in order: a deployment's gates from more than
+/// one source. One failing read fails the whole read, as one gate's would.
+pub struct AllGates(pub Vec<Arc<dyn Gate>>);
+
+#[async_trait]
+impl Gate for AllGates {
+    async fn read(&self) -> Result<Vec<GateReading>, PortError> {
+        let mut all = Vec::new();
+        for gate in &self.0 {
+            all.extend(gate.read().await?);
+        }
+        Ok(all)
+    }
+}
+
 /// Where the deployment record lives, with optimistic concurrency.
 #[async_trait]
 pub trait Ledger: Send + Sync {

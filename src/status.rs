@@ -269,11 +269,7 @@ pub fn render(s: &StatusReport) -> String {
         .map(|w| w.to_string())
         .unwrap_or_else(|| "-".into());
     if let Some(r) = &s.rollout {
-        let _ = writeln!(
-            out,
-            "  update    {}",
-            r.to_string()
-        );
+        let _ = writeln!(out, "  update    {r}");
     } else {
         let _ = writeln!(out, "  weights   set {set}; actual {}", s.weights_actual);
         let health = |f: &FleetStatus| {

@@ -9,7 +9,7 @@ use super::ecs::{self, rollout as ecs_rollout};
 use super::elb::alb;
 use super::{cloudwatch, dynamodb as table_ledger, route53, Aws};
 use crate::config::{Config, FleetConfig, RouterConfig};
-use crate::ports::{Clock, Fleet, Gate, Ledger, NoHooks, Ports, Rollout, Router};
+use crate::ports::{AllGates, Clock, Fleet, Gate, Ledger, NoHooks, Ports, Rollout, Router};
 use crate::strategy::{Rolling, Shape};
 use std::sync::Arc;
 
@@ -64,9 +64,17 @@ pub fn ports(aws: &Aws, config: &Config, clock: Arc<dyn Clock>) -> Result<Ports,
     })
 }
 
-/// Every configured gate, read together each poll.
+/// Every configured gate, read together each poll (a new kind of gate is
+/// one more entry here).
 fn gates(aws: &Aws, config: &Config) -> Arc<dyn Gate> {
-    Arc::new(cloudwatch::AlarmGate::new(aws, config.gates.alarms.clone()))
+    let mut all: Vec<Arc<dyn Gate>> = vec![Arc::new(cloudwatch::AlarmGate::new(
+        aws,
+        config.gates.alarms.clone(),
+    ))];
+    match all.len() {
+        1 => all.pop().expect("one"),
+        _ => Arc::new(AllGates(all)),
+    }
 }
 
 fn router_part(aws: &Aws, config: &Config, rolling: Option<Rolling>) -> RouterPart {

@@ -283,7 +283,6 @@ pub struct DeployArgs {
     pub report: Option<std::path::PathBuf>,
 }
 
-
 impl Cli {
     /// Where AWS is reached, from `--region` and `--profile`.
     pub fn cloud(&self) -> Cloud {

@@ -275,16 +275,13 @@ fn green_spec(args: &GreenArgs, task: Option<GreenTask>) -> Option<String> {
         .clone()
         .map(GreenTemplate::Version)
         .or_else(|| args.ami.clone().map(GreenTemplate::Ami));
-    task.map(|t| t.spec()).or_else(|| template.map(|t| t.spec()))
+    task.map(|t| t.spec())
+        .or_else(|| template.map(|t| t.spec()))
 }
 
 /// Green's revision label: `--revision` (or CodeBuild's source version), else
 /// what green runs.
-fn revision_label(
-    args: &GreenArgs,
-    task: Option<&GreenTask>,
-    config: &Config,
-) -> String {
+fn revision_label(args: &GreenArgs, task: Option<&GreenTask>, config: &Config) -> String {
     if let Some(r) = &args.revision {
         return r.clone();
     }

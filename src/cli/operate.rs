@@ -11,13 +11,13 @@
 use super::render::{self, CliLine, Format, ReconcileState, RequestState};
 use super::session::{event_sink, owner, report_calls, runtime, signals, wire};
 use super::Failure;
-use crate::wiring::Cloud;
 use crate::config::Config;
 use crate::driver::{submit, Driver, DriverError, Progress, Settings, Submitted};
 use crate::engine::{Command, Record};
 use crate::exit::Exit;
 use crate::model::{fmt_ms, fmt_time, Millis};
 use crate::ports::{Clock, Ledger, Ports};
+use crate::wiring::Cloud;
 use std::time::Duration;
 
 /// How often a waiting sender reads the record.

@@ -5,8 +5,8 @@ use super::render::Format;
 use super::Failure;
 use crate::config::{Config, FleetConfig, InsufficientData, RouterConfig};
 use crate::exit::Exit;
-use crate::strategy;
 use crate::model::{fmt_ms, Millis};
+use crate::strategy;
 use crate::strategy::{Shape, Strategy};
 use serde::Serialize;
 use std::fmt::Write;
@@ -107,20 +107,10 @@ pub struct PlanReport<'a> {
     pub schedule: Schedule,
 }
 
-
-
 /// Render `teal plan` for people.
 pub fn render_plan(c: &Config) -> String {
     let s = Schedule::of(&c.strategy);
-    let mut names = c.gates.alarms.clone();
-    if let Some(l) = &c.gates.local {
-        names.push(format!(
-            "local-5xx (> {}% over {})",
-            l.max_5xx_percent,
-            crate::model::fmt_ms(l.window_ms)
-        ));
-        names.push(format!("local-p99 (> {}ms)", l.max_p99_ms));
-    }
+    let names = c.gates.describe();
     let gates = if names.is_empty() {
         "none".to_string()
     } else {

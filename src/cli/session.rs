@@ -47,7 +47,11 @@ pub(super) fn report_calls(wired: &Wired, observations: Option<u64>, format: For
 }
 
 /// The AWS API calls of this run, per operation.
-pub(super) fn report_api_calls(calls: &crate::aws::CallCounts, observations: Option<u64>, format: Format) {
+pub(super) fn report_api_calls(
+    calls: &crate::aws::CallCounts,
+    observations: Option<u64>,
+    format: Format,
+) {
     let total = calls.total();
     match format {
         Format::Json => {

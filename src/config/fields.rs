@@ -1,9 +1,9 @@
 //! Checks shared by the sections: a section read by kind, non-empty strings,
 //! counts, slot pairs and ARNs, each error located and naming the field.
 
+use super::raw::RawKind;
 use crate::diag::{InputError, SourceFile};
 use serde::de::DeserializeOwned;
-use super::raw::RawKind;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -71,7 +71,11 @@ pub(super) fn section<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Input
     toml::from_str(&file.text).map_err(|e| file.toml_error(&e))
 }
 
-pub(super) fn non_empty(file: &SourceFile, v: &Spanned<String>, field: &str) -> Result<String, InputError> {
+pub(super) fn non_empty(
+    file: &SourceFile,
+    v: &Spanned<String>,
+    field: &str,
+) -> Result<String, InputError> {
     if v.get_ref().trim().is_empty() {
         return Err(file.error(v.span(), field, "must not be empty"));
     }
@@ -145,4 +149,3 @@ pub(super) fn arn(
     }
     Ok(s.clone())
 }
-

@@ -63,7 +63,10 @@ impl FleetConfig {
     }
 }
 
-pub(super) fn parse_fleet(file: &SourceFile, value: &Spanned<toml::Value>) -> Result<FleetConfig, InputError> {
+pub(super) fn parse_fleet(
+    file: &SourceFile,
+    value: &Spanned<toml::Value>,
+) -> Result<FleetConfig, InputError> {
     let kind = section_kind(file, value, "fleet", &["sim", "ecs", "asg", "local"])?;
     Ok(match kind.as_str() {
         "sim" => {
@@ -185,7 +188,6 @@ impl FleetConfig {
         }
     }
 }
-
 
 /// `[fleet] kind = "sim"`: the in-memory fleet.
 #[derive(Debug, Deserialize)]

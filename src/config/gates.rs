@@ -4,8 +4,8 @@
 
 use super::fields::non_empty;
 use crate::diag::{InputError, SourceFile};
-use crate::model::Millis;
 pub use crate::model::InsufficientData;
+use crate::model::Millis;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -41,6 +41,20 @@ impl LocalGates {
 }
 
 impl GatesConfig {
+    /// Every gate in words, for `teal plan`, in the order of [`GatesConfig::names`].
+    pub fn describe(&self) -> Vec<String> {
+        let mut all = self.alarms.clone();
+        if let Some(l) = &self.local {
+            all.push(format!(
+                "local-5xx (> {}% over {})",
+                l.max_5xx_percent,
+                crate::model::fmt_ms(l.window_ms)
+            ));
+            all.push(format!("local-p99 (> {}ms)", l.max_p99_ms));
+        }
+        all
+    }
+
     /// Every gate a deployment must find, by name, in config order: the
     /// alarms, then the local proxy's gates.
     pub fn names(&self) -> Vec<String> {
@@ -135,7 +149,6 @@ pub(super) fn validate_gates(file: &SourceFile, g: RawGates) -> Result<GatesConf
         local,
     })
 }
-
 
 /// `[gates]`
 #[derive(Debug, Deserialize, Default)]

@@ -99,9 +99,7 @@ impl LedgerConfig {
     pub fn table_for(&self, router: &RouterConfig) -> Option<String> {
         match (&self.table, router) {
             (Some(t), _) => Some(t.clone()),
-            (None, RouterConfig::Alb { .. }) => {
-                Some(Self::DEFAULT_TABLE.to_string())
-            }
+            (None, RouterConfig::Alb { .. }) => Some(Self::DEFAULT_TABLE.to_string()),
             (None, _) => None,
         }
     }
@@ -118,16 +116,6 @@ pub struct HooksConfig {
 
 /// A hook run may take this long unless `[hooks] timeout` says otherwise.
 pub const DEFAULT_HOOK_TIMEOUT_MS: Millis = 5 * 60 * 1000;
-
-
-
-
-
-
-
-
-
-
 
 impl Config {
     /// Read and validate a config file. `strategy_override` is `--strategy`:
@@ -258,10 +246,6 @@ fn validate_ledger(
     })
 }
 
-
-
-
-
 fn validate_service_name(file: &SourceFile, name: &Spanned<String>) -> Result<String, InputError> {
     let n = name.get_ref();
     let ok = !n.is_empty()
@@ -278,7 +262,6 @@ fn validate_service_name(file: &SourceFile, name: &Spanned<String>) -> Result<St
     }
     Ok(n.clone())
 }
-
 
 /// Where each hook is written.
 fn hook_spans(h: &RawHooks) -> BTreeMap<HookPoint, std::ops::Range<usize>> {
@@ -456,10 +439,6 @@ fn load_strategy_file(path: &Path) -> Result<Strategy, ConfigError> {
 fn builtin_list() -> String {
     strategy::builtin_names().collect::<Vec<_>>().join(", ")
 }
-
-
-
-
 
 #[cfg(test)]
 mod tests;

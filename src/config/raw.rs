@@ -83,15 +83,3 @@ pub struct RawKind {
     /// The kind named in the section.
     pub kind: Option<Spanned<String>>,
 }
-
-
-
-
-
-
-
-
-
-
-
-

@@ -272,7 +272,6 @@ impl RouterConfig {
     }
 }
 
-
 /// `[router] kind = "sim"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -217,7 +217,10 @@ impl Driver {
         Ok(None)
     }
 
-    pub(super) fn persist_failed(&mut self, e: DriverError) -> Result<Option<Outcome>, DriverError> {
+    pub(super) fn persist_failed(
+        &mut self,
+        e: DriverError,
+    ) -> Result<Option<Outcome>, DriverError> {
         match e {
             DriverError::Port(pe) => {
                 // Without a ledger there is no crash recovery: stop moving forward,

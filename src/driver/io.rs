@@ -71,7 +71,12 @@ impl Io {
 
     /// Count a call, and after a transient failure wait out the backoff.
     /// `Some(e)` means give up with `e`.
-    pub(super) async fn after_failure(&mut self, op: &str, attempt: u32, e: PortError) -> Option<PortError> {
+    pub(super) async fn after_failure(
+        &mut self,
+        op: &str,
+        attempt: u32,
+        e: PortError,
+    ) -> Option<PortError> {
         if !e.is_transient() || attempt >= self.settings.retry.attempts {
             return Some(e);
         }

@@ -56,13 +56,13 @@ pub use ledger::submit;
 pub use preflight::Verification;
 use preflight::{check_lock, dedup, load_for_preflight, preflight, Preflight};
 
-use crate::model::InsufficientData;
 use crate::engine::{
     Action, Command, Engine, Lock, Observation, Outcome, Phase, Plan, Reason, Record, Request,
     RECORD_SCHEMA,
 };
 use crate::events::{describe_phase, Event, EventKind};
 use crate::hooks::{HookFacts, HookRun, HookState};
+use crate::model::InsufficientData;
 use crate::model::{fmt_ms, FleetStatus, GateReading, GateState, Millis, Weights};
 use crate::ports::{ErrorKind, PortError, Ports};
 use std::collections::BTreeMap;
@@ -221,11 +221,6 @@ const MAX_FAILING_STEPS: u32 = 4;
 /// Ledger writes tried again over our own landed-but-timed-out writes.
 const OWN_WRITE_RETRIES: u32 = 8;
 
-
-
-
-
-
 /// Drives one deployment through the ports.
 pub struct Driver {
     io: Io,
@@ -283,7 +278,6 @@ impl std::fmt::Debug for Driver {
             .finish_non_exhaustive()
     }
 }
-
 
 impl Driver {
     /// Start a new deployment, or continue one of the same revision. Refuses,
@@ -653,11 +647,3 @@ impl Driver {
         }
     }
 }
-
-
-
-
-
-
-
-

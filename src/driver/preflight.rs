@@ -63,7 +63,11 @@ pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Prefl
         return preflight_rolling(io, spec).await;
     }
     let router_checks = io.ports.router.preflight(&spec.plan).await;
-    let fleet_checks = io.ports.fleet.preflight(&spec.plan, &spec.green_at(io.now())).await;
+    let fleet_checks = io
+        .ports
+        .fleet
+        .preflight(&spec.plan, &spec.green_at(io.now()))
+        .await;
     let router_checks_ok = router_checks.problems.is_empty();
     let fleet_checks_ok = fleet_checks.problems.is_empty();
     let mut problems = router_checks.problems;
@@ -135,7 +139,10 @@ pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Prefl
 
 /// A rolling update's checks: what the fleet says of itself, and the gates.
 /// The record's slots mean nothing here; slot A stands for the fleet.
-pub(super) async fn preflight_rolling(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, DriverError> {
+pub(super) async fn preflight_rolling(
+    io: &mut Io,
+    spec: &NewDeployment,
+) -> Result<Preflight, DriverError> {
     let Some(rollout) = io.ports.rollout.clone() else {
         return Ok(Preflight {
             problems: vec!["a rolling deployment needs a fleet that can update in place".into()],
@@ -185,7 +192,9 @@ pub(super) async fn check_gates(
 /// The recorded deployment before a start or a verify. A ledger that cannot
 /// be read for good (missing table or zone, no permission) is bad input: its
 /// problem is returned with the rest of the preflight's, not as a failure.
-pub(super) async fn load_for_preflight(io: &mut Io) -> Result<(Option<Record>, Option<String>), DriverError> {
+pub(super) async fn load_for_preflight(
+    io: &mut Io,
+) -> Result<(Option<Record>, Option<String>), DriverError> {
     match port!(io, "ledger.load", io.ports.ledger.load()) {
         Ok(rec) => Ok((rec, None)),
         Err(e) if e.is_transient() => Err(e.into()),

@@ -35,8 +35,8 @@ mod tests;
 
 pub use record::*;
 
-use crate::model::InsufficientData;
 use crate::hooks::{HookPoint, HookRun, HookState};
+use crate::model::InsufficientData;
 use crate::model::{FleetStatus, GateReading, GateState, Millis, Weights};
 use serde::Serialize;
 

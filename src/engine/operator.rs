@@ -144,7 +144,11 @@ impl Engine {
     }
 
     /// The commands a rolling update treats its own way (`None`: as usual).
-    pub(super) fn rolling_command(&mut self, cmd: Command, now: Millis) -> Option<Result<(), &'static str>> {
+    pub(super) fn rolling_command(
+        &mut self,
+        cmd: Command,
+        now: Millis,
+    ) -> Option<Result<(), &'static str>> {
         match cmd {
             Command::Shift { .. } | Command::Retire => Some(Err(
                 "a rolling update has no traffic split and no second fleet",

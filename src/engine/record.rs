@@ -1,8 +1,8 @@
 //! The deployment record: what the ledger stores, and all the engine needs to
 //! continue a deployment in a fresh process on another machine.
 
-use crate::model::InsufficientData;
 use crate::hooks::{HookPoint, HookRun};
+use crate::model::InsufficientData;
 use crate::model::{fmt_ms, GateState, Millis, Slot, Weights};
 use crate::strategy::Step;
 use serde::{Deserialize, Serialize};

@@ -42,7 +42,6 @@ impl std::fmt::Display for HookCommand {
     }
 }
 
-
 /// A point in a deployment where a hook may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -3,7 +3,7 @@
 //! included, with the AWS call counter when AWS is used. Every command builds
 //! its ports here, once; nothing else chooses a provider.
 //!
-//! - the simulated provider ([`sim`]): one process, virtual time, scripted gates;
+//! - the simulated provider (`sim.rs`, [`SimRun`]): one process, virtual time, scripted gates;
 //! - the local provider: the daemon's admin API ([`crate::local::client`]);
 //! - AWS: [`crate::aws::wiring`], a router part and a fleet part per config.
 
@@ -67,7 +67,11 @@ pub struct Wired {
 /// The ports of `config`. `sim` is the run of a simulated deployment; the
 /// simulated provider keeps no state between processes, so without one it
 /// has no ports (`status`, `resume` and the rest have nothing to read).
-pub async fn wire(config: &Config, cloud: &Cloud, sim: Option<&SimRun>) -> Result<Wired, WiringError> {
+pub async fn wire(
+    config: &Config,
+    cloud: &Cloud,
+    sim: Option<&SimRun>,
+) -> Result<Wired, WiringError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (ports, calls) = match Provider::of(config) {
         Provider::Sim => {

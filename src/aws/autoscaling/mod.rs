@@ -25,7 +25,6 @@ use aws_sdk_autoscaling::types::{
 };
 use std::sync::Arc;
 
-
 /// What green runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GreenTemplate {
@@ -143,8 +142,12 @@ impl AsgFleet {
             .filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService))
             .count() as u32;
         let healthy = in_service.min(
-            crate::aws::elb::healthy_targets(&self.elb, &self.calls, &self.target_groups[slot.index()])
-                .await?,
+            crate::aws::elb::healthy_targets(
+                &self.elb,
+                &self.calls,
+                &self.target_groups[slot.index()],
+            )
+            .await?,
         );
         Ok(FleetStatus {
             exists: true,
@@ -280,7 +283,11 @@ impl AsgFleet {
     /// `--launch-template-version` is a version of it, or `--ami` an image
     /// this account can launch. Otherwise the deployment would fail after
     /// its first write.
-    async fn check_green(&self, blue: &AutoScalingGroup, green: Option<&GreenTemplate>) -> Vec<String> {
+    async fn check_green(
+        &self,
+        blue: &AutoScalingGroup,
+        green: Option<&GreenTemplate>,
+    ) -> Vec<String> {
         let Some(lt) = blue.launch_template() else {
             return vec![format!(
                 "fleet.group: {} uses no launch template (a launch configuration or a mixed instances policy); teal needs a launch template",

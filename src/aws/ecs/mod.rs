@@ -51,7 +51,6 @@ fn missing_containers(
     })
 }
 
-
 /// What green runs: an image patched into blue's task definition, or a task
 /// definition given whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,8 +228,12 @@ impl EcsFleet {
             .map(String::from);
         let running = s.running_count().max(0) as u32;
         let healthy = running.min(
-            crate::aws::elb::healthy_targets(&self.elb, &self.calls, &self.target_groups[slot.index()])
-                .await?,
+            crate::aws::elb::healthy_targets(
+                &self.elb,
+                &self.calls,
+                &self.target_groups[slot.index()],
+            )
+            .await?,
         );
         Ok(FleetStatus {
             exists: true,

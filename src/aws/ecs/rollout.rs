@@ -30,7 +30,6 @@ use aws_sdk_ecs::types::{
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-
 /// An ECS service updated in place.
 pub struct EcsRollout {
     fleet: EcsFleet,
@@ -293,7 +292,12 @@ impl Rollout for EcsRollout {
                 .ecs
                 .tag_resource()
                 .resource_arn(s.service_arn().unwrap_or_default())
-                .tags(Tag::builder().key(tags::PREVIOUS_TASK_DEFINITION).value(&current).build())
+                .tags(
+                    Tag::builder()
+                        .key(tags::PREVIOUS_TASK_DEFINITION)
+                        .value(&current)
+                        .build()
+                )
                 .send()
         )?;
         self.update(&target).await

@@ -172,4 +172,3 @@ fn a_resumed_engine_continues_from_the_record() {
     assert_eq!(resumed.record(), e.record());
     assert_eq!(w.run(&mut resumed), Outcome::Succeeded);
 }
-

@@ -162,4 +162,3 @@ fn a_failing_test_traffic_hook_points_the_test_listener_back_before_green_goes()
     assert_eq!(w.test, Some(Weights::ALL_BLUE));
     assert!(w.green.is_none());
 }
-

@@ -305,4 +305,3 @@ fn inbox_requests_are_applied_once_and_answered() {
     }
     assert_eq!(e.record().replies.len(), REPLIES_KEPT);
 }
-

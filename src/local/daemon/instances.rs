@@ -64,7 +64,11 @@ pub(super) fn spawn(
 }
 
 impl Daemon {
-    pub(super) async fn provision(&self, slot: Slot, p: ProvisionRequest) -> Result<(), (StatusCode, String)> {
+    pub(super) async fn provision(
+        &self,
+        slot: Slot,
+        p: ProvisionRequest,
+    ) -> Result<(), (StatusCode, String)> {
         {
             let fleets = self.fleets.lock().expect("fleets lock");
             if let Some(f) = &fleets[slot.index()] {

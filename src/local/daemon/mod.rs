@@ -10,11 +10,11 @@ mod proxy;
 mod rolling;
 
 pub use super::api::{InstanceInfo, ProvisionRequest, RolloutRequest, SlotStats};
-pub use proxy::slot_for;
-pub use rolling::batch_size;
 use admin::{internal, text};
 use instances::{free_port, spawn, Fleet, Instance};
 use proxy::accept;
+pub use proxy::slot_for;
+pub use rolling::batch_size;
 use rolling::{RollJob, ROLL_DRAIN};
 
 use super::metrics::{Gates, Sample, Window};
@@ -50,8 +50,6 @@ pub struct DaemonConfig {
 /// A body the proxy and the admin API can both answer with.
 type Body = BoxBody<Bytes, hyper::Error>;
 
-
-
 /// The daemon's state, shared by the proxy, the admin API and the health loop.
 pub struct Daemon {
     cfg: DaemonConfig,
@@ -68,16 +66,8 @@ pub struct Daemon {
     rollout: Mutex<Option<RollJob>>,
 }
 
-
-
-
-
-
 /// The upstream connection pool of one proxy thread.
 type Upstream = Client<HttpConnector, Body>;
-
-
-
 
 impl Daemon {
     /// A daemon with nothing running and all weight on slot A.
@@ -175,17 +165,10 @@ impl Daemon {
     }
 }
 
-
-
-
-
-
 fn now_ms() -> Millis {
     use crate::ports::Clock;
     crate::ports::SystemClock.now()
 }
-
-
 
 #[cfg(test)]
 mod tests {

@@ -114,7 +114,11 @@ impl Daemon {
         Some((slot, instance.authority.clone()))
     }
 
-    pub(super) async fn proxy(&self, req: Request<Incoming>, upstream: &Upstream) -> Response<Body> {
+    pub(super) async fn proxy(
+        &self,
+        req: Request<Incoming>,
+        upstream: &Upstream,
+    ) -> Response<Body> {
         let start = Instant::now();
         let (mut parts, body) = req.into_parts();
         // A request without a body can be tried again on a fresh connection

@@ -204,7 +204,11 @@ impl Daemon {
     }
 
     /// Where the rolling update to `revision` stands.
-    pub(super) fn rollout_state(&self, revision: &str, since: Option<Millis>) -> crate::model::RolloutState {
+    pub(super) fn rollout_state(
+        &self,
+        revision: &str,
+        since: Option<Millis>,
+    ) -> crate::model::RolloutState {
         use crate::model::RolloutState as R;
         let job = self.rollout.lock().expect("rollout lock");
         // Another deployment's job (of the same revision, say) is history.

@@ -21,7 +21,6 @@ use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
 use std::time::{Duration, UNIX_EPOCH};
 
-
 /// A rollout as recorded in the group's tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Tagged {
@@ -218,7 +217,10 @@ impl GroupRollout {
         let tags = [
             (tags::ROLLOUT_REVISION, t.revision.clone()),
             (tags::ROLLOUT_STARTED, started.to_string()),
-            (tags::ROLLOUT_FROM, format!("{}:{}", t.from.id, t.from.version)),
+            (
+                tags::ROLLOUT_FROM,
+                format!("{}:{}", t.from.id, t.from.version),
+            ),
             (tags::ROLLOUT_TO, format!("{}:{}", t.to.id, t.to.version)),
         ]
         .into_iter()
