@@ -1,0 +1,165 @@
+//! The `teal` process pointed at moto (or through a proxy in front of it),
+//! and reading what it printed.
+
+use super::*;
+
+/// `teal` as a child process against moto.
+pub fn teal(m: &Moto, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_teal"));
+    cmd.args(args)
+        .envs(teal_env(m))
+        .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION")
+        .env_remove("TEAL_CONFIG");
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The instance-refresh stand-in in front of moto, moving refreshes on as
+/// they are read (held at InProgress if `hold`): its state, and its address
+/// for `AWS_ENDPOINT_URL_AUTO_SCALING`.
+pub async fn refresh_stand_in(
+    m: &Moto,
+    hold: bool,
+) -> (
+    std::sync::Arc<std::sync::Mutex<refresh_stand_in::Service>>,
+    String,
+) {
+    let service = std::sync::Arc::new(std::sync::Mutex::new(refresh_stand_in::Service {
+        auto: true,
+        hold,
+        ..Default::default()
+    }));
+    let addr = refresh_stand_in::serve(service.clone(), Some(m.endpoint.clone())).await;
+    (service, format!("http://{addr}"))
+}
+
+/// Wait until the stand-in's newest refresh has `status` (at most a minute).
+pub async fn wait_for_refresh(
+    service: &std::sync::Arc<std::sync::Mutex<refresh_stand_in::Service>>,
+    status: &str,
+) {
+    let t0 = std::time::Instant::now();
+    loop {
+        if service.lock().unwrap().refreshes.first().map(|r| r.status) == Some(status) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no refresh reached {status}: {:?}",
+            service.lock().unwrap().refreshes
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `teal` against moto, its Auto Scaling calls through the stand-in at `proxy`.
+pub fn teal_via(m: &Moto, proxy: &str, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = teal(m, args);
+    cmd.env("AWS_ENDPOINT_URL_AUTO_SCALING", proxy);
+    cmd
+}
+
+/// Run `teal` to its end; assert its exit code (showing both streams if it
+/// differs) and return (stdout, stderr).
+pub async fn run_teal(m: &Moto, args: &[&str], code: i32) -> (String, String) {
+    run(teal(m, args), args, code).await
+}
+
+/// Run `teal` through the refresh stand-in at `proxy` to its end; assert its
+/// exit code and return (stdout, stderr).
+pub async fn run_teal_via(m: &Moto, proxy: &str, args: &[&str], code: i32) -> (String, String) {
+    run(teal_via(m, proxy, args), args, code).await
+}
+
+pub async fn run(mut cmd: tokio::process::Command, args: &[&str], code: i32) -> (String, String) {
+    let out = cmd.output().await.expect("teal runs");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "teal {}:\n{stdout}\n{stderr}",
+        args.join(" ")
+    );
+    (stdout, stderr)
+}
+
+/// `teal deploy --config CFG --image registry.example/app:2 EXTRA...` to its
+/// end, asserting its exit code; returns (stdout, stderr).
+pub async fn deploy_app_2(m: &Moto, cfg: &Path, extra: &[&str], code: i32) -> (String, String) {
+    app_2(m, "deploy", cfg, extra, code).await
+}
+
+/// `teal COMMAND --config CFG --image registry.example/app:2 EXTRA...` (deploy
+/// or verify) to its end, asserting its exit code; returns (stdout, stderr).
+pub async fn app_2(
+    m: &Moto,
+    command: &str,
+    cfg: &Path,
+    extra: &[&str],
+    code: i32,
+) -> (String, String) {
+    let mut args = vec![
+        command,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--image",
+        "registry.example/app:2",
+    ];
+    args.extend_from_slice(extra);
+    run_teal(m, &args, code).await
+}
+
+/// `teal deploy --config CFG --image registry.example/app:2` started in the background.
+pub fn spawn_deploy_app_2(m: &Moto, cfg: &Path) -> tokio::process::Child {
+    teal(
+        m,
+        &[
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image",
+            "registry.example/app:2",
+        ],
+    )
+    .spawn()
+    .unwrap()
+}
+
+/// `teal status --output json`, parsed.
+pub async fn status_json(m: &Moto, cfg: &Path) -> serde_json::Value {
+    let (status, _) = run_teal(
+        m,
+        &[
+            "status",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        0,
+    )
+    .await;
+    serde_json::from_str(status.trim()).unwrap()
+}
+
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The mutating operations among the API calls a run reported.
+pub fn mutating_calls(stdout: &str) -> Vec<String> {
+    let Some(line) = stdout.lines().find(|l| l.starts_with("AWS API calls:")) else {
+        return vec!["(no summary)".into()];
+    };
+    let read_only = ["Describe", "List", "Get"];
+    line.split(['(', ')', ' '])
+        .filter_map(|w| w.split_once('='))
+        .map(|(op, _)| op.to_string())
+        .filter(|op| !read_only.iter().any(|p| op.starts_with(p)))
+        .collect()
+}
