@@ -70,354 +70,561 @@ pub fn run_seed(seed: u64) -> RunReport {
 
 /// Run a scenario to its end.
 pub fn run_scenario(sc: Scenario) -> RunReport {
-    let mut world = World::new(
-        sc.seed ^ 0x7ea1_5eed,
-        T0,
-        "v1",
-        sc.instances,
-        sc.gates.clone(),
-    );
-    world.faults = sc.faults;
-    world.latency = sc.latency;
-    world.hooks = sc.hooks.clone();
-    world.rollout = sc.rollout.clone();
-    if sc.plan.test_traffic {
-        world.test_router = Some(world.router);
-    }
-    world.healthy_after = sc.healthy_after;
-    let mut gate_names: Vec<String> = sc.gates.iter().map(|g| g.name.clone()).collect();
-    match sc.bad_input {
-        Some(BadInput::MissingGate) => gate_names.push("no-such-alarm".into()),
-        Some(BadInput::GateAlreadyInAlarm) => world.gates.push(SimGate {
-            name: "already".into(),
-            script: vec![(0, GateState::Alarm)],
-        }),
-        Some(BadInput::IdleSlotOccupied) => {
-            world.fleets[1] = Some(crate::sim::SimFleet {
-                revision: "v0".into(),
-                desired: 1,
-                healthy_at: Some(0),
-            })
-        }
-        Some(BadInput::RouterSplit) => {
-            world.router = SlotWeights { a: 60, b: 40 };
-            world.fleets[1] = Some(crate::sim::SimFleet {
-                revision: "v1".into(),
-                desired: 1,
-                healthy_at: Some(0),
-            });
-        }
-        Some(BadInput::BlueMissing) => world.fleets[0] = None,
-        None => {}
-    }
-    if sc.bad_input == Some(BadInput::GateAlreadyInAlarm) {
-        gate_names.push("already".into());
-    }
-    let mut kills = sc.kills.clone().into_iter();
-    world.kill_at = kills.next();
-    let initial = world.router;
-    let cloud = SimCloud::new(world);
-    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
-    let sink = |events: &Arc<Mutex<Vec<Event>>>| -> EventSink {
-        let events = events.clone();
-        Box::new(move |e: &Event| events.lock().expect("events").push(e.clone()))
-    };
-    let spec = NewDeployment {
-        id: format!("d-sim-{}", sc.seed),
-        service: "web".into(),
-        revision: "v2".into(),
-        plan: sc.plan.clone(),
-        gates: gate_names,
-        allow_alarm_at_start: false,
-        green: None,
-        build: None,
-    };
-    let mut checker = Checker::new(Context {
-        blue_slot: Slot::A,
-        hooks: sc.plan.hooks.clone(),
-        test_traffic: sc.plan.test_traffic,
-        rolling: sc.rollout.is_some(),
-        // `teal retire` skips the before-retire hook with the keep-alive.
-        retire_command: sc.has_command(|c| *c == Command::Retire),
-        // `teal retire` ends the keep-alive early by design: blue may then go
-        // as soon as green holds 100%, and not before.
-        keep_alive_ms: if sc.has_command(|c| *c == Command::Retire) {
-            0
-        } else {
-            sc.plan.keep_alive_ms
-        },
-        // Between reconcile passes no one watches the gates: the documented
-        // trade-off. The bound is then one pass interval instead of one poll.
-        poll_ms: sc.plan.poll_ms.max(sc.reconcile_every.unwrap_or(0)),
-        latency_max: sc.latency.1,
-        initial,
-    });
-    let mut report = RunReport {
-        scenario: sc.clone(),
-        outcome: None,
-        refused: None,
-        violations: vec![],
-        events: vec![],
-        steps: 0,
-        processes: 0,
-        calls: 0,
-    };
+    Harness::new(sc).run()
+}
 
-    let (signal_tx, signal_rx) = tokio::sync::watch::channel(None::<String>);
-    let mut driver: Option<Driver> = None;
-    let mut down_since: Option<Millis> = None;
-    let reconcile = sc.reconcile_every;
-    // Every reconcile pass is a process of its own.
-    let max_processes = if reconcile.is_some() {
-        MAX_PASSES
-    } else {
-        MAX_PROCESSES
-    };
-    let mut next_tick = T0;
-    // Reconcile mode: operator commands whose process died before they took
-    // effect (or that came before there was a record): the operator runs
-    // them again with the next process. Before, a lost `resume` left a held
-    // deployment held for good (seed 3851198797: no outcome in 5,000 passes).
-    let mut carried: Vec<Command> = Vec::new();
-    'run: loop {
-        // Start a process: the first one deploys; later ones resume (or deploy
-        // again if the first died before recording anything).
-        if driver.is_none() {
-            report.processes += 1;
-            if report.processes > max_processes {
-                report
-                    .violations
-                    .push(format!("no outcome after {max_processes} processes"));
+/// What the loop does next.
+enum Next {
+    /// Go on to the driver's step (a process runs).
+    Step,
+    /// Go round again (start another process, or the next pass).
+    Again,
+    /// The run is over.
+    Stop,
+}
+
+/// One run in progress: the simulated cloud, the processes that drive it one
+/// after another, the operator, and the checker that judges the cloud's trace.
+struct Harness {
+    sc: Scenario,
+    cloud: SimCloud,
+    /// Every event of every process, in order.
+    events: Arc<Mutex<Vec<Event>>>,
+    /// The deployment the pipeline starts (and starts again).
+    spec: NewDeployment,
+    checker: Checker,
+    report: RunReport,
+    signal_tx: tokio::sync::watch::Sender<Option<String>>,
+    signal_rx: tokio::sync::watch::Receiver<Option<String>>,
+    /// The process driving the deployment, if one runs.
+    driver: Option<Driver>,
+    /// Since when no process has driven it (excused time for the checker).
+    down_since: Option<Millis>,
+    /// When each later kill strikes, in calls after the previous process started.
+    kills: std::vec::IntoIter<u64>,
+    /// Reconcile mode: when the next pass runs.
+    next_tick: Millis,
+    /// Reconcile mode: operator commands whose process died before they took
+    /// effect (or that came before there was a record): the operator runs
+    /// them again with the next process. Before, a lost `resume` left a held
+    /// deployment held for good (seed 3851198797: no outcome in 5,000 passes).
+    carried: Vec<Command>,
+    max_processes: usize,
+}
+
+impl Harness {
+    /// The world of `sc`, its bad input applied, and the checker set for it.
+    fn new(sc: Scenario) -> Harness {
+        let mut world = World::new(
+            sc.seed ^ 0x7ea1_5eed,
+            T0,
+            "v1",
+            sc.instances,
+            sc.gates.clone(),
+        );
+        world.faults = sc.faults;
+        world.latency = sc.latency;
+        world.hooks = sc.hooks.clone();
+        world.rollout = sc.rollout.clone();
+        if sc.plan.test_traffic {
+            world.test_router = Some(world.router);
+        }
+        world.healthy_after = sc.healthy_after;
+        let mut gate_names: Vec<String> = sc.gates.iter().map(|g| g.name.clone()).collect();
+        match sc.bad_input {
+            Some(BadInput::MissingGate) => gate_names.push("no-such-alarm".into()),
+            Some(BadInput::GateAlreadyInAlarm) => world.gates.push(SimGate {
+                name: "already".into(),
+                script: vec![(0, GateState::Alarm)],
+            }),
+            Some(BadInput::IdleSlotOccupied) => {
+                world.fleets[1] = Some(crate::sim::SimFleet {
+                    revision: "v0".into(),
+                    desired: 1,
+                    healthy_at: Some(0),
+                })
+            }
+            Some(BadInput::RouterSplit) => {
+                world.router = SlotWeights { a: 60, b: 40 };
+                world.fleets[1] = Some(crate::sim::SimFleet {
+                    revision: "v1".into(),
+                    desired: 1,
+                    healthy_at: Some(0),
+                });
+            }
+            Some(BadInput::BlueMissing) => world.fleets[0] = None,
+            None => {}
+        }
+        if sc.bad_input == Some(BadInput::GateAlreadyInAlarm) {
+            gate_names.push("already".into());
+        }
+        let mut kills = sc.kills.clone().into_iter();
+        world.kill_at = kills.next();
+        let initial = world.router;
+        let cloud = SimCloud::new(world);
+        let spec = NewDeployment {
+            id: format!("d-sim-{}", sc.seed),
+            service: "web".into(),
+            revision: "v2".into(),
+            plan: sc.plan.clone(),
+            gates: gate_names,
+            allow_alarm_at_start: false,
+            green: None,
+            build: None,
+        };
+        let retire = sc.has_command(|c| *c == Command::Retire);
+        let checker = Checker::new(Context {
+            blue_slot: Slot::A,
+            hooks: sc.plan.hooks.clone(),
+            test_traffic: sc.plan.test_traffic,
+            rolling: sc.rollout.is_some(),
+            // `teal retire` skips the before-retire hook with the keep-alive.
+            retire_command: retire,
+            // `teal retire` ends the keep-alive early by design: blue may then go
+            // as soon as green holds 100%, and not before.
+            keep_alive_ms: if retire { 0 } else { sc.plan.keep_alive_ms },
+            // Between reconcile passes no one watches the gates: the documented
+            // trade-off. The bound is then one pass interval instead of one poll.
+            poll_ms: sc.plan.poll_ms.max(sc.reconcile_every.unwrap_or(0)),
+            latency_max: sc.latency.1,
+            initial,
+        });
+        let report = RunReport {
+            scenario: sc.clone(),
+            outcome: None,
+            refused: None,
+            violations: vec![],
+            events: vec![],
+            steps: 0,
+            processes: 0,
+            calls: 0,
+        };
+        let (signal_tx, signal_rx) = tokio::sync::watch::channel(None::<String>);
+        // Every reconcile pass is a process of its own.
+        let max_processes = if sc.reconcile_every.is_some() {
+            MAX_PASSES
+        } else {
+            MAX_PROCESSES
+        };
+        Harness {
+            sc,
+            cloud,
+            events: Arc::default(),
+            spec,
+            checker,
+            report,
+            signal_tx,
+            signal_rx,
+            driver: None,
+            down_since: None,
+            kills,
+            next_tick: T0,
+            carried: Vec::new(),
+            max_processes,
+        }
+    }
+
+    /// Processes and steps until an outcome, a refusal or a violation that
+    /// stops the run; then the outcome judged against the scenario.
+    fn run(mut self) -> RunReport {
+        loop {
+            if self.driver.is_none() {
+                match self.start_process() {
+                    Next::Step => {}
+                    Next::Again => continue,
+                    Next::Stop => break,
+                }
+            }
+            if let Next::Stop = self.step() {
                 break;
             }
-            let owner = format!("sim-process-{}", report.processes);
-            let has_record = cloud.world().ledger.is_some();
-            let first = report.processes == 1;
-            let mutating_before = cloud.world().mutating_calls;
-            if !first && has_record && sc.wait_out_lock {
-                // No --force: wait for the dead owner's lock to lapse.
-                let mut w = cloud.world();
-                if let Some(lock) = w.record().and_then(|r| r.lock) {
-                    if lock.expires_at > w.now {
-                        w.now = lock.expires_at + 1;
-                    }
-                }
-            }
-            // Nothing recorded yet (the first process died early): the pipeline runs `teal deploy` again.
-            // In reconcile mode, an operator's command is a process of its own:
-            // it takes the released deployment over, applies, and makes a pass.
-            let due: Vec<Command> = match reconcile {
-                Some(_) if has_record => carried
-                    .drain(..)
-                    .chain(commands_due(&sc, report.processes))
-                    .collect(),
-                Some(_) => {
-                    carried.extend(commands_due(&sc, report.processes));
-                    vec![]
-                }
-                None => vec![],
-            };
-            let started = if let Some(cmd) = due.first() {
-                match poll_once(submit(
-                    cloud.ports(),
-                    settings(sc.seed, owner.clone(), false),
-                    *cmd,
-                    sink(&events),
-                )) {
-                    None => {
-                        carried.extend(due.iter().copied());
-                        None
-                    }
-                    Some(Ok(Submitted::TookOver(d))) => Some(Ok(*d)),
-                    // A killed pass's lock is still live: the command waits in
-                    // the inbox for the next pass.
-                    Some(Ok(Submitted::Queued { .. })) => {
-                        tick(&cloud, reconcile, &mut next_tick);
-                        continue;
-                    }
-                    Some(Err(DriverError::Refused(_))) => poll_once(Driver::resume(
-                        cloud.ports(),
-                        settings(sc.seed, owner, !sc.wait_out_lock),
-                        sink(&events),
-                    )),
-                    Some(Err(e)) => Some(Err(e)),
-                }
-            } else if has_record {
-                poll_once(Driver::resume(
-                    cloud.ports(),
-                    settings(sc.seed, owner, !sc.wait_out_lock),
-                    sink(&events),
-                ))
-            } else {
-                poll_once(Driver::start(
-                    cloud.ports(),
-                    settings(sc.seed, owner, false),
-                    spec.clone(),
-                    sink(&events),
-                ))
-            };
-            match started {
-                None => {
-                    on_kill(&cloud, &mut kills, &mut down_since);
-                    continue;
-                }
-                Some(Ok(mut d)) => {
-                    for (i, cmd) in due.iter().enumerate().skip(1) {
-                        // Refusals are the engine's business; the pass goes on.
-                        if poll_once(d.command(*cmd)).is_none() {
-                            carried.extend(due[i..].iter().copied());
-                            on_kill(&cloud, &mut kills, &mut down_since);
-                            continue 'run;
-                        }
-                    }
-                    if let Some(t) = down_since.take() {
-                        let mut w = cloud.world();
-                        w.excused += w.now.saturating_sub(t);
-                    }
-                    driver = Some(d.with_signals(signal_rx.clone()));
-                }
-                Some(Err(DriverError::Preflight { problems })) => {
-                    // A deploy re-run after a gate began failing is rightly refused.
-                    let alarm_now = {
-                        let w = cloud.world();
-                        w.gates
-                            .iter()
-                            .any(|g| g.state_at(w.now).0 == GateState::Alarm)
-                    };
-                    let legit =
-                        alarm_now && problems.iter().all(|p| p.contains("already in ALARM"));
-                    if sc.bad_input.is_none() && !legit {
-                        report
-                            .violations
-                            .push(format!("preflight refused a good scenario: {problems:?}"));
-                    }
-                    if cloud.world().mutating_calls != mutating_before {
-                        report
-                            .violations
-                            .push("invariant 8: a refused start made a mutating call".into());
-                    }
-                    report.refused = Some(problems.join("; "));
-                    break;
-                }
-                Some(Err(DriverError::Port(_))) => {
-                    // Faults exhausted the retries: the job failed; it is run again.
-                    down_since.get_or_insert(cloud.world().now);
-                    if sc.bad_input.is_some() && cloud.world().mutating_calls != mutating_before {
-                        report
-                            .violations
-                            .push("invariant 8: bad input led to a mutating call".into());
-                    }
-                    continue;
-                }
-                // A killed pass's lock has not lapsed: the next pass tries again.
-                Some(Err(DriverError::LockHeld { .. })) if reconcile.is_some() => {
-                    tick(&cloud, reconcile, &mut next_tick);
-                    continue;
-                }
-                Some(Err(e)) => {
-                    report
-                        .violations
-                        .push(format!("unexpected error starting a process: {e}"));
-                    break;
-                }
-            }
         }
-        if sc.bad_input.is_some() {
-            report.violations.push(format!(
-                "invariant 8: bad input {:?} was not refused",
-                sc.bad_input
-            ));
-            break;
+        let mut report = self.report;
+        if let Some(outcome) = &report.outcome {
+            check_fate(
+                &self.sc,
+                outcome,
+                report.processes > 1,
+                &mut report.violations,
+            );
         }
-        let d = driver.as_mut().expect("a driver runs");
+        report.violations.extend(self.checker.violations);
+        report.calls = self.cloud.world().calls;
+        report.events = std::mem::take(&mut self.events.lock().expect("events"));
+        report
+    }
 
-        report.steps += 1;
-        if report.steps > MAX_STEPS {
-            report
+    /// An event sink into the run's events.
+    fn sink(&self) -> EventSink {
+        let events = self.events.clone();
+        Box::new(move |e: &Event| events.lock().expect("events").push(e.clone()))
+    }
+
+    /// Start a process: the first one deploys; later ones resume (or deploy
+    /// again if the first died before recording anything). In reconcile
+    /// mode, an operator's command is a process of its own: it takes the
+    /// released deployment over, applies, and makes a pass.
+    fn start_process(&mut self) -> Next {
+        let reconcile = self.sc.reconcile_every;
+        self.report.processes += 1;
+        if self.report.processes > self.max_processes {
+            let max = self.max_processes;
+            self.report
+                .violations
+                .push(format!("no outcome after {max} processes"));
+            return Next::Stop;
+        }
+        let owner = format!("sim-process-{}", self.report.processes);
+        let has_record = self.cloud.world().ledger.is_some();
+        let first = self.report.processes == 1;
+        let mutating_before = self.cloud.world().mutating_calls;
+        if !first && has_record && self.sc.wait_out_lock {
+            // No --force: wait for the dead owner's lock to lapse.
+            let mut w = self.cloud.world();
+            if let Some(lock) = w.record().and_then(|r| r.lock) {
+                if lock.expires_at > w.now {
+                    w.now = lock.expires_at + 1;
+                }
+            }
+        }
+        // Nothing recorded yet (the first process died early): the pipeline runs `teal deploy` again.
+        let due: Vec<Command> = match reconcile {
+            Some(_) if has_record => {
+                let mut due: Vec<Command> = self.carried.drain(..).collect();
+                due.extend(commands_due(&self.sc, self.report.processes));
+                due
+            }
+            Some(_) => {
+                let now_due = commands_due(&self.sc, self.report.processes);
+                self.carried.extend(now_due);
+                vec![]
+            }
+            None => vec![],
+        };
+        let seed = self.sc.seed;
+        let force = !self.sc.wait_out_lock;
+        let started = if let Some(cmd) = due.first() {
+            match poll_once(submit(
+                self.cloud.ports(),
+                settings(seed, owner.clone(), false),
+                *cmd,
+                self.sink(),
+            )) {
+                None => {
+                    self.carried.extend(due.iter().copied());
+                    None
+                }
+                Some(Ok(Submitted::TookOver(d))) => Some(Ok(*d)),
+                // A killed pass's lock is still live: the command waits in
+                // the inbox for the next pass.
+                Some(Ok(Submitted::Queued { .. })) => {
+                    self.tick();
+                    return Next::Again;
+                }
+                Some(Err(DriverError::Refused(_))) => poll_once(Driver::resume(
+                    self.cloud.ports(),
+                    settings(seed, owner, force),
+                    self.sink(),
+                )),
+                Some(Err(e)) => Some(Err(e)),
+            }
+        } else if has_record {
+            poll_once(Driver::resume(
+                self.cloud.ports(),
+                settings(seed, owner, force),
+                self.sink(),
+            ))
+        } else {
+            poll_once(Driver::start(
+                self.cloud.ports(),
+                settings(seed, owner, false),
+                self.spec.clone(),
+                self.sink(),
+            ))
+        };
+        match started {
+            None => {
+                self.on_kill();
+                Next::Again
+            }
+            Some(Ok(mut d)) => {
+                for (i, cmd) in due.iter().enumerate().skip(1) {
+                    // Refusals are the engine's business; the pass goes on.
+                    if poll_once(d.command(*cmd)).is_none() {
+                        self.carried.extend(due[i..].iter().copied());
+                        self.on_kill();
+                        return Next::Again;
+                    }
+                }
+                if let Some(t) = self.down_since.take() {
+                    let mut w = self.cloud.world();
+                    w.excused += w.now.saturating_sub(t);
+                }
+                self.driver = Some(d.with_signals(self.signal_rx.clone()));
+                Next::Step
+            }
+            Some(Err(DriverError::Preflight { problems })) => {
+                // A deploy re-run after a gate began failing is rightly refused.
+                let alarm_now = {
+                    let w = self.cloud.world();
+                    w.gates
+                        .iter()
+                        .any(|g| g.state_at(w.now).0 == GateState::Alarm)
+                };
+                let legit = alarm_now && problems.iter().all(|p| p.contains("already in ALARM"));
+                if self.sc.bad_input.is_none() && !legit {
+                    self.report
+                        .violations
+                        .push(format!("preflight refused a good scenario: {problems:?}"));
+                }
+                if self.cloud.world().mutating_calls != mutating_before {
+                    self.report
+                        .violations
+                        .push("invariant 8: a refused start made a mutating call".into());
+                }
+                self.report.refused = Some(problems.join("; "));
+                Next::Stop
+            }
+            Some(Err(DriverError::Port(_))) => {
+                // Faults exhausted the retries: the job failed; it is run again.
+                let now = self.cloud.world().now;
+                self.down_since.get_or_insert(now);
+                if self.sc.bad_input.is_some()
+                    && self.cloud.world().mutating_calls != mutating_before
+                {
+                    self.report
+                        .violations
+                        .push("invariant 8: bad input led to a mutating call".into());
+                }
+                Next::Again
+            }
+            // A killed pass's lock has not lapsed: the next pass tries again.
+            Some(Err(DriverError::LockHeld { .. })) if reconcile.is_some() => {
+                self.tick();
+                Next::Again
+            }
+            Some(Err(e)) => {
+                self.report
+                    .violations
+                    .push(format!("unexpected error starting a process: {e}"));
+                Next::Stop
+            }
+        }
+    }
+
+    /// One step of the running process, with the operator's commands and the
+    /// scenario's interventions due at it, and the checker after it.
+    fn step(&mut self) -> Next {
+        let reconcile = self.sc.reconcile_every;
+        if self.sc.bad_input.is_some() {
+            self.report.violations.push(format!(
+                "invariant 8: bad input {:?} was not refused",
+                self.sc.bad_input
+            ));
+            return Next::Stop;
+        }
+        self.report.steps += 1;
+        if self.report.steps > MAX_STEPS {
+            self.report
                 .violations
                 .push(format!("no outcome after {MAX_STEPS} steps"));
-            break;
+            return Next::Stop;
         }
-        if sc.interrupt_at_step == Some(report.steps) {
-            let _ = signal_tx.send(Some("SIGTERM".into()));
+        if self.sc.interrupt_at_step == Some(self.report.steps) {
+            let _ = self.signal_tx.send(Some("SIGTERM".into()));
         }
-        if sc.second_driver_at_step == Some(report.steps) && d.record().in_flight() {
-            second_driver(&cloud, &spec, d.record().id.clone(), &mut report, &events);
+        let record = self.driver.as_ref().expect("a driver runs").record();
+        if self.sc.second_driver_at_step == Some(self.report.steps) && record.in_flight() {
+            let holder = record.id.clone();
+            self.second_driver(holder);
         }
         if reconcile.is_none() {
-            for cmd in commands_due(&sc, report.steps) {
-                operator(&cloud, cmd, &mut report, &events);
+            for cmd in commands_due(&self.sc, self.report.steps) {
+                self.operator(cmd);
             }
         }
-        let d = driver.as_mut().expect("a driver runs");
-        match poll_once(d.advance(reconcile.is_none())) {
-            None => {
-                cloud.world().trace.alarms_pending.clear();
-                driver = None;
-                on_kill(&cloud, &mut kills, &mut down_since);
+        let d = self.driver.as_mut().expect("a driver runs");
+        let Some(result) = poll_once(d.advance(reconcile.is_none())) else {
+            self.cloud.world().trace.alarms_pending.clear();
+            self.driver = None;
+            self.on_kill();
+            return Next::Again;
+        };
+        {
+            let mut w = self.cloud.world();
+            let pending = std::mem::take(&mut w.trace.alarms_pending);
+            w.trace.alarms_seen.extend(pending);
+            self.checker.after_step(&w);
+        }
+        match result {
+            Ok(Progress::Acted) => Next::Again,
+            // As `Driver::pass` does: a pass that could not read the
+            // gates reads again before it ends.
+            Ok(Progress::Waiting { .. }) if reconcile.is_some() && !d.gates_read() => Next::Again,
+            Ok(Progress::Waiting { .. }) if reconcile.is_some() => {
+                // The pass ends: release the lock, exit, wait for the next tick.
+                let released = poll_once(d.release());
+                self.driver = None;
+                match released {
+                    None => self.on_kill(),
+                    // Faults kept the release from landing: the lock
+                    // stays until it lapses, and the passes until then
+                    // are refused. That stretch is lost to the faults,
+                    // like a process that gave up (it was not excused
+                    // before: seed 1077977 was judged against a bound
+                    // that ignored three minutes of a lapsing lock).
+                    Some(Err(DriverError::Port(_))) => {
+                        let now = self.cloud.world().now;
+                        self.down_since.get_or_insert(now);
+                    }
+                    Some(Err(e)) => {
+                        self.report
+                            .violations
+                            .push(format!("releasing the lock: {e}"));
+                        return Next::Stop;
+                    }
+                    Some(Ok(())) => {}
+                }
+                self.tick();
+                Next::Again
             }
-            Some(result) => {
-                {
-                    let mut w = cloud.world();
-                    let pending = std::mem::take(&mut w.trace.alarms_pending);
-                    w.trace.alarms_seen.extend(pending);
-                    checker.after_step(&w);
-                }
-                match result {
-                    Ok(Progress::Acted) => {}
-                    // As `Driver::pass` does: a pass that could not read the
-                    // gates reads again before it ends.
-                    Ok(Progress::Waiting { .. }) if reconcile.is_some() && !d.gates_read() => {}
-                    Ok(Progress::Waiting { .. }) if reconcile.is_some() => {
-                        // The pass ends: release the lock, exit, wait for the next tick.
-                        let released = poll_once(d.release());
-                        driver = None;
-                        match released {
-                            None => on_kill(&cloud, &mut kills, &mut down_since),
-                            // Faults kept the release from landing: the lock
-                            // stays until it lapses, and the passes until then
-                            // are refused. That stretch is lost to the faults,
-                            // like a process that gave up (it was not excused
-                            // before: seed 1077977 was judged against a bound
-                            // that ignored three minutes of a lapsing lock).
-                            Some(Err(DriverError::Port(_))) => {
-                                down_since.get_or_insert(cloud.world().now);
-                            }
-                            Some(Err(e)) => {
-                                report.violations.push(format!("releasing the lock: {e}"));
-                                break 'run;
-                            }
-                            Some(Ok(())) => {}
-                        }
-                        tick(&cloud, reconcile, &mut next_tick);
-                    }
-                    Ok(Progress::Waiting { .. }) => {}
-                    Ok(Progress::Done(outcome)) => {
-                        checker.at_end(&cloud.world(), &outcome);
-                        report.outcome = Some(outcome);
-                        break 'run;
-                    }
-                    Err(DriverError::Port(_)) => {
-                        // The process gave up (exit 1) with the record in flight.
-                        driver = None;
-                        down_since.get_or_insert(cloud.world().now);
-                    }
-                    Err(e) => {
-                        report.violations.push(format!("driver error: {e}"));
-                        break 'run;
-                    }
-                }
+            Ok(Progress::Waiting { .. }) => Next::Again,
+            Ok(Progress::Done(outcome)) => {
+                self.checker.at_end(&self.cloud.world(), &outcome);
+                self.report.outcome = Some(outcome);
+                Next::Stop
+            }
+            Err(DriverError::Port(_)) => {
+                // The process gave up (exit 1) with the record in flight.
+                self.driver = None;
+                let now = self.cloud.world().now;
+                self.down_since.get_or_insert(now);
+                Next::Again
+            }
+            Err(e) => {
+                self.report.violations.push(format!("driver error: {e}"));
+                Next::Stop
             }
         }
     }
 
-    if let Some(outcome) = &report.outcome {
-        check_fate(&sc, outcome, report.processes > 1, &mut report.violations);
+    /// Move the clock to the next reconcile pass.
+    fn tick(&mut self) {
+        let Some(every) = self.sc.reconcile_every else {
+            return;
+        };
+        let mut w = self.cloud.world();
+        while self.next_tick <= w.now {
+            self.next_tick += every;
+        }
+        w.now = self.next_tick;
     }
-    report.violations.extend(checker.violations);
-    report.calls = cloud.world().calls;
-    report.events = std::mem::take(&mut events.lock().expect("events"));
-    report
+
+    /// The running process was killed: the next kill is armed, and the
+    /// time until another process drives the deployment is excused.
+    fn on_kill(&mut self) {
+        let mut w = self.cloud.world();
+        w.killed = false;
+        let calls = w.calls;
+        w.kill_at = self.kills.next().map(|offset| calls + offset);
+        self.down_since.get_or_insert(w.now);
+    }
+
+    /// `teal <cmd>` from an operator's machine while a driver holds the lock: the
+    /// command is queued for that driver. Its calls are another process's, so
+    /// they are neither faulted, nor killed, nor counted against the driver's
+    /// reaction time.
+    fn operator(&mut self, cmd: Command) {
+        let cloud = &self.cloud;
+        let report = &mut self.report;
+        let events = &self.events;
+        let (mutating_before, before) = {
+            let mut w = cloud.world();
+            w.quiet = true;
+            (w.mutating_calls, w.now)
+        };
+        let live = cloud
+            .world()
+            .record()
+            .filter(|r| r.in_flight())
+            .and_then(|r| r.lock)
+            .is_some_and(|l| l.expires_at > before);
+        let result = live.then(|| {
+            let events2 = events.clone();
+            poll_once(submit(
+                cloud.ports(),
+                settings(report.scenario.seed, "operator".into(), false),
+                cmd,
+                Box::new(move |e: &Event| events2.lock().expect("events").push(e.clone())),
+            ))
+        });
+        let mut w = cloud.world();
+        w.quiet = false;
+        w.excused += w.now - before;
+        match result {
+            None
+            | Some(Some(Ok(Submitted::Queued { .. })))
+            | Some(Some(Err(DriverError::Refused(_)))) => {}
+            Some(other) => report.violations.push(format!(
+                "operator `teal {}` while the driver holds the lock got {:?}",
+                cmd.name(),
+                other.map(|r| r.map(|_| "a take-over"))
+            )),
+        }
+        // Queuing writes the record only: no weight, fleet or gate change.
+        if w.mutating_calls > mutating_before + 1 {
+            report.violations.push(format!(
+                "operator `teal {}` made a mutating call beyond the ledger",
+                cmd.name()
+            ));
+        }
+    }
+
+    /// A second `teal deploy` while the first holds the lock must refuse, name
+    /// the first deployment, and change nothing (invariant 7).
+    fn second_driver(&mut self, holder: String) {
+        let cloud = &self.cloud;
+        let spec = &self.spec;
+        let report = &mut self.report;
+        let events = &self.events;
+        let (mutating_before, now) = {
+            let mut w = cloud.world();
+            w.quiet = true;
+            (w.mutating_calls, w.now)
+        };
+        let lock_live = cloud
+            .world()
+            .record()
+            .and_then(|r| r.lock)
+            .is_some_and(|l| l.expires_at > now);
+        let mut other = spec.clone();
+        other.id = "d-intruder".into();
+        other.revision = "v3".into();
+        let events2 = events.clone();
+        let result = poll_once(Driver::start(
+            cloud.ports(),
+            settings(report.scenario.seed, "intruder".into(), false),
+            other,
+            Box::new(move |e: &Event| events2.lock().expect("events").push(e.clone())),
+        ));
+        {
+            let mut w = cloud.world();
+            w.quiet = false;
+            if w.mutating_calls != mutating_before {
+                report
+                    .violations
+                    .push("invariant 7: a refused second deployment made a mutating call".into());
+            }
+        }
+        match result {
+            Some(Err(DriverError::LockHeld { id, .. })) if lock_live && id == holder => {}
+            Some(Err(DriverError::InFlight { id, .. })) if !lock_live && id == holder => {}
+            other => report.violations.push(format!(
+                "invariant 7: a second deployment while {holder} is in flight (lock live: {lock_live}) got {:?}",
+                other.map(|r| r.map(|_| "a running driver"))
+            )),
+        }
+    }
 }
 
 /// Upper bound on reconcile passes.
@@ -430,128 +637,6 @@ fn commands_due(sc: &Scenario, at: usize) -> Vec<Command> {
         .filter(|(s, _)| *s == at)
         .map(|(_, c)| *c)
         .collect()
-}
-
-/// Move the clock to the next reconcile pass.
-fn tick(cloud: &SimCloud, every: Option<Millis>, next: &mut Millis) {
-    let Some(every) = every else { return };
-    let mut w = cloud.world();
-    while *next <= w.now {
-        *next += every;
-    }
-    w.now = *next;
-}
-
-/// `teal <cmd>` from an operator's machine while a driver holds the lock: the
-/// command is queued for that driver. Its calls are another process's, so
-/// they are neither faulted, nor killed, nor counted against the driver's
-/// reaction time.
-fn operator(
-    cloud: &SimCloud,
-    cmd: Command,
-    report: &mut RunReport,
-    events: &Arc<Mutex<Vec<Event>>>,
-) {
-    let (mutating_before, before) = {
-        let mut w = cloud.world();
-        w.quiet = true;
-        (w.mutating_calls, w.now)
-    };
-    let live = cloud
-        .world()
-        .record()
-        .filter(|r| r.in_flight())
-        .and_then(|r| r.lock)
-        .is_some_and(|l| l.expires_at > before);
-    let result = live.then(|| {
-        let events2 = events.clone();
-        poll_once(submit(
-            cloud.ports(),
-            settings(report.scenario.seed, "operator".into(), false),
-            cmd,
-            Box::new(move |e: &Event| events2.lock().expect("events").push(e.clone())),
-        ))
-    });
-    let mut w = cloud.world();
-    w.quiet = false;
-    w.excused += w.now - before;
-    match result {
-        None
-        | Some(Some(Ok(Submitted::Queued { .. })))
-        | Some(Some(Err(DriverError::Refused(_)))) => {}
-        Some(other) => report.violations.push(format!(
-            "operator `teal {}` while the driver holds the lock got {:?}",
-            cmd.name(),
-            other.map(|r| r.map(|_| "a take-over"))
-        )),
-    }
-    // Queuing writes the record only: no weight, fleet or gate change.
-    if w.mutating_calls > mutating_before + 1 {
-        report.violations.push(format!(
-            "operator `teal {}` made a mutating call beyond the ledger",
-            cmd.name()
-        ));
-    }
-}
-
-fn on_kill(
-    cloud: &SimCloud,
-    kills: &mut impl Iterator<Item = u64>,
-    down_since: &mut Option<Millis>,
-) {
-    let mut w = cloud.world();
-    w.killed = false;
-    let calls = w.calls;
-    w.kill_at = kills.next().map(|offset| calls + offset);
-    down_since.get_or_insert(w.now);
-}
-
-/// A second `teal deploy` while the first holds the lock must refuse, name
-/// the first deployment, and change nothing (invariant 7).
-fn second_driver(
-    cloud: &SimCloud,
-    spec: &NewDeployment,
-    holder: String,
-    report: &mut RunReport,
-    events: &Arc<Mutex<Vec<Event>>>,
-) {
-    let (mutating_before, now) = {
-        let mut w = cloud.world();
-        w.quiet = true;
-        (w.mutating_calls, w.now)
-    };
-    let lock_live = cloud
-        .world()
-        .record()
-        .and_then(|r| r.lock)
-        .is_some_and(|l| l.expires_at > now);
-    let mut other = spec.clone();
-    other.id = "d-intruder".into();
-    other.revision = "v3".into();
-    let events2 = events.clone();
-    let result = poll_once(Driver::start(
-        cloud.ports(),
-        settings(report.scenario.seed, "intruder".into(), false),
-        other,
-        Box::new(move |e: &Event| events2.lock().expect("events").push(e.clone())),
-    ));
-    {
-        let mut w = cloud.world();
-        w.quiet = false;
-        if w.mutating_calls != mutating_before {
-            report
-                .violations
-                .push("invariant 7: a refused second deployment made a mutating call".into());
-        }
-    }
-    match result {
-        Some(Err(DriverError::LockHeld { id, .. })) if lock_live && id == holder => {}
-        Some(Err(DriverError::InFlight { id, .. })) if !lock_live && id == holder => {}
-        other => report.violations.push(format!(
-            "invariant 7: a second deployment while {holder} is in flight (lock live: {lock_live}) got {:?}",
-            other.map(|r| r.map(|_| "a running driver"))
-        )),
-    }
 }
 
 /// Outcome classes the scenario allows (invariants 5 and 6).
