@@ -3,6 +3,31 @@
 
 use super::*;
 
+/// The deployment record, with optimistic concurrency.
+#[derive(Debug, Default)]
+pub(super) struct Ledger(Mutex<Option<Record>>);
+
+impl Ledger {
+    /// The record, if one was ever stored.
+    fn load(&self) -> Option<Record> {
+        self.0.lock().expect("ledger lock").clone()
+    }
+
+    /// Store `rec` if the stored version is still `rec.version` (0: none
+    /// yet); the new version, or the current one when it is not.
+    fn store(&self, mut rec: Record) -> Result<u64, u64> {
+        let mut stored = self.0.lock().expect("ledger lock");
+        let current = stored.as_ref().map_or(0, |r| r.version);
+        if rec.version != current {
+            return Err(current);
+        }
+        rec.version = current + 1;
+        let version = rec.version;
+        *stored = Some(rec);
+        Ok(version)
+    }
+}
+
 pub(super) fn text(status: StatusCode, body: &str) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -96,21 +121,17 @@ impl Daemon {
             },
             (Method::GET, "/v1/gates") => json(&self.gate_readings()),
             (Method::GET, "/v1/stats") => json(&self.stats()),
-            (Method::GET, "/v1/ledger") => json(&*self.ledger.lock().expect("ledger lock")),
+            (Method::GET, "/v1/ledger") => json(&self.ledger.load()),
             (Method::PUT, "/v1/ledger") => match serde_json::from_slice::<Record>(&body) {
-                Ok(mut rec) => {
-                    let mut stored = self.ledger.lock().expect("ledger lock");
-                    let current = stored.as_ref().map_or(0, |r| r.version);
-                    if rec.version != current {
-                        return text(
+                Ok(rec) => {
+                    let given = rec.version;
+                    match self.ledger.store(rec) {
+                        Ok(version) => json(&version),
+                        Err(current) => text(
                             StatusCode::CONFLICT,
-                            &format!("record is at version {current}, not {}", rec.version),
-                        );
+                            &format!("record is at version {current}, not {given}"),
+                        ),
                     }
-                    rec.version = current + 1;
-                    let version = rec.version;
-                    *stored = Some(rec);
-                    json(&version)
                 }
                 Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
             },

@@ -55,13 +55,12 @@ pub struct Daemon {
     cfg: DaemonConfig,
     weights: RwLock<SlotWeights>,
     fleets: Mutex<[Option<Fleet>; 2]>,
-    ledger: Mutex<Option<Record>>,
     windows: Mutex<[Window; 2]>,
     gates: Mutex<Gates>,
-    /// Requests routed so far: picks the slot (see [`slot_for`]).
-    routed: AtomicUsize,
-    /// Round-robin over a slot's instances.
-    next: AtomicUsize,
+    /// The proxy's own: which slot and instance the next request goes to.
+    picker: proxy::Picker,
+    /// The admin API's own: the deployment record.
+    ledger: admin::Ledger,
     /// The rolling update in place, if one was asked for.
     rollout: Mutex<Option<RollJob>>,
 }
@@ -78,11 +77,10 @@ impl Daemon {
             cfg,
             weights: RwLock::new(SlotWeights { a: 100, b: 0 }),
             fleets: Mutex::new([None, None]),
-            ledger: Mutex::new(None),
             windows: Mutex::new([Window::new(kept), Window::new(kept)]),
             gates: Mutex::new(Gates::default()),
-            routed: AtomicUsize::new(0),
-            next: AtomicUsize::new(0),
+            picker: proxy::Picker::default(),
+            ledger: admin::Ledger::default(),
             rollout: Mutex::new(None),
         })
     }

@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// Which slot and instance the next request goes to.
+#[derive(Debug, Default)]
+pub(super) struct Picker {
+    /// Requests routed so far: picks the slot (see [`slot_for`]).
+    routed: AtomicUsize,
+    /// Round-robin over a slot's instances.
+    next: AtomicUsize,
+}
+
 /// Accept connections forever, serving each with `handle`.
 pub(super) async fn accept<F, Fut>(listener: tokio::net::TcpListener, handle: F)
 where
@@ -97,14 +106,14 @@ impl Daemon {
 
     pub(super) fn pick(&self) -> Option<(Slot, hyper::http::uri::Authority)> {
         let w = *self.weights.read().expect("weights lock");
-        let slot = slot_for(self.routed.fetch_add(1, Ordering::Relaxed), w);
+        let slot = slot_for(self.picker.routed.fetch_add(1, Ordering::Relaxed), w);
         let fleets = self.fleets.lock().expect("fleets lock");
         let instances = &fleets[slot.index()].as_ref()?.instances;
         // Round-robin over the healthy instances, or over all of them when
         // none is healthy (better a try than a certain 502). No allocation:
         // this runs for every request.
         let healthy = |i: &&Instance| i.healthy.load(Ordering::Relaxed);
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.picker.next.fetch_add(1, Ordering::Relaxed);
         let count = instances.iter().filter(healthy).count();
         let instance = if count > 0 {
             instances.iter().filter(healthy).nth(n % count)?

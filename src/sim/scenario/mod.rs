@@ -6,10 +6,13 @@
 //! replays the same run (`teal sim --seed N`, or `TEAL_SIM_SEED=N` for the
 //! test suite).
 
+mod report;
 mod run;
 
+use report::check_fate;
+pub use report::{render, RunReport};
 use run::LOCK_TTL_MS;
-pub use run::{render, run_scenario, run_seed, RunReport};
+pub use run::{run_scenario, run_seed};
 
 use super::check::{alarm_episodes, Checker, Context};
 use super::{Faults, SimCloud, SimGate, SimHook, SimRollout, SimRolloutEnd, World};
