@@ -17,7 +17,7 @@ impl Driver {
         // A change read back puts what it read into the cache again.
         let cached = match action {
             Action::Wait { .. } | Action::Finish { .. } | Action::StartHook { .. } => None,
-            _ => self.last.take(),
+            _ => self.seen.last.take(),
         };
         match action {
             Action::ProvisionGreen { desired } => {
@@ -28,7 +28,7 @@ impl Driver {
                     "fleet.provision",
                     self.io.ports.fleet.provision(green_slot, &green, desired)
                 )?;
-                self.last = None;
+                self.seen.last = None;
             }
             Action::SetWeights { weights } => self.set_weights(weights, obs, cached).await?,
             Action::SetTestWeights { weights } => {
@@ -44,7 +44,7 @@ impl Driver {
                     self.io.ports.router.test_weights()
                 )?
                 .map(|w| w.as_roles(green_slot));
-                self.last = cached.map(|mut last| {
+                self.seen.last = cached.map(|mut last| {
                     last.test = actual;
                     last
                 });
@@ -79,7 +79,7 @@ impl Driver {
                 } else {
                     port!(self.io, "rollout.revert", rollout.revert())?;
                 }
-                self.last = None;
+                self.seen.last = None;
             }
             Action::StartHook { run } => {
                 self.io.emit(EventKind::HookStarted {
@@ -103,7 +103,7 @@ impl Driver {
                     "fleet.remove",
                     self.io.ports.fleet.remove(green_slot)
                 )?;
-                self.last = None;
+                self.seen.last = None;
             }
             Action::RetireBlue => {
                 self.io.emit(EventKind::Removing {
@@ -115,7 +115,7 @@ impl Driver {
                     "fleet.remove",
                     self.io.ports.fleet.remove(green_slot.other())
                 )?;
-                self.last = None;
+                self.seen.last = None;
             }
             Action::Wait { until } => self.wait(until).await,
             Action::Finish { outcome } => {
@@ -144,7 +144,7 @@ impl Driver {
         let mut actual = obs.weights;
         for attempt in 1..=self.io.settings.weight_attempts {
             // Unknown until read back.
-            self.last = None;
+            self.seen.last = None;
             port!(
                 self.io,
                 "router.set_weights",
@@ -155,7 +155,7 @@ impl Driver {
             if let Some(last) = &mut cached {
                 last.weights = actual;
             }
-            self.last = cached.clone();
+            self.seen.last = cached.clone();
             if actual == target {
                 self.io.emit(EventKind::WeightsSet { weights: target });
                 return Ok(());
@@ -225,7 +225,7 @@ impl Driver {
             DriverError::Port(pe) => {
                 // Without a ledger there is no crash recovery: stop moving forward,
                 // and do not let further ledger failures block the way back to blue.
-                self.ledger_failing = true;
+                self.kept.ledger_failing = true;
                 self.action_failed(pe)
             }
             other => Err(other),

@@ -3,15 +3,24 @@
 
 use super::*;
 
+/// What the ledger's writes and reads have met.
+#[derive(Debug, Default)]
+pub(super) struct Kept {
+    /// The last write failed: the way back to blue does not wait for it.
+    pub(super) ledger_failing: bool,
+    /// When the record was last read for the inbox.
+    pub(super) last_ledger_read: Millis,
+}
+
 impl Driver {
     /// Once per poll, read the record back: operator requests queued by other
     /// processes are applied (and answered) before deciding, and a record
     /// taken over by another process stops this one before it acts.
     pub(super) async fn read_inbox(&mut self) -> Result<(), DriverError> {
         let now = self.io.now();
-        let due = now >= self.last_ledger_read + self.engine.record().plan.poll_ms;
-        if due && !self.ledger_failing && self.engine.record().in_flight() {
-            self.last_ledger_read = now;
+        let due = now >= self.kept.last_ledger_read + self.engine.record().plan.poll_ms;
+        if due && !self.kept.ledger_failing && self.engine.record().in_flight() {
+            self.kept.last_ledger_read = now;
             // A failed read only delays the requests; the next poll tries again.
             if let Ok(stored) = port!(self.io, "ledger.load", self.io.ports.ledger.load()) {
                 let ours = self.engine.record();
@@ -63,7 +72,7 @@ impl Driver {
         if !self.engine.is_dirty() && !renew {
             return Ok(());
         }
-        if self.ledger_failing && !must {
+        if self.kept.ledger_failing && !must {
             return Ok(());
         }
         self.persist_now(now).await

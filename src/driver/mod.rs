@@ -225,20 +225,15 @@ const OWN_WRITE_RETRIES: u32 = 8;
 pub struct Driver {
     io: Io,
     engine: Engine,
+    /// SIGINT / SIGTERM, and whether one was acted on.
     signal: Option<watch::Receiver<Option<String>>>,
     interrupted: bool,
-    last: Option<Observation>,
-    gate_states: BTreeMap<String, GateState>,
-    green_health: Option<(u32, u32)>,
-    unreadable_gate_polls: u32,
+    /// Consecutive steps whose action failed.
     failing_steps: u32,
-    ledger_failing: bool,
-    last_ledger_read: Millis,
-    observations: u64,
-    /// The last hook run whose end was reported, so it is reported once.
-    hook_reported: Option<crate::hooks::HookRun>,
-    /// The last rollout state reported, so that changes are reported once.
-    rollout_state: Option<crate::model::RolloutState>,
+    /// What observing has seen (its own: `observe.rs`).
+    seen: observe::Seen,
+    /// What the ledger's writes and reads have met (its own: `ledger.rs`).
+    kept: ledger::Kept,
 }
 
 /// Where one [`Driver::step`] left the deployment.
@@ -448,16 +443,9 @@ impl Driver {
             engine,
             signal: None,
             interrupted: false,
-            last: None,
-            gate_states: BTreeMap::new(),
-            green_health: None,
-            unreadable_gate_polls: 0,
             failing_steps: 0,
-            ledger_failing: false,
-            last_ledger_read: 0,
-            observations: 0,
-            hook_reported: None,
-            rollout_state: None,
+            seen: observe::Seen::default(),
+            kept: ledger::Kept::default(),
         }
     }
 
@@ -488,7 +476,7 @@ impl Driver {
     /// How many times this process observed the deployment (each observation
     /// reads the gates once; the API cost benchmark divides by it).
     pub fn observations(&self) -> u64 {
-        self.observations
+        self.seen.observations
     }
 
     /// Run to the end.
@@ -538,7 +526,7 @@ impl Driver {
     /// Whether the last observation read the gates (a read that failed
     /// through all its retries leaves the engine deciding without them).
     pub fn gates_read(&self) -> bool {
-        self.unreadable_gate_polls == 0
+        self.seen.unreadable_gate_polls == 0
     }
 
     /// Give the lock up, leaving the deployment for the next pass or `resume`.

@@ -3,6 +3,26 @@
 
 use super::*;
 
+/// What observing has seen, kept between observations.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// The last full observation, used while a failing gate skips the other
+    /// reads; dropped the moment a change is sent.
+    pub(super) last: Option<Observation>,
+    /// Each gate's last state, to report changes once.
+    pub(super) gate_states: BTreeMap<String, GateState>,
+    /// Green's last (healthy, desired), to report changes once.
+    pub(super) green_health: Option<(u32, u32)>,
+    /// Consecutive polls whose gates could not be read.
+    pub(super) unreadable_gate_polls: u32,
+    /// Observations made (each reads the gates once).
+    pub(super) observations: u64,
+    /// The last hook run whose end was reported, so it is reported once.
+    pub(super) hook_reported: Option<crate::hooks::HookRun>,
+    /// The last rollout state reported, so that changes are reported once.
+    pub(super) rollout_state: Option<crate::model::RolloutState>,
+}
+
 impl Driver {
     /// A rolling update's observation: the gates (read already) and the rollout.
     pub(super) async fn observe_rollout(
@@ -25,8 +45,8 @@ impl Driver {
             }
             other => format!("{other:?}"),
         };
-        if self.rollout_state.as_ref().map(summary) != Some(summary(&state)) {
-            self.rollout_state = Some(state.clone());
+        if self.seen.rollout_state.as_ref().map(summary) != Some(summary(&state)) {
+            self.seen.rollout_state = Some(state.clone());
             self.io.emit(EventKind::RolloutState {
                 state: state.clone(),
             });
@@ -41,14 +61,14 @@ impl Driver {
             test: None,
             rollout: Some(state),
         };
-        self.last = Some(obs.clone());
+        self.seen.last = Some(obs.clone());
         Ok(obs)
     }
 
     /// Gates first; when one fails, skip the other reads and answer from the
     /// last full observation, so the rollback is not delayed by them.
     pub(super) async fn observe(&mut self) -> Result<Observation, PortError> {
-        self.observations += 1;
+        self.seen.observations += 1;
         let read = match self.io.preempted.take() {
             // Read by the watch, which kept its own start as the anchor.
             Some(readings) => Ok(readings),
@@ -61,13 +81,13 @@ impl Driver {
         };
         let gates = match read {
             Ok(g) => {
-                self.unreadable_gate_polls = 0;
+                self.seen.unreadable_gate_polls = 0;
                 self.note_gates(&g);
                 Some(g)
             }
             Err(e) => {
-                self.unreadable_gate_polls += 1;
-                if self.unreadable_gate_polls >= MAX_UNREADABLE_GATE_POLLS {
+                self.seen.unreadable_gate_polls += 1;
+                if self.seen.unreadable_gate_polls >= MAX_UNREADABLE_GATE_POLLS {
                     return Err(e);
                 }
                 // Unread gates are not left a whole poll: the next read is
@@ -91,7 +111,7 @@ impl Driver {
         if self.engine.record().plan.rolling.is_some() {
             return self.observe_rollout(gates).await;
         }
-        if let (true, Some(last)) = (failing, &self.last) {
+        if let (true, Some(last)) = (failing, &self.seen.last) {
             let mut obs = last.clone();
             obs.gates = gates;
             return Ok(obs);
@@ -122,7 +142,7 @@ impl Driver {
             test,
             rollout: None,
         };
-        self.last = Some(obs.clone());
+        self.seen.last = Some(obs.clone());
         Ok(obs)
     }
 
@@ -131,8 +151,8 @@ impl Driver {
         let run = self.engine.pending_hook()?;
         let state = self.io.ports.hooks.state(&self.engine.record().id, &run);
         let ended = matches!(state, HookState::Passed { .. } | HookState::Failed { .. });
-        if ended && self.hook_reported.as_ref() != Some(&run) {
-            self.hook_reported = Some(run.clone());
+        if ended && self.seen.hook_reported.as_ref() != Some(&run) {
+            self.seen.hook_reported = Some(run.clone());
             let (passed, detail, took_ms) = match &state {
                 HookState::Passed { took_ms } => (true, String::new(), *took_ms),
                 HookState::Failed { detail, took_ms } => (false, detail.clone(), *took_ms),
@@ -197,7 +217,7 @@ impl Driver {
 
     pub(super) fn note_gates(&mut self, readings: &[GateReading]) {
         for r in readings {
-            if self.gate_states.insert(r.name.clone(), r.state) != Some(r.state) {
+            if self.seen.gate_states.insert(r.name.clone(), r.state) != Some(r.state) {
                 self.io.emit(EventKind::Gate {
                     gate: r.name.clone(),
                     state: r.state,
@@ -209,8 +229,8 @@ impl Driver {
 
     pub(super) fn note_green(&mut self, green: &FleetStatus) {
         let h = (green.healthy, green.desired);
-        if green.exists && self.green_health != Some(h) {
-            self.green_health = Some(h);
+        if green.exists && self.seen.green_health != Some(h) {
+            self.seen.green_health = Some(h);
             self.io.emit(EventKind::GreenHealth {
                 healthy: h.0,
                 desired: h.1,
