@@ -3,7 +3,7 @@
 //! [`Exit`]. One file per command family:
 //!
 //! - [`args`]: the clap types;
-//! - `deploy`: `deploy` and `verify`, and what the green flags say;
+//! - `deploy`: `deploy` and `verify`; `green`: what the green flags say;
 //! - `operate`: the operator commands, `reconcile` and `deploy --detach`;
 //! - `status`, `report`, [`plan`] (`plan`, `strategies`), `demo` (`demo`, `local serve`);
 //! - `session`: what every command shares: the runtime, the ports from the
@@ -13,6 +13,7 @@
 pub mod args;
 mod demo;
 mod deploy;
+mod green;
 mod operate;
 pub mod plan;
 mod progress;

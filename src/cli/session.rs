@@ -20,7 +20,7 @@ pub(super) async fn wire(
 }
 
 /// Who this process is, for the lock: the CodeBuild build, or user@host:pid.
-pub fn owner() -> String {
+pub(super) fn owner() -> String {
     if let Ok(id) = std::env::var("CODEBUILD_BUILD_ID") {
         return format!("codebuild:{id}");
     }
@@ -31,6 +31,7 @@ pub fn owner() -> String {
     format!("{user}@{host}:{}", std::process::id())
 }
 
+/// One command drives at most one deployment: a single-threaded runtime.
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
