@@ -94,13 +94,14 @@ impl LedgerConfig {
     pub const DEFAULT_TABLE: &'static str = "teal-ledger";
 
     /// The table an AWS router's record goes to: the one named, else
-    /// [`LedgerConfig::DEFAULT_TABLE`] for an ALB router; `None`
-    /// for a Route 53 router with no table named (its TXT record).
+    /// [`LedgerConfig::DEFAULT_TABLE`] for a router whose record has no
+    /// other home (ALB); `None` for one that keeps it beside itself when no
+    /// table is named (Route 53's TXT record).
     pub fn table_for(&self, router: &RouterConfig) -> Option<String> {
-        match (&self.table, router) {
-            (Some(t), _) => Some(t.clone()),
-            (None, RouterConfig::Alb { .. }) => Some(Self::DEFAULT_TABLE.to_string()),
-            (None, _) => None,
+        match &self.table {
+            Some(t) => Some(t.clone()),
+            None if router.needs_ledger_table() => Some(Self::DEFAULT_TABLE.to_string()),
+            None => None,
         }
     }
 }
@@ -231,14 +232,14 @@ fn validate_ledger(
             ),
         ));
     }
-    if !matches!(
-        router,
-        RouterConfig::Alb { .. } | RouterConfig::Route53 { .. }
-    ) {
+    if !router.is_aws() {
         return Err(file.error(
             t.span(),
             "ledger.table",
-            "a DynamoDB ledger is for AWS routers (alb, route53); this router keeps its own record",
+            format!(
+                "a DynamoDB ledger is for AWS routers; router.kind = {:?} keeps its own record",
+                router.kind()
+            ),
         ));
     }
     Ok(LedgerConfig {
@@ -282,13 +283,7 @@ fn validate_hooks(
     router: &RouterConfig,
 ) -> Result<HooksConfig, InputError> {
     if let Some(v) = &h.after_test_traffic {
-        if !matches!(
-            router,
-            RouterConfig::Alb {
-                test_listener: Some(_),
-                ..
-            }
-        ) {
+        if router.test_listener().is_none() {
             return Err(file.error(
                 v.span(),
                 "hooks.after_test_traffic",

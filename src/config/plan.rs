@@ -5,7 +5,7 @@
 //! `rollback` of a recorded deployment must not be refused because the file
 //! changed meanwhile. Errors are located like every other config error.
 
-use super::{Config, FleetConfig, RouterConfig};
+use super::{Config, FleetConfig};
 use crate::diag::{InputError, SourceFile};
 use crate::engine::Plan;
 use crate::hooks::HookPoint;
@@ -51,18 +51,8 @@ impl Config {
             green_healthy_timeout_ms: self.strategy.green_healthy_timeout_ms,
             insufficient_data: self.gates.insufficient_data,
             hooks: self.hooks.commands.keys().copied().collect(),
-            test_traffic: self.test_listener().is_some(),
+            test_traffic: self.router.test_listener().is_some(),
         })
-    }
-
-    fn test_listener(&self) -> Option<&str> {
-        match &self.router {
-            RouterConfig::Alb {
-                test_listener: Some(t),
-                ..
-            } => Some(t),
-            _ => None,
-        }
     }
 
     /// An error about the strategy: at `[strategy]` when the file has it,
@@ -118,7 +108,7 @@ impl Config {
                  traffic only (the simulation suite covers rolling updates)"
             )));
         }
-        if self.test_listener().is_some() {
+        if self.router.test_listener().is_some() {
             let s = &self.spans;
             return Err(s.file.error(
                 s.test_listener.clone().unwrap_or(s.fleet.clone()),

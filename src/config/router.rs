@@ -63,6 +63,31 @@ impl RouterConfig {
         }
     }
 
+    /// The test listener, for a router that has one.
+    pub fn test_listener(&self) -> Option<&str> {
+        match self {
+            RouterConfig::Alb {
+                test_listener: Some(t),
+                ..
+            } => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether AWS runs it (so `[ledger] table` applies).
+    pub fn is_aws(&self) -> bool {
+        matches!(
+            self,
+            RouterConfig::Alb { .. } | RouterConfig::Route53 { .. }
+        )
+    }
+
+    /// Whether its record needs the DynamoDB table when `[ledger]` names
+    /// none: it has no conditional write of its own to keep it beside it.
+    pub fn needs_ledger_table(&self) -> bool {
+        matches!(self, RouterConfig::Alb { .. })
+    }
+
     /// How many slots (target groups / records) the router has.
     pub fn slot_count(&self) -> usize {
         match self {
