@@ -1,11 +1,17 @@
 //! Checks shared by the sections: a section read by kind, non-empty strings,
 //! counts, slot pairs and ARNs, each error located and naming the field.
 
-use super::raw::RawKind;
 use crate::diag::{InputError, SourceFile};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use toml::Spanned;
+
+/// Only the `kind` of a section, read first to pick the section's shape.
+#[derive(Debug, Deserialize)]
+pub struct RawKind {
+    /// The kind named in the section.
+    pub kind: Option<Spanned<String>>,
+}
 
 /// `{ fleet = T }`, to read the fleet section as a given shape.
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@
 //! spans, so the file is read in passes: the top level (sections only), then
 //! each section's `kind`, then the section again as that kind's struct.
 
-pub use super::fields::{FleetSection, RouterSection};
+pub use super::fields::{FleetSection, RawKind, RouterSection};
 pub use super::fleet::{RawAsgFleet, RawEcsFleet, RawLocalFleet, RawSimFleet};
 pub use super::gates::{RawGates, RawLocalGates};
 pub use super::router::{RawAlbRouter, RawLocalRouter, RawRoute53Router, RawSimRouter};
@@ -75,11 +75,4 @@ pub enum RawHookCommand {
 pub struct RawService {
     /// The service's name: used in resource names, tags and the ledger.
     pub name: Spanned<String>,
-}
-
-/// Only the `kind` of a section, read first to pick the section's shape.
-#[derive(Debug, Deserialize)]
-pub struct RawKind {
-    /// The kind named in the section.
-    pub kind: Option<Spanned<String>>,
 }
