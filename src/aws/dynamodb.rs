@@ -28,9 +28,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
 
-/// The table teal uses when `[ledger] table` is not set.
-pub const DEFAULT_TABLE: &str = crate::config::LedgerConfig::DEFAULT_TABLE;
-
 /// The ledger as one item of a DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct TableLedger {

@@ -4,10 +4,10 @@
 //! in-place update for a rolling strategy). [`PAIRS`] is the one table of
 //! the fleet and router kinds teal deploys together.
 
-use super::autoscaling::{self as asg, refresh};
-use super::ecs::{self, rollout as ecs_rollout};
+use super::autoscaling::{self, refresh};
+use super::ecs::{self, rollout};
 use super::elb::alb;
-use super::{cloudwatch, dynamodb as table_ledger, route53, Aws};
+use super::{cloudwatch, dynamodb, route53, Aws};
 use crate::config::{Config, FleetConfig, RouterConfig};
 use crate::ports::{AllGates, Clock, Fleet, Gate, Ledger, NoHooks, Ports, Rollout, Router};
 use crate::strategy::{Rolling, Shape};
@@ -151,7 +151,7 @@ fn fleet_part(
             );
             FleetPart {
                 rollout: rolling.map(|r| {
-                    Arc::new(ecs_rollout::EcsRollout::new(
+                    Arc::new(rollout::EcsRollout::new(
                         fleet.clone(),
                         r.min_healthy_percent,
                         r.max_percent,
@@ -170,7 +170,7 @@ fn fleet_part(
                 0 => [String::new(), String::new()],
                 _ => both_slots(target_groups),
             });
-            let fleet = asg::AsgFleet::new(aws, group.clone(), tgs);
+            let fleet = autoscaling::AsgFleet::new(aws, group.clone(), tgs);
             FleetPart {
                 rollout: rolling.map(|r| {
                     Arc::new(refresh::GroupRollout::new(
@@ -193,7 +193,7 @@ fn table_ledger(aws: &Aws, config: &Config, key: &str) -> Arc<dyn Ledger> {
         .ledger
         .table_for(&config.router)
         .unwrap_or_else(|| crate::config::LedgerConfig::DEFAULT_TABLE.to_string());
-    Arc::new(table_ledger::TableLedger::new(aws, table, key.to_string()))
+    Arc::new(dynamodb::TableLedger::new(aws, table, key.to_string()))
 }
 
 /// Slot A's and slot B's target groups; a rolling-only router's one serves as both.
