@@ -569,6 +569,7 @@ fn needed(op: &str, r: &Counted) -> (Option<u64>, &'static str) {
         ),
         "DescribeClusters" => (Some(1), "the preflight: the cluster is active"),
         "DescribeTargetGroups" => (None, "the preflight: both target groups exist"),
+        "DescribeImages" => (Some(1), "the preflight: green's AMI exists and this account can launch it"),
         _ => (None, "not explained in this table yet"),
     }
 }
@@ -643,7 +644,8 @@ green_healthy_timeout = "5m""#;
     s.push_str(
         "\nmoto answers from one Python process and never throttles, so the wall time here is \
          mostly moto's; \"no throttling error surfaced\" is checked on the output (teal retries \
-         throttling with the SDK's standard retry mode), but only real AWS can throttle.\n",
+         throttling itself, with jittered backoff and the gates read meanwhile; the SDK's own \
+         retries are off), but only real AWS can throttle.\n",
     );
     if succeeded != n {
         let bad = runs
