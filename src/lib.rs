@@ -33,6 +33,8 @@
 //! - [`ports`]: the `Fleet`, `Rollout`, `Router`, `Gate`, `Ledger`, `Hooks` and `Clock` traits.
 //! - [`driver`]: the async loop that runs the engine's actions through the ports.
 //! - [`events`]: what a deployment reports as it goes.
+//! - [`analysis`]: canary analysis, green judged against blue (so far, the
+//!   Mann-Whitney U test the judgment will use).
 //!
 //! **Adapters**
 //! - [`aws`]: one module per AWS service (ELB, Route 53, DynamoDB, ECS, Auto
@@ -54,6 +56,7 @@
 // noise to every validator for no measurable gain.
 #![allow(clippy::result_large_err)]
 
+pub mod analysis;
 pub mod aws;
 pub mod cli;
 pub mod config;

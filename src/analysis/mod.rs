@@ -1,0 +1,7 @@
+//! Canary analysis: green judged against blue on the same metrics, not only
+//! on alarms that watch the whole service (which a canary's share dilutes).
+//!
+//! - [`mann_whitney`]: the rank test that compares green's data points with
+//!   blue's over a bake.
+
+pub mod mann_whitney;
