@@ -33,8 +33,9 @@
 //! - [`ports`]: the `Fleet`, `Rollout`, `Router`, `Gate`, `Ledger`, `Hooks` and `Clock` traits.
 //! - [`driver`]: the async loop that runs the engine's actions through the ports.
 //! - [`events`]: what a deployment reports as it goes.
-//! - [`analysis`]: canary analysis, green judged against blue (so far, the
-//!   Mann-Whitney U test the judgment will use).
+//! - [`analysis`]: canary analysis, green judged against blue: the
+//!   Mann-Whitney U test and the judge that scores a bake (pure; not yet
+//!   wired to a gate).
 //!
 //! **Adapters**
 //! - [`aws`]: one module per AWS service (ELB, Route 53, DynamoDB, ECS, Auto
