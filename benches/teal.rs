@@ -833,7 +833,9 @@ fn header(elapsed: Duration, runs: usize, many: usize) -> String {
          - machine: {cpu}, {cores} cores, {mem_gib} GiB; teal `{git}`\n\
          - {runs} runs per reaction row, {many} concurrent deployments; the measuring took {}\n\
          - the proxy's throughput and latency next to nginx: [PROXY-BENCHMARK.md](PROXY-BENCHMARK.md) \
-         (`benches/proxy.sh`)\n\n",
+         (`benches/proxy.sh`)\n\
+         - how often the canary judge is wrong: [ANALYSIS-BENCHMARK.md](ANALYSIS-BENCHMARK.md) \
+         (`cargo bench --bench analysis`)\n\n",
         humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
     )
 }
