@@ -67,14 +67,10 @@ pub fn ports(aws: &Aws, config: &Config, clock: Arc<dyn Clock>) -> Result<Ports,
 /// Every configured gate, read together each poll (a new kind of gate is
 /// one more entry here).
 fn gates(aws: &Aws, config: &Config) -> Arc<dyn Gate> {
-    let mut all: Vec<Arc<dyn Gate>> = vec![Arc::new(cloudwatch::AlarmGate::new(
+    Arc::new(AllGates(vec![Arc::new(cloudwatch::AlarmGate::new(
         aws,
         config.gates.alarms.clone(),
-    ))];
-    match all.len() {
-        1 => all.pop().expect("one"),
-        _ => Arc::new(AllGates(all)),
-    }
+    ))]))
 }
 
 fn router_part(aws: &Aws, config: &Config, rolling: Option<Rolling>) -> RouterPart {

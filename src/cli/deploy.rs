@@ -6,7 +6,7 @@ use super::args::{DeployArgs, GreenArgs};
 use super::green::Green;
 use super::operate;
 use super::render::{self, Format};
-use super::session::{event_sink, owner, report_calls, runtime, signals, wire};
+use super::session::{event_sink, owner, report_calls, runtime, signals};
 use super::Failure;
 use crate::config::Config;
 use crate::driver::{Driver, DriverError, EventSink, NewDeployment, Settings};
@@ -45,7 +45,7 @@ pub(super) fn deploy(
         fail_gate: args.sim_fail_gate.clone(),
     };
     runtime()?.block_on(async move {
-        let wired = wire(config, cloud, Some(&run)).await?;
+        let wired = crate::wiring::wire(config, cloud, Some(&run)).await?;
         let ports = wired.ports.clone();
         let detach = args.detach;
         let mut observations = None;
@@ -140,7 +140,7 @@ pub(super) fn verify(
     let start = SystemClock.now();
     let spec = new_deployment(config, args, start)?;
     runtime()?.block_on(async move {
-        let wired = wire(config, cloud, None).await?;
+        let wired = crate::wiring::wire(config, cloud, None).await?;
         let result = Driver::verify(wired.ports.clone(), Settings::new(owner()), &spec).await;
         report_calls(&wired, None, format);
         let v = result?;

@@ -6,8 +6,8 @@
 //! - `deploy`: `deploy` and `verify`; `green`: what the green flags say;
 //! - `operate`: the operator commands, `reconcile` and `deploy --detach`;
 //! - `status`, `report`, [`plan`] (`plan`, `strategies`), `demo` (`demo`, `local serve`);
-//! - `session`: what every command shares: the runtime, the ports from the
-//!   composition root ([`crate::wiring`]), the event sink, the API-call summary, signals;
+//! - `session`: what every command shares besides its ports (which come from
+//!   [`crate::wiring`]): the runtime, the event sink, the API-call summary, signals;
 //! - [`render`] and `progress`: output.
 
 pub mod args;

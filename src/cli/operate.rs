@@ -9,7 +9,7 @@
 //! reconcile pass (to the end, for `resume`, `rollback` and `retire`).
 
 use super::render::{self, CliLine, Format, ReconcileState, RequestState};
-use super::session::{event_sink, owner, report_calls, runtime, signals, wire};
+use super::session::{event_sink, owner, report_calls, runtime, signals};
 use super::Failure;
 use crate::config::Config;
 use crate::driver::{submit, Driver, DriverError, Progress, Settings, Submitted};
@@ -37,7 +37,7 @@ pub(super) fn run(
     format: Format,
 ) -> Result<Exit, Failure> {
     runtime()?.block_on(async {
-        let wired = wire(config, cloud, None).await?;
+        let wired = crate::wiring::wire(config, cloud, None).await?;
         let mut settings = Settings::new(owner());
         settings.force = force;
         let result = operate(wired.ports.clone(), settings, cmd, format).await;
@@ -212,7 +212,7 @@ pub(super) fn reconcile(
     format: Format,
 ) -> Result<Exit, Failure> {
     runtime()?.block_on(async {
-        let wired = wire(config, cloud, None).await?;
+        let wired = crate::wiring::wire(config, cloud, None).await?;
         let ports = wired.ports.clone();
         let result = async {
             let driver =

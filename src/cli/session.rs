@@ -1,23 +1,13 @@
-//! What every command shares: the runtime, its ports (built once, by the
-//! composition root), the event sink, the API-call summary and signals.
+//! What every command shares besides its ports (built once, by
+//! `crate::wiring::wire`): the runtime, the event sink, the API-call summary and signals.
 
 use super::progress;
 use super::render::{self, Format};
 use super::Failure;
-use crate::config::Config;
 use crate::driver::{DriverError, EventSink};
 use crate::events::Event;
 use crate::exit::Exit;
-use crate::wiring::{Cloud, SimRun, Wired};
-
-/// The ports of `config` (see [`crate::wiring::wire`]).
-pub(super) async fn wire(
-    config: &Config,
-    cloud: &Cloud,
-    sim: Option<&SimRun>,
-) -> Result<Wired, Failure> {
-    Ok(crate::wiring::wire(config, cloud, sim).await?)
-}
+use crate::wiring::Wired;
 
 /// Who this process is, for the lock: the CodeBuild build, or user@host:pid.
 pub(super) fn owner() -> String {

@@ -2,7 +2,7 @@
 //! or redrawn as it changes.
 
 use super::render::Format;
-use super::session::{runtime, wire};
+use super::session::runtime;
 use super::Failure;
 use crate::config::Config;
 use crate::driver::DriverError;
@@ -18,7 +18,7 @@ pub(super) fn status(
     watch: Option<std::time::Duration>,
 ) -> Result<Exit, Failure> {
     runtime()?.block_on(async {
-        let ports = wire(config, cloud, None).await?.ports;
+        let ports = crate::wiring::wire(config, cloud, None).await?.ports;
         let tty = std::io::IsTerminal::is_terminal(&std::io::stdout()) && format == Format::Text;
         let mut last: Option<serde_json::Value> = None;
         loop {
