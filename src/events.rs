@@ -104,6 +104,19 @@ pub enum EventKind {
         /// How long it ran.
         took_ms: Millis,
     },
+    /// Canary analysis judged a step's bake, green against blue.
+    Judgment {
+        /// The step (1-based).
+        step: usize,
+        /// `pass` (next step), `marginal` (held for a person) or `fail` (roll back).
+        outcome: crate::analysis::StepOutcome,
+        /// The score, 0 to 100; absent when no metric had data enough.
+        score: Option<f64>,
+        /// The verdict in words: the score and each metric that did not pass.
+        summary: String,
+        /// Each compared metric: green's and blue's means and data points, the test's p.
+        metrics: Vec<crate::analysis::assess::MetricLine>,
+    },
     /// A rolling update's state changed (or was first seen).
     RolloutState {
         /// The state, as the platform reports it.

@@ -5,6 +5,7 @@
 //! blue is the engine's business. Every mutating call is idempotent, so the
 //! driver may retry it and a resumed deployment may repeat it.
 
+use crate::analysis::{AnalysisSpec, MetricData};
 use crate::engine::{Plan, Record};
 use crate::hooks::{HookRun, HookState};
 use crate::model::{FleetStatus, GateReading, Green, Millis, RolloutState, Slot, SlotWeights};
@@ -160,6 +161,33 @@ impl Gate for AllGates {
     }
 }
 
+/// Which data points a [`Metrics`] read asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsQuery<'a> {
+    /// Periods starting at or after this.
+    pub from: Millis,
+    /// Up to now.
+    pub now: Millis,
+    /// Each slot's revision, by [`Slot::index`], for `{revision}`.
+    pub revisions: [Option<&'a str>; 2],
+}
+
+/// Where canary analysis reads its data points: CloudWatch, the local
+/// proxy's samples, the simulator's series.
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    /// What is measured and how it is judged.
+    fn spec(&self) -> &AnalysisSpec;
+    /// Every metric's data points for both slots. A metric with no data
+    /// has empty series (the judgment says what that means).
+    async fn read(&self, query: MetricsQuery<'_>) -> Result<MetricData, PortError>;
+    /// Read-only checks before a deployment starts (a query that returns
+    /// nothing for blue now, say).
+    async fn preflight(&self, _blue: Slot, _now: Millis) -> Checks {
+        Checks::default()
+    }
+}
+
 /// Where the deployment record lives, with optimistic concurrency.
 #[async_trait]
 pub trait Ledger: Send + Sync {
@@ -258,6 +286,8 @@ pub struct Ports {
     pub hooks: Arc<dyn Hooks>,
     /// The in-place update, for a rolling deployment.
     pub rollout: Option<Arc<dyn Rollout>>,
+    /// Canary analysis's data points, when `[analysis]` configures it.
+    pub metrics: Option<Arc<dyn Metrics>>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }

@@ -22,6 +22,7 @@ fn plan() -> Plan {
         hooks: vec![],
         test_traffic: false,
         rolling: None,
+        analysis: None,
     }
 }
 

@@ -141,6 +141,23 @@ fn every_event_kind() -> Vec<EventKind> {
         EventKind::Warning {
             message: "careful".into(),
         },
+        EventKind::Judgment {
+            step: 1,
+            outcome: teal::analysis::StepOutcome::Fail,
+            score: Some(0.0),
+            summary: "score 0; 5xx: ...".into(),
+            metrics: vec![teal::analysis::assess::MetricLine {
+                name: "alb-5xx-share".into(),
+                verdict: "fail".into(),
+                green: 0.3,
+                green_points: 20,
+                blue: 0.01,
+                blue_points: 20,
+                p: Some(0.0001),
+                critical: true,
+                text: "alb-5xx-share: ...".into(),
+            }],
+        },
         EventKind::Command {
             command: "pause".into(),
             by: "me@here:1".into(),
@@ -174,6 +191,7 @@ fn every_event_kind() -> Vec<EventKind> {
             | EventKind::RolloutAction { .. }
             | EventKind::HookFinished { .. }
             | EventKind::Gate { .. }
+            | EventKind::Judgment { .. }
             | EventKind::Retrying { .. }
             | EventKind::Warning { .. }
             | EventKind::Command { .. }

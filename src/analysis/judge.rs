@@ -17,7 +17,7 @@ use super::mann_whitney::{mann_whitney, Alternative, MannWhitney};
 use std::collections::BTreeMap;
 
 /// How one metric is judged.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MetricCheck {
     /// The metric's name, for reasons.
     pub name: String,
@@ -108,7 +108,7 @@ pub struct Judgment {
 }
 
 /// Group weights (a group not named weighs 1) and the two thresholds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Scoring {
     /// Weight per group.
     pub weights: BTreeMap<String, f64>,

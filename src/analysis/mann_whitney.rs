@@ -9,7 +9,8 @@
 use statrs::distribution::{ContinuousCDF, Normal};
 
 /// Which way green must differ from blue for the test to say so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Alternative {
     /// Green's values tend to be larger (a metric that fails by going up:
     /// errors, latency).

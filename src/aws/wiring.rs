@@ -60,6 +60,7 @@ pub fn ports(aws: &Aws, config: &Config, clock: Arc<dyn Clock>) -> Result<Ports,
         ledger: router.ledger,
         hooks: Arc::new(NoHooks),
         rollout: fleet.rollout,
+        metrics: None,
         clock,
     })
 }

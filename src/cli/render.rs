@@ -161,6 +161,14 @@ pub fn describe(e: &EventKind) -> String {
         EventKind::HookStarted { hook } => format!("hook {hook}: started"),
         EventKind::HookFinished { hook, passed: true, took_ms, .. } => format!("hook {hook} passed in {}", fmt_ms(*took_ms)),
         EventKind::HookFinished { hook, detail, took_ms, .. } => format!("hook {hook} FAILED after {}: {detail}", fmt_ms(*took_ms)),
+        EventKind::Judgment { step, outcome, summary, .. } => {
+            let next = match outcome {
+                crate::analysis::StepOutcome::Pass => "next step",
+                crate::analysis::StepOutcome::Marginal => "holding for `teal promote` or `teal rollback`",
+                crate::analysis::StepOutcome::Fail => "rolling back",
+            };
+            format!("analysis of step {step}: {} ({summary}); {next}", format!("{outcome:?}").to_uppercase())
+        }
         EventKind::Gate { gate, state, reason } => format!("gate {gate}: {state} ({reason})"),
         EventKind::Retrying { op, attempt, error, backoff_ms } => {
             format!("{op} failed ({error}); attempt {} in {}", attempt + 1, fmt_ms(*backoff_ms))

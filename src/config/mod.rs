@@ -3,6 +3,7 @@
 //! Every error names the file, line, column and field and says what would be
 //! valid. Nothing here touches the network: `teal plan` relies on that.
 
+mod analysis;
 mod fields;
 mod fleet;
 mod gates;
@@ -10,6 +11,7 @@ mod plan;
 pub mod raw;
 mod router;
 
+pub use analysis::{DEFAULT_CONFIDENCE, DEFAULT_MIN_POINTS};
 pub use fleet::FleetConfig;
 pub use gates::{GatesConfig, LocalGates, MAX_ALARMS};
 pub use router::{AlbTarget, RouterConfig};
@@ -73,6 +75,8 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// Where the deployment record lives.
     pub ledger: LedgerConfig,
+    /// Canary analysis, when `[analysis]` is there.
+    pub analysis: Option<crate::analysis::AnalysisSpec>,
     /// Where its sections were written, for [`Config::plan`]'s errors.
     #[serde(skip)]
     pub(crate) spans: plan::Spans,
@@ -184,7 +188,13 @@ impl Config {
                 timeout_ms: DEFAULT_HOOK_TIMEOUT_MS,
             },
         };
+        let analysis = raw
+            .analysis
+            .as_ref()
+            .map(|a| analysis::validate_analysis(file, a.span(), a.get_ref(), &fleet, &router))
+            .transpose()?;
         let spans = plan::Spans {
+            analysis: raw.analysis.as_ref().map(|a| a.span()),
             file: file.clone(),
             fleet: raw.fleet.span(),
             strategy: match strategy_override {
@@ -203,6 +213,7 @@ impl Config {
             strategy,
             hooks,
             ledger,
+            analysis,
             spans,
         })
     }

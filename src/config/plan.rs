@@ -7,7 +7,7 @@
 
 use super::{Config, FleetConfig};
 use crate::diag::{InputError, SourceFile};
-use crate::engine::Plan;
+use crate::engine::{Judging, Plan};
 use crate::hooks::HookPoint;
 use crate::model::fmt_ms;
 use crate::strategy::{Rolling, Shape, Step};
@@ -27,6 +27,8 @@ pub(crate) struct Spans {
     pub test_listener: Option<Range<usize>>,
     /// Each configured hook.
     pub hooks: BTreeMap<HookPoint, Range<usize>>,
+    /// `[analysis]`, when there.
+    pub analysis: Option<Range<usize>>,
 }
 
 impl Config {
@@ -52,6 +54,10 @@ impl Config {
             insufficient_data: self.gates.insufficient_data,
             hooks: self.hooks.commands.keys().copied().collect(),
             test_traffic: self.router.test_listener().is_some(),
+            analysis: self.analysis.as_ref().map(|a| Judging {
+                late_ms: a.late_ms,
+                on_marginal: a.on_marginal,
+            }),
         })
     }
 
@@ -72,6 +78,17 @@ impl Config {
             return Ok(None);
         };
         let name = &self.strategy.name;
+        if let (Some(_), Some(span)) = (&self.analysis, &self.spans.analysis) {
+            return Err(self.spans.file.error(
+                span.clone(),
+                "analysis",
+                format!(
+                    "strategy {name:?} is a rolling update: canary analysis compares green's slot \
+                     with blue's, and a rolling update replaces instances in one place; use a \
+                     blue/green strategy, or leave [analysis] out and gate on alarms"
+                ),
+            ));
+        }
         let asg = matches!(self.fleet, FleetConfig::Asg { .. });
         if r.step.is_some() && !asg {
             return Err(self.strategy_error(format!(

@@ -6,6 +6,7 @@
 //! spans, so the file is read in passes: the top level (sections only), then
 //! each section's `kind`, then the section again as that kind's struct.
 
+pub use super::analysis::{RawAnalysis, RawMetric, RawOnMarginal, RawQuery};
 pub use super::fields::{FleetSection, RawKind, RouterSection};
 pub use super::fleet::{RawAsgFleet, RawEcsFleet, RawLocalFleet, RawSimFleet};
 pub use super::gates::{RawGates, RawLocalGates};
@@ -33,6 +34,8 @@ pub struct RawConfig {
     pub hooks: Option<RawHooks>,
     /// `[ledger]`
     pub ledger: Option<RawLedger>,
+    /// `[analysis]`
+    pub analysis: Option<Spanned<RawAnalysis>>,
 }
 
 /// `[ledger]`: where the deployment record (and so the lock) lives.

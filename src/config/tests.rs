@@ -278,3 +278,134 @@ fn the_ledger_table_is_a_dynamodb_name_for_an_aws_router() {
     let e = err(&format!("{alb}\n[ledger]\nbucket = \"x\"\n"));
     assert!(e.contains("unknown field `bucket`"), "{e}");
 }
+
+/// GOOD behind an ALB, with an ECS fleet, and `analysis` appended.
+fn alb_ecs_with(analysis: &str) -> String {
+    let text = GOOD
+        .replace(
+            "[router]\nkind = \"sim\"",
+            "[router]\nkind = \"alb\"\nlistener_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123:listener/app/x/1/2\"\ntarget_groups = [\"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/a/1\", \"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/b/2\"]",
+        )
+        .replace(
+            "[fleet]\nkind = \"sim\"\ninstances = 3",
+            "[fleet]\nkind = \"ecs\"\ncluster = \"main\"\nservice = \"web\"\ncontainer = \"app\"\ncontainer_port = 8080",
+        );
+    format!("{text}\n{analysis}")
+}
+
+const ANALYSIS: &str = r#"[analysis]
+on_marginal = { timeout = "30m", action = "promote" }
+
+[[analysis.metric]]
+preset = "alb-5xx-share"
+max = 0.05
+critical = true
+
+[[analysis.metric]]
+preset = "alb-latency"
+stat = "p95"
+
+[[analysis.metric]]
+preset = "ecs-cpu"
+compare = false
+max = 90
+
+[[analysis.metric]]
+name = "orders"
+expression = "100 * FILL(failed, 0) / total"
+queries.failed = { namespace = "Shop", metric = "Failed", stat = "Sum", dimensions = { Service = "{service}", Rev = "{revision}" } }
+queries.total = { namespace = "Shop", metric = "Orders", stat = "Sum", dimensions = { Service = "{service}" } }
+"#;
+
+#[test]
+fn analysis_validates_presets_queries_and_defaults() {
+    let c = parse(&alb_ecs_with(ANALYSIS)).unwrap();
+    let a = c.analysis.as_ref().unwrap();
+    assert_eq!(a.metrics.len(), 4);
+    assert_eq!((a.period_ms, a.late_ms), (60_000, 120_000));
+    assert_eq!(a.metrics[0].check.confidence, DEFAULT_CONFIDENCE);
+    assert_eq!(a.metrics[0].check.min_points, DEFAULT_MIN_POINTS);
+    assert_eq!(a.metrics[1].source.describe(), "AWS/ApplicationELB TargetResponseTime p95 {LoadBalancer={load_balancer}, TargetGroup={target_group}}");
+    // 5xx: 3 queries, latency 1, cpu 1, orders 3; both slots.
+    assert_eq!(a.query_count(), 16);
+    let plan = c.plan().unwrap();
+    let judging = plan.analysis.unwrap();
+    assert_eq!(judging.on_marginal.timeout_ms, Some(30 * 60_000));
+}
+
+#[test]
+fn bad_analysis_is_refused_with_file_line_col_and_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("preset = \"alb-5xx-share\"", "preset = \"alb-5xx\"", "analysis.metric[0].preset: unknown preset \"alb-5xx\"; presets are: alb-5xx-share"),
+        ("Rev = \"{revision}\"", "Rev = \"{revison}\"", "analysis.metric[3].queries.failed.dimensions.Rev: unknown placeholder {revison}"),
+        ("stat = \"p95\"", "stat = \"p95th\"", "analysis.metric[1].stat: \"p95th\" is not a CloudWatch statistic"),
+        ("[analysis]\n", "[analysis]\nconfidence = 1.0\n", "analysis.confidence: a confidence is between 0 and 1, exclusive"),
+        ("[analysis]\n", "[analysis]\nconfidence = 0\n", "analysis.confidence: a confidence is between 0 and 1"),
+        ("[analysis]\n", "[analysis]\npass = 70\nmarginal = 80\n", "analysis.marginal: marginal (80) must not be above pass (70)"),
+        ("max = 0.05", "max = -0.05", "analysis.metric[0].max: a bound is a number, 0 or more, got -0.05"),
+        ("[analysis]\n", "[analysis]\nallowed_effect = -1\n", "analysis.allowed_effect: must be 0 or more"),
+        ("[analysis]\n", "[analysis]\npass = 101\n", "analysis.pass: a score threshold is 0 to 100"),
+        ("[analysis]\n", "[analysis]\nmin_points = 2\n", "analysis.min_points: must be 3..=10000"),
+        ("max = 0.05", "max = \"\"", "invalid type: string \"\", expected f64"),
+        ("preset = \"ecs-cpu\"", "preset = \"ec2-cpu\"", "analysis.metric[2].preset: preset \"ec2-cpu\" is for fleet.kind = \"asg\", not \"ecs\""),
+        ("{ timeout = \"30m\", action = \"promote\" }", "{ action = \"promote\" }", "analysis.on_marginal.timeout: on_marginal needs a timeout"),
+        ("action = \"promote\"", "action = \"wait\"", "analysis.on_marginal.action: action is \"rollback\" or \"promote\""),
+        ("100 * FILL(failed, 0) / total", "100 * FILL(failed, 0) / totl", "uses \"totl\", which is not one of its queries"),
+        ("[analysis]\n", "[analysis]\nperiod = \"45s\"\n", "analysis.period: a CloudWatch period is 1s, 5s, 10s, 30s or a multiple of 60s"),
+    ];
+    for (from, to, expected) in cases {
+        let text = alb_ecs_with(&ANALYSIS.replacen(from, to, 1));
+        let e = err(&text);
+        assert!(
+            e.starts_with("teal.toml:") && e.contains(expected),
+            "{to}: {e}"
+        );
+        // Located at the offending line: the line number points at text containing the change.
+        let line: usize = e.split(':').nth(1).unwrap().parse().unwrap();
+        let at = text.lines().nth(line - 1).unwrap();
+        let changed = to.lines().last().unwrap().split('=').next().unwrap().trim();
+        assert!(
+            at.contains(changed)
+                || at.starts_with("[[analysis")
+                || at.starts_with("[analysis")
+                || expected.contains("not one of its queries"),
+            "{to}: line {line} is {at:?}"
+        );
+    }
+}
+
+#[test]
+fn more_queries_than_one_call_takes_are_refused() {
+    let mut many = String::from("[analysis]\n");
+    for i in 0..84 {
+        many.push_str(&format!(
+            "[[analysis.metric]]\nname = \"m{i}\"\nexpression = \"a / b\"\nqueries.a = {{ namespace = \"N\", metric = \"A\", stat = \"Sum\" }}\nqueries.b = {{ namespace = \"N\", metric = \"B\", stat = \"Sum\" }}\n"
+        ));
+    }
+    // 84 metrics × 3 queries × 2 slots = 504.
+    let e = err(&alb_ecs_with(&many));
+    assert!(
+        e.contains("these metrics make 504 GetMetricData queries a poll")
+            && e.contains("at most 500"),
+        "{e}"
+    );
+    // 83 metrics: 498 queries, one call.
+    let cut = many.rfind("[[analysis.metric]]").unwrap();
+    assert!(parse(&alb_ecs_with(&many[..cut])).is_ok());
+}
+
+#[test]
+fn analysis_is_refused_where_it_cannot_measure() {
+    // A custom query on the local provider; an ALB preset behind Route 53 is
+    // covered by the preset's own check, and a rolling update has one slot.
+    let rolling = alb_ecs_with(ANALYSIS).replace(
+        "steps = [\n  { weight = 5, bake = \"1m\" },\n  { weight = 50, bake = \"90s\" },\n  { weight = 100 },\n]",
+        "name = \"rolling\"",
+    );
+    let c = parse(&rolling).unwrap();
+    let e = c.plan().unwrap_err().to_string();
+    assert!(
+        e.contains("analysis: strategy \"rolling\" is a rolling update: canary analysis compares"),
+        "{e}"
+    );
+}

@@ -328,6 +328,7 @@ impl Driver {
         let now = io.now();
         let rolling = spec.plan.rolling.is_some();
         let rec = Record {
+            judgment: None,
             schema: RECORD_SCHEMA,
             id: spec.id,
             service: spec.service,

@@ -2,6 +2,8 @@
 //! one skips the other reads), then fleets, weights, hooks and the rollout.
 
 use super::*;
+use crate::analysis::{assess, StepJudgment};
+use crate::ports::MetricsQuery;
 
 /// What observing has seen, kept between observations.
 #[derive(Debug, Default)]
@@ -21,6 +23,8 @@ pub(super) struct Seen {
     pub(super) hook_reported: Option<crate::hooks::HookRun>,
     /// The last rollout state reported, so that changes are reported once.
     pub(super) rollout_state: Option<crate::model::RolloutState>,
+    /// The last bake whose judgment was reported, so it is reported once.
+    pub(super) judged: Option<crate::analysis::Window>,
 }
 
 impl Driver {
@@ -60,6 +64,7 @@ impl Driver {
             hook,
             test: None,
             rollout: Some(state),
+            judgment: None,
         };
         self.seen.last = Some(obs.clone());
         Ok(obs)
@@ -78,6 +83,12 @@ impl Driver {
                 self.io.last_gate_read = self.io.now();
                 port!(self.io, "gate.read", self.io.ports.gate.read())
             }
+        };
+        // The analysis's bounds are gates too, read in the same breath; its
+        // read failing is the gates' read failing (never advance unread).
+        let (read, judgment) = match read {
+            Ok(g) => self.read_analysis(g).await,
+            Err(e) => (Err(e), None),
         };
         let gates = match read {
             Ok(g) => {
@@ -141,9 +152,63 @@ impl Driver {
             hook,
             test,
             rollout: None,
+            judgment,
         };
         self.seen.last = Some(obs.clone());
         Ok(obs)
+    }
+
+    /// With analysis configured and green carrying traffic: read the data
+    /// points, add the bounds' readings to `gates`, and judge the bake the
+    /// engine waits on once its late data had time to arrive (reported once).
+    async fn read_analysis(
+        &mut self,
+        mut gates: Vec<GateReading>,
+    ) -> (Result<Vec<GateReading>, PortError>, Option<StepJudgment>) {
+        let Some(metrics) = self.io.ports.metrics.clone() else {
+            return (Ok(gates), None);
+        };
+        let window = self.engine.judgment_window();
+        let since = self.engine.bounds_since();
+        let Some(from) = window.map(|w| w.from).into_iter().chain(since).min() else {
+            return (Ok(gates), None);
+        };
+        let rec = self.engine.record();
+        let green_slot = rec.green_slot;
+        let mut revisions = [None, None];
+        revisions[green_slot.index()] = Some(rec.revision.clone());
+        revisions[green_slot.other().index()] = rec.blue_revision.clone();
+        let now = self.io.now();
+        let query = MetricsQuery {
+            from,
+            now,
+            revisions: [revisions[0].as_deref(), revisions[1].as_deref()],
+        };
+        let data = match port!(self.io, "metrics.read", metrics.read(query)) {
+            Ok(d) => d,
+            Err(e) => return (Err(e), None),
+        };
+        let spec = metrics.spec();
+        if let Some(since) = since {
+            gates.extend(assess::bounds(spec, &data, green_slot, since));
+        }
+        let late = rec.plan.analysis.map_or(0, |a| a.late_ms);
+        let judgment = window
+            .filter(|w| now >= w.to + late)
+            .map(|w| assess::judge_step(spec, &data, green_slot, w));
+        if let Some(j) = &judgment {
+            if self.seen.judged != Some(j.window) {
+                self.seen.judged = Some(j.window);
+                self.io.emit(EventKind::Judgment {
+                    step: j.window.step + 1,
+                    outcome: j.outcome,
+                    score: j.score,
+                    summary: j.summary(),
+                    metrics: j.metrics.clone(),
+                });
+            }
+        }
+        (Ok(gates), judgment)
     }
 
     /// The state of the hook run the engine waits on; its end is reported once.

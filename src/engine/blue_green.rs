@@ -3,6 +3,7 @@
 //! keep-alive, retire blue; and the way back to blue from any of them.
 
 use super::*;
+use crate::analysis::{MarginalAction, StepOutcome};
 use crate::model::{Millis, Weights};
 
 impl Engine {
@@ -249,6 +250,9 @@ impl Engine {
             self.touch(now);
             return None;
         };
+        if let Some(Hold::Marginal { since }) = self.rec.hold {
+            return self.marginal(step, since, now, poll_at);
+        }
         if self.rec.hold.is_some() || obs.gates.is_none() {
             return Some(Action::Wait { until: poll_at });
         }
@@ -258,9 +262,106 @@ impl Engine {
                 until: poll_at.min(bake_end),
             });
         }
+        if let Err(action) = self.judged(obs, now, poll_at) {
+            return action;
+        }
         if let Err(action) = self.hook_passed(HookRun::after_step(step), obs, now, poll_at) {
             return action;
         }
+        self.next_step(step, now);
+        None
+    }
+
+    /// `Ok` when the bake just ended needs no judgment or passed one;
+    /// otherwise what to do: wait for late data or for the judgment, or
+    /// (`Err(None)`) nothing, the engine having turned to rolling back or
+    /// holding a marginal step.
+    fn judged(
+        &mut self,
+        obs: &Observation,
+        now: Millis,
+        poll_at: Millis,
+    ) -> Result<(), Option<Action>> {
+        let (Some(judging), Some(window)) = (self.rec.plan.analysis, self.judgment_window()) else {
+            return Ok(());
+        };
+        let passed = |j: &StepJudgment| j.window == window && j.outcome == StepOutcome::Pass;
+        if self.rec.judgment.as_ref().is_some_and(passed) {
+            return Ok(());
+        }
+        // Data points arrive late: judge once the bake's last period had time to.
+        let ready = window.to + judging.late_ms;
+        if now < ready {
+            return Err(Some(Action::Wait {
+                until: poll_at.min(ready),
+            }));
+        }
+        let Some(judgment) = obs.judgment.as_ref().filter(|j| j.window == window) else {
+            // Not read this time (the metrics read failed): never advance unjudged.
+            return Err(Some(Action::Wait { until: poll_at }));
+        };
+        self.rec.judgment = Some(judgment.clone());
+        self.touch(now);
+        match judgment.outcome {
+            StepOutcome::Pass => Ok(()),
+            StepOutcome::Fail => {
+                let reason = Reason::AnalysisFailed {
+                    step: window.step,
+                    detail: judgment.summary(),
+                    at: now,
+                };
+                self.go(Phase::RollingBack { reason }, now);
+                Err(None)
+            }
+            StepOutcome::Marginal => {
+                self.rec.hold = Some(Hold::Marginal { since: now });
+                Err(None)
+            }
+        }
+    }
+
+    /// A step held for a marginal judgment: wait for a person, or at the
+    /// timeout do what `on_marginal` says.
+    fn marginal(
+        &mut self,
+        step: usize,
+        since: Millis,
+        now: Millis,
+        poll_at: Millis,
+    ) -> Option<Action> {
+        let on = self.rec.plan.analysis.map(|a| a.on_marginal);
+        let Some(timeout) = on.and_then(|o| o.timeout_ms) else {
+            return Some(Action::Wait { until: poll_at });
+        };
+        let at = since + timeout;
+        if now < at {
+            return Some(Action::Wait {
+                until: poll_at.min(at),
+            });
+        }
+        self.rec.hold = None;
+        match on.map(|o| o.action) {
+            Some(MarginalAction::Promote) => self.next_step(step, now),
+            _ => {
+                let detail = self
+                    .rec
+                    .judgment
+                    .as_ref()
+                    .map_or(String::new(), |j| j.summary());
+                let reason = Reason::MarginalTimedOut {
+                    step,
+                    detail,
+                    held_ms: now - since,
+                    at: now,
+                };
+                self.go(Phase::RollingBack { reason }, now);
+            }
+        }
+        None
+    }
+
+    /// Go on from `step`: the next step, or after the last the keep-alive.
+    fn next_step(&mut self, step: usize, now: Millis) {
         if step + 1 < self.rec.plan.steps.len() {
             self.go(
                 Phase::Shifting {
@@ -273,7 +374,6 @@ impl Engine {
             // The last step is 100%: what was just confirmed starts the keep-alive.
             self.go(Phase::KeepAlive { since: Some(now) }, now);
         }
-        None
     }
 
     pub(super) fn keep_alive(

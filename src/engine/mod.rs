@@ -35,13 +35,14 @@ mod tests;
 
 pub use record::*;
 
+use crate::analysis::{StepJudgment, Window};
 use crate::hooks::{HookPoint, HookRun, HookState};
 use crate::model::InsufficientData;
 use crate::model::{FleetStatus, GateReading, GateState, Millis, Weights};
 use serde::Serialize;
 
 /// What the driver observed, read just before asking the engine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Observation {
     /// Router weights, as roles.
     pub weights: Weights,
@@ -59,6 +60,9 @@ pub struct Observation {
     pub test: Option<Weights>,
     /// A rolling update's state (rolling plans only).
     pub rollout: Option<crate::model::RolloutState>,
+    /// The judgment of the bake [`Engine::judgment_window`] named, once the
+    /// engine waits for one and the data points could be read.
+    pub judgment: Option<StepJudgment>,
 }
 
 /// What the engine asks the driver to do next.
@@ -294,6 +298,43 @@ impl Engine {
             _ => return None,
         };
         unpassed(run)
+    }
+
+    /// The bake whose judgment the engine waits for now, for the driver to
+    /// judge and report in the next observation: the current step's, once
+    /// its weights were read back, when the plan has analysis and the step
+    /// sends traffic to both (a 100% step leaves blue nothing to compare).
+    pub fn judgment_window(&self) -> Option<Window> {
+        self.rec.plan.analysis?;
+        let Phase::Shifting {
+            step,
+            reached: Some(from),
+        } = self.rec.phase
+        else {
+            return None;
+        };
+        if matches!(self.rec.hold, Some(Hold::Manual { .. })) {
+            return None;
+        }
+        let s = &self.rec.plan.steps[step];
+        (s.weight > 0 && s.weight < 100).then_some(Window {
+            step,
+            from,
+            to: from + s.bake_ms,
+        })
+    }
+
+    /// Since when green's data points count against the analysis's absolute
+    /// bounds: while green carries traffic at a confirmed weight.
+    pub fn bounds_since(&self) -> Option<Millis> {
+        self.rec.plan.analysis?;
+        match self.rec.phase {
+            Phase::Shifting {
+                reached: Some(at), ..
+            }
+            | Phase::KeepAlive { since: Some(at) } => Some(at),
+            _ => None,
+        }
     }
 
     /// Whether the driver reads the test listener in its observations: while

@@ -1,6 +1,7 @@
 //! The deployment record: what the ledger stores, and all the engine needs to
 //! continue a deployment in a fresh process on another machine.
 
+use crate::analysis::{OnMarginal, StepJudgment};
 use crate::hooks::{HookPoint, HookRun};
 use crate::model::InsufficientData;
 use crate::model::{fmt_ms, GateState, Millis, Slot, Weights};
@@ -36,6 +37,20 @@ pub struct Plan {
     /// (`steps` then holds one 100% step with the bake).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling: Option<crate::strategy::Rolling>,
+    /// Canary analysis: each step's bake (green below 100%, blue above 0%)
+    /// is judged green against blue before the next step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Judging>,
+}
+
+/// What the engine needs of the analysis: the judging itself is the
+/// driver's (it reads the data points); the engine waits for it and obeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judging {
+    /// How long after a bake the judgment waits for late data points.
+    pub late_ms: Millis,
+    /// What a marginal judgment does if nobody acts.
+    pub on_marginal: OnMarginal,
 }
 
 /// Where a deployment is.
@@ -134,6 +149,12 @@ pub enum Hold {
         /// does not roll back while this hold lasts.
         #[serde(default)]
         ignore_gates: bool,
+    },
+    /// The step's judgment was marginal: stay at the step, gates still
+    /// watched, until a person promotes or rolls back (or the timeout acts).
+    Marginal {
+        /// When the judgment was made.
+        since: Millis,
     },
 }
 
@@ -281,6 +302,26 @@ pub enum Reason {
         /// When teal saw it.
         at: Millis,
     },
+    /// Canary analysis judged green worse than blue over a step's bake.
+    AnalysisFailed {
+        /// The step judged.
+        step: usize,
+        /// The failing metrics with green's and blue's values and the test.
+        detail: String,
+        /// When.
+        at: Millis,
+    },
+    /// A marginal judgment was held for its timeout, then rolled back.
+    MarginalTimedOut {
+        /// The step judged.
+        step: usize,
+        /// The judgment in words.
+        detail: String,
+        /// How long it was held.
+        held_ms: Millis,
+        /// When.
+        at: Millis,
+    },
     /// Blue's fleet vanished while it was needed.
     BlueGone {
         /// When.
@@ -312,6 +353,13 @@ impl fmt::Display for Reason {
             Reason::RolloutFailed { detail, .. } => write!(f, "the rolling update failed: {detail}"),
             Reason::PlatformRolledBack { detail, .. } => write!(f, "{detail}"),
             Reason::HookFailed { hook, detail, .. } => write!(f, "the {hook} hook failed: {detail}"),
+            Reason::AnalysisFailed { step, detail, .. } => write!(f, "canary analysis failed green at step {}: {detail}", step + 1),
+            Reason::MarginalTimedOut { step, detail, held_ms, .. } => write!(
+                f,
+                "the marginal judgment of step {} was held {} and nobody promoted it: {detail}",
+                step + 1,
+                fmt_ms(*held_ms)
+            ),
             Reason::BlueGone { .. } => write!(f, "blue's fleet is gone; traffic cannot be restored to it"),
         }
     }
@@ -365,7 +413,7 @@ impl fmt::Display for Outcome {
 }
 
 /// The deployment record, as stored by the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Format version of this record.
     pub schema: u32,
@@ -407,6 +455,9 @@ pub struct Record {
     /// Hook runs that passed; a run not listed is (re)started when due.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks_passed: Vec<HookRun>,
+    /// The last judgment of a bake by canary analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgment: Option<StepJudgment>,
     /// Optimistic-concurrency version, maintained by the ledger.
     pub version: u64,
 }

@@ -269,6 +269,7 @@ pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Ports {
         ledger: a.clone(),
         hooks: Arc::new(crate::ports::NoHooks),
         rollout: rolling.map(|_| a as Arc<dyn crate::ports::Rollout>),
+        metrics: None,
         clock,
     }
 }

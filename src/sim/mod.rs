@@ -481,6 +481,7 @@ impl SimCloud {
                 .rollout
                 .is_some()
                 .then(|| Arc::new(self.clone()) as Arc<dyn crate::ports::Rollout>),
+            metrics: None,
             clock: Arc::new(self.clone()),
         }
     }

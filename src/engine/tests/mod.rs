@@ -1,6 +1,7 @@
 //! The engine's tests, by the rules they exercise; this file holds the
 //! scripted world they share.
 
+mod analysis;
 mod blue_green;
 mod hooks;
 mod operator;
@@ -9,6 +10,7 @@ mod rolling;
 use super::*;
 use crate::model::{FleetStatus, GateReading, GateState, Slot};
 use crate::strategy::{expand_canary, expand_linear, Step};
+use std::collections::BTreeMap;
 
 pub(super) const S: Millis = 1_000;
 pub(super) const M: Millis = 60 * S;
@@ -24,6 +26,7 @@ pub(super) fn plan(steps: Vec<Step>) -> Plan {
         hooks: vec![],
         test_traffic: false,
         rolling: None,
+        analysis: None,
     }
 }
 
@@ -49,6 +52,7 @@ pub(super) fn record(steps: Vec<Step>, now: Millis) -> Record {
         inbox: vec![],
         replies: vec![],
         hooks_passed: vec![],
+        judgment: None,
         version: 0,
     }
 }
@@ -82,6 +86,13 @@ pub(super) struct World {
     pub(super) pending: Option<HookRun>,
     /// The test listener, when there is one.
     pub(super) test: Option<Weights>,
+    /// The bake the engine waits to have judged (set by `run` before observing).
+    pub(super) judging: Option<crate::analysis::Window>,
+    /// Each step's verdict (a step not listed passes); `None`: the metrics
+    /// cannot be read.
+    pub(super) verdicts: Option<BTreeMap<usize, crate::analysis::StepOutcome>>,
+    /// Judgments handed to the engine: the window, and when.
+    pub(super) judged: Vec<(crate::analysis::Window, Millis)>,
     pub(super) log: Vec<(Millis, Action)>,
 }
 
@@ -100,6 +111,9 @@ impl World {
             alarm_during_hook: None,
             pending: None,
             test: None,
+            judging: None,
+            verdicts: Some(BTreeMap::new()),
+            judged: vec![],
             log: vec![],
         }
     }
@@ -161,14 +175,39 @@ impl World {
             hook,
             test: self.test,
             rollout: None,
+            judgment: self.judgment(),
         }
+    }
+
+    fn judgment(&self) -> Option<crate::analysis::StepJudgment> {
+        let window = self.judging?;
+        let outcome = self
+            .verdicts
+            .as_ref()?
+            .get(&window.step)
+            .copied()
+            .unwrap_or(crate::analysis::StepOutcome::Pass);
+        Some(crate::analysis::StepJudgment {
+            window,
+            outcome,
+            score: Some(match outcome {
+                crate::analysis::StepOutcome::Pass => 100.0,
+                crate::analysis::StepOutcome::Marginal => 80.0,
+                crate::analysis::StepOutcome::Fail => 0.0,
+            }),
+            metrics: vec![],
+        })
     }
 
     /// Run until the engine finishes; returns the outcome.
     pub(super) fn run(&mut self, engine: &mut Engine) -> Outcome {
         for _ in 0..10_000 {
             self.pending = engine.pending_hook();
+            self.judging = engine.judgment_window();
             let obs = self.observe();
+            if let Some(j) = &obs.judgment {
+                self.judged.push((j.window, self.now));
+            }
             let action = engine.decide(&obs, self.now);
             self.log.push((self.now, action.clone()));
             match action {

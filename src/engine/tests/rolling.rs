@@ -45,6 +45,7 @@ fn rolling_obs(state: crate::model::RolloutState, alarm: bool) -> Observation {
         hook: None,
         test: None,
         rollout: Some(state),
+        judgment: None,
     }
 }
 

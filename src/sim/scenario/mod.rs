@@ -141,6 +141,7 @@ impl Scenario {
             hooks: vec![],
             test_traffic: false,
             rolling: None,
+            analysis: None,
         };
         let healthy_after = match rng.gen_range(0..20) {
             0 | 1 => None,
