@@ -227,6 +227,10 @@ pub struct FleetStatus {
     pub desired: u32,
     /// How many are running *and* healthy in the slot's target group.
     pub healthy: u32,
+    /// Its name where the provider names it (the ECS service, the Auto
+    /// Scaling group), for canary analysis's `{service}` and `{group}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl FleetStatus {

@@ -170,6 +170,20 @@ pub struct MetricsQuery<'a> {
     pub now: Millis,
     /// Each slot's revision, by [`Slot::index`], for `{revision}`.
     pub revisions: [Option<&'a str>; 2],
+    /// Each slot's fleet name as last observed ([`FleetStatus::name`]), for
+    /// `{service}` and `{group}`: blue may be the service teal never named.
+    pub names: [Option<&'a str>; 2],
+}
+
+/// Blue before a deployment, as a [`Metrics`] preflight reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct BlueNow<'a> {
+    /// Its slot.
+    pub slot: Slot,
+    /// Its revision, when known.
+    pub revision: Option<&'a str>,
+    /// Its fleet's name, when the provider names it.
+    pub name: Option<&'a str>,
 }
 
 /// Where canary analysis reads its data points: CloudWatch, the local
@@ -183,7 +197,7 @@ pub trait Metrics: Send + Sync {
     async fn read(&self, query: MetricsQuery<'_>) -> Result<MetricData, PortError>;
     /// Read-only checks before a deployment starts (a query that returns
     /// nothing for blue now, say).
-    async fn preflight(&self, _blue: Slot, _now: Millis) -> Checks {
+    async fn preflight(&self, _blue: &BlueNow<'_>, _now: Millis) -> Checks {
         Checks::default()
     }
 }

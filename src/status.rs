@@ -60,6 +60,9 @@ pub struct StatusReport {
     /// A rolling update's state, read now (rolling deployments only; then
     /// `weights_*`, `green` and `blue` say nothing about it).
     pub rollout: Option<crate::model::RolloutState>,
+    /// Canary analysis's last judgment of a bake: per metric, green's and
+    /// blue's means, the data points, the test, the verdict.
+    pub judgment: Option<crate::analysis::StepJudgment>,
 }
 
 /// Read the deployment's status with read-only calls; `None` when none was ever recorded.
@@ -115,6 +118,7 @@ pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
         started_at: rec.started_at,
         build: rec.build.clone(),
         rollout,
+        judgment: rec.judgment.clone(),
     }))
 }
 
@@ -143,6 +147,35 @@ fn next(rec: &Record, now: Millis) -> (String, Option<Millis>) {
             };
             (format!("held at {green}% by an operator until `teal resume` or `teal promote` ({gates})"), None)
         }
+        (_, Some(Hold::Marginal { since })) => {
+            let score = rec
+                .judgment
+                .as_ref()
+                .and_then(|j| j.score)
+                .map_or(String::new(), |s| format!(" (score {s:.0})"));
+            let on = plan.analysis.map(|a| a.on_marginal);
+            match on.and_then(|o| o.timeout_ms.map(|t| (since + t, o.action))) {
+                Some((at, action)) => (
+                    format!(
+                        "held after a marginal analysis judgment{score} until `teal promote` or `teal rollback`; \
+                         at {} ({} from now) it will {} on its own (gates are still watched)",
+                        fmt_time(at),
+                        fmt_ms(at.saturating_sub(now)),
+                        match action {
+                            crate::analysis::MarginalAction::Rollback => "roll back",
+                            crate::analysis::MarginalAction::Promote => "promote",
+                        }
+                    ),
+                    Some(at),
+                ),
+                None => (
+                    format!(
+                        "held after a marginal analysis judgment{score} until `teal promote` or `teal rollback` (gates are still watched)"
+                    ),
+                    None,
+                ),
+            }
+        }
         (Phase::Provisioning { since, green_seen }, _) => {
             let deadline = green_seen.unwrap_or(*since) + plan.green_healthy_timeout_ms;
             (
@@ -170,7 +203,19 @@ fn next(rec: &Record, now: Millis) -> (String, Option<Millis>) {
             },
             _,
         ) => {
-            let at = t + plan.steps[*step].bake_ms;
+            let s = &plan.steps[*step];
+            // A judged step goes on once its bake's late data is in and judged.
+            let late = match plan.analysis {
+                Some(a) if s.weight > 0 && s.weight < 100 => Some(a.late_ms),
+                _ => None,
+            };
+            let at = t + s.bake_ms + late.unwrap_or(0);
+            let judged = late.map_or(String::new(), |l| {
+                format!(
+                    " if canary analysis passes its bake (judged {} after it, for late data)",
+                    fmt_ms(l)
+                )
+            });
             let what = match plan.steps.get(step + 1) {
                 Some(s) => format!(
                     "step {}/{}: {}% to green",
@@ -182,7 +227,7 @@ fn next(rec: &Record, now: Millis) -> (String, Option<Millis>) {
             };
             (
                 format!(
-                    "{what} at {} ({} from now)",
+                    "{what} at {} ({} from now){judged}",
                     fmt_time(at),
                     fmt_ms(at.saturating_sub(now))
                 ),

@@ -102,6 +102,15 @@ fn assert_least_privilege(file: &str, called: &BTreeSet<String>) {
     );
 }
 
+/// Append canary analysis on `preset` (1 s periods, so a short bake is judged).
+fn with_analysis(cfg: &std::path::Path, preset: &str) {
+    let mut text = std::fs::read_to_string(cfg).unwrap();
+    text.push_str(&format!(
+        "\n[analysis]\nperiod = \"1s\"\nlate = \"1s\"\nmin_points = 3\n\n[[analysis.metric]]\npreset = \"{preset}\"\nmax = 100\n"
+    ));
+    std::fs::write(cfg, text).unwrap();
+}
+
 fn json_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
     let mut v = args.to_vec();
     v.extend(["--output", "json"]);
@@ -114,10 +123,12 @@ async fn the_ecs_alb_policy_allows_what_teal_calls_and_nothing_more() {
     let c = clients(&m).await;
     let mut called = BTreeSet::new();
 
-    // A canary to the end. (`status` reads with the same operations.)
+    // A canary to the end, judged by canary analysis. (`status` reads with
+    // the same operations.)
     let f = fixture(&c, Forward::Weighted).await;
     let ecs = register_targets_like_ecs(&c, &f, None);
     let (_dir, cfg) = config(&f, FAST_CANARY);
+    with_analysis(&cfg, "alb-5xx-share");
     let cfg = cfg.to_str().unwrap();
     let deploy = [
         "deploy",
@@ -207,6 +218,7 @@ async fn the_asg_route53_policy_allows_what_teal_calls_and_nothing_more() {
     let Some(m) = moto() else { return };
     let f = asg_fixture(&m).await;
     let (_dir, cfg) = asg_config(&f, FAST_CANARY);
+    with_analysis(&cfg, "ec2-cpu");
     let cfg = cfg.to_str().unwrap();
     let mut called = BTreeSet::new();
     let deploy = ["deploy", "--config", cfg, "--ami", AMI_GREEN];

@@ -34,6 +34,7 @@ fn sample() -> StatusReport {
         revision: Some("v2".into()),
         desired: 2,
         healthy: 2,
+        name: Some("web-b".into()),
     };
     StatusReport {
         schema: STATUS_SCHEMA,
@@ -72,6 +73,7 @@ fn sample() -> StatusReport {
             initiator: Some("codepipeline/web".into()),
         }),
         rollout: None,
+        judgment: None,
     }
 }
 

@@ -66,6 +66,44 @@ impl AnalysisSpec {
         self.min_points() as Millis * self.period_ms
     }
 
+    /// What may surprise about `plan`'s timing: a judged bake too short for
+    /// the minimum data points at this period, and how long each judgment
+    /// waits for late data.
+    pub fn timing_warnings(&self, plan: &crate::engine::Plan) -> Vec<String> {
+        let fmt = crate::model::fmt_ms;
+        let shortest = self.shortest_bake_ms();
+        let mut out: Vec<String> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.weight > 0 && s.weight < 100 && s.bake_ms < shortest)
+            .map(|(i, s)| {
+                format!(
+                    "step {} ({}%) bakes {}, but {} data points a slot at a {} period need {}: \
+                     its comparison will have too few points (no data{}); bake longer or lower min_points",
+                    i + 1,
+                    s.weight,
+                    fmt(s.bake_ms),
+                    self.min_points(),
+                    fmt(self.period_ms),
+                    fmt(shortest),
+                    if self.metrics.iter().any(|m| m.compare && m.check.must_have_data) {
+                        ", which fails a must_have_data metric"
+                    } else {
+                        ", judged on the other metrics"
+                    }
+                )
+            })
+            .collect();
+        if self.metrics.iter().any(|m| m.compare) && plan.steps.iter().any(|s| s.weight < 100) {
+            out.push(format!(
+                "each judged step waits {} after its bake for late data points before it is judged",
+                fmt(self.late_ms)
+            ));
+        }
+        out
+    }
+
     /// The metric named `name`.
     pub fn metric(&self, name: &str) -> Option<&MetricSpec> {
         self.metrics.iter().find(|m| m.check.name == name)

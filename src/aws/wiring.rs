@@ -8,8 +8,12 @@ use super::autoscaling::{self, refresh};
 use super::ecs::{self, rollout};
 use super::elb::alb;
 use super::{cloudwatch, dynamodb, route53, Aws};
+use crate::analysis::spec::SlotValues;
 use crate::config::{Config, FleetConfig, RouterConfig};
-use crate::ports::{AllGates, Clock, Fleet, Gate, Ledger, NoHooks, Ports, Rollout, Router};
+use crate::model::Slot;
+use crate::ports::{
+    AllGates, Clock, Fleet, Gate, Ledger, Metrics, NoHooks, Ports, Rollout, Router,
+};
 use crate::strategy::{Rolling, Shape};
 use std::sync::Arc;
 
@@ -60,7 +64,13 @@ pub fn ports(aws: &Aws, config: &Config, clock: Arc<dyn Clock>) -> Result<Ports,
         ledger: router.ledger,
         hooks: Arc::new(NoHooks),
         rollout: fleet.rollout,
-        metrics: None,
+        metrics: config.analysis.as_ref().map(|a| {
+            Arc::new(cloudwatch::CloudWatchMetrics::new(
+                aws,
+                a.clone(),
+                slot_values(config),
+            )) as Arc<dyn Metrics>
+        }),
         clock,
     })
 }
@@ -182,6 +192,51 @@ fn fleet_part(
             unreachable!("not an AWS fleet; PAIRS is checked first")
         }
     }
+}
+
+/// Each slot's values for the analysis's placeholders, as CloudWatch's
+/// dimensions spell them: `{target_group}` = `targetgroup/NAME/ID`,
+/// `{load_balancer}` = `app/NAME/ID` (from the listener or rule ARN),
+/// `{service}` and `{group}` the slot's ECS service or Auto Scaling group,
+/// `{cluster}` the cluster's name.
+fn slot_values(config: &Config) -> [SlotValues; 2] {
+    let mut values = [SlotValues::new(), SlotValues::new()];
+    if let RouterConfig::Alb {
+        target,
+        target_groups,
+        ..
+    } = &config.router
+    {
+        let tgs = both_slots(target_groups);
+        let resource = |arn: &str| arn.splitn(6, ':').nth(5).unwrap_or(arn).to_string();
+        // listener/app/N/ID/L or listener-rule/app/N/ID/L/R: the load balancer is app/N/ID.
+        let lb: String = resource(target.arn())
+            .split('/')
+            .skip(1)
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("/");
+        for (slot, tg) in values.iter_mut().zip(&tgs) {
+            slot.insert("target_group", resource(tg));
+            slot.insert("load_balancer", lb.clone());
+        }
+    }
+    for (slot, v) in Slot::BOTH.iter().zip(values.iter_mut()) {
+        match &config.fleet {
+            FleetConfig::Ecs {
+                cluster, service, ..
+            } => {
+                let name = cluster.rsplit('/').next().unwrap_or(cluster);
+                v.insert("cluster", name.to_string());
+                v.insert("service", format!("{service}-{slot}"));
+            }
+            FleetConfig::Asg { group, .. } => {
+                v.insert("group", format!("{group}-{slot}"));
+            }
+            FleetConfig::Sim { .. } | FleetConfig::Local { .. } => {}
+        }
+    }
+    values
 }
 
 /// The DynamoDB ledger of the router identified by `key`.

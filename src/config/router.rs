@@ -52,6 +52,15 @@ pub enum AlbTarget {
     Rule(String),
 }
 
+impl AlbTarget {
+    /// The listener's or the rule's ARN.
+    pub fn arn(&self) -> &str {
+        match self {
+            AlbTarget::Listener(a) | AlbTarget::Rule(a) => a,
+        }
+    }
+}
+
 impl RouterConfig {
     /// Its `kind` as written in `teal.toml`.
     pub fn kind(&self) -> &'static str {

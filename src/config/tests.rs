@@ -300,6 +300,7 @@ on_marginal = { timeout = "30m", action = "promote" }
 preset = "alb-5xx-share"
 max = 0.05
 critical = true
+must_have_data = true
 
 [[analysis.metric]]
 preset = "alb-latency"
@@ -325,6 +326,8 @@ fn analysis_validates_presets_queries_and_defaults() {
     assert_eq!((a.period_ms, a.late_ms), (60_000, 120_000));
     assert_eq!(a.metrics[0].check.confidence, DEFAULT_CONFIDENCE);
     assert_eq!(a.metrics[0].check.min_points, DEFAULT_MIN_POINTS);
+    assert!(a.metrics[0].check.must_have_data && a.metrics[0].check.critical);
+    assert!(!a.metrics[1].check.must_have_data);
     assert_eq!(a.metrics[1].source.describe(), "AWS/ApplicationELB TargetResponseTime p95 {LoadBalancer={load_balancer}, TargetGroup={target_group}}");
     // 5xx: 3 queries, latency 1, cpu 1, orders 3; both slots.
     assert_eq!(a.query_count(), 16);

@@ -178,11 +178,17 @@ impl Driver {
         let mut revisions = [None, None];
         revisions[green_slot.index()] = Some(rec.revision.clone());
         revisions[green_slot.other().index()] = rec.blue_revision.clone();
+        let mut names = [None, None];
+        if let Some(last) = &self.seen.last {
+            names[green_slot.index()] = last.green.name.clone();
+            names[green_slot.other().index()] = last.blue.name.clone();
+        }
         let now = self.io.now();
         let query = MetricsQuery {
             from,
             now,
             revisions: [revisions[0].as_deref(), revisions[1].as_deref()],
+            names: [names[0].as_deref(), names[1].as_deref()],
         };
         let data = match port!(self.io, "metrics.read", metrics.read(query)) {
             Ok(d) => d,

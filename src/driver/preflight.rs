@@ -102,6 +102,7 @@ pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Prefl
         None => None,
     };
     let mut blue_revision = None;
+    let mut blue_name = None;
     let fleets = match (blue_slot, fleet_checks_ok) {
         (Some(_), true) => match port!(io, "fleet.statuses", io.ports.fleet.statuses()) {
             Ok(f) => Some(f),
@@ -127,8 +128,23 @@ pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Prefl
             ));
         }
         blue_revision = b.revision;
+        blue_name = b.name;
     }
     check_gates(io, spec, &mut problems).await?;
+    let mut warnings = warnings;
+    if let Some(metrics) = io.ports.metrics.clone() {
+        warnings.extend(metrics.spec().timing_warnings(&spec.plan));
+        if let Some(slot) = blue_slot {
+            let blue = crate::ports::BlueNow {
+                slot,
+                revision: blue_revision.as_deref(),
+                name: blue_name.as_deref(),
+            };
+            let checks = metrics.preflight(&blue, io.now()).await;
+            problems.extend(checks.problems);
+            warnings.extend(checks.warnings);
+        }
+    }
     Ok(Preflight {
         problems,
         warnings,

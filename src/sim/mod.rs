@@ -345,6 +345,7 @@ impl World {
                 } else {
                     0
                 },
+                name: None,
             },
         }
     }

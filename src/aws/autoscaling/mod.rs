@@ -154,6 +154,7 @@ impl AsgFleet {
             revision,
             desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
             healthy,
+            name: g.auto_scaling_group_name().map(String::from),
         })
     }
 

@@ -240,6 +240,7 @@ impl EcsFleet {
             revision,
             desired: s.desired_count().max(0) as u32,
             healthy,
+            name: s.service_name().map(String::from),
         })
     }
 

@@ -64,6 +64,7 @@ pub(super) fn healthy_green() -> FleetStatus {
         revision: Some("v2".into()),
         desired: 3,
         healthy: 3,
+        name: None,
     }
 }
 
@@ -130,6 +131,7 @@ impl World {
                 } else {
                     0
                 },
+                name: None,
             },
         };
         let blue = if self.blue {
@@ -138,6 +140,7 @@ impl World {
                 revision: Some("v1".into()),
                 desired: 3,
                 healthy: 3,
+                name: None,
             }
         } else {
             FleetStatus::absent()

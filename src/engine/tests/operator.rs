@@ -171,6 +171,7 @@ fn a_fleet_of_another_revision_in_the_idle_slot_never_gets_traffic() {
         revision: Some("v9".into()),
         desired: 3,
         healthy: 3,
+        name: None,
     };
     assert!(matches!(
         e.decide(&obs, 0),

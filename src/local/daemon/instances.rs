@@ -147,6 +147,7 @@ impl Daemon {
                     .iter()
                     .filter(|i| i.healthy.load(Ordering::Relaxed))
                     .count() as u32,
+                name: None,
             },
         })
     }
