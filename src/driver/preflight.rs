@@ -132,6 +132,12 @@ pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Prefl
     }
     check_gates(io, spec, &mut problems).await?;
     let mut warnings = warnings;
+    if spec.plan.analysis.is_some() && io.ports.metrics.is_none() {
+        problems.push(
+            "the plan judges its steps by canary analysis, but this provider reads no metrics"
+                .into(),
+        );
+    }
     if let Some(metrics) = io.ports.metrics.clone() {
         warnings.extend(metrics.spec().timing_warnings(&spec.plan));
         if let Some(slot) = blue_slot {

@@ -13,6 +13,7 @@
 //! | 8 | bad input refused before any mutating call | the harness counts mutating calls of refused starts (scenario) |
 //! | 10 | the test listener leads and never dangles | green's first production weight comes after the test listener forwarded to green alone; the test listener never forwards to a slot without a fleet |
 //! | R | rolling updates | invariant 4 as: an ALARM episode during the update finds the revert asked by the same deadline; invariant 5 as: `Succeeded` only for a completed update never reverted and no ALARM read before the end, `RolledBack` only with the previous revision running; no start after a revert; invariant 9 as: the update starts after a passed `before-traffic` run, and `Succeeded` only after a passed `after-step` run |
+//! | A | canary analysis holds its steps | green's weight rises from a judged step (0% < w < 100%) only with the ledger holding a judgment of that step's bake that passed (or was marginal, under a promoting timeout), and that judgment is the one the simulated series give for its window; after a failed judgment green's weight never rises |
 //! | 9 | hooks hold their points | green's first weight comes after a passed `before-traffic` run; the original blue's removal after a passed `before-retire` run (unless `teal retire` skipped it) |
 
 use super::World;
@@ -42,6 +43,11 @@ pub struct Context {
     /// A rolling update in place (the slot invariants hold trivially; the
     /// rolling ones apply).
     pub rolling: bool,
+    /// Canary analysis and its series, when judged steps are checked (not
+    /// in runs with operator commands, which move weights on their own).
+    pub analysis: Option<super::metrics::SimMetrics>,
+    /// Green's weight at each step of the plan.
+    pub steps: Vec<u8>,
 }
 
 /// Incremental checker: call [`Checker::after_step`] after every driver step.
@@ -54,6 +60,8 @@ pub struct Checker {
     episodes_failed: Vec<(String, Millis)>,
     /// A rolling update's early start, reported once.
     reported_early_start: bool,
+    /// When the ledger first held a failed judgment (invariant A).
+    judgment_failed_at: Option<Millis>,
     /// Violations found, in words.
     pub violations: Vec<String>,
 }
@@ -71,12 +79,99 @@ impl Checker {
             removals_seen: 0,
             episodes_failed: Vec::new(),
             reported_early_start: false,
+            judgment_failed_at: None,
             violations: Vec::new(),
         }
     }
 
     fn fail(&mut self, at: Millis, msg: String) {
         self.violations.push(format!("t={at}ms: {msg}"));
+    }
+
+    /// Invariant A for one weight change.
+    fn check_judged_rise(&mut self, w: &World, c: &super::WeightChange) {
+        use crate::analysis::{assess, MarginalAction, StepOutcome};
+        let Some(m) = self.ctx.analysis.clone() else {
+            return;
+        };
+        let green = self.ctx.blue_slot.other();
+        let (from, to) = (c.from.get(green), c.to.get(green));
+        let judged_step = self
+            .ctx
+            .steps
+            .iter()
+            .position(|s| *s == from && *s > 0 && *s < 100);
+        let Some(step) = judged_step.filter(|_| to > from) else {
+            return;
+        };
+        let record = w
+            .ledger
+            .as_ref()
+            .and_then(|(json, _)| serde_json::from_str::<crate::engine::Record>(json).ok());
+        let judgment = record
+            .and_then(|r| r.judgment)
+            .filter(|j| j.window.step == step);
+        let Some(j) = judgment else {
+            self.fail(
+                c.at,
+                format!("invariant A: green went from {from}% to {to}% with no judgment of step {} recorded", step + 1),
+            );
+            return;
+        };
+        if self.judgment_failed_at.is_some_and(|t| t <= c.at) {
+            self.fail(
+                c.at,
+                format!("invariant A: green went from {from}% to {to}% after a failed judgment"),
+            );
+        }
+        let allowed = match j.outcome {
+            StepOutcome::Pass => true,
+            StepOutcome::Marginal => m.spec.on_marginal.action == MarginalAction::Promote,
+            StepOutcome::Fail => false,
+        };
+        if !allowed {
+            self.fail(
+                c.at,
+                format!("invariant A: green went from {from}% to {to}% though step {} was judged {:?}: {}", step + 1, j.outcome, j.summary()),
+            );
+        }
+        let data = m.read(w, j.window.from, w.now);
+        let truth = assess::judge_step(&m.spec, &data, green, j.window);
+        if truth.outcome != j.outcome
+            || truth
+                .metrics
+                .iter()
+                .map(|l| l.green_points)
+                .ne(j.metrics.iter().map(|l| l.green_points))
+        {
+            self.fail(
+                c.at,
+                format!(
+                    "invariant A: step {} was judged {:?} ({}), but its data give {:?} ({})",
+                    step + 1,
+                    j.outcome,
+                    j.summary(),
+                    truth.outcome,
+                    truth.summary()
+                ),
+            );
+        }
+    }
+
+    /// Note a failed judgment in the ledger (invariant A).
+    fn note_judgment(&mut self, w: &World) {
+        if self.ctx.analysis.is_none() || self.judgment_failed_at.is_some() {
+            return;
+        }
+        let failed = w
+            .ledger
+            .as_ref()
+            .and_then(|(json, _)| serde_json::from_str::<crate::engine::Record>(json).ok())
+            .and_then(|r| r.judgment)
+            .is_some_and(|j| j.outcome == crate::analysis::StepOutcome::Fail);
+        if failed {
+            self.judgment_failed_at = Some(w.now);
+        }
     }
 
     /// A rolling update's invariants after a step.
@@ -175,6 +270,7 @@ impl Checker {
             }
         }
         let changes = w.trace.weight_changes[self.changes_seen..].to_vec();
+        self.note_judgment(w);
         self.changes_seen = w.trace.weight_changes.len();
         for c in changes {
             if !c.to.is_valid() {
@@ -215,6 +311,7 @@ impl Checker {
                     ),
                 );
             }
+            self.check_judged_rise(w, &c);
             // 2. A slot that starts receiving traffic must be fully healthy.
             for s in Slot::BOTH {
                 if c.from.get(s) == 0 && c.to.get(s) > 0 && !c.healthy[s.index()] {
@@ -534,6 +631,8 @@ mod tests {
             retire_command: false,
             test_traffic: false,
             rolling: false,
+            analysis: None,
+            steps: vec![10, 100],
         };
         (w, Checker::new(ctx))
     }

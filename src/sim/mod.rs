@@ -12,6 +12,7 @@
 //! the safety invariants.
 
 pub mod check;
+pub mod metrics;
 pub mod scenario;
 
 mod ports;
@@ -263,6 +264,8 @@ pub struct World {
     pub test_router: Option<SlotWeights>,
     /// The rolling update, for a rolling scenario.
     pub rollout: Option<SimRollout>,
+    /// Canary analysis's series, for a scenario with analysis.
+    pub metrics: Option<metrics::SimMetrics>,
     /// Calls so far.
     pub calls: u64,
     /// Mutating calls so far.
@@ -321,6 +324,7 @@ impl World {
             hooks: Default::default(),
             test_router: None,
             rollout: None,
+            metrics: None,
             calls: 0,
             mutating_calls: 0,
             kill_at: None,
@@ -471,18 +475,27 @@ impl SimCloud {
 
     /// Ports backed by this world.
     pub fn ports(&self) -> Ports {
+        // One lock, released before the ports are built.
+        let (rolling, spec) = {
+            let w = self.world();
+            (
+                w.rollout.is_some(),
+                w.metrics.as_ref().map(|m| m.spec.clone()),
+            )
+        };
         Ports {
             fleet: Arc::new(self.clone()),
             router: Arc::new(self.clone()),
             gate: Arc::new(self.clone()),
             ledger: Arc::new(self.clone()),
             hooks: Arc::new(self.clone()),
-            rollout: self
-                .world()
-                .rollout
-                .is_some()
-                .then(|| Arc::new(self.clone()) as Arc<dyn crate::ports::Rollout>),
-            metrics: None,
+            rollout: rolling.then(|| Arc::new(self.clone()) as Arc<dyn crate::ports::Rollout>),
+            metrics: spec.map(|spec| {
+                Arc::new(ports::SimMetricsPort {
+                    cloud: self.clone(),
+                    spec,
+                }) as Arc<dyn crate::ports::Metrics>
+            }),
             clock: Arc::new(self.clone()),
         }
     }

@@ -43,6 +43,34 @@ macro_rules! sim_call {
     }};
 }
 
+/// The simulated series as canary analysis reads them (a port of its own:
+/// it answers [`Metrics::spec`] without the world's lock).
+pub(super) struct SimMetricsPort {
+    pub(super) cloud: SimCloud,
+    pub(super) spec: crate::analysis::AnalysisSpec,
+}
+
+#[async_trait]
+impl crate::ports::Metrics for SimMetricsPort {
+    fn spec(&self) -> &crate::analysis::AnalysisSpec {
+        &self.spec
+    }
+
+    async fn read(
+        &self,
+        q: crate::ports::MetricsQuery<'_>,
+    ) -> Result<crate::analysis::MetricData, PortError> {
+        let cloud = &self.cloud;
+        sim_call!(cloud, "metrics.read", false, |w| {
+            let now = w.now;
+            Ok(w.metrics
+                .as_ref()
+                .map(|m| m.read(&w, q.from, now))
+                .unwrap_or_default())
+        })
+    }
+}
+
 #[async_trait]
 impl Fleet for SimCloud {
     async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {

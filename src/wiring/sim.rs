@@ -5,6 +5,7 @@ use super::WiringError;
 use crate::config::{Config, FleetConfig};
 use crate::model::{GateState, Millis};
 use crate::ports::Ports;
+use crate::sim::metrics::SimMetrics;
 use crate::sim::{SimCloud, SimGate, World};
 
 /// One simulated deployment: when it starts, and `--sim-fail-gate NAME@DURATION`.
@@ -59,5 +60,15 @@ pub(super) fn ports(config: &Config, run: &SimRun) -> Result<Ports, WiringError>
     }
     let mut world = World::new(run.start, run.start, live_revision, *instances, gates);
     world.healthy_after = Some(*healthy_after_ms);
+    // Analysis judges series of a green equal to blue, with some noise.
+    world.metrics = config.analysis.as_ref().map(|spec| SimMetrics {
+        spec: spec.clone(),
+        seed: run.start,
+        base: 0.05,
+        noise: 0.2,
+        green_factor: 1.0,
+        lag_max: spec.late_ms.min(spec.period_ms),
+        blue_revision: live_revision.clone(),
+    });
     Ok(SimCloud::new(world).ports())
 }

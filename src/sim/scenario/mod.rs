@@ -15,6 +15,7 @@ use run::LOCK_TTL_MS;
 pub use run::{run_scenario, run_seed};
 
 use super::check::{alarm_episodes, Checker, Context};
+use super::metrics::SimMetrics;
 use super::{Faults, SimCloud, SimGate, SimHook, SimRollout, SimRolloutEnd, World};
 use crate::driver::{
     submit, Driver, DriverError, EventSink, NewDeployment, Progress, Retry, Settings, Submitted,
@@ -90,6 +91,8 @@ pub struct Scenario {
     pub hooks: BTreeMap<HookPoint, SimHook>,
     /// A rolling update in place instead of blue/green, and how it goes.
     pub rollout: Option<SimRollout>,
+    /// Canary analysis, and the series it judges.
+    pub analysis: Option<SimMetrics>,
 }
 
 impl Scenario {
@@ -203,10 +206,95 @@ impl Scenario {
             reconcile_every: None,
             hooks: BTreeMap::new(),
             rollout: None,
+            analysis: None,
         }
         .with_operator(seed)
         .with_hooks(seed)
         .with_rolling(seed)
+        .with_analysis(seed)
+    }
+
+    /// A fifth of the blue/green runs judge each step by canary analysis,
+    /// from its own stream: one or two metrics with random checks, a green
+    /// equal to blue in half of them, slightly or plainly worse in the rest;
+    /// a marginal judgment always has a timeout (nobody else would end it).
+    fn with_analysis(mut self, seed: u64) -> Scenario {
+        use crate::analysis::judge::{MetricCheck, Scoring};
+        use crate::analysis::mann_whitney::Alternative;
+        use crate::analysis::spec::{MetricSpec, Query, Source};
+        use crate::analysis::{AnalysisSpec, MarginalAction, OnMarginal};
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0a7a_1515);
+        if self.rollout.is_some() || !rng.gen_bool(0.2) {
+            return self;
+        }
+        let period_ms = [10 * S, 30 * S, MIN][rng.gen_range(0..3)];
+        let lag_max = rng.gen_range(0..=period_ms);
+        let late_ms = lag_max + rng.gen_range(0..=1) * period_ms;
+        let metrics = (0..rng.gen_range(1..=2))
+            .map(|i| {
+                let name = ["errors", "latency"][i].to_string();
+                let bounded = rng.gen_bool(0.2);
+                MetricSpec {
+                    check: MetricCheck {
+                        name: name.clone(),
+                        worse: Alternative::Greater,
+                        confidence: rng.gen_range(0.9..0.999),
+                        allowed_effect: rng.gen_range(0.0..0.3),
+                        critical: rng.gen_bool(0.5),
+                        must_have_data: rng.gen_bool(0.3),
+                        min_points: rng.gen_range(3..=15),
+                        group: name.clone(),
+                    },
+                    compare: true,
+                    max: bounded.then(|| rng.gen_range(0.05..0.5)),
+                    min: None,
+                    source: Source::Stat(Query {
+                        namespace: "Sim".into(),
+                        metric: name,
+                        stat: "Average".into(),
+                        dimensions: vec![],
+                    }),
+                    preset: None,
+                }
+            })
+            .collect();
+        let pass = rng.gen_range(60.0..=100.0);
+        let spec = AnalysisSpec {
+            metrics,
+            scoring: Scoring {
+                weights: BTreeMap::new(),
+                pass,
+                marginal: rng.gen_range(0.0..=pass),
+            },
+            period_ms,
+            late_ms,
+            on_marginal: OnMarginal {
+                timeout_ms: Some(rng.gen_range(1..=20) * MIN),
+                action: if rng.gen_bool(0.5) {
+                    MarginalAction::Rollback
+                } else {
+                    MarginalAction::Promote
+                },
+            },
+        };
+        self.plan.analysis = Some(crate::engine::Judging {
+            late_ms,
+            on_marginal: spec.on_marginal,
+        });
+        self.analysis = Some(SimMetrics {
+            spec,
+            seed: rng.gen(),
+            base: 0.1,
+            noise: rng.gen_range(0.05..0.5),
+            green_factor: match rng.gen_range(0..4) {
+                0 | 1 => 1.0,
+                2 => rng.gen_range(1.05..1.5),
+                _ => rng.gen_range(2.0..10.0),
+            },
+            lag_max,
+            blue_revision: "v1".into(),
+        });
+        self
     }
 
     /// A fifth of the runs update in place (rolling) instead: the same gates,
@@ -360,7 +448,14 @@ impl Scenario {
                 _ => Some("rolled_back"),
             };
         }
+        // A judgment may roll back (an equal green too, now and then), and
+        // so may a bound on green.
+        let judged = self.analysis.as_ref().is_some_and(|m| {
+            self.plan.steps.iter().any(|s| s.weight < 100)
+                || m.spec.metrics.iter().any(|x| x.max.is_some())
+        });
         if failing_hook
+            || judged
             || self.interrupt_at_step.is_some()
             || self.bad_input.is_some()
             || gate_trouble

@@ -56,10 +56,22 @@ pub(super) fn check_fate(
         }
     }
     if let Outcome::RolledBack {
-        reason: Reason::GateFailed { .. },
+        reason: Reason::GateFailed { gate, since, .. },
     } = outcome
     {
-        if sc
+        if let Some(metric) = gate.strip_prefix("analysis:") {
+            // A bound of canary analysis: green's point of that period was beyond it.
+            let bound = sc.analysis.as_ref().and_then(|m| {
+                let i = m.spec.metrics.iter().position(|x| x.check.name == metric)?;
+                let max = m.spec.metrics[i].max?;
+                Some((m.value(i, Slot::B, *since, true), max))
+            });
+            if !bound.is_some_and(|(v, max)| v > max) {
+                violations.push(format!(
+                    "rolled back by {gate}, but green's value of the period from {since} was {bound:?} (value, max)"
+                ));
+            }
+        } else if sc
             .gates
             .iter()
             .all(|g| alarm_episodes(&g.script).is_empty())

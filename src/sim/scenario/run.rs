@@ -105,6 +105,7 @@ impl Harness {
         world.latency = sc.latency;
         world.hooks = sc.hooks.clone();
         world.rollout = sc.rollout.clone();
+        world.metrics = sc.analysis.clone();
         if sc.plan.test_traffic {
             world.test_router = Some(world.router);
         }
@@ -157,6 +158,9 @@ impl Harness {
             hooks: sc.plan.hooks.clone(),
             test_traffic: sc.plan.test_traffic,
             rolling: sc.rollout.is_some(),
+            // Operator commands move weights on their own authority.
+            analysis: sc.analysis.clone().filter(|_| sc.commands.is_empty()),
+            steps: sc.plan.steps.iter().map(|s| s.weight).collect(),
             // `teal retire` skips the before-retire hook with the keep-alive.
             retire_command: retire,
             // `teal retire` ends the keep-alive early by design: blue may then go
