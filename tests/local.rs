@@ -342,14 +342,26 @@ async fn demo(args: &[&str]) -> (Option<i32>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_succeeds_with_no_failed_request_and_rolls_a_bad_green_back() {
-    // The README's first command, and its `--bad` and `--rolling` variants.
-    const GOOD: [&str; 2] = ["outcome: Succeeded", "0 failed (5xx), 0 connection errors"];
-    const BAD: [&str; 2] = [
+    // The README's first command, and its `--bad`, `--rolling` and `--slow` variants.
+    const GOOD: &[&str] = &["outcome: Succeeded", "0 failed (5xx), 0 connection errors"];
+    // A canary's step is judged against blue too (a rolling update has no blue beside it).
+    const JUDGED: &[&str] = &[
+        "outcome: Succeeded",
+        "0 failed (5xx), 0 connection errors",
+        "analysis of step 1: PASS",
+    ];
+    // Three times slower, under the p99 gate: only the comparison with blue sees it.
+    const SLOW: &[&str] = &[
+        "outcome: RolledBack: canary analysis failed green at step 1",
+        "alb-latency: green 0.06",
+    ];
+    const BAD: &[&str] = &[
         "outcome: RolledBack: gate \"local-5xx\" is ALARM",
         "detection: ",
     ];
-    let runs: [(&[&str], i32, [&str; 2]); 4] = [
-        (&[], 0, GOOD),
+    let runs: [(&[&str], i32, &[&str]); 5] = [
+        (&[], 0, JUDGED),
+        (&["--slow"], 3, SLOW),
         (&["--rolling"], 0, GOOD),
         (&["--bad"], 3, BAD),
         (&["--bad", "--rolling"], 3, BAD),
@@ -362,6 +374,9 @@ async fn the_demo_succeeds_with_no_failed_request_and_rolls_a_bad_green_back() {
                 stdout.contains(line),
                 "teal demo {args:?}: {line:?} in\n{stdout}"
             );
+        }
+        if args == ["--slow"] {
+            assert!(!stdout.contains(": ALARM"), "no gate saw it: {stdout}");
         }
     }
 }

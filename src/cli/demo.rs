@@ -51,8 +51,8 @@ pub(super) fn serve(config: &Config, initial: Option<String>) -> Result<Exit, Fa
     })
 }
 
-/// `teal demo [--bad] [--rolling]`: the whole job on one machine, with real traffic.
-pub(super) fn demo(bad: bool, rolling: bool, format: Format) -> Result<Exit, Failure> {
+/// `teal demo [--bad] [--rolling] [--slow]`: the whole job on one machine, with real traffic.
+pub(super) fn demo(bad: bool, rolling: bool, slow: bool, format: Format) -> Result<Exit, Failure> {
     let dir = tempfile_dir()?;
     let path = dir.join("teal.toml");
     let exe = std::env::current_exe()?;
@@ -91,8 +91,31 @@ window = "3s"
 keep_alive = "3s"
 poll = "250ms"
 green_healthy_timeout = "30s"
-"#,
+{analysis}"#,
             exe = exe.display().to_string(),
+            // A canary is judged against blue second by second (a rolling
+            // update has no second slot to compare with).
+            analysis = if rolling {
+                ""
+            } else {
+                r#"
+[analysis]
+period = "1s"
+late = "1s"
+min_points = 5
+
+[[analysis.metric]]
+preset = "alb-5xx-share"
+critical = true
+
+[[analysis.metric]]
+preset = "alb-latency"
+critical = true
+# Green's mean may be up to twice blue's: sub-millisecond latencies on a busy
+# machine wobble that much; --slow's green is three times slower.
+allowed_effect = 1.0
+"#
+            },
             shape = if rolling {
                 // One extra instance at a time, then bake.
                 r#"rolling = { min_healthy_percent = 100, max_percent = 150, bake = "6s" }"#
@@ -104,17 +127,25 @@ green_healthy_timeout = "30s"
     let config = Config::load(&path, None)?;
     // A rolling demo's new instances answer 503 for their first second: the
     // proxy must not route to them before their health check passes.
-    let revision = match (bad, rolling) {
-        (true, _) => "v2+fail=0.3",
-        (false, true) => "v2+slow-start=1s",
-        (false, false) => "v2",
+    let revision = match (bad, rolling, slow) {
+        (true, _, _) => "v2+fail=0.3",
+        (_, true, _) => "v2+slow-start=1s",
+        // Three times blue's latency, far under the gate's 500ms p99.
+        (_, _, true) => "v2+latency=60ms",
+        _ => "v2",
     };
-    let result = runtime()?.block_on(run_demo(&config, revision, format));
+    let blue = if slow { "v1+latency=20ms" } else { "v1" };
+    let result = runtime()?.block_on(run_demo(&config, blue, revision, format));
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exit, Failure> {
+async fn run_demo(
+    config: &Config,
+    blue: &str,
+    revision: &str,
+    format: Format,
+) -> Result<Exit, Failure> {
     let rolling = matches!(config.strategy.shape, crate::strategy::Shape::Rolling(_));
     let (listen, admin_addr) = addresses(config)?;
     let daemon = Daemon::new(crate::local::daemon_config(config).ok_or_else(not_local)?);
@@ -129,10 +160,10 @@ async fn run_demo(config: &Config, revision: &str, format: Format) -> Result<Exi
         }
     };
     say(format!(
-        "teal's proxy on http://{proxy}; starting blue v1 (2 instances)"
+        "teal's proxy on http://{proxy}; starting blue {blue} (2 instances)"
     ));
     admin
-        .provision(Slot::A, &Green::named("v1"), instances(config))
+        .provision(Slot::A, &Green::named(blue), instances(config))
         .await
         .map_err(|e| Failure::Usage(e.to_string()))?;
     while admin.status(Slot::A).await.map_or(0, |s| s.healthy) < instances(config) {

@@ -147,7 +147,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Reconcile { once } => {
             operate::reconcile(&Config::load(&cli.config, None)?, &cloud, once, cli.output)
         }
-        Command::Demo { bad, rolling } => demo::demo(bad, rolling, cli.output),
+        Command::Demo { bad, rolling, slow } => demo::demo(bad, rolling, slow, cli.output),
         Command::Local {
             command: LocalCommand::Serve { initial_revision },
         } => demo::serve(&Config::load(&cli.config, None)?, initial_revision),

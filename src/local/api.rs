@@ -34,6 +34,31 @@ pub struct SlotStats {
     pub failed: u64,
 }
 
+/// `POST /v1/samples`: what the proxy saw per slot, in periods.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SamplesRequest {
+    /// Periods starting at or after this.
+    pub from: Millis,
+    /// The period (whole seconds).
+    pub period_ms: Millis,
+    /// The latency percentiles wanted (`99.0`).
+    pub percentiles: Vec<f64>,
+}
+
+/// One period of one slot: its requests, failures, and latency at each
+/// asked percentile (ms). Periods without requests are absent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeriodSample {
+    /// Start of the period.
+    pub at: Millis,
+    /// Requests that ended in it.
+    pub requests: u64,
+    /// Of which failed (5xx or no answer).
+    pub failed: u64,
+    /// Latency at each percentile asked, in ms.
+    pub latency_ms: Vec<f64>,
+}
+
 /// One instance, as `GET /v1/instances` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct InstanceInfo {

@@ -42,7 +42,7 @@ impl Admin {
         self
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         op: &'static str,
         method: Method,
@@ -268,8 +268,13 @@ pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Ports {
         gate: a.clone(),
         ledger: a.clone(),
         hooks: Arc::new(crate::ports::NoHooks),
-        rollout: rolling.map(|_| a as Arc<dyn crate::ports::Rollout>),
-        metrics: None,
+        rollout: rolling.map(|_| a.clone() as Arc<dyn crate::ports::Rollout>),
+        metrics: config.analysis.as_ref().map(|spec| {
+            Arc::new(super::analysis::LocalMetrics::new(
+                (*a).clone(),
+                spec.clone(),
+            )) as Arc<dyn crate::ports::Metrics>
+        }),
         clock,
     }
 }

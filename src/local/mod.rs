@@ -5,16 +5,20 @@
 //!   gates and ledger, behind a JSON admin API on loopback.
 //! - [`api`]: the admin API's wire types.
 //! - [`metrics`]: sliding windows per slot and their judgement as gates.
+//! - [`seconds`]: per-second samples per slot; [`analysis`]: them as
+//!   canary analysis's metrics.
 //! - [`app`]: the demo app; [`load`]: a load generator.
 //! - [`client`]: the ports, which talk to the daemon's admin API the way
 //!   the AWS ports talk to AWS.
 
+pub mod analysis;
 pub mod api;
 pub mod app;
 pub mod client;
 pub mod daemon;
 pub mod load;
 pub mod metrics;
+pub mod seconds;
 
 use crate::config::{Config, FleetConfig};
 use std::time::Duration;

@@ -121,6 +121,12 @@ impl Daemon {
             },
             (Method::GET, "/v1/gates") => json(&self.gate_readings()),
             (Method::GET, "/v1/stats") => json(&self.stats()),
+            (Method::POST, "/v1/samples") => {
+                match serde_json::from_slice::<SamplesRequest>(&body) {
+                    Ok(q) => json(&self.samples(&q)),
+                    Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+                }
+            }
             (Method::GET, "/v1/ledger") => json(&self.ledger.load()),
             (Method::PUT, "/v1/ledger") => match serde_json::from_slice::<Record>(&body) {
                 Ok(rec) => {

@@ -103,7 +103,7 @@ impl Daemon {
         }
         // A new fleet starts with an empty window: a green after a rolled-back
         // one is judged on its own requests only.
-        self.windows.lock().expect("windows lock")[slot.index()].restart();
+        self.restart_measures(slot);
         let mut fleets = self.fleets.lock().expect("fleets lock");
         fleets[slot.index()] = Some(Fleet {
             revision: p.revision,

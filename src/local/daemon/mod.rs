@@ -17,7 +17,9 @@ pub use proxy::slot_for;
 pub use rolling::batch_size;
 use rolling::{RollJob, ROLL_DRAIN};
 
+use super::api::{PeriodSample, SamplesRequest};
 use super::metrics::{Gates, Sample, Window};
+use super::seconds::Seconds;
 use crate::config::LocalGates;
 use crate::engine::Record;
 use crate::model::{FleetStatus, GateReading, Millis, Slot, SlotWeights};
@@ -56,6 +58,8 @@ pub struct Daemon {
     weights: RwLock<SlotWeights>,
     fleets: Mutex<[Option<Fleet>; 2]>,
     windows: Mutex<[Window; 2]>,
+    /// Per-second samples per slot, for canary analysis.
+    seconds: Mutex<[Seconds; 2]>,
     gates: Mutex<Gates>,
     /// The proxy's own: which slot and instance the next request goes to.
     picker: proxy::Picker,
@@ -78,6 +82,7 @@ impl Daemon {
             weights: RwLock::new(SlotWeights { a: 100, b: 0 }),
             fleets: Mutex::new([None, None]),
             windows: Mutex::new([Window::new(kept), Window::new(kept)]),
+            seconds: Mutex::default(),
             gates: Mutex::new(Gates::default()),
             picker: proxy::Picker::default(),
             ledger: admin::Ledger::default(),
@@ -115,12 +120,26 @@ impl Daemon {
     }
 
     fn record(&self, slot: Slot, failed: bool, start: Instant) {
-        let mut w = self.windows.lock().expect("windows lock");
-        w[slot.index()].push(Sample {
-            at: now_ms(),
+        let (at, latency_us) = (now_ms(), start.elapsed().as_micros() as u64);
+        self.windows.lock().expect("windows lock")[slot.index()].push(Sample {
+            at,
             failed,
-            latency_us: start.elapsed().as_micros() as u64,
+            latency_us,
         });
+        self.seconds.lock().expect("seconds lock")[slot.index()].push(at, failed, latency_us);
+    }
+
+    /// A new fleet in `slot`: what its predecessor did is not its record.
+    fn restart_measures(&self, slot: Slot) {
+        self.windows.lock().expect("windows lock")[slot.index()].restart();
+        self.seconds.lock().expect("seconds lock")[slot.index()].restart();
+    }
+
+    /// Both slots' periods, as `POST /v1/samples` asks.
+    fn samples(&self, q: &SamplesRequest) -> [Vec<PeriodSample>; 2] {
+        let now = now_ms();
+        let s = self.seconds.lock().expect("seconds lock");
+        Slot::BOTH.map(|slot| s[slot.index()].periods(q.from, now, q.period_ms, &q.percentiles))
     }
 
     fn gate_readings(&self) -> Vec<GateReading> {

@@ -73,7 +73,7 @@ impl Daemon {
             .map(|f| f.revision.clone())
             .ok_or_else(|| (StatusCode::CONFLICT, format!("slot {slot} has no fleet")))?;
         // The gates judge the new revision's requests, not the old one's history.
-        self.windows.lock().expect("windows lock")[slot.index()].restart();
+        self.restart_measures(slot);
         *job = Some(self.spawn_roll(slot, since, revision, from, false, max_percent));
         Ok(())
     }
