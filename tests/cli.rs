@@ -457,3 +457,68 @@ fn auto_scaling_behind_route53_needs_target_groups_for_blue_green_only() {
         .success()
         .stdout(predicate::str::contains("an instance refresh"));
 }
+
+/// The sim example with canary analysis appended.
+fn judged(extra: &str) -> tempfile::NamedTempFile {
+    let extra = extra.to_string();
+    config_with(move |s| {
+        format!(
+            "{s}\n[analysis]\nperiod = \"10s\"\nmin_points = 40\n{extra}\n[[analysis.metric]]\npreset = \"alb-5xx-share\"\ncritical = true\nmax = 0.05\n"
+        )
+    })
+}
+
+#[test]
+fn plan_shows_the_analysis_and_warns_of_a_bake_too_short_for_it() {
+    let cfg = judged("");
+    let out = teal()
+        .args(["plan", "--config", cfg.path().to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    for line in [
+        "analysis  1 metric(s) of both slots, 10s periods, judged 20s after each bake (late data)",
+        "alb-5xx-share [critical]: fails if green is surely higher than blue (confidence 0.99, ≥ 40 points a slot) by more than 0%; green above 0.05 fails at once; FILL(errors, 0) / requests",
+        "1/2            10%    90%        5m        0s  web-5xx, web-p99-latency, then judged against blue",
+        "warning: step 1 (10%) bakes 5m, but 40 data points a slot at a 10s period need 6m 40s",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+    // A bake long enough: no warning.
+    let long = config_with(|s| {
+        format!(
+            "{}\n[analysis]\nperiod = \"10s\"\nmin_points = 30\n\n[[analysis.metric]]\npreset = \"alb-5xx-share\"\n",
+            s
+        )
+    });
+    teal()
+        .args(["plan", "--config", long.path().to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("warning").not());
+}
+
+#[test]
+fn a_deployment_on_the_sim_provider_is_judged_and_a_bad_analysis_is_exit_2() {
+    let cfg = judged("");
+    let out = teal()
+        .args(["deploy", "--config", cfg.path().to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("analysis of step 1: PASS"), "{out}");
+    let bad = judged("confidence = 1.5");
+    teal()
+        .args(["plan", "--config", bad.path().to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "analysis.confidence: a confidence is between 0 and 1, exclusive",
+        ));
+}

@@ -67,12 +67,11 @@ impl AnalysisSpec {
     }
 
     /// What may surprise about `plan`'s timing: a judged bake too short for
-    /// the minimum data points at this period, and how long each judgment
-    /// waits for late data.
+    /// the minimum data points at this period.
     pub fn timing_warnings(&self, plan: &crate::engine::Plan) -> Vec<String> {
         let fmt = crate::model::fmt_ms;
         let shortest = self.shortest_bake_ms();
-        let mut out: Vec<String> = plan
+        plan
             .steps
             .iter()
             .enumerate()
@@ -94,14 +93,19 @@ impl AnalysisSpec {
                     }
                 )
             })
-            .collect();
-        if self.metrics.iter().any(|m| m.compare) && plan.steps.iter().any(|s| s.weight < 100) {
-            out.push(format!(
+            .collect()
+    }
+
+    /// How long each judgment waits for late data, when `plan` has a judged step.
+    pub fn late_note(&self, plan: &crate::engine::Plan) -> Option<String> {
+        let judged = self.metrics.iter().any(|m| m.compare)
+            && plan.steps.iter().any(|s| s.weight > 0 && s.weight < 100);
+        judged.then(|| {
+            format!(
                 "each judged step waits {} after its bake for late data points before it is judged",
-                fmt(self.late_ms)
-            ));
-        }
-        out
+                crate::model::fmt_ms(self.late_ms)
+            )
+        })
     }
 
     /// The metric named `name`.

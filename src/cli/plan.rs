@@ -105,6 +105,78 @@ pub struct PlanReport<'a> {
     pub insufficient_data: InsufficientData,
     /// The schedule.
     pub schedule: Schedule,
+    /// Canary analysis, when configured.
+    pub analysis: Option<&'a crate::analysis::AnalysisSpec>,
+    /// What may surprise about the plan (a bake too short for the analysis).
+    pub warnings: Vec<String>,
+}
+
+/// `[analysis]` in words, one line per metric.
+fn describe_analysis(a: &crate::analysis::AnalysisSpec) -> Vec<String> {
+    use crate::analysis::mann_whitney::Alternative;
+    use crate::analysis::MarginalAction;
+    let mut lines = vec![format!(
+        "{} metric(s) of both slots, {} periods, judged {} after each bake (late data); \
+         score from 0 to 100: pass at {}, marginal at {} ({})",
+        a.metrics.len(),
+        fmt_ms(a.period_ms),
+        fmt_ms(a.late_ms),
+        a.scoring.pass,
+        a.scoring.marginal,
+        match (a.on_marginal.timeout_ms, a.on_marginal.action) {
+            (None, _) => "a marginal step waits for `teal promote` or `teal rollback`".to_string(),
+            (Some(t), MarginalAction::Rollback) => format!(
+                "a marginal step waits {} for a person, then rolls back",
+                fmt_ms(t)
+            ),
+            (Some(t), MarginalAction::Promote) => format!(
+                "a marginal step waits {} for a person, then goes on",
+                fmt_ms(t)
+            ),
+        }
+    )];
+    for m in &a.metrics {
+        let c = &m.check;
+        let mut what = Vec::new();
+        if m.compare {
+            let worse = match c.worse {
+                Alternative::Greater => "higher",
+                Alternative::Less => "lower",
+                Alternative::TwoSided => "different",
+            };
+            what.push(format!(
+                "fails if green is surely {worse} than blue (confidence {}, ≥ {} points a slot) by more than {}%",
+                c.confidence,
+                c.min_points,
+                c.allowed_effect * 100.0
+            ));
+        }
+        if let Some(max) = m.max {
+            what.push(format!("green above {max} fails at once"));
+        }
+        if let Some(min) = m.min {
+            what.push(format!("green below {min} fails at once"));
+        }
+        let flags: Vec<&str> = [
+            (c.critical, "critical"),
+            (c.must_have_data, "must have data"),
+        ]
+        .into_iter()
+        .filter_map(|(on, f)| on.then_some(f))
+        .collect();
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", flags.join(", "))
+        };
+        lines.push(format!(
+            "{}{flags}: {}; {}",
+            c.name,
+            what.join("; "),
+            m.source.describe()
+        ));
+    }
+    lines
 }
 
 /// Render `teal plan` for people.
@@ -129,6 +201,16 @@ pub fn render_plan(c: &Config) -> String {
             InsufficientData::Alarm => "ALARM",
         }
     );
+    if let Some(a) = &c.analysis {
+        for (i, line) in describe_analysis(a).iter().enumerate() {
+            let head = if i == 0 {
+                "  analysis  "
+            } else {
+                "            "
+            };
+            let _ = writeln!(out, "{head}{line}");
+        }
+    }
     let _ = writeln!(out, "  strategy  {}: {}", s.strategy, s.description);
     if !c.hooks.commands.is_empty() {
         let hooks: Vec<String> = c
@@ -223,15 +305,19 @@ pub fn render_plan(c: &Config) -> String {
         "  {:<11} {:>6} {:>6} {:>9} {:>9}  guarded by",
         "step", "green", "blue", "bake", "from"
     );
+    let judged = |green: u8| {
+        (c.analysis.is_some() && green > 0 && green < 100).then_some(", then judged against blue")
+    };
     for st in &s.steps {
         let _ = writeln!(
             out,
-            "  {:<11} {:>5}% {:>5}% {:>9} {:>9}  {gates}",
+            "  {:<11} {:>5}% {:>5}% {:>9} {:>9}  {gates}{}",
             format!("{}/{}", st.step, s.steps.len()),
             st.green,
             st.blue,
             fmt_ms(st.bake_ms),
-            fmt_ms(st.starts_at_ms)
+            fmt_ms(st.starts_at_ms),
+            judged(st.green).unwrap_or("")
         );
     }
     let hold_from = s.steps.last().map_or(0, |l| l.ends_at_ms);
@@ -252,7 +338,25 @@ pub fn render_plan(c: &Config) -> String {
     );
     let _ = writeln!(out);
     let _ = writeln!(out, "  a failed gate at any point before blue is retired puts 100% back on blue and removes green");
+    if let Some(a) = &c.analysis {
+        let _ = writeln!(
+            out,
+            "  a judged step waits {} after its bake, so each adds that to the times above; a failed judgment rolls back like a gate",
+            fmt_ms(a.late_ms)
+        );
+    }
+    for w in plan_warnings(c) {
+        let _ = writeln!(out, "  warning: {w}");
+    }
     out
+}
+
+/// What may surprise about the plan: the analysis's timing.
+fn plan_warnings(c: &Config) -> Vec<String> {
+    match (&c.analysis, c.plan()) {
+        (Some(a), Ok(plan)) => a.timing_warnings(&plan),
+        _ => vec![],
+    }
 }
 
 /// Render `teal strategies` for people.
@@ -322,6 +426,8 @@ pub(super) fn plan(config: &Config, format: Format) -> Result<Exit, Failure> {
                 gates: &config.gates.alarms,
                 insufficient_data: config.gates.insufficient_data,
                 schedule: Schedule::of(&config.strategy),
+                analysis: config.analysis.as_ref(),
+                warnings: plan_warnings(config),
             };
             writeln!(
                 out,

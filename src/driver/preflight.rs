@@ -140,6 +140,7 @@ pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Prefl
     }
     if let Some(metrics) = io.ports.metrics.clone() {
         warnings.extend(metrics.spec().timing_warnings(&spec.plan));
+        warnings.extend(metrics.spec().late_note(&spec.plan));
         if let Some(slot) = blue_slot {
             let blue = crate::ports::BlueNow {
                 slot,
