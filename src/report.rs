@@ -49,6 +49,9 @@ pub struct Report {
     pub gates: Vec<GatePoint>,
     /// Every phase change, in order: step boundaries, rollback, retirement.
     pub phases: Vec<PhasePoint>,
+    /// Every judgment of a bake by canary analysis, in order.
+    #[serde(default)]
+    pub judgments: Vec<JudgmentPoint>,
     /// Port calls per operation, as the driver counted them.
     pub calls: BTreeMap<String, u64>,
     /// Every event, as `--output json` prints it.
@@ -84,6 +87,22 @@ pub struct PhasePoint {
     pub phase: String,
     /// What it means (`step 2/3: 25% to green`, the rollback's reason, ...).
     pub detail: String,
+}
+
+/// A step's judgment, at `at`: green's and blue's means per metric over
+/// the bake, and the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgmentPoint {
+    /// When it was made.
+    pub at: Millis,
+    /// The step (1-based).
+    pub step: usize,
+    /// What it decided.
+    pub outcome: crate::analysis::StepOutcome,
+    /// The score, when some metric had data enough.
+    pub score: Option<f64>,
+    /// Each compared metric.
+    pub metrics: Vec<crate::analysis::assess::MetricLine>,
 }
 
 /// Why a report could not be read or drawn.
@@ -139,6 +158,7 @@ impl Report {
             weights: vec![],
             gates: vec![],
             phases: vec![],
+            judgments: vec![],
             calls,
             events: events
                 .iter()
@@ -175,6 +195,19 @@ impl Report {
                     at: e.at,
                     phase: to.clone(),
                     detail: detail.clone(),
+                }),
+                EventKind::Judgment {
+                    step,
+                    outcome,
+                    score,
+                    metrics,
+                    ..
+                } => r.judgments.push(JudgmentPoint {
+                    at: e.at,
+                    step: *step,
+                    outcome: *outcome,
+                    score: *score,
+                    metrics: metrics.clone(),
                 }),
                 EventKind::Finished { outcome, calls } => {
                     r.summary = outcome.to_string();
@@ -246,9 +279,17 @@ impl Report {
         };
         // Weights use 0..=100; each gate gets a 8-unit band above them.
         let top = 104.0 + 8.0 * gates.len() as f64;
-
-        let root = SVGBackend::new(path, (960, 420 + 16 * gates.len() as u32)).into_drawing_area();
+        let metrics = self.judged_metrics();
+        let timeline_height = 420 + 16 * gates.len() as u32;
+        let root = SVGBackend::new(path, (960, timeline_height + 160 * metrics.len() as u32))
+            .into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        let (root, below) = root.split_vertically(timeline_height);
+        for (i, metric) in metrics.iter().enumerate() {
+            let area = below.split_evenly((metrics.len().max(1), 1))[i].clone();
+            self.draw_metric(&area, metric, end, &secs)
+                .map_err(|e| draw_err(&e))?;
+        }
         let title = format!(
             "{} {}: {} ({})",
             self.service,
@@ -364,6 +405,96 @@ impl Report {
             .draw()
             .map_err(|e| draw_err(&e))?;
         root.present().map_err(|e| draw_err(&e))?;
+        Ok(())
+    }
+
+    /// The metrics canary analysis compared, in the order first judged.
+    fn judged_metrics(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for m in self.judgments.iter().flat_map(|j| &j.metrics) {
+            if !names.contains(&m.name) {
+                names.push(m.name.clone());
+            }
+        }
+        names
+    }
+
+    /// One metric's panel: green's and blue's means over each judged bake,
+    /// at the judgment's time, and each step's verdict.
+    fn draw_metric<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        metric: &str,
+        end: f64,
+        secs: &dyn Fn(Millis) -> f64,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let points: Vec<(f64, &crate::analysis::assess::MetricLine, &JudgmentPoint)> = self
+            .judgments
+            .iter()
+            .flat_map(|j| {
+                j.metrics
+                    .iter()
+                    .filter(|m| m.name == metric)
+                    .map(move |m| (secs(j.at), m, j))
+            })
+            .collect();
+        let high = points
+            .iter()
+            .map(|(_, m, _)| m.green.max(m.blue))
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE)
+            * 1.3;
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                format!("{metric}: green vs blue, mean over each judged bake"),
+                ("sans-serif", 13),
+            )
+            .margin(12)
+            .x_label_area_size(24)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.0..end * 1.02, 0.0..high)?;
+        chart.configure_mesh().disable_y_mesh().y_labels(4).draw()?;
+        let series = |pick: fn(&crate::analysis::assess::MetricLine) -> f64| {
+            points
+                .iter()
+                .map(move |(x, m, _)| (*x, pick(m)))
+                .collect::<Vec<_>>()
+        };
+        chart
+            .draw_series(LineSeries::new(series(|m| m.blue), BLUE.stroke_width(2)))?
+            .label("blue");
+        chart.draw_series(
+            series(|m| m.blue)
+                .into_iter()
+                .map(|p| Circle::new(p, 3, BLUE.filled())),
+        )?;
+        chart
+            .draw_series(LineSeries::new(series(|m| m.green), GREEN.stroke_width(2)))?
+            .label("green");
+        chart.draw_series(
+            series(|m| m.green)
+                .into_iter()
+                .map(|p| Circle::new(p, 3, GREEN.filled())),
+        )?;
+        // Each step's verdict beside green's point: this metric's, then the step's.
+        chart.draw_series(points.iter().map(|(x, m, j)| {
+            let colour = match m.verdict.as_str() {
+                "fail" => RED,
+                "pass" => BLACK,
+                _ => RGBColor(240, 170, 0),
+            };
+            Text::new(
+                format!("step {}: {} ({:?})", j.step, m.verdict, j.outcome).to_lowercase(),
+                (*x, m.green.max(m.blue) * 1.12),
+                ("sans-serif", 11).into_font().color(&colour),
+            )
+        }))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .draw()?;
         Ok(())
     }
 

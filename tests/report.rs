@@ -168,3 +168,55 @@ fn report_refuses_a_file_that_is_not_a_report() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_judged_deployment_reports_and_draws_green_against_blue_per_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("teal.toml");
+    let mut text = std::fs::read_to_string("examples/sim/teal.toml").unwrap();
+    text.push_str(
+        "\n[analysis]\nperiod = \"10s\"\nmin_points = 10\n\n[[analysis.metric]]\npreset = \"alb-5xx-share\"\n\n[[analysis.metric]]\npreset = \"alb-latency\"\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (json, svg) = (dir.path().join("r.json"), dir.path().join("r.svg"));
+    teal()
+        .args(["deploy", "--config", cfg.to_str().unwrap(), "--report"])
+        .arg(&json)
+        .assert()
+        .code(0);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let judgments = report["judgments"].as_array().unwrap();
+    assert_eq!(
+        judgments.len(),
+        1,
+        "the 10% step, not the 100% one: {judgments:?}"
+    );
+    assert_eq!(judgments[0]["step"], 1);
+    assert_eq!(judgments[0]["outcome"], "pass");
+    let metrics = judgments[0]["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 2);
+    assert!(metrics
+        .iter()
+        .all(|m| m["green_points"].as_u64().unwrap() >= 10));
+
+    let out = teal()
+        .arg("report")
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .assert()
+        .code(0);
+    let said = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        said.contains("analysis of step 1: PASS (score 100; alb-5xx-share green 0.0"),
+        "{said}"
+    );
+    let texts = texts(&std::fs::read_to_string(&svg).unwrap());
+    for want in [
+        "alb-5xx-share: green vs blue, mean over each judged bake",
+        "alb-latency: green vs blue, mean over each judged bake",
+        "step 1: pass (pass)",
+    ] {
+        assert!(texts.iter().any(|t| t == want), "{want:?} in {texts:?}");
+    }
+}

@@ -50,6 +50,28 @@ pub(super) fn report(
                 crate::model::fmt_ms(took),
                 changes.join(" → ")
             )?;
+            for j in &report.judgments {
+                let score = j
+                    .score
+                    .map_or("no score".to_string(), |s| format!("score {s:.0}"));
+                let metrics: Vec<String> = j
+                    .metrics
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{} green {:.4} vs blue {:.4} {}",
+                            m.name, m.green, m.blue, m.verdict
+                        )
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "  analysis of step {}: {} ({score}; {})",
+                    j.step,
+                    format!("{:?}", j.outcome).to_uppercase(),
+                    metrics.join(", ")
+                )?;
+            }
             let calls: u64 = report.calls.values().sum();
             writeln!(
                 out,
