@@ -30,12 +30,13 @@
 //!
 //! **Core**
 //! - [`engine`]: the pure state machine, its record (what the ledger stores) and its rules.
-//! - [`ports`]: the `Fleet`, `Rollout`, `Router`, `Gate`, `Ledger`, `Hooks` and `Clock` traits.
+//! - [`ports`]: the `Fleet`, `Rollout`, `Router`, `Gate`, `Metrics`, `Ledger`, `Hooks` and `Clock` traits.
 //! - [`driver`]: the async loop that runs the engine's actions through the ports.
 //! - [`events`]: what a deployment reports as it goes.
 //! - [`analysis`]: canary analysis, green judged against blue: the
-//!   Mann-Whitney U test and the judge that scores a bake (pure; not yet
-//!   wired to a gate).
+//!   Mann-Whitney U test, the judge that scores a bake, what `[analysis]`
+//!   asks for, and data points turned into bounds and judgments (pure; the
+//!   points come through the `Metrics` port).
 //!
 //! **Adapters**
 //! - [`aws`]: one module per AWS service (ELB, Route 53, DynamoDB, ECS, Auto

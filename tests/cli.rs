@@ -481,7 +481,7 @@ fn plan_shows_the_analysis_and_warns_of_a_bake_too_short_for_it() {
     let out = String::from_utf8(out).unwrap();
     for line in [
         "analysis  1 metric(s) of both slots, 10s periods, judged 20s after each bake (late data)",
-        "alb-5xx-share [critical]: fails if green is surely higher than blue (confidence 0.99, ≥ 40 points a slot) by more than 0%; green above 0.05 fails at once; FILL(errors, 0) / requests",
+        "alb-5xx-share [critical]: fails if green is surely higher than blue (confidence 0.99, ≥ 40 points a slot) by more than 10%; green above 0.05 fails at once; FILL(errors, 0) / requests",
         "1/2            10%    90%        5m        0s  web-5xx, web-p99-latency, then judged against blue",
         "warning: step 1 (10%) bakes 5m, but 40 data points a slot at a 10s period need 6m 40s",
     ] {

@@ -43,6 +43,8 @@ use toml::Spanned;
 pub const DEFAULT_CONFIDENCE: f64 = 0.99;
 /// Data points per slot a comparison needs by default.
 pub const DEFAULT_MIN_POINTS: usize = 20;
+/// How much worse green's mean may be by default (10%), as in the benchmark.
+pub const DEFAULT_ALLOWED_EFFECT: f64 = 0.1;
 
 /// `[analysis]`
 #[derive(Debug, Deserialize)]
@@ -258,7 +260,7 @@ pub(super) fn validate_analysis(
         "analysis.allowed_effect",
         EFFECT,
     )?
-    .unwrap_or(0.0);
+    .unwrap_or(DEFAULT_ALLOWED_EFFECT);
     let pass = number(file, a.pass.as_ref(), "analysis.pass", SCORE)?.unwrap_or(95.0);
     let marginal = number(file, a.marginal.as_ref(), "analysis.marginal", SCORE)?.unwrap_or(75.0);
     if marginal > pass {

@@ -11,7 +11,7 @@ mod plan;
 pub mod raw;
 mod router;
 
-pub use analysis::{DEFAULT_CONFIDENCE, DEFAULT_MIN_POINTS};
+pub use analysis::{DEFAULT_ALLOWED_EFFECT, DEFAULT_CONFIDENCE, DEFAULT_MIN_POINTS};
 pub use fleet::FleetConfig;
 pub use gates::{GatesConfig, LocalGates, MAX_ALARMS};
 pub use router::{AlbTarget, RouterConfig};
