@@ -341,6 +341,22 @@ pub fn render(s: &StatusReport) -> String {
             g.reason
         );
     }
+    if let Some(j) = &s.judgment {
+        let score = j
+            .score
+            .map_or("no score".to_string(), |v| format!("score {v:.0}"));
+        let _ = writeln!(
+            out,
+            "  analysis  step {} judged {} ({score}) over {} to {}",
+            j.window.step + 1,
+            format!("{:?}", j.outcome).to_uppercase(),
+            fmt_time(j.window.from),
+            fmt_time(j.window.to)
+        );
+        for m in &j.metrics {
+            let _ = writeln!(out, "            {}", m.text);
+        }
+    }
     let _ = writeln!(out, "  next      {}", s.next);
     if let Some(l) = &s.lock {
         let _ = writeln!(
@@ -354,4 +370,109 @@ pub fn render(s: &StatusReport) -> String {
         let _ = writeln!(out, "  outcome   {o}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{
+        assess::MetricLine, MarginalAction, OnMarginal, StepJudgment, StepOutcome, Window,
+    };
+    use crate::engine::{Judging, Plan, RECORD_SCHEMA};
+    use crate::model::{InsufficientData, Slot};
+    use crate::strategy::Step;
+
+    fn held(timeout_ms: Option<Millis>) -> Record {
+        let step = |weight, bake_ms| Step { weight, bake_ms };
+        Record {
+            schema: RECORD_SCHEMA,
+            id: "d-1".into(),
+            service: "web".into(),
+            revision: "v2".into(),
+            blue_revision: Some("v1".into()),
+            green: None,
+            build: None,
+            green_slot: Slot::B,
+            plan: Plan {
+                strategy: "s".into(),
+                steps: vec![step(10, 60_000), step(100, 0)],
+                keep_alive_ms: 0,
+                poll_ms: 1_000,
+                green_healthy_timeout_ms: 60_000,
+                insufficient_data: InsufficientData::Ok,
+                hooks: vec![],
+                test_traffic: false,
+                rolling: None,
+                analysis: Some(Judging {
+                    late_ms: 120_000,
+                    on_marginal: OnMarginal {
+                        timeout_ms,
+                        action: MarginalAction::Rollback,
+                    },
+                }),
+            },
+            phase: Phase::Shifting {
+                step: 0,
+                reached: Some(0),
+            },
+            hold: Some(Hold::Marginal { since: 180_000 }),
+            started_at: 0,
+            updated_at: 0,
+            lock: None,
+            inbox: vec![],
+            replies: vec![],
+            hooks_passed: vec![],
+            judgment: Some(StepJudgment {
+                window: Window {
+                    step: 0,
+                    from: 0,
+                    to: 60_000,
+                },
+                outcome: StepOutcome::Marginal,
+                score: Some(80.0),
+                metrics: vec![MetricLine {
+                    name: "p99".into(),
+                    verdict: "fail".into(),
+                    green: 0.3,
+                    green_points: 20,
+                    blue: 0.1,
+                    blue_points: 20,
+                    p: Some(0.001),
+                    critical: false,
+                    text: "p99: green 0.3000 vs blue 0.1000 over 20/20 points: FAIL".into(),
+                }],
+            }),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn a_marginal_hold_says_what_it_waits_for_and_until_when() {
+        let (words, at) = next(&held(Some(30 * 60_000)), 240_000);
+        assert_eq!(at, Some(180_000 + 30 * 60_000));
+        assert!(
+            words.starts_with("held after a marginal analysis judgment (score 80) until `teal promote` or `teal rollback`; at ")
+                && words.contains("(29m from now) it will roll back on its own"),
+            "{words}"
+        );
+        let (words, at) = next(&held(None), 240_000);
+        assert_eq!(at, None);
+        assert!(
+            words.ends_with("until `teal promote` or `teal rollback` (gates are still watched)"),
+            "{words}"
+        );
+    }
+
+    #[test]
+    fn a_judged_step_goes_on_after_its_bake_and_late_data() {
+        let mut rec = held(None);
+        rec.hold = None;
+        let (words, at) = next(&rec, 10_000);
+        assert_eq!(at, Some(60_000 + 120_000));
+        assert!(
+            words
+                .contains("if canary analysis passes its bake (judged 2m after it, for late data)"),
+            "{words}"
+        );
+    }
 }
