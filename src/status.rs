@@ -375,75 +375,9 @@ pub fn render(s: &StatusReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{
-        assess::MetricLine, MarginalAction, OnMarginal, StepJudgment, StepOutcome, Window,
-    };
-    use crate::engine::{Judging, Plan, RECORD_SCHEMA};
-    use crate::model::{InsufficientData, Slot};
-    use crate::strategy::Step;
 
     fn held(timeout_ms: Option<Millis>) -> Record {
-        let step = |weight, bake_ms| Step { weight, bake_ms };
-        Record {
-            schema: RECORD_SCHEMA,
-            id: "d-1".into(),
-            service: "web".into(),
-            revision: "v2".into(),
-            blue_revision: Some("v1".into()),
-            green: None,
-            build: None,
-            green_slot: Slot::B,
-            plan: Plan {
-                strategy: "s".into(),
-                steps: vec![step(10, 60_000), step(100, 0)],
-                keep_alive_ms: 0,
-                poll_ms: 1_000,
-                green_healthy_timeout_ms: 60_000,
-                insufficient_data: InsufficientData::Ok,
-                hooks: vec![],
-                test_traffic: false,
-                rolling: None,
-                analysis: Some(Judging {
-                    late_ms: 120_000,
-                    on_marginal: OnMarginal {
-                        timeout_ms,
-                        action: MarginalAction::Rollback,
-                    },
-                }),
-            },
-            phase: Phase::Shifting {
-                step: 0,
-                reached: Some(0),
-            },
-            hold: Some(Hold::Marginal { since: 180_000 }),
-            started_at: 0,
-            updated_at: 0,
-            lock: None,
-            inbox: vec![],
-            replies: vec![],
-            hooks_passed: vec![],
-            judgment: Some(StepJudgment {
-                window: Window {
-                    step: 0,
-                    from: 0,
-                    to: 60_000,
-                },
-                outcome: StepOutcome::Marginal,
-                score: Some(80.0),
-                metrics: vec![MetricLine {
-                    name: "p99".into(),
-                    verdict: "fail".into(),
-                    green: 0.3,
-                    green_points: 20,
-                    blue: 0.1,
-                    blue_points: 20,
-                    p: Some(0.001),
-                    critical: false,
-                    text: "p99: green 0.3000 vs blue 0.1000 over 20/20 points: FAIL".into(),
-                }],
-            }),
-            version: 1,
-        }
+        crate::engine::sample_judged_record(timeout_ms, 1)
     }
 
     #[test]

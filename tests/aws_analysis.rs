@@ -171,6 +171,32 @@ async fn a_green_equal_to_blue_succeeds() {
     assert!(stdout.contains("analysis of step 1: PASS"), "{stdout}");
     assert!(stdout.contains("outcome: Succeeded"), "{stdout}");
     assert_eq!(weights(&c, &f).await, (0, 100));
+    // At most one GetMetricData a poll for every query of both slots (plus
+    // verify's one for blue); none when no period completed since the last.
+    let count = |line_start: &str, op: &str| -> u64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(line_start))
+            .unwrap_or_else(|| panic!("{line_start:?} in {stdout}"));
+        let at = line
+            .find(&format!("{op}="))
+            .unwrap_or_else(|| panic!("{op} in {line}"))
+            + op.len()
+            + 1;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let reads = count("outcome: Succeeded;", "metrics.read");
+    let calls = count("AWS API calls:", "GetMetricData");
+    assert!(reads >= 5, "{reads} reads");
+    assert!(
+        calls <= reads + 1 && 2 * calls >= reads,
+        "{calls} GetMetricData for {reads} reads"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,6 +119,10 @@ pub struct HooksConfig {
     pub timeout_ms: Millis,
 }
 
+/// Analysis metrics a Route 53 TXT ledger has room for (its record holds
+/// about 4,000 characters, the deployment record's last judgment a line per metric).
+pub const MAX_METRICS_IN_TXT: usize = 16;
+
 /// A hook run may take this long unless `[hooks] timeout` says otherwise.
 pub const DEFAULT_HOOK_TIMEOUT_MS: Millis = 5 * 60 * 1000;
 
@@ -193,6 +197,29 @@ impl Config {
             .as_ref()
             .map(|a| analysis::validate_analysis(file, a.span(), a.get_ref(), &fleet, &router))
             .transpose()?;
+        // Route 53's TXT record holds about 4,000 characters, and the record
+        // keeps the last judgment's line per metric.
+        if let (Some(a), Some(span), None) = (
+            &analysis,
+            raw.analysis.as_ref().map(|a| a.span()),
+            ledger.table_for(&router),
+        ) {
+            if matches!(router, RouterConfig::Route53 { .. })
+                && a.metrics.len() > MAX_METRICS_IN_TXT
+            {
+                return Err(file
+                    .error(
+                        span,
+                        "analysis.metric",
+                        format!(
+                            "{} metrics: the deployment record keeps the last judgment of each, and a Route 53 TXT \
+                             ledger holds at most {MAX_METRICS_IN_TXT}; name a DynamoDB table in [ledger] table",
+                            a.metrics.len()
+                        ),
+                    )
+                    .into());
+            }
+        }
         let spans = plan::Spans {
             analysis: raw.analysis.as_ref().map(|a| a.span()),
             file: file.clone(),

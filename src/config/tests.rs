@@ -412,3 +412,37 @@ fn analysis_is_refused_where_it_cannot_measure() {
         "{e}"
     );
 }
+
+#[test]
+fn a_txt_ledger_has_room_for_so_many_analysis_metrics() {
+    let route53 = GOOD
+        .replace(
+            "[router]\nkind = \"sim\"",
+            "[router]\nkind = \"route53\"\nhosted_zone_id = \"Z1\"\nrecord_name = \"web.example.com\"\nrecord_type = \"A\"\nset_identifiers = [\"a\", \"b\"]",
+        )
+        .replace(
+            "[fleet]\nkind = \"sim\"\ninstances = 3",
+            "[fleet]\nkind = \"asg\"\ngroup = \"web\"\ntarget_groups = [\"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/a/1\", \"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/b/2\"]",
+        );
+    let metrics = |n: usize| {
+        let mut s = String::from("\n[analysis]\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "[[analysis.metric]]\npreset = \"ec2-cpu\"\nname = \"cpu{i}\"\n"
+            ));
+        }
+        s
+    };
+    let at_most = format!("{route53}{}", metrics(MAX_METRICS_IN_TXT));
+    assert!(parse(&at_most).is_ok(), "{:?}", parse(&at_most).err());
+    let e = err(&format!("{route53}{}", metrics(MAX_METRICS_IN_TXT + 1)));
+    assert!(
+        e.contains("analysis.metric: 17 metrics") && e.contains("[ledger] table"),
+        "{e}"
+    );
+    let with_table = format!(
+        "{route53}\n[ledger]\ntable = \"teal-ledger\"\n{}",
+        metrics(MAX_METRICS_IN_TXT + 1)
+    );
+    assert!(parse(&with_table).is_ok(), "{:?}", parse(&with_table).err());
+}

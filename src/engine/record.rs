@@ -514,3 +514,83 @@ impl Record {
         serde_json::from_slice(&json).map_err(|e| format!("ledger record unreadable: {e}"))
     }
 }
+
+#[cfg(test)]
+use crate::analysis::{assess::MetricLine, MarginalAction, StepOutcome, Window};
+/// A record held after a marginal judgment of its first step (10% for 1m,
+/// judged 2m later), with `metrics` metric lines, for tests.
+#[cfg(test)]
+pub(crate) fn sample_judged_record(timeout_ms: Option<Millis>, metrics: usize) -> Record {
+    let step = |weight, bake_ms| Step { weight, bake_ms };
+    Record {
+        schema: RECORD_SCHEMA,
+        id: "d-1".into(),
+        service: "web".into(),
+        revision: "v2".into(),
+        blue_revision: Some("v1".into()),
+        green: None,
+        build: None,
+        green_slot: Slot::B,
+        plan: Plan {
+            strategy: "s".into(),
+            steps: vec![step(10, 60_000), step(100, 0)],
+            keep_alive_ms: 0,
+            poll_ms: 1_000,
+            green_healthy_timeout_ms: 60_000,
+            insufficient_data: InsufficientData::Ok,
+            hooks: vec![],
+            test_traffic: false,
+            rolling: None,
+            analysis: Some(Judging {
+                late_ms: 120_000,
+                on_marginal: OnMarginal {
+                    timeout_ms,
+                    action: MarginalAction::Rollback,
+                },
+            }),
+        },
+        phase: Phase::Shifting {
+            step: 0,
+            reached: Some(0),
+        },
+        hold: Some(Hold::Marginal { since: 180_000 }),
+        started_at: 0,
+        updated_at: 0,
+        lock: None,
+        inbox: vec![],
+        replies: vec![],
+        hooks_passed: vec![],
+        judgment: Some(StepJudgment {
+            window: Window {
+                step: 0,
+                from: 0,
+                to: 60_000,
+            },
+            outcome: StepOutcome::Marginal,
+            score: Some(80.0),
+            metrics: (0..metrics)
+                .map(|i| {
+                    // Values that differ per metric, as real ones do (they compress less).
+                    let x = (i as f64 * 0.618_034).fract();
+                    let (green, blue, p) = (0.1 + x, 0.05 + x / 3.0, x / 97.0);
+                    MetricLine {
+                        name: format!("metric-{i}-{}", (x * 1e6) as u32),
+                        verdict: "fail".into(),
+                        green,
+                        green_points: 20 + i,
+                        blue,
+                        blue_points: 19 + i,
+                        p: Some(p),
+                        critical: i % 2 == 0,
+                        text: format!(
+                            "metric-{i}: green {green:.4} vs blue {blue:.4} over {}/{} points, p={p:.4} (fails below 0.0100): FAIL",
+                            20 + i,
+                            19 + i
+                        ),
+                    }
+                })
+                .collect(),
+        }),
+        version: 1,
+    }
+}

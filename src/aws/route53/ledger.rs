@@ -130,3 +130,27 @@ impl Ledger for TxtLedger {
         }
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_with_the_most_analysis_metrics_fits_a_txt_record() {
+        // Route 53: a TXT value holds at most 4,000 characters (16 metrics: about 2,000).
+        let rec = crate::engine::sample_judged_record(None, crate::config::MAX_METRICS_IN_TXT);
+        let set = encode("_teal.web.example.com.", &rec, 7).unwrap();
+        let value = set.resource_records()[0].value();
+        assert!(value.len() <= 4000, "{} characters", value.len());
+        let rec = crate::engine::sample_judged_record(None, 40);
+        let too_big = encode("_teal.web.example.com.", &rec, 7)
+            .unwrap()
+            .resource_records()[0]
+            .value()
+            .len();
+        assert!(
+            too_big > value.len(),
+            "more metrics, a longer record ({too_big})"
+        );
+    }
+}
