@@ -169,7 +169,13 @@ impl Driver {
             return (Ok(gates), None);
         };
         let window = self.engine.judgment_window();
-        let since = self.engine.bounds_since();
+        // Bounds are read only when some metric has one.
+        let bounded = metrics
+            .spec()
+            .metrics
+            .iter()
+            .any(|m| m.max.is_some() || m.min.is_some());
+        let since = self.engine.bounds_since().filter(|_| bounded);
         let Some(from) = window.map(|w| w.from).into_iter().chain(since).min() else {
             return (Ok(gates), None);
         };

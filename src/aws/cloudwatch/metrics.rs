@@ -43,6 +43,10 @@ struct Kept {
     points: BTreeMap<(String, usize), BTreeMap<Millis, f64>>,
     /// The earliest period asked for; a read from before it starts over.
     from: Option<Millis>,
+    /// Both slots' placeholder values the points were read with; other
+    /// values (a fleet's name first seen, say) start over, or points read
+    /// with the wrong dimensions would be kept as final.
+    values: Option<[SlotValues; 2]>,
     /// Periods starting before this are final and never asked again.
     settled: Millis,
 }
@@ -271,11 +275,14 @@ impl Metrics for CloudWatchMetrics {
         let floor = |t: Millis| t / period * period;
         // Complete periods only: one still running is not a data point yet.
         let end = floor(q.now);
+        let values = [0, 1].map(|s| self.values(s, q.revisions[s], q.names[s]));
         let start = {
             let mut kept = self.kept.lock().expect("metrics cache");
-            if kept.from.is_none_or(|f| floor(q.from) < f) {
+            if kept.from.is_none_or(|f| floor(q.from) < f) || kept.values.as_ref() != Some(&values)
+            {
                 *kept = Kept {
                     from: Some(floor(q.from)),
+                    values: Some(values),
                     ..Kept::default()
                 };
             }
