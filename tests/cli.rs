@@ -458,27 +458,31 @@ fn auto_scaling_behind_route53_needs_target_groups_for_blue_green_only() {
         .stdout(predicate::str::contains("an instance refresh"));
 }
 
-/// The sim example with canary analysis appended.
-fn judged(extra: &str) -> tempfile::NamedTempFile {
+/// The sim example with canary analysis appended: 10 s periods, `min_points`.
+fn judged(min_points: u32, extra: &str) -> tempfile::NamedTempFile {
     let extra = extra.to_string();
     config_with(move |s| {
         format!(
-            "{s}\n[analysis]\nperiod = \"10s\"\nmin_points = 40\n{extra}\n[[analysis.metric]]\npreset = \"alb-5xx-share\"\ncritical = true\nmax = 0.05\n"
+            "{s}\n[analysis]\nperiod = \"10s\"\nmin_points = {min_points}\n{extra}\n[[analysis.metric]]\npreset = \"alb-5xx-share\"\ncritical = true\nmax = 0.05\n"
         )
     })
 }
 
-#[test]
-fn plan_shows_the_analysis_and_warns_of_a_bake_too_short_for_it() {
-    let cfg = judged("");
+/// `teal COMMAND --config CFG`, which must succeed; its stdout.
+fn stdout_of(command: &str, cfg: &tempfile::NamedTempFile) -> String {
     let out = teal()
-        .args(["plan", "--config", cfg.path().to_str().unwrap()])
+        .args([command, "--config", cfg.path().to_str().unwrap()])
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
-    let out = String::from_utf8(out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn plan_shows_the_analysis_and_warns_of_a_bake_too_short_for_it() {
+    let out = stdout_of("plan", &judged(40, ""));
     for line in [
         "analysis  1 metric(s) of both slots, 10s periods, judged 20s after each bake (late data)",
         "alb-5xx-share [critical]: fails if green is surely higher than blue (confidence 0.99, ≥ 40 points a slot) by more than 10%; green above 0.05 fails at once; FILL(errors, 0) / requests",
@@ -487,33 +491,16 @@ fn plan_shows_the_analysis_and_warns_of_a_bake_too_short_for_it() {
     ] {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
-    // A bake long enough: no warning.
-    let long = config_with(|s| {
-        format!(
-            "{}\n[analysis]\nperiod = \"10s\"\nmin_points = 30\n\n[[analysis.metric]]\npreset = \"alb-5xx-share\"\n",
-            s
-        )
-    });
-    teal()
-        .args(["plan", "--config", long.path().to_str().unwrap()])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("warning").not());
+    // A bake long enough (30 points of 10 s in 5m): no warning.
+    let out = stdout_of("plan", &judged(30, ""));
+    assert!(!out.contains("warning"), "{out}");
 }
 
 #[test]
 fn a_deployment_on_the_sim_provider_is_judged_and_a_bad_analysis_is_exit_2() {
-    let cfg = judged("");
-    let out = teal()
-        .args(["deploy", "--config", cfg.path().to_str().unwrap()])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    let out = stdout_of("deploy", &judged(20, ""));
     assert!(out.contains("analysis of step 1: PASS"), "{out}");
-    let bad = judged("confidence = 1.5");
+    let bad = judged(20, "confidence = 1.5");
     teal()
         .args(["plan", "--config", bad.path().to_str().unwrap()])
         .assert()
