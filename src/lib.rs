@@ -27,6 +27,8 @@
 //!   [`config::Config`] that knows how to become the engine's plan.
 //! - [`pipeline`]: what a CodePipeline hands teal: `imagedefinitions.json`,
 //!   `imageDetail.json`, the CodeBuild run.
+//! - [`release`]: a release file: several services' configs in ordered waves,
+//!   validated, and one `imagedefinitions.json` split among them.
 //!
 //! **Core**
 //! - [`engine`]: the pure state machine, its record (what the ledger stores) and its rules.
@@ -72,6 +74,7 @@ pub mod local;
 pub mod model;
 pub mod pipeline;
 pub mod ports;
+pub mod release;
 pub mod report;
 pub mod runner;
 pub mod sim;

@@ -36,6 +36,7 @@ fn spec(id: &str, revision: &str, gates: &[&str]) -> NewDeployment {
         allow_alarm_at_start: false,
         green: None,
         build: None,
+        release: None,
     }
 }
 

@@ -240,6 +240,7 @@ async fn run_demo(
         allow_alarm_at_start: false,
         green: None,
         build: None,
+        release: None,
     };
     if crate::wiring::Provider::of(config) != crate::wiring::Provider::Local {
         return Err(not_local());

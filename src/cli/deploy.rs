@@ -127,6 +127,7 @@ fn new_deployment(config: &Config, args: &GreenArgs, start: u64) -> Result<NewDe
         allow_alarm_at_start: config.gates.allow_alarm_at_start,
         green: green.runs,
         build: crate::pipeline::Build::from_env(),
+        release: None,
     })
 }
 

@@ -156,6 +156,8 @@ pub struct NewDeployment {
     pub green: Option<String>,
     /// The CodeBuild run that started it, when one did.
     pub build: Option<crate::pipeline::Build>,
+    /// The release it is a member of, when a release starts it.
+    pub release: Option<crate::engine::ReleaseTag>,
 }
 
 impl NewDeployment {
@@ -357,6 +359,7 @@ impl Driver {
             inbox: vec![],
             replies: vec![],
             hooks_passed: vec![],
+            release: spec.release,
             // Overwrite the last finished record: compare against its version.
             version: existing.map_or(0, |r| r.version),
         };
@@ -470,6 +473,19 @@ impl Driver {
     pub async fn command(&mut self, cmd: Command) -> Result<(), DriverError> {
         let now = self.io.now();
         self.engine.command(cmd, now)?;
+        self.emit_transitions();
+        self.persist_now(now).await
+    }
+
+    /// Roll back because another member of its release failed; recorded
+    /// before anything else happens, like an operator's `rollback`.
+    pub async fn release_rollback(
+        &mut self,
+        release: &str,
+        cause: &str,
+    ) -> Result<(), DriverError> {
+        let now = self.io.now();
+        self.engine.release_rollback(release, cause, now)?;
         self.emit_transitions();
         self.persist_now(now).await
     }

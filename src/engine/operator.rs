@@ -8,6 +8,32 @@ use crate::model::{Millis, Weights};
 impl Engine {
     /// Apply an operator command at `now`.
     pub fn command(&mut self, cmd: Command, now: Millis) -> Result<(), Refused> {
+        self.command_because(cmd, None, now)
+    }
+
+    /// Roll back because the release this deployment is a member of failed
+    /// elsewhere (`cause`: which member, and how); refused as `rollback` is.
+    pub fn release_rollback(
+        &mut self,
+        release: &str,
+        cause: &str,
+        now: Millis,
+    ) -> Result<(), Refused> {
+        let reason = Reason::ReleaseFailed {
+            release: release.to_string(),
+            cause: cause.to_string(),
+            at: now,
+        };
+        self.command_because(Command::Rollback, Some(reason), now)
+    }
+
+    /// `cmd`, with the reason a rollback records when it is not the operator's.
+    fn command_because(
+        &mut self,
+        cmd: Command,
+        because: Option<Reason>,
+        now: Millis,
+    ) -> Result<(), Refused> {
         if matches!(self.rec.phase, Phase::Updating { .. }) {
             let phase = self.rec.phase.name();
             if let Some(result) = self.rolling_command(cmd, now) {
@@ -44,15 +70,11 @@ impl Engine {
         }
         match cmd {
             Command::Rollback => {
-                self.go(
-                    Phase::RollingBack {
-                        reason: Reason::Operator {
-                            command: "rollback".into(),
-                            at: now,
-                        },
-                    },
-                    now,
-                );
+                let reason = because.unwrap_or(Reason::Operator {
+                    command: "rollback".into(),
+                    at: now,
+                });
+                self.go(Phase::RollingBack { reason }, now);
             }
             Command::Shift {
                 green,

@@ -322,6 +322,16 @@ pub enum Reason {
         /// When.
         at: Millis,
     },
+    /// Another member of this deployment's release failed, and the
+    /// release's `on_failure` sends this one back too.
+    ReleaseFailed {
+        /// The release's name.
+        release: String,
+        /// Which member failed, and how.
+        cause: String,
+        /// When.
+        at: Millis,
+    },
     /// Blue's fleet vanished while it was needed.
     BlueGone {
         /// When.
@@ -360,6 +370,7 @@ impl fmt::Display for Reason {
                 step + 1,
                 fmt_ms(*held_ms)
             ),
+            Reason::ReleaseFailed { release, cause, .. } => write!(f, "release {release:?} failed: {cause}"),
             Reason::BlueGone { .. } => write!(f, "blue's fleet is gone; traffic cannot be restored to it"),
         }
     }
@@ -412,6 +423,18 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// Which release started a deployment: kept in each member's record, so
+/// that the release's state is found from any machine by reading its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseTag {
+    /// The release's name (`[release] name`).
+    pub name: String,
+    /// This run of the release (`r-...`), shared by its members.
+    pub id: String,
+    /// The member's wave, 0-based.
+    pub wave: usize,
+}
+
 /// The deployment record, as stored by the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -458,6 +481,9 @@ pub struct Record {
     /// The last judgment of a bake by canary analysis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judgment: Option<StepJudgment>,
+    /// The release this deployment is a member of, when one started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseTag>,
     /// Optimistic-concurrency version, maintained by the ledger.
     pub version: u64,
 }
@@ -560,6 +586,7 @@ pub(crate) fn sample_judged_record(timeout_ms: Option<Millis>, metrics: usize) -
         inbox: vec![],
         replies: vec![],
         hooks_passed: vec![],
+            release: None,
         judgment: Some(StepJudgment {
             window: Window {
                 step: 0,

@@ -52,6 +52,7 @@ pub(super) fn record(steps: Vec<Step>, now: Millis) -> Record {
         inbox: vec![],
         replies: vec![],
         hooks_passed: vec![],
+        release: None,
         judgment: None,
         version: 0,
     }

@@ -306,3 +306,31 @@ fn inbox_requests_are_applied_once_and_answered() {
     }
     assert_eq!(e.record().replies.len(), REPLIES_KEPT);
 }
+
+#[test]
+fn a_release_rollback_records_the_release_and_is_refused_where_rollback_is() {
+    let mut e = Engine::new(record(expand_canary(10, M), 0));
+    e.rec.phase = Phase::KeepAlive { since: Some(0) };
+    e.release_rollback("shop", "api rolled back: gate \"api-5xx\" is ALARM", 7)
+        .unwrap();
+    let Phase::RollingBack { reason } = &e.rec.phase else {
+        panic!("{:?}", e.rec.phase)
+    };
+    assert_eq!(
+        reason.to_string(),
+        "release \"shop\" failed: api rolled back: gate \"api-5xx\" is ALARM"
+    );
+    // The transition carries the same reason (what the events say).
+    let t = e.take_transitions();
+    assert!(matches!(
+        &t.last().unwrap().to,
+        Phase::RollingBack {
+            reason: Reason::ReleaseFailed { .. }
+        }
+    ));
+    e.rec.phase = Phase::Retiring;
+    assert!(
+        e.release_rollback("shop", "x", 8).is_err(),
+        "past the keep-alive: no way back"
+    );
+}

@@ -151,6 +151,7 @@ impl Harness {
             allow_alarm_at_start: false,
             green: None,
             build: None,
+            release: None,
         };
         let retire = sc.has_command(|c| *c == Command::Retire);
         let checker = Checker::new(Context {

@@ -1,0 +1,15 @@
+//! Releases: several services deployed as one, in ordered waves.
+//!
+//! A release file names each member's `teal.toml`, groups them into waves
+//! with a `max_parallel` each, and says what a failure does. This module
+//! reads and validates it ([`file`]); every error names the file, line,
+//! column and field, and is found before any cloud call.
+//!
+//! Layout:
+//!
+//! - [`file`]: the raw TOML, validated into a [`Release`], and how one
+//!   `imagedefinitions.json` is split among the members.
+
+pub mod file;
+
+pub use file::{Member, OnFailure, Release, Wave};
