@@ -477,19 +477,6 @@ impl Driver {
         self.persist_now(now).await
     }
 
-    /// Roll back because another member of its release failed; recorded
-    /// before anything else happens, like an operator's `rollback`.
-    pub async fn release_rollback(
-        &mut self,
-        release: &str,
-        cause: &str,
-    ) -> Result<(), DriverError> {
-        let now = self.io.now();
-        self.engine.release_rollback(release, cause, now)?;
-        self.emit_transitions();
-        self.persist_now(now).await
-    }
-
     /// How many times this process observed the deployment (each observation
     /// reads the gates once; the API cost benchmark divides by it).
     pub fn observations(&self) -> u64 {
