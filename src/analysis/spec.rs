@@ -66,13 +66,12 @@ impl AnalysisSpec {
         self.min_points() as Millis * self.period_ms
     }
 
-    /// What may surprise about `plan`'s timing: a judged bake too short for
-    /// the minimum data points at this period.
-    pub fn timing_warnings(&self, plan: &crate::engine::Plan) -> Vec<String> {
+    /// What may surprise about a plan's timing (its `steps`): a judged bake
+    /// too short for the minimum data points at this period.
+    pub fn timing_warnings(&self, steps: &[crate::strategy::Step]) -> Vec<String> {
         let fmt = crate::model::fmt_ms;
         let shortest = self.shortest_bake_ms();
-        plan
-            .steps
+        steps
             .iter()
             .enumerate()
             .filter(|(_, s)| s.weight > 0 && s.weight < 100 && s.bake_ms < shortest)
@@ -96,10 +95,10 @@ impl AnalysisSpec {
             .collect()
     }
 
-    /// How long each judgment waits for late data, when `plan` has a judged step.
-    pub fn late_note(&self, plan: &crate::engine::Plan) -> Option<String> {
+    /// How long each judgment waits for late data, when a plan's `steps` have a judged step.
+    pub fn late_note(&self, steps: &[crate::strategy::Step]) -> Option<String> {
         let judged = self.metrics.iter().any(|m| m.compare)
-            && plan.steps.iter().any(|s| s.weight > 0 && s.weight < 100);
+            && steps.iter().any(|s| s.weight > 0 && s.weight < 100);
         judged.then(|| {
             format!(
                 "each judged step waits {} after its bake for late data points before it is judged",

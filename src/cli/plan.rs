@@ -354,7 +354,7 @@ pub fn render_plan(c: &Config) -> String {
 /// What may surprise about the plan: the analysis's timing.
 fn plan_warnings(c: &Config) -> Vec<String> {
     match (&c.analysis, c.plan()) {
-        (Some(a), Ok(plan)) => a.timing_warnings(&plan),
+        (Some(a), Ok(plan)) => a.timing_warnings(&plan.steps),
         _ => vec![],
     }
 }

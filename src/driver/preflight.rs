@@ -139,8 +139,8 @@ pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Prefl
         );
     }
     if let Some(metrics) = io.ports.metrics.clone() {
-        warnings.extend(metrics.spec().timing_warnings(&spec.plan));
-        warnings.extend(metrics.spec().late_note(&spec.plan));
+        warnings.extend(metrics.spec().timing_warnings(&spec.plan.steps));
+        warnings.extend(metrics.spec().late_note(&spec.plan.steps));
         if let Some(slot) = blue_slot {
             let blue = crate::ports::BlueNow {
                 slot,

@@ -2,10 +2,9 @@
 //! which talks to the daemon the way the AWS adapters talk to AWS.
 
 use super::api;
-use crate::config::{Config, RouterConfig};
 use crate::engine::{Plan, Record};
 use crate::model::{FleetStatus, GateReading, Green, Slot, SlotWeights};
-use crate::ports::{Checks, Clock, ErrorKind, Fleet, Gate, Ledger, PortError, Ports, Router};
+use crate::ports::{Checks, ErrorKind, Fleet, Gate, Ledger, PortError, Router};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,7 +12,6 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// An HTTP client of the daemon's admin API.
@@ -249,32 +247,5 @@ impl crate::ports::Rollout for Admin {
                 None,
             ),
         }
-    }
-}
-
-/// The local ports of a config, talking to its daemon.
-pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Ports {
-    let RouterConfig::Local { admin, .. } = &config.router else {
-        unreachable!("called for the local provider only")
-    };
-    let rolling = match config.strategy.shape {
-        crate::strategy::Shape::Rolling(r) => Some(r),
-        crate::strategy::Shape::BlueGreen { .. } => None,
-    };
-    let a = Arc::new(Admin::new(admin).with_max_percent(rolling.map(|r| r.max_percent)));
-    Ports {
-        fleet: a.clone(),
-        router: a.clone(),
-        gate: a.clone(),
-        ledger: a.clone(),
-        hooks: Arc::new(crate::ports::NoHooks),
-        rollout: rolling.map(|_| a.clone() as Arc<dyn crate::ports::Rollout>),
-        metrics: config.analysis.as_ref().map(|spec| {
-            Arc::new(super::analysis::LocalMetrics::new(
-                (*a).clone(),
-                spec.clone(),
-            )) as Arc<dyn crate::ports::Metrics>
-        }),
-        clock,
     }
 }

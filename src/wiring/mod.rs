@@ -84,7 +84,7 @@ pub async fn wire(
             };
             (sim::ports(config, run)?, None)
         }
-        Provider::Local => (crate::local::client::ports(config, clock), None),
+        Provider::Local => (crate::local::ports(config, clock), None),
         Provider::Aws => {
             let aws = Aws::load(cloud.region.clone(), cloud.profile.clone()).await;
             let ports =
@@ -96,6 +96,41 @@ pub async fn wire(
         ports: with_hooks(ports, config),
         calls,
     })
+}
+
+/// The ports of several configs (a release's members), AWS loaded once so
+/// that every member's calls share one SDK configuration and one counter.
+/// `sims` gives each simulated member its run (the same length as `configs`).
+pub async fn wire_each(
+    configs: &[&Config],
+    cloud: &Cloud,
+    sims: Option<&[SimRun]>,
+) -> Result<(Vec<Ports>, Option<Arc<ApiCalls>>), WiringError> {
+    let aws = match configs.iter().any(|c| Provider::of(c) == Provider::Aws) {
+        true => Some(Aws::load(cloud.region.clone(), cloud.profile.clone()).await),
+        false => None,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut all = vec![];
+    for (i, config) in configs.iter().enumerate() {
+        let ports = match (Provider::of(config), &aws) {
+            (Provider::Aws, Some(aws)) => crate::aws::wiring::ports(aws, config, clock.clone())
+                .map_err(WiringError::Unsupported)?,
+            (Provider::Local, _) => crate::local::ports(config, clock.clone()),
+            _ => {
+                let run = sims.and_then(|s| s.get(i)).ok_or_else(|| {
+                    WiringError::Unsupported(format!(
+                        "{}: the simulated provider lives inside one process and keeps no \
+                         state between processes, so there is no deployment to show or continue",
+                        config.path.display()
+                    ))
+                })?;
+                sim::ports(config, run)?
+            }
+        };
+        all.push(with_hooks(ports, config));
+    }
+    Ok((all, aws.map(|a| a.calls)))
 }
 
 /// `ports` with the config's hook commands, when it has any.
