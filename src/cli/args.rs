@@ -166,6 +166,13 @@ pub enum Command {
         #[arg(long, default_value = "/healthz")]
         health_path: String,
     },
+    /// Several services deployed as one, in ordered waves, by this one process: `plan`,
+    /// `deploy`, `status`, `rollback` of a release file (`teal release plan shop.toml`).
+    Release {
+        /// What to do.
+        #[command(subcommand)]
+        command: ReleaseCommand,
+    },
     /// Replay simulated deployments by seed, with fault injection and invariant checks.
     Sim {
         /// First seed.
@@ -208,6 +215,66 @@ impl Command {
     }
 }
 
+/// `teal release ...`: each takes the release file (default `release.toml`).
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// The waves, each member's schedule and the failure policy; no cloud call.
+    Plan {
+        /// The release file.
+        #[arg(default_value = "release.toml")]
+        file: PathBuf,
+    },
+    /// Deploy every member, wave by wave: each wave starts once every member of the one
+    /// before holds all traffic on green; a failure applies the release's `on_failure`.
+    Deploy(ReleaseDeployArgs),
+    /// The latest run of the release, read from each member's record: every member's state,
+    /// the wave under way, the outcome. Read-only, from any machine.
+    Status {
+        /// The release file.
+        #[arg(default_value = "release.toml")]
+        file: PathBuf,
+    },
+    /// Send every member of the latest run that can still go back (not yet retiring blue)
+    /// back to blue now.
+    Rollback {
+        /// The release file.
+        #[arg(default_value = "release.toml")]
+        file: PathBuf,
+        /// Take members over even if another process's lock has not expired.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `teal release deploy` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReleaseDeployArgs {
+    /// The release file.
+    #[arg(default_value = "release.toml")]
+    pub file: PathBuf,
+    /// Every member's revision label [default: $CODEBUILD_RESOLVED_SOURCE_VERSION, else each
+    /// member's image tag].
+    #[arg(long, env = "CODEBUILD_RESOLVED_SOURCE_VERSION")]
+    pub revision: Option<String>,
+    /// ECS members: one imagedefinitions.json for the whole release, split by container name
+    /// (each member takes its `containers`, else its `[fleet] container`).
+    #[arg(long, value_name = "FILE", conflicts_with = "image")]
+    pub image_definitions: Option<PathBuf>,
+    /// ECS members: every member's configured container runs this image (one image, many services).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Auto Scaling members: green runs this version of blue's launch template.
+    #[arg(long, conflicts_with = "ami")]
+    pub launch_template_version: Option<String>,
+    /// Auto Scaling members: green runs a new launch template version with this AMI.
+    #[arg(long)]
+    pub ami: Option<String>,
+    /// Simulated members only: this member's gate goes to ALARM this long after the release starts
+    /// (SERVICE:NAME@DURATION; repeatable).
+    #[arg(long, value_name = "SERVICE:NAME@DURATION")]
+    pub sim_fail_gate: Vec<String>,
+}
+
 /// `teal local ...`.
 #[derive(Debug, Subcommand)]
 pub enum LocalCommand {
@@ -238,7 +305,7 @@ fn parse_percent(s: &str) -> Result<u8, String> {
 }
 
 /// What green runs and its label: `deploy` and `verify` take the same flags.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct GreenArgs {
     /// Green's revision label [default: $CODEBUILD_RESOLVED_SOURCE_VERSION, else the image tag or task definition].
     #[arg(long, env = "CODEBUILD_RESOLVED_SOURCE_VERSION")]

@@ -43,6 +43,7 @@ pub(super) fn deploy(
     let run = SimRun {
         start,
         fail_gate: args.sim_fail_gate.clone(),
+        shared_time: None,
     };
     runtime()?.block_on(async move {
         let wired = crate::wiring::wire(config, cloud, Some(&run)).await?;

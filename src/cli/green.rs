@@ -30,6 +30,27 @@ impl Green {
     }
 }
 
+impl Green {
+    /// A release member's green: the entries of the release's
+    /// `imagedefinitions.json` it takes, labelled `revision` or by its image.
+    pub(super) fn of_images(
+        config: &Config,
+        images: std::collections::BTreeMap<String, String>,
+        revision: Option<String>,
+    ) -> Result<Green, Failure> {
+        let args = GreenArgs {
+            revision,
+            ..GreenArgs::default()
+        };
+        check_green_flags(config, &args)?;
+        let task = GreenTask::Images(images);
+        Ok(Green {
+            revision: revision_label(&args, Some(&task), config),
+            runs: green_spec(&args, Some(task)),
+        })
+    }
+}
+
 /// The green flags, before any cloud call: each value well formed, and
 /// each flag one the configured fleet kind takes (ECS fleets run images and
 /// task definitions, Auto Scaling fleets launch template versions and AMIs).

@@ -6,6 +6,7 @@
 //! - `deploy`: `deploy` and `verify`; `green`: what the green flags say;
 //! - `operate`: the operator commands, `reconcile` and `deploy --detach`;
 //! - `status`, `report`, [`plan`] (`plan`, `strategies`), `demo` (`demo`, `local serve`);
+//! - `release`: `release plan|deploy|status|rollback`, a release file's services as one;
 //! - `session`: what every command shares besides its ports (which come from
 //!   [`crate::wiring`]): the runtime, the event sink, the API-call summary, signals;
 //! - [`render`] and `progress`: output.
@@ -17,12 +18,15 @@ mod green;
 mod operate;
 pub mod plan;
 mod progress;
+mod release;
 pub mod render;
 mod report;
 mod session;
 mod status;
 
-pub use args::{Cli, Command, DeployArgs, GreenArgs, LocalCommand, Role};
+pub use args::{
+    Cli, Command, DeployArgs, GreenArgs, LocalCommand, ReleaseCommand, ReleaseDeployArgs, Role,
+};
 
 use crate::config::{Config, ConfigError};
 use crate::driver::DriverError;
@@ -160,6 +164,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             session::runtime()?.block_on(crate::local::app::serve(port, b, health_path))?;
             Ok(Exit::Succeeded)
         }
+        Command::Release { command } => release::run(command, &cloud, cli.output),
         Command::Sim { seed, runs } => sim(seed, runs),
     }
 }

@@ -46,7 +46,7 @@ pub(super) fn run(
     })
 }
 
-async fn operate(
+pub(super) async fn operate(
     ports: Ports,
     settings: Settings,
     cmd: Command,

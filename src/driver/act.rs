@@ -185,15 +185,28 @@ impl Driver {
         // The next gate read is due one poll after the last, whatever the engine's deadline.
         let until = until.min(self.io.last_gate_read + self.engine.record().plan.poll_ms);
         let clock = self.io.ports.clock.clone();
-        match &mut self.signal {
-            Some(rx) if !self.interrupted => {
-                tokio::select! {
-                    biased;
-                    _ = clock.sleep_until(until) => {}
-                    _ = rx.changed() => {}
-                }
+        let wake = self.wake.clone();
+        let woken = async {
+            match &wake {
+                Some(w) => w.notified().await,
+                None => std::future::pending().await,
             }
-            _ => clock.sleep_until(until).await,
+        };
+        let interrupted = self.interrupted;
+        let signal = &mut self.signal;
+        let signalled = async {
+            match signal {
+                Some(rx) if !interrupted => {
+                    let _ = rx.changed().await;
+                }
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = clock.sleep_until(until) => {}
+            _ = signalled => {}
+            _ = woken => {}
         }
     }
 

@@ -230,6 +230,8 @@ pub struct Driver {
     /// SIGINT / SIGTERM, and whether one was acted on.
     signal: Option<watch::Receiver<Option<String>>>,
     interrupted: bool,
+    /// Ends a wait early (a release's runner with a command to apply).
+    wake: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// Consecutive steps whose action failed.
     failing_steps: u32,
     /// What observing has seen (its own: `observe.rs`).
@@ -447,10 +449,18 @@ impl Driver {
             engine,
             signal: None,
             interrupted: false,
+            wake: None,
             failing_steps: 0,
             seen: observe::Seen::default(),
             kept: ledger::Kept::default(),
         }
+    }
+
+    /// Cut a wait short when `wake` is notified: whoever holds it (a
+    /// release's runner) has something for this driver to apply now.
+    pub fn with_wake(mut self, wake: std::sync::Arc<tokio::sync::Notify>) -> Driver {
+        self.wake = Some(wake);
+        self
     }
 
     /// Deliver signals (their names: `SIGINT`, `SIGTERM`) through this channel.
@@ -471,8 +481,27 @@ impl Driver {
 
     /// Apply an operator command and record it before anything else happens.
     pub async fn command(&mut self, cmd: Command) -> Result<(), DriverError> {
+        self.apply(|engine, now| engine.command(cmd, now)).await
+    }
+
+    /// Roll back because another member of this deployment's release failed
+    /// (`cause`); refused as `rollback` is (once blue is being retired).
+    pub async fn release_rollback(
+        &mut self,
+        release: &str,
+        cause: &str,
+    ) -> Result<(), DriverError> {
+        self.apply(|engine, now| engine.release_rollback(release, cause, now))
+            .await
+    }
+
+    /// Change the engine's record now and store it before anything else happens.
+    async fn apply(
+        &mut self,
+        change: impl FnOnce(&mut Engine, Millis) -> Result<(), crate::engine::Refused>,
+    ) -> Result<(), DriverError> {
         let now = self.io.now();
-        self.engine.command(cmd, now)?;
+        change(&mut self.engine, now)?;
         self.emit_transitions();
         self.persist_now(now).await
     }

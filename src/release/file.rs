@@ -186,16 +186,18 @@ impl Release {
             let max_parallel = match &rw.max_parallel {
                 None => list.get_ref().len(),
                 Some(n) if *n.get_ref() >= 1 => *n.get_ref() as usize,
-                Some(n) => return Err(file
-                    .error(
-                        n.span(),
-                        &at("max_parallel"),
-                        format!(
+                Some(n) => {
+                    return Err(file
+                        .error(
+                            n.span(),
+                            &at("max_parallel"),
+                            format!(
                             "{} would deploy nothing: at least 1 (or leave it out for all at once)",
                             n.get_ref()
                         ),
-                    )
-                    .into()),
+                        )
+                        .into())
+                }
             };
             let mut members = vec![];
             for (m, entry) in list.get_ref().iter().enumerate() {

@@ -4,7 +4,7 @@
 use super::WiringError;
 use crate::config::{Config, FleetConfig};
 use crate::model::{GateState, Millis};
-use crate::ports::Ports;
+use crate::ports::{Clock, Ports};
 use crate::sim::metrics::SimMetrics;
 use crate::sim::{SimCloud, SimGate, World};
 
@@ -15,6 +15,38 @@ pub struct SimRun {
     pub start: Millis,
     /// A gate to fail some time after the start.
     pub fail_gate: Option<String>,
+    /// Several simulated deployments in one process (a release): each
+    /// world's clock also waits on tokio's clock, paused and started at
+    /// this instant at `start`, so the members' virtual times advance
+    /// together instead of each running to its end at once.
+    pub shared_time: Option<tokio::time::Instant>,
+}
+
+/// A simulated world's clock that also waits on tokio's paused clock, which
+/// auto-advances only when every task waits: so each member's virtual time
+/// keeps step with the others'.
+struct SharedTime {
+    cloud: SimCloud,
+    start: Millis,
+    origin: tokio::time::Instant,
+}
+
+#[async_trait::async_trait]
+impl Clock for SharedTime {
+    fn now(&self) -> Millis {
+        // A world created with the release but first used waves later has
+        // stood still meanwhile: it catches up with the shared time.
+        let shared = self.start + self.origin.elapsed().as_millis() as Millis;
+        let mut w = self.cloud.world();
+        w.now = w.now.max(shared);
+        w.now
+    }
+
+    async fn sleep_until(&self, t: Millis) {
+        let at = self.origin + std::time::Duration::from_millis(t.saturating_sub(self.start));
+        tokio::time::sleep_until(at).await;
+        self.cloud.sleep_until(t).await;
+    }
 }
 
 /// The in-memory cloud of `config`.
@@ -71,5 +103,14 @@ pub(super) fn ports(config: &Config, run: &SimRun) -> Result<Ports, WiringError>
         lag_max: spec.late_ms.min(spec.period_ms),
         blue_revision: live_revision.clone(),
     });
-    Ok(SimCloud::new(world).ports())
+    let cloud = SimCloud::new(world);
+    let mut ports = cloud.ports();
+    if let Some(origin) = run.shared_time {
+        ports.clock = std::sync::Arc::new(SharedTime {
+            cloud,
+            start: run.start,
+            origin,
+        });
+    }
+    Ok(ports)
 }
