@@ -7,6 +7,7 @@ mod support;
 
 use aws_sdk_cloudwatch::types::StateValue;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use support::*;
 
 /// Three services' resources, their targets registered like ECS does.
@@ -306,5 +307,87 @@ async fn with_rollback_release_an_alarm_in_wave_two_sends_wave_one_back_from_its
             .unwrap()
             .starts_with(&format!("{} failed", fs[2].name)),
         "{st}"
+    );
+}
+
+/// The gates of a release's members share one `AlarmBook`: 180 alarms of
+/// three members are read with two `DescribeAlarms` calls (100 names a
+/// call) however many members ask, and a reading serves every member while
+/// it is fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_alarm_read_serves_every_member_of_a_release() {
+    use teal::aws::cloudwatch::{AlarmBook, AlarmGate};
+    use teal::ports::Gate;
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let prefix = unique("book");
+    let names: Vec<Vec<String>> = (0..3)
+        .map(|g| (0..60).map(|i| format!("{prefix}-{g}-{i}")).collect())
+        .collect();
+    for n in names.iter().flatten() {
+        put_alarm(&c, n).await;
+    }
+    set_alarm(&c, &names[2][59], StateValue::Alarm).await;
+    // CloudWatch through the CBOR shim, as the teal process reaches it.
+    let cw_sdk = sdk(&m)
+        .await
+        .into_builder()
+        .endpoint_url(&m.cloudwatch)
+        .build();
+    let shared = |fresh: Duration| {
+        let aws = teal::aws::Aws {
+            sdk: cw_sdk.clone(),
+            calls: Default::default(),
+            alarm_book: Some(std::sync::Arc::new(AlarmBook::new(fresh))),
+        };
+        let gates: Vec<AlarmGate> = names
+            .iter()
+            .map(|n| AlarmGate::new(&aws, n.clone()))
+            .collect();
+        (aws, gates)
+    };
+    let describes =
+        |aws: &teal::aws::Aws| aws.calls.snapshot().accepted.get("DescribeAlarms").copied();
+
+    // A reading that stays fresh: the first read may have begun with only its
+    // own 60 names (one call); the next reads all 180 (two); the third is served.
+    let (aws, gates) = shared(Duration::from_secs(3600));
+    let (a, b, z) = tokio::join!(gates[0].read(), gates[1].read(), gates[2].read());
+    let (a, b, z) = (a.unwrap(), b.unwrap(), z.unwrap());
+    assert_eq!((a.len(), b.len(), z.len()), (60, 60, 60));
+    assert!(z
+        .iter()
+        .any(|r| r.name == names[2][59] && r.state == teal::model::GateState::Alarm));
+    assert!(
+        a.iter().all(|r| names[0].contains(&r.name)),
+        "each gate gets its own alarms"
+    );
+    let first = describes(&aws).unwrap();
+    assert!(
+        first <= 3,
+        "one read of 60 names and one of 180 at the most: {first}"
+    );
+    for _ in 0..5 {
+        for g in &gates {
+            assert_eq!(g.read().await.unwrap().len(), 60);
+        }
+    }
+    assert_eq!(
+        describes(&aws),
+        Some(first),
+        "fresh readings are served from the book"
+    );
+
+    // A reading that is never fresh: every read reads all 180 names, two calls.
+    let (aws, gates) = shared(Duration::ZERO);
+    for g in &gates {
+        g.read().await.unwrap();
+    }
+    let before = describes(&aws).unwrap();
+    gates[0].read().await.unwrap();
+    assert_eq!(
+        describes(&aws).unwrap() - before,
+        2,
+        "180 names: two calls of at most 100"
     );
 }

@@ -135,3 +135,58 @@ fn a_seed_replays_identically() {
     assert_eq!(a.events, b.events);
     assert_eq!(a.outcome, b.outcome);
 }
+
+/// Releases: seeded random releases run by the real runner on one shared
+/// virtual time, each member held to the invariants above after every step
+/// of its driver, the release to W (waves in order), P (the failure policy's
+/// reach) and O (the outcome). `TEAL_SIM_RELEASE_RUNS=N` for more or fewer;
+/// `teal sim --release --seed N` replays one.
+#[test]
+fn release_invariants_hold_across_seeded_faulty_releases() {
+    use teal::release::schedule::ReleaseOutcome;
+    use teal::sim::release::run_release_seed;
+    let runs: u64 = std::env::var("TEAL_SIM_RELEASE_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let (mut succeeded, mut failed, mut sent_back, mut later_waves) = (0, 0, 0, 0);
+    let mut failures = vec![];
+    for seed in 0..runs {
+        let r = run_release_seed(seed);
+        match &r.outcome {
+            Some(ReleaseOutcome::Succeeded) => succeeded += 1,
+            Some(ReleaseOutcome::Failed { .. }) => failed += 1,
+            _ => {}
+        }
+        sent_back += r
+            .members
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Some(Outcome::RolledBack {
+                        reason: Reason::ReleaseFailed { .. }
+                    })
+                )
+            })
+            .count();
+        later_waves += usize::from(
+            r.scenario.parallel.len() > 1
+                && r.members
+                    .iter()
+                    .zip(&r.scenario.members)
+                    .any(|(o, m)| m.wave > 0 && o.is_some()),
+        );
+        if !r.violations.is_empty() {
+            failures.push(r.render());
+        }
+    }
+    println!(
+        "{runs} releases: {succeeded} succeeded, {failed} failed, {sent_back} members sent back, \
+         {later_waves} reached a later wave"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The mix is wide enough to mean something.
+    assert!(succeeded > runs as usize / 10 && failed > runs as usize / 10);
+    assert!(sent_back > 0 && later_waves > runs as usize / 10);
+}

@@ -99,6 +99,9 @@ pub struct Aws {
     pub sdk: aws_config::SdkConfig,
     /// Calls per operation.
     pub calls: Arc<ApiCalls>,
+    /// Alarm readings shared by every gate built from this (a release's
+    /// members); `None`: each gate reads its own, every poll.
+    pub alarm_book: Option<Arc<crate::aws::cloudwatch::AlarmBook>>,
 }
 
 impl Aws {
@@ -129,7 +132,15 @@ impl Aws {
         Aws {
             sdk: loader.load().await,
             calls: Arc::default(),
+            alarm_book: None,
         }
+    }
+
+    /// Gates built from this share their alarm readings: a reading serves
+    /// every gate for `fresh` (see [`crate::aws::cloudwatch::AlarmBook`]).
+    pub fn sharing_alarm_reads(mut self, fresh: std::time::Duration) -> Aws {
+        self.alarm_book = Some(Arc::new(crate::aws::cloudwatch::AlarmBook::new(fresh)));
+        self
     }
 }
 

@@ -181,6 +181,9 @@ pub enum Command {
         /// How many seeds from there.
         #[arg(long, default_value_t = 1)]
         runs: u64,
+        /// Simulate releases (several services in waves, one runner) instead of single deployments.
+        #[arg(long)]
+        release: bool,
     },
 }
 

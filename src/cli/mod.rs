@@ -165,24 +165,43 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             Ok(Exit::Succeeded)
         }
         Command::Release { command } => release::run(command, &cloud, cli.output),
-        Command::Sim { seed, runs } => sim(seed, runs),
+        Command::Sim {
+            seed,
+            runs,
+            release,
+        } => sim(seed, runs, release),
     }
 }
 
-/// `teal sim --seed N [--runs K]`: run simulated deployments with injected
-/// faults and judge each against the invariants; a broken seed is printed.
-fn sim(seed: u64, runs: u64) -> Result<Exit, Failure> {
+/// `teal sim --seed N [--runs K] [--release]`: run simulated deployments (or
+/// releases) with injected faults and judge each against the invariants; a
+/// broken seed is printed.
+fn sim(seed: u64, runs: u64, release: bool) -> Result<Exit, Failure> {
+    use crate::sim::release::run_release_seed;
     let mut out = std::io::stdout().lock();
     let mut broken = 0;
     for s in seed..seed.saturating_add(runs) {
-        let report = run_seed(s);
-        if runs == 1 || !report.violations.is_empty() {
-            write!(out, "{}", render_run(&report))?;
+        let (text, bad) = match release {
+            true => {
+                let r = run_release_seed(s);
+                (r.render(), !r.violations.is_empty())
+            }
+            false => {
+                let r = run_seed(s);
+                (render_run(&r), !r.violations.is_empty())
+            }
+        };
+        if runs == 1 || bad {
+            write!(out, "{text}")?;
         }
-        broken += usize::from(!report.violations.is_empty());
+        broken += usize::from(bad);
     }
+    let what = if release { "release seeds" } else { "seeds" };
     if runs > 1 {
-        writeln!(out, "{runs} seeds from {seed}: {broken} broke an invariant")?;
+        writeln!(
+            out,
+            "{runs} {what} from {seed}: {broken} broke an invariant"
+        )?;
     }
     Ok(if broken == 0 {
         Exit::Succeeded

@@ -344,7 +344,15 @@ fn deploy(
             .zip(ports.into_iter().zip(specs))
             .map(|((at, config), (ports, spec))| {
                 let sink = out.sink(&config.service);
-                (*at, MemberRun { ports, spec, sink })
+                (
+                    *at,
+                    MemberRun {
+                        ports,
+                        spec,
+                        sink,
+                        after_step: None,
+                    },
+                )
             })
             .collect();
         let outcome = runner::run(

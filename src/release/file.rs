@@ -30,7 +30,8 @@ use toml::Spanned;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
-    /// Every member of the failed wave still short of its keep-alive's end
+    /// Every member of the failed wave, and of the later waves already
+    /// started, still short of its keep-alive's end
     /// goes back to blue; no later wave starts.
     RollbackWave,
     /// As `RollbackWave`, and the earlier waves' members still in their

@@ -28,6 +28,9 @@ pub struct MemberRun {
     pub spec: NewDeployment,
     /// Its events.
     pub sink: EventSink,
+    /// Called after each of its driver's steps (the simulator checks the
+    /// invariants there); `None` in a real run.
+    pub after_step: Option<Box<dyn FnMut() + Send>>,
 }
 
 /// A member's handle while its driver runs.
@@ -56,7 +59,7 @@ pub async fn run(
         for decision in schedule.decide() {
             match decision {
                 Decision::Start(at) => {
-                    let Some(member) = members.remove(&at) else {
+                    let Some(mut member) = members.remove(&at) else {
                         continue;
                     };
                     if signalled {
@@ -66,6 +69,7 @@ pub async fn run(
                     }
                     let (back_tx, back_rx) = mpsc::unbounded_channel();
                     let wake = Arc::new(Notify::new());
+                    let after_step = member.after_step.take();
                     let (started, member) = match first {
                         true => {
                             first = false;
@@ -97,7 +101,7 @@ pub async fn run(
                                 }
                             }
                         };
-                        task.drive(driver).await;
+                        task.drive(driver, after_step).await;
                     });
                     running.insert(
                         at,
@@ -158,7 +162,7 @@ struct Member {
 }
 
 impl Member {
-    async fn drive(mut self, mut d: Driver) {
+    async fn drive(mut self, mut d: Driver, mut after_step: Option<Box<dyn FnMut() + Send>>) {
         let mut last = Standing::of(d.record());
         let _ = self.tx.send((self.at, last.clone()));
         loop {
@@ -169,9 +173,19 @@ impl Member {
                     Err(e) => return self.gave_up(e),
                 }
             }
-            match d.step().await {
+            let stepped = d.step().await;
+            if let Some(f) = after_step.as_mut() {
+                f();
+            }
+            match stepped {
                 Ok(done) => {
                     let now = Standing::of(d.record());
+                    // An outcome counts once stored, and the step that stores
+                    // it returns it: an ended record whose write is still being
+                    // retried is not yet news (a later wave would start on it).
+                    if done.is_none() && !now.in_flight() {
+                        continue;
+                    }
                     if now != last || done.is_some() {
                         let _ = self.tx.send((self.at, now.clone()));
                         last = now;

@@ -11,9 +11,13 @@
 //!   not hold yet: a member in its keep-alive no longer moves traffic.
 //! - **A failure** is a member that rolls back, halts or cannot start. Under
 //!   `rollback-wave` every other member of its wave that can still go back
-//!   (not yet retiring blue) is sent back, and nothing more starts; under
-//!   `rollback-release` the earlier waves' members too; under `continue`
-//!   nothing else changes. A member is sent back once.
+//!   (not yet retiring blue) is sent back, and so is every member of a later
+//!   wave already started (it started only because the failed wave held);
+//!   nothing more starts. Under `rollback-release` the earlier waves' members
+//!   go back too; under `continue` nothing else changes. Every member's own
+//!   failure applies the policy to its wave, not only the first (a wave in
+//!   its keep-alive can fail after a later one did). A member is sent back
+//!   once.
 //! - **The outcome** is known once no member is in flight: succeeded when
 //!   every member succeeded, failed otherwise (naming the first failure).
 
@@ -182,6 +186,9 @@ pub struct Schedule {
     sent_back: Vec<Vec<bool>>,
     /// The first failure seen: where, and the cause passed on.
     failure: Option<(At, String)>,
+    /// Every member's own failure, in the order seen: each applies the
+    /// policy for its wave (a wave that held can fail after a later one did).
+    failures: Vec<(At, String)>,
 }
 
 impl Schedule {
@@ -199,16 +206,18 @@ impl Schedule {
             sent_back: names.iter().map(|w| vec![false; w.len()]).collect(),
             names,
             failure: None,
+            failures: vec![],
         }
     }
 
     /// A member now stands `s`.
     pub fn update(&mut self, at: At, s: Standing) {
-        if self.failure.is_none() {
-            // A send-back is the release's own doing, never its first failure.
-            if let Some(why) = s.own_failure() {
+        // A send-back is the release's own doing, never one of its failures.
+        if let Some(why) = s.own_failure() {
+            if !self.failures.iter().any(|(a, _)| *a == at) {
                 let cause = format!("{} failed: {why}", self.names[at.0][at.1]);
-                self.failure = Some((at, cause));
+                self.failure.get_or_insert((at, cause.clone()));
+                self.failures.push((at, cause));
             }
         }
         self.standing[at.0][at.1] = s;
@@ -243,22 +252,23 @@ impl Schedule {
     pub fn decide(&mut self) -> Vec<Decision> {
         let mut out = vec![];
         let stops = self.failure.is_some() && self.on_failure != OnFailure::Continue;
-        if let Some(((fw, fm), cause)) = self.failure.clone().filter(|_| stops) {
-            let waves = match self.on_failure {
-                OnFailure::RollbackRelease => 0..=fw,
-                _ => fw..=fw,
-            };
-            for w in waves {
-                for m in 0..self.standing[w].len() {
-                    if (w, m) != (fw, fm)
-                        && self.standing[w][m].can_go_back()
-                        && !self.sent_back[w][m]
-                    {
-                        self.sent_back[w][m] = true;
-                        out.push(Decision::SendBack {
-                            at: (w, m),
-                            cause: cause.clone(),
-                        });
+        if stops {
+            // Later waves started only because the failed one held: they go back too.
+            let last = self.standing.len() - 1;
+            for ((fw, _), cause) in self.failures.clone() {
+                let waves = match self.on_failure {
+                    OnFailure::RollbackRelease => 0..=last,
+                    _ => fw..=last,
+                };
+                for w in waves {
+                    for m in 0..self.standing[w].len() {
+                        if self.standing[w][m].can_go_back() && !self.sent_back[w][m] {
+                            self.sent_back[w][m] = true;
+                            out.push(Decision::SendBack {
+                                at: (w, m),
+                                cause: cause.clone(),
+                            });
+                        }
                     }
                 }
             }
@@ -438,6 +448,48 @@ mod tests {
         assert!(starts(&s.decide()).is_empty(), "wave c never starts");
         assert!(
             matches!(s.outcome(), Some(ReleaseOutcome::Failed { first }) if first.starts_with("b0 failed"))
+        );
+    }
+
+    #[test]
+    fn a_failure_in_a_held_wave_sends_back_the_later_waves_already_started() {
+        let mut s = Schedule::new(
+            OnFailure::RollbackWave,
+            vec![(5, names(2, "a")), (5, names(1, "b"))],
+        );
+        s.decide();
+        s.update((0, 0), Standing::Holding);
+        s.update((0, 1), Standing::Holding);
+        assert_eq!(starts(&s.decide()), [(1, 0)]);
+        s.update((0, 0), failed());
+        assert_eq!(sent_back(&s.decide()), [(0, 1), (1, 0)]);
+    }
+
+    #[test]
+    fn every_failure_applies_the_policy_to_its_wave_not_only_the_first() {
+        let mut s = Schedule::new(
+            OnFailure::RollbackWave,
+            vec![(5, names(2, "a")), (5, names(1, "b"))],
+        );
+        s.decide();
+        s.update((0, 0), Standing::Holding);
+        s.update((0, 1), Standing::Holding);
+        s.decide();
+        s.update((1, 0), failed());
+        assert!(
+            sent_back(&s.decide()).is_empty(),
+            "wave 0 is not b's to send back"
+        );
+        s.update((0, 0), failed());
+        assert_eq!(
+            sent_back(&s.decide()),
+            [(0, 1)],
+            "a0's own failure sends its wave back"
+        );
+        assert!(s.outcome().is_none());
+        s.update((0, 1), failed());
+        assert!(
+            matches!(s.outcome(), Some(ReleaseOutcome::Failed { first }) if first.starts_with("b0"))
         );
     }
 

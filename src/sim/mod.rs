@@ -13,7 +13,11 @@
 
 pub mod check;
 pub mod metrics;
+pub mod release;
 pub mod scenario;
+mod shared_time;
+
+pub use shared_time::SharedTime;
 
 mod ports;
 

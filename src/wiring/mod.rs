@@ -98,6 +98,9 @@ pub async fn wire(
     })
 }
 
+/// How long one alarm reading serves every member of a release.
+pub const SHARED_ALARM_READ: Duration = Duration::from_secs(1);
+
 /// The ports of several configs (a release's members), AWS loaded once so
 /// that every member's calls share one SDK configuration and one counter.
 /// `sims` gives each simulated member its run (the same length as `configs`).
@@ -107,7 +110,15 @@ pub async fn wire_each(
     sims: Option<&[SimRun]>,
 ) -> Result<(Vec<Ports>, Option<Arc<ApiCalls>>), WiringError> {
     let aws = match configs.iter().any(|c| Provider::of(c) == Provider::Aws) {
-        true => Some(Aws::load(cloud.region.clone(), cloud.profile.clone()).await),
+        // Every member's alarms in one DescribeAlarms (100 names a call), a
+        // reading serving all members for a second: alarm reads cost at most
+        // ceil(names / 100) calls a second however many members there are,
+        // and an alarm is seen at most a second late.
+        true => Some(
+            Aws::load(cloud.region.clone(), cloud.profile.clone())
+                .await
+                .sharing_alarm_reads(SHARED_ALARM_READ),
+        ),
         false => None,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -4,9 +4,9 @@
 use super::WiringError;
 use crate::config::{Config, FleetConfig};
 use crate::model::{GateState, Millis};
-use crate::ports::{Clock, Ports};
+use crate::ports::Ports;
 use crate::sim::metrics::SimMetrics;
-use crate::sim::{SimCloud, SimGate, World};
+use crate::sim::{SharedTime, SimCloud, SimGate, World};
 
 /// One simulated deployment: when it starts, and `--sim-fail-gate NAME@DURATION`.
 #[derive(Debug, Clone, Default)]
@@ -20,33 +20,6 @@ pub struct SimRun {
     /// this instant at `start`, so the members' virtual times advance
     /// together instead of each running to its end at once.
     pub shared_time: Option<tokio::time::Instant>,
-}
-
-/// A simulated world's clock that also waits on tokio's paused clock, which
-/// auto-advances only when every task waits: so each member's virtual time
-/// keeps step with the others'.
-struct SharedTime {
-    cloud: SimCloud,
-    start: Millis,
-    origin: tokio::time::Instant,
-}
-
-#[async_trait::async_trait]
-impl Clock for SharedTime {
-    fn now(&self) -> Millis {
-        // A world created with the release but first used waves later has
-        // stood still meanwhile: it catches up with the shared time.
-        let shared = self.start + self.origin.elapsed().as_millis() as Millis;
-        let mut w = self.cloud.world();
-        w.now = w.now.max(shared);
-        w.now
-    }
-
-    async fn sleep_until(&self, t: Millis) {
-        let at = self.origin + std::time::Duration::from_millis(t.saturating_sub(self.start));
-        tokio::time::sleep_until(at).await;
-        self.cloud.sleep_until(t).await;
-    }
 }
 
 /// The in-memory cloud of `config`.
@@ -106,11 +79,7 @@ pub(super) fn ports(config: &Config, run: &SimRun) -> Result<Ports, WiringError>
     let cloud = SimCloud::new(world);
     let mut ports = cloud.ports();
     if let Some(origin) = run.shared_time {
-        ports.clock = std::sync::Arc::new(SharedTime {
-            cloud,
-            start: run.start,
-            origin,
-        });
+        ports.clock = std::sync::Arc::new(SharedTime::new(cloud, run.start, origin));
     }
     Ok(ports)
 }
