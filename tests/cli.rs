@@ -509,3 +509,182 @@ fn a_deployment_on_the_sim_provider_is_judged_and_a_bad_analysis_is_exit_2() {
             "analysis.confidence: a confidence is between 0 and 1, exclusive",
         ));
 }
+
+/// The simulated release example, copied with `edit` applied to its release file.
+fn release_example(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["api.toml", "worker.toml", "web.toml"] {
+        std::fs::copy(format!("examples/release-sim/{f}"), dir.path().join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string("examples/release-sim/release.toml").unwrap();
+    let file = dir.path().join("release.toml");
+    std::fs::write(&file, edit(&text)).unwrap();
+    (dir, file)
+}
+
+fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn a_simulated_release_runs_its_waves_in_order_and_rollback_release_sends_wave_one_back() {
+    let (_dir, file) = release_example(|t| t.to_string());
+    let f = file.to_str().unwrap();
+    let ok = teal()
+        .args([
+            "release",
+            "deploy",
+            f,
+            "--revision",
+            "v2",
+            "--output",
+            "json",
+        ])
+        .assert()
+        .code(0);
+    let lines = json_lines(&ok.get_output().stdout);
+    let at = |p: &dyn Fn(&serde_json::Value) -> bool| lines.iter().position(p).expect("a line");
+    let web_started = at(&|l| l["event"] == "started" && l["service"] == "web");
+    for s in ["api", "worker"] {
+        let held = at(&|l| {
+            l["event"] == "release_member"
+                && l["service"] == s
+                && l["standing"]["state"] == "holding"
+        });
+        assert!(held < web_started, "{s} holds before web starts");
+    }
+    assert_eq!(lines.last().unwrap()["event"], "release_finished");
+    assert_eq!(lines.last().unwrap()["outcome"], "succeeded");
+
+    // web's alarm fires in its bake (the release starts at 0; web's wave at about 2m30s).
+    let failed = teal()
+        .args([
+            "release",
+            "deploy",
+            f,
+            "--revision",
+            "v2",
+            "--output",
+            "json",
+        ])
+        .args(["--sim-fail-gate", "web:web-5xx@4m"])
+        .assert()
+        .code(3);
+    let lines = json_lines(&failed.get_output().stdout);
+    for s in ["api", "worker", "web"] {
+        let end = lines
+            .iter()
+            .find(|l| l["event"] == "finished" && l["service"] == s)
+            .unwrap_or_else(|| panic!("{s} finished"));
+        assert_eq!(end["outcome"]["outcome"], "rolled_back", "{end}");
+        let kind = &end["outcome"]["reason"]["kind"];
+        assert_eq!(*kind == "release_failed", s != "web", "{s}: {end}");
+    }
+    let last = lines.last().unwrap();
+    assert!(
+        last["first"]
+            .as_str()
+            .unwrap()
+            .starts_with("web failed: gate \"web-5xx\""),
+        "{last}"
+    );
+}
+
+#[test]
+fn bad_releases_exit_2_naming_the_file_and_field_before_any_change() {
+    let cases: [(&str, &dyn Fn(&str) -> String, &str); 4] = [
+        (
+            "an unknown service file",
+            &|t| t.replace("\"web.toml\"", "\"nope.toml\""),
+            "wave[1].services[0]: cannot read",
+        ),
+        (
+            "a service in two waves",
+            &|t| t.replace("\"web.toml\"", "\"api.toml\""),
+            "wave[1].services[0]: ",
+        ),
+        (
+            "max_parallel = 0",
+            &|t| t.replace("name = \"front\"", "name = \"front\"\nmax_parallel = 0"),
+            "wave[1].max_parallel",
+        ),
+        (
+            "an unknown policy",
+            &|t| t.replace("\"rollback-release\"", "\"retry\""),
+            "release.on_failure",
+        ),
+    ];
+    for (what, edit, field) in cases {
+        let (_dir, file) = release_example(edit);
+        for cmd in ["plan", "deploy"] {
+            teal()
+                .args(["release", cmd, file.to_str().unwrap()])
+                .assert()
+                .code(2)
+                .stderr(
+                    predicate::str::contains("release.toml:").and(predicate::str::contains(field)),
+                )
+                .stdout(predicate::str::contains("deploying").not());
+            let _ = what;
+        }
+    }
+    // A pipeline entry that matches no service, and a gate flag for a service the release lacks.
+    let (dir, file) = release_example(|t| t.to_string());
+    let images = dir.path().join("imagedefinitions.json");
+    std::fs::write(&images, r#"[{"name":"cron","imageUri":"repo/cron:2"}]"#).unwrap();
+    teal()
+        .args([
+            "release",
+            "deploy",
+            file.to_str().unwrap(),
+            "--image-definitions",
+            images.to_str().unwrap(),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "entry \"cron\" matches no service",
+        ));
+    teal()
+        .args([
+            "release",
+            "deploy",
+            file.to_str().unwrap(),
+            "--sim-fail-gate",
+            "db:x@1m",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("has no service \"db\""));
+}
+
+#[test]
+fn release_plan_shows_waves_and_warns_of_a_keep_alive_shorter_than_the_later_waves() {
+    let (dir, file) = release_example(|t| t.to_string());
+    let f = file.to_str().unwrap();
+    teal()
+        .args(["release", "plan", f])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("wave 2 \"front\"")
+                .and(predicate::str::contains("warning").not()),
+        );
+    for s in ["api.toml", "worker.toml"] {
+        let p = dir.path().join(s);
+        let t = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("keep_alive = \"15m\"", "keep_alive = \"1m\"");
+        std::fs::write(&p, t).unwrap();
+    }
+    teal()
+        .args(["release", "plan", f])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "warning: api: its keep-alive (1m) ends before the later waves",
+        ));
+}
