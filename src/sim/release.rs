@@ -303,6 +303,23 @@ async fn run_on_shared_time(sc: ReleaseScenario) -> ReleaseRun {
     let mut violations = vec![];
     let outcome = match tokio::time::timeout(std::time::Duration::from_secs(48 * 3600), run).await {
         Ok(Ok(o)) => Some(o),
+        // The first start refused because the cloud kept failing (no bad
+        // input here): the release stops having started nothing else, and
+        // nothing moved traffic.
+        Ok(Err(crate::driver::DriverError::Port(e))) => {
+            for (i, c) in clouds.iter().enumerate() {
+                let w = c.world();
+                if i > 0 && !w.trace.ledger_phases.is_empty() {
+                    violations.push(format!("the first start failed ({e}), yet m{i} started"));
+                }
+                if w.router.get(Slot::B) > 0 {
+                    violations.push(format!(
+                        "the first start failed ({e}), yet m{i} has traffic on green"
+                    ));
+                }
+            }
+            None
+        }
         Ok(Err(e)) => {
             violations.push(format!("the first start was refused: {e}"));
             None
