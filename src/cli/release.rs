@@ -732,7 +732,17 @@ fn rollback(
             }
         }
         if work.is_empty() {
-            println!("release {} run {run}: no service can go back", release.name);
+            match format {
+                Format::Json => json_line(serde_json::json!({
+                    "event": "release_rollback",
+                    "release": release.name,
+                    "run": run,
+                    "sent_back": 0,
+                })),
+                Format::Text => {
+                    println!("release {} run {run}: no service can go back", release.name)
+                }
+            }
         }
         let mut exit = Exit::Succeeded;
         for (service, r) in futures::future::join_all(work).await {
