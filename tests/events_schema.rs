@@ -362,3 +362,42 @@ fn real_runs_write_only_documented_lines() {
     assert_eq!(bad.last().unwrap()["event"], "error");
     assert_eq!(bad.last().unwrap()["exit"], 2);
 }
+
+/// `teal release deploy --output json`: the release lines have exactly their
+/// documented fields, every kind appears, and the services' events are the
+/// deployment events with `service`, `release` and `run` added.
+#[test]
+fn every_release_line_is_documented_with_its_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["release.toml", "api.toml", "worker.toml", "web.toml"] {
+        std::fs::copy(format!("examples/release-sim/{f}"), dir.path().join(f)).unwrap();
+    }
+    let out = Command::cargo_bin("teal")
+        .unwrap()
+        .args(["release", "deploy"])
+        .arg(dir.path().join("release.toml"))
+        .args(["--revision", "v2", "--output", "json"])
+        .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let events = documented("Deployment events");
+    let mut release_lines = vec![];
+    for l in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        let name = v["event"].as_str().expect("an event kind").to_string();
+        match events.get(&name) {
+            Some(t) => {
+                let mut common = COMMON_EVENT.to_vec();
+                common.extend(["service", "release", "run"]);
+                assert_eq!(keys(&v), expected(t, &common), "{l}");
+            }
+            None => release_lines.push(v),
+        }
+    }
+    assert_documented(
+        "Release lines",
+        release_lines,
+        &["schema", "event", "release", "run"],
+    );
+}

@@ -523,9 +523,16 @@ impl Output {
     fn outcome(&self, o: &ReleaseOutcome) {
         match self.format {
             Format::Json => {
-                let mut v = serde_json::to_value(o).unwrap_or_default();
-                v["event"] = "release_finished".into();
-                self.json(v)
+                let (outcome, first) = match o {
+                    ReleaseOutcome::Succeeded => ("succeeded", None),
+                    ReleaseOutcome::Failed { first } => ("failed", Some(first)),
+                    ReleaseOutcome::Incomplete => ("incomplete", None),
+                };
+                self.json(serde_json::json!({
+                    "event": "release_finished",
+                    "outcome": outcome,
+                    "first": first,
+                }))
             }
             Format::Text => self.line(&format!(
                 "release {} run {}: {}",
@@ -732,16 +739,8 @@ fn rollback(
             }
         }
         if work.is_empty() {
-            match format {
-                Format::Json => json_line(serde_json::json!({
-                    "event": "release_rollback",
-                    "release": release.name,
-                    "run": run,
-                    "sent_back": 0,
-                })),
-                Format::Text => {
-                    println!("release {} run {run}: no service can go back", release.name)
-                }
+            if format == Format::Text {
+                println!("release {} run {run}: no service can go back", release.name)
             }
         }
         let mut exit = Exit::Succeeded;
