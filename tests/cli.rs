@@ -620,15 +620,20 @@ fn bad_releases_exit_2_naming_the_file_and_field_before_any_change() {
     for (what, edit, field) in cases {
         let (_dir, file) = release_example(edit);
         for cmd in ["plan", "deploy"] {
-            teal()
+            let out = teal()
                 .args(["release", cmd, file.to_str().unwrap()])
-                .assert()
-                .code(2)
-                .stderr(
-                    predicate::str::contains("release.toml:").and(predicate::str::contains(field)),
-                )
-                .stdout(predicate::str::contains("deploying").not());
-            let _ = what;
+                .output()
+                .unwrap();
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            assert_eq!(out.status.code(), Some(2), "{what} ({cmd}): {stderr}");
+            assert!(
+                stderr.contains("release.toml:") && stderr.contains(field),
+                "{what} ({cmd}): {stderr}"
+            );
+            assert!(!stdout.contains("deploying"), "{what} ({cmd}): {stdout}");
         }
     }
     // A pipeline entry that matches no service, and a gate flag for a service the release lacks.
