@@ -522,6 +522,22 @@ fn release_example(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, std::pa
     (dir, file)
 }
 
+/// `teal release deploy FILE --revision v2 --output json EXTRA...`, its exit
+/// code asserted; its JSON lines.
+fn release_deploy(file: &str, extra: &[&str], code: i32) -> Vec<serde_json::Value> {
+    let args = [
+        "release",
+        "deploy",
+        file,
+        "--revision",
+        "v2",
+        "--output",
+        "json",
+    ];
+    let out = teal().args(args).args(extra).assert().code(code);
+    json_lines(&out.get_output().stdout)
+}
+
 fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(out)
         .lines()
@@ -533,19 +549,7 @@ fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
 fn a_simulated_release_runs_its_waves_in_order_and_rollback_release_sends_wave_one_back() {
     let (_dir, file) = release_example(|t| t.to_string());
     let f = file.to_str().unwrap();
-    let ok = teal()
-        .args([
-            "release",
-            "deploy",
-            f,
-            "--revision",
-            "v2",
-            "--output",
-            "json",
-        ])
-        .assert()
-        .code(0);
-    let lines = json_lines(&ok.get_output().stdout);
+    let lines = release_deploy(f, &[], 0);
     let at = |p: &dyn Fn(&serde_json::Value) -> bool| lines.iter().position(p).expect("a line");
     let web_started = at(&|l| l["event"] == "started" && l["service"] == "web");
     for s in ["api", "worker"] {
@@ -560,20 +564,7 @@ fn a_simulated_release_runs_its_waves_in_order_and_rollback_release_sends_wave_o
     assert_eq!(lines.last().unwrap()["outcome"], "succeeded");
 
     // web's alarm fires in its bake (the release starts at 0; web's wave at about 2m30s).
-    let failed = teal()
-        .args([
-            "release",
-            "deploy",
-            f,
-            "--revision",
-            "v2",
-            "--output",
-            "json",
-        ])
-        .args(["--sim-fail-gate", "web:web-5xx@4m"])
-        .assert()
-        .code(3);
-    let lines = json_lines(&failed.get_output().stdout);
+    let lines = release_deploy(f, &["--sim-fail-gate", "web:web-5xx@4m"], 3);
     for s in ["api", "worker", "web"] {
         let end = lines
             .iter()
