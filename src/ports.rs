@@ -20,6 +20,10 @@ pub struct Checks {
     pub problems: Vec<String>,
     /// Each says what may surprise, and why.
     pub warnings: Vec<String>,
+    /// A read the checks need failed for a passing reason (throttled, timed
+    /// out): the checks are not done, and the driver makes them again after
+    /// a backoff. Not bad input: a problem never comes from it.
+    pub unread: Option<PortError>,
 }
 
 impl Checks {
@@ -27,7 +31,23 @@ impl Checks {
     pub fn problems(problems: Vec<String>) -> Checks {
         Checks {
             problems,
-            warnings: vec![],
+            ..Checks::default()
+        }
+    }
+
+    /// Checks that could not be made: `e` is transient.
+    pub fn unread(e: PortError) -> Checks {
+        Checks {
+            unread: Some(e),
+            ..Checks::default()
+        }
+    }
+
+    /// `Err` while a read failed transiently (for the driver's retries).
+    pub fn done(self) -> Result<Checks, PortError> {
+        match self.unread {
+            Some(e) => Err(e),
+            None => Ok(self),
         }
     }
 }

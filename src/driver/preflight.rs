@@ -62,12 +62,16 @@ pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Prefl
     if spec.plan.rolling.is_some() {
         return preflight_rolling(io, spec).await;
     }
-    let router_checks = io.ports.router.preflight(&spec.plan).await;
-    let fleet_checks = io
-        .ports
-        .fleet
-        .preflight(&spec.plan, &spec.green_at(io.now()))
-        .await;
+    // A check whose read was throttled or timed out is made again after a
+    // backoff, like any call; it never turns into a problem (exit 2).
+    let (router, fleet) = (io.ports.router.clone(), io.ports.fleet.clone());
+    let router_checks = port!(io, "router.preflight", async {
+        router.preflight(&spec.plan).await.done()
+    })?;
+    let green = spec.green_at(io.now());
+    let fleet_checks = port!(io, "fleet.preflight", async {
+        fleet.preflight(&spec.plan, &green).await.done()
+    })?;
     let router_checks_ok = router_checks.problems.is_empty();
     let fleet_checks_ok = fleet_checks.problems.is_empty();
     let mut problems = router_checks.problems;
@@ -174,7 +178,11 @@ pub(super) async fn preflight_rolling(
             blue_revision: None,
         });
     };
-    let (checks, blue_revision) = rollout.preflight(&spec.green_at(io.now())).await;
+    let green = spec.green_at(io.now());
+    let (checks, blue_revision) = port!(io, "rollout.preflight", async {
+        let (checks, current) = rollout.preflight(&green).await;
+        checks.done().map(|c| (c, current))
+    })?;
     let mut problems = checks.problems;
     check_gates(io, spec, &mut problems).await?;
     Ok(Preflight {

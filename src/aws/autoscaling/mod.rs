@@ -374,6 +374,7 @@ impl Fleet for AsgFleet {
                     found |= g.is_some();
                     blue = blue.or(g);
                 }
+                Err(e) if e.is_transient() => return crate::ports::Checks::unread(e),
                 Err(e) => {
                     problems.push(format!(
                         "fleet.group: cannot read Auto Scaling groups ({})",

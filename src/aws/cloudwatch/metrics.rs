@@ -343,6 +343,7 @@ impl Metrics for CloudWatchMetrics {
         match self.get(queries, start, end).await {
             Ok(got) => Checks {
                 problems: vec![],
+                unread: None,
                 warnings: self
                     .spec
                     .metrics
@@ -365,8 +366,8 @@ impl Metrics for CloudWatchMetrics {
                 "canary analysis cannot read CloudWatch metrics: {e} (the policy needs cloudwatch:GetMetricData)"
             )]),
             Err(e) => Checks {
-                problems: vec![],
                 warnings: vec![format!("canary analysis's metrics could not be read now: {e}")],
+                ..Checks::default()
             },
         }
     }

@@ -244,8 +244,9 @@ impl EcsFleet {
         })
     }
 
-    /// Check, read-only, that the cluster and a blue service exist.
-    pub(crate) async fn check(&self, green: Option<&GreenTask>) -> Vec<String> {
+    /// Check, read-only, that the cluster and a blue service exist; `Err`:
+    /// a read failed for a passing reason, the checks are not done.
+    pub(crate) async fn check(&self, green: Option<&GreenTask>) -> Result<Vec<String>, PortError> {
         let mut problems = Vec::new();
         match aws_call!(
             self.calls,
@@ -257,6 +258,7 @@ impl EcsFleet {
                 "fleet.cluster: ECS cluster {:?} does not exist or is not active",
                 self.cluster
             )),
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => problems.push(format!(
                 "fleet.cluster: ECS cluster {:?} cannot be read ({})",
                 self.cluster, e.message
@@ -272,6 +274,7 @@ impl EcsFleet {
                         blue = Some(s);
                     }
                     Ok(None) => {}
+                    Err(e) if e.is_transient() => return Err(e),
                     Err(e) => problems.push(format!(
                         "fleet.service: cannot read services ({})",
                         e.message
@@ -297,6 +300,7 @@ impl EcsFleet {
         if let (Some(blue), Some(names)) = (&blue, self.patched_containers(green)) {
             match self.blue_task_definition(blue).await {
                 Ok(td) => problems.extend(missing_containers(&td, &names)),
+                Err(e) if e.is_transient() => return Err(e),
                 Err(e) => problems.push(format!(
                     "fleet.service: blue's task definition cannot be read ({})",
                     e.message
@@ -331,17 +335,14 @@ impl EcsFleet {
                 Ok(_) => problems.push(format!(
                     "--task-definition {td}: ECS has no such task definition"
                 )),
-                Err(e) if e.is_transient() => problems.push(format!(
-                    "--task-definition {td}: could not be read ({})",
-                    e.message
-                )),
+                Err(e) if e.is_transient() => return Err(e),
                 Err(e) => problems.push(format!(
                     "--task-definition {td}: ECS has no such task definition registered ({})",
                     e.message
                 )),
             }
         }
-        problems
+        Ok(problems)
     }
 
     /// The containers whose image green replaces, if it patches blue's task definition.
@@ -511,7 +512,10 @@ impl EcsFleet {
 impl Fleet for EcsFleet {
     async fn preflight(&self, _plan: &crate::engine::Plan, green: &Green) -> crate::ports::Checks {
         let task = GreenTask::parse(green.runs.as_deref());
-        crate::ports::Checks::problems(self.check(task.as_ref()).await)
+        match self.check(task.as_ref()).await {
+            Ok(problems) => crate::ports::Checks::problems(problems),
+            Err(e) => crate::ports::Checks::unread(e),
+        }
     }
 
     async fn status(&self, slot: Slot) -> Result<FleetStatus, PortError> {

@@ -161,9 +161,13 @@ fn percent(d: &Deployment) -> Option<u8> {
 impl Rollout for EcsRollout {
     async fn preflight(&self, green: &Green) -> (Checks, Option<String>) {
         let task = GreenTask::parse(green.runs.as_deref());
-        let mut problems = self.fleet.check(task.as_ref()).await;
+        let mut problems = match self.fleet.check(task.as_ref()).await {
+            Ok(p) => p,
+            Err(e) => return (Checks::unread(e), None),
+        };
         let current = match self.service().await {
             Ok(s) => s.task_definition().map(String::from),
+            Err(e) if e.is_transient() => return (Checks::unread(e), None),
             Err(e) => {
                 if !problems.iter().any(|p| p.contains("fleet.service")) {
                     problems.push(format!("fleet.service: {}", e.message));

@@ -158,8 +158,9 @@ impl AlbRouter {
     }
 
     /// Check, read-only, that the listener/rule and both target groups exist
-    /// and that the forward action points only at the slots.
-    async fn check(&self) -> Vec<String> {
+    /// and that the forward action points only at the slots; `Err`: a read
+    /// failed for a passing reason, the checks are not done.
+    async fn check(&self) -> Result<Vec<String>, PortError> {
         let mut problems = Vec::new();
         for (i, tg) in self.target_groups.iter().enumerate() {
             let r = aws_call!(
@@ -170,24 +171,27 @@ impl AlbRouter {
                     .target_group_arns(tg)
                     .send()
             );
-            if let Err(e) = r {
-                problems.push(format!(
+            match r {
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => problems.push(format!(
                     "router.target_groups[{i}]: target group {tg} cannot be read ({})",
                     e.message
-                ));
+                )),
+                Ok(_) => {}
             }
         }
         let field = match self.target {
             AlbTarget::Listener(_) => "router.listener_arn",
             AlbTarget::Rule(_) => "router.rule_arn",
         };
-        problems.extend(self.check_forward(field).await);
-        problems
+        problems.extend(self.check_forward(field).await?);
+        Ok(problems)
     }
 
     /// The listener/rule cannot be read, or forwards outside the slots.
-    async fn check_forward(&self, field: &str) -> Option<String> {
-        match self.actions().await {
+    async fn check_forward(&self, field: &str) -> Result<Option<String>, PortError> {
+        Ok(match self.actions().await {
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => Some(format!(
                 "{field}: {} cannot be read ({})",
                 self.arn(),
@@ -197,7 +201,7 @@ impl AlbRouter {
                 .weights_of(&actions)
                 .err()
                 .map(|e| format!("{field}: {}", e.message)),
-        }
+        })
     }
 }
 
@@ -208,12 +212,18 @@ fn not_found(op: &str, arn: &str) -> PortError {
 #[async_trait]
 impl Router for AlbRouter {
     async fn preflight(&self, _plan: &crate::engine::Plan) -> crate::ports::Checks {
-        let mut problems = self.check().await;
-        if let Some(test) = &self.test {
-            // Its target groups were just checked; its forward must use only them.
-            problems.extend(test.check_forward("router.test_listener_arn").await);
+        let checked = async {
+            let mut problems = self.check().await?;
+            if let Some(test) = &self.test {
+                // Its target groups were just checked; its forward must use only them.
+                problems.extend(test.check_forward("router.test_listener_arn").await?);
+            }
+            Ok(problems)
+        };
+        match checked.await {
+            Ok(problems) => crate::ports::Checks::problems(problems),
+            Err(e) => crate::ports::Checks::unread(e),
         }
-        crate::ports::Checks::problems(problems)
     }
 
     async fn test_weights(&self) -> Result<Option<SlotWeights>, PortError> {

@@ -91,10 +91,11 @@ impl Router for Route53Router {
                     _ => vec![],
                 };
                 Checks {
-                    problems: vec![],
                     warnings,
+                    ..Checks::default()
                 }
             }
+            Err(e) if e.is_transient() => Checks::unread(e),
             Err(e) if e.message.starts_with("router.") => Checks::problems(vec![e.message]),
             Err(e) => Checks::problems(vec![format!("router.set_identifiers: {}", e.message)]),
         }

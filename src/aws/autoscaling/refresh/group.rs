@@ -278,9 +278,11 @@ impl Rollout for GroupRollout {
         let mut problems = Vec::new();
         let mut current = None;
         match self.group().await {
+            Err(e) if e.is_transient() => return (Checks::unread(e), None),
             Err(e) => problems.push(format!("fleet.group: {}", e.message)),
             Ok(g) => {
                 match self.current(&g).await {
+                    Err(e) if e.is_transient() => return (Checks::unread(e), None),
                     Err(e) => problems.push(format!("fleet.group: {}", e.message)),
                     Ok(t) => current = Some(t),
                 }
