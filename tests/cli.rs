@@ -586,7 +586,8 @@ fn a_simulated_release_runs_its_waves_in_order_and_rollback_release_sends_wave_o
 
 #[test]
 fn bad_releases_exit_2_naming_the_file_and_field_before_any_change() {
-    let cases: [(&str, &dyn Fn(&str) -> String, &str); 4] = [
+    type Edit<'a> = &'a dyn Fn(&str) -> String;
+    let cases: [(&str, Edit, &str); 4] = [
         (
             "an unknown service file",
             &|t| t.replace("\"web.toml\"", "\"nope.toml\""),

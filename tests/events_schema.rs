@@ -209,6 +209,9 @@ fn every_cli_line() -> Vec<CliLine> {
             observations: Some(2),
             calls: BTreeMap::from([("DescribeAlarms".to_string(), 3)]),
             rejected: BTreeMap::from([("PutItem:ConditionalCheckFailedException".to_string(), 1)]),
+            throttled: 0,
+            paced: 0,
+            paced_ms: 0,
         },
         CliLine::Error {
             exit: 2,

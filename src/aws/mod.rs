@@ -13,6 +13,7 @@
 //!   blue) and its rolling update (an instance refresh);
 //! - [`cloudwatch`]: the alarm gate (one batched `DescribeAlarms` per poll);
 //! - [`sdk`]: the SDK set-up, the call counter and error classification;
+//! - [`pace`]: the client-side rate limit, a token bucket per API family;
 //! - [`tags`]: the tag names teal writes;
 //! - [`wiring`]: the ports of a config, from a router part and a fleet part.
 //!
@@ -25,6 +26,7 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ecs;
 pub mod elb;
+pub mod pace;
 pub mod route53;
 pub mod sdk;
 pub mod tags;

@@ -2,6 +2,7 @@
 //! left to the driver), the call counter, and how an SDK error becomes a
 //! [`PortError`] the driver knows how to retry.
 
+use crate::aws::pace::{is_throttling, Pacer};
 use crate::ports::{ErrorKind, PortError};
 use aws_sdk_ecs::config::http::HttpResponse;
 use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -11,9 +12,15 @@ use std::sync::{Arc, Mutex};
 /// AWS API calls made, per operation (`DescribeAlarms`, `ModifyListener`, ...):
 /// those AWS accepted, and apart from them those it answered with an error
 /// (a conditional write that lost, a throttled call, a missing resource), so
-/// that a summary shows what changed the cloud and what only tried to.
+/// that a summary shows what changed the cloud and what only tried to. Every
+/// call goes through here, so the client-side rate limit sits here too: a
+/// call takes a token of its family first ([`Pacer`]), and AWS's answer
+/// tunes the family's rate.
 #[derive(Debug, Default)]
-pub struct ApiCalls(Mutex<CallCounts>);
+pub struct ApiCalls {
+    counts: Mutex<CallCounts>,
+    pacer: Pacer,
+}
 
 /// What [`ApiCalls`] holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +29,12 @@ pub struct CallCounts {
     pub accepted: BTreeMap<&'static str, u64>,
     /// Calls AWS answered with an error, per `Operation:ErrorCode`.
     pub rejected: BTreeMap<String, u64>,
+    /// Calls AWS throttled (among `rejected`).
+    pub throttled: u64,
+    /// Calls that waited for a token of the client-side rate limit.
+    pub paced: u64,
+    /// Their waits in all, in milliseconds.
+    pub paced_ms: u64,
 }
 
 impl CallCounts {
@@ -45,10 +58,16 @@ impl CallCounts {
 }
 
 impl ApiCalls {
+    /// Wait for a token of `op`'s family (see [`Pacer`]).
+    pub async fn pace(&self, op: &str) {
+        self.pacer.take(op).await;
+    }
+
     /// Count one call of `op` that AWS accepted.
     pub fn hit(&self, op: &'static str) {
+        self.pacer.accepted(op);
         *self
-            .0
+            .counts
             .lock()
             .expect("call counter")
             .accepted
@@ -58,18 +77,19 @@ impl ApiCalls {
 
     /// Count one call of `op` that AWS answered with error `code`.
     pub fn reject(&self, op: &'static str, code: &str) {
-        *self
-            .0
-            .lock()
-            .expect("call counter")
-            .rejected
-            .entry(format!("{op}:{code}"))
-            .or_default() += 1;
+        let mut counts = self.counts.lock().expect("call counter");
+        *counts.rejected.entry(format!("{op}:{code}")).or_default() += 1;
+        if is_throttling(code) {
+            counts.throttled += 1;
+            self.pacer.throttled(op);
+        }
     }
 
     /// The counts so far.
     pub fn snapshot(&self) -> CallCounts {
-        self.0.lock().expect("call counter").clone()
+        let mut counts = self.counts.lock().expect("call counter").clone();
+        (counts.paced, counts.paced_ms) = self.pacer.waited();
+        counts
     }
 }
 
@@ -144,14 +164,8 @@ impl Aws {
     }
 }
 
-/// Error codes that mean "try again later".
+/// Error codes that mean "try again later" (besides throttling's).
 const TRANSIENT_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "RequestThrottled",
     "PriorRequestNotComplete",
     "ServiceUnavailable",
     "InternalFailure",
@@ -171,7 +185,11 @@ where
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
             let status = se.raw().status().as_u16();
-            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
+            if status >= 500
+                || status == 429
+                || TRANSIENT_CODES.contains(&code)
+                || is_throttling(code)
+            {
                 ErrorKind::Transient
             } else if code.contains("NotFound") || code.starts_with("NoSuch") {
                 ErrorKind::NotFound
@@ -199,6 +217,7 @@ where
 #[doc(hidden)]
 macro_rules! aws_call {
     ($calls:expr, $op:literal, $fut:expr) => {{
+        $calls.pace($op).await;
         match $fut.await {
             Ok(v) => {
                 $calls.hit($op);

@@ -738,10 +738,8 @@ fn rollback(
                 }
             }
         }
-        if work.is_empty() {
-            if format == Format::Text {
-                println!("release {} run {run}: no service can go back", release.name)
-            }
+        if work.is_empty() && format == Format::Text {
+            println!("release {} run {run}: no service can go back", release.name)
         }
         let mut exit = Exit::Succeeded;
         for (service, r) in futures::future::join_all(work).await {

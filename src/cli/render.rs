@@ -52,6 +52,13 @@ pub enum CliLine {
         /// Calls AWS answered with an error, per `Operation:ErrorCode`
         /// (a conditional write that lost, a throttled call): they changed nothing.
         rejected: BTreeMap<String, u64>,
+        /// Calls AWS throttled (counted in `rejected` too); each was retried.
+        throttled: u64,
+        /// Calls that waited for the client-side rate limit, and their waits
+        /// in all (ms).
+        paced: u64,
+        /// The waits of `paced`, in all.
+        paced_ms: u64,
     },
     /// The command failed; `exit` is the process's exit code.
     Error {

@@ -55,6 +55,9 @@ pub(super) fn report_api_calls(
                     .map(|(op, n)| (op.to_string(), *n))
                     .collect(),
                 rejected: calls.rejected.clone(),
+                throttled: calls.throttled,
+                paced: calls.paced,
+                paced_ms: calls.paced_ms,
             };
             let _ = render::write_json(&mut std::io::stdout().lock(), &line);
         }
@@ -73,6 +76,12 @@ pub(super) fn report_api_calls(
                 println!(
                     "AWS rejected {n} of them, changing nothing: {}",
                     list(&mut calls.rejected.iter().map(|(o, n)| (o.clone(), *n)))
+                );
+            }
+            if calls.throttled > 0 || calls.paced > 0 {
+                println!(
+                    "AWS throttled {} call(s), each retried; {} call(s) waited {} ms in all for teal's own rate limit",
+                    calls.throttled, calls.paced, calls.paced_ms
                 );
             }
         }

@@ -9,7 +9,8 @@
 //! - [`asg_fixture`]: an Auto Scaling group as blue behind weighted Route 53
 //!   records; its config;
 //! - [`run`]: the `teal` process pointed at moto, and reading what it printed;
-//! - [`refresh_stand_in`]: the instance-refresh API moto lacks.
+//! - [`refresh_stand_in`]: the instance-refresh API moto lacks;
+//! - [`throttle`]: a proxy in front of moto with AWS's API token buckets.
 
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code, unused_imports)]
@@ -19,6 +20,7 @@ pub mod ecs_fixture;
 pub mod moto;
 pub mod refresh_stand_in;
 pub mod run;
+pub mod throttle;
 
 pub use asg_fixture::*;
 pub use ecs_fixture::*;

@@ -264,13 +264,14 @@ pub async fn serve(service: Arc<Mutex<Service>>, upstream: Option<String>) -> So
     addr
 }
 
-type Client = hyper_util::client::legacy::Client<
+/// The HTTP client a stand-in forwards with.
+pub type Client = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     Full<Bytes>,
 >;
 
 /// The request, unchanged but for its address, sent upstream; its answer.
-async fn forward(
+pub async fn forward(
     client: &Client,
     upstream: &str,
     parts: hyper::http::request::Parts,

@@ -163,3 +163,19 @@ pub fn mutating_calls(stdout: &str) -> Vec<String> {
         .filter(|op| !read_only.iter().any(|p| op.starts_with(p)))
         .collect()
 }
+
+/// The JSON lines of a run's `--output json` stdout (other lines skipped).
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The `api_calls` line of a run's JSON output.
+pub fn api_calls_line(stdout: &str) -> serde_json::Value {
+    json_lines(stdout)
+        .into_iter()
+        .rfind(|l| l["event"] == "api_calls")
+        .unwrap_or_else(|| panic!("no api_calls line in {stdout}"))
+}

@@ -1,0 +1,350 @@
+//! Client-side rate limiting: one token bucket per AWS API family, shared by
+//! every adapter of a process (a release's members all draw on the same
+//! buckets), so that a process stays inside the account's quotas instead of
+//! learning them from throttling errors.
+//!
+//! AWS throttles per account and Region with a token bucket per group of
+//! actions ("family" here): a call takes a token, the bucket refills at a
+//! fixed rate up to its size. [`FAMILIES`] holds AWS's documented sizes and
+//! refill rates, each with its page; where AWS publishes none, a
+//! conservative pick, said so. teal takes a token before each call, waiting
+//! for one when the bucket is empty (reserving it, so waiters go in order).
+//!
+//! teal keeps [`SHARE`] of each bucket's size and rate: a call's time on the
+//! wire varies, so calls that left evenly spaced can arrive bunched. Other
+//! clients of the same account draw on the same AWS buckets, so teal's may
+//! still be fuller than AWS's. Like the SDK's adaptive retry mode, a throttling
+//! answer halves the family's refill rate here (never below a tenth), and
+//! each accepted call gives back a twentieth of the documented rate. The
+//! driver retries the throttled call itself, with equal-jitter backoff
+//! (`driver::Retry::jittered`), reading the gates meanwhile; the SDK's own
+//! retries stay off (`sdk::Aws::load`).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The share of AWS's bucket size and refill rate teal allows itself.
+pub const SHARE: f64 = 0.9;
+
+/// One family of AWS actions that share a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Family {
+    /// Its name in output (`elbv2:describe`).
+    pub name: &'static str,
+    /// The bucket's size: calls that may go at once.
+    pub burst: f64,
+    /// Tokens added back per second.
+    pub refill: f64,
+    /// Where the numbers come from.
+    pub source: &'static str,
+}
+
+const ELB: &str =
+    "https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-api-throttling.html";
+const ECS: &str =
+    "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html";
+const CLOUDWATCH: &str =
+    "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html";
+const EC2: &str = "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/throttling.html";
+const ROUTE53: &str =
+    "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html";
+const PICKED: &str = "no published figure: a conservative pick";
+
+/// The families teal calls, with AWS's sizes (per account and Region).
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "elbv2:describe",
+        burst: 40.0,
+        refill: 10.0,
+        source: ELB,
+    },
+    Family {
+        name: "elbv2:modify",
+        burst: 20.0,
+        refill: 2.0,
+        source: PICKED,
+    },
+    Family {
+        name: "ecs:read",
+        burst: 50.0,
+        refill: 20.0,
+        source: ECS,
+    },
+    Family {
+        name: "ecs:modify",
+        burst: 20.0,
+        refill: 5.0,
+        source: PICKED,
+    },
+    Family {
+        name: "cloudwatch:DescribeAlarms",
+        burst: 9.0,
+        refill: 9.0,
+        source: CLOUDWATCH,
+    },
+    Family {
+        name: "cloudwatch:GetMetricData",
+        burst: 50.0,
+        refill: 50.0,
+        source: CLOUDWATCH,
+    },
+    Family {
+        name: "route53",
+        burst: 5.0,
+        refill: 5.0,
+        source: ROUTE53,
+    },
+    Family {
+        name: "ec2:describe",
+        burst: 100.0,
+        refill: 20.0,
+        source: EC2,
+    },
+    Family {
+        name: "ec2:modify",
+        burst: 50.0,
+        refill: 5.0,
+        source: EC2,
+    },
+    Family {
+        name: "autoscaling",
+        burst: 20.0,
+        refill: 5.0,
+        source: PICKED,
+    },
+    Family {
+        name: "application-autoscaling",
+        burst: 20.0,
+        refill: 5.0,
+        source: PICKED,
+    },
+];
+
+/// The families whose tokens a call of `op` takes: its own, or both for
+/// `PutScalingPolicy`, an action of Auto Scaling and of Application Auto
+/// Scaling alike (the counter knows operations by name alone); none for
+/// calls AWS does not meter by request rate (DynamoDB's item reads and
+/// writes are metered by capacity).
+pub fn families_of(op: &str) -> Vec<&'static Family> {
+    let named = |name: &str| FAMILIES.iter().find(|f| f.name == name);
+    match op {
+        "PutScalingPolicy" => ["autoscaling", "application-autoscaling"]
+            .into_iter()
+            .filter_map(named)
+            .collect(),
+        _ => family_of(op).into_iter().collect(),
+    }
+}
+
+/// The family of operation `op` (for `PutScalingPolicy`, Auto Scaling's;
+/// see [`families_of`]); `None` for calls AWS does not meter by rate.
+pub fn family_of(op: &str) -> Option<&'static Family> {
+    let name = match op {
+        "DescribeListeners"
+        | "DescribeRules"
+        | "DescribeTargetGroups"
+        | "DescribeTargetHealth"
+        | "DescribeTags"
+        | "DescribeLoadBalancers" => "elbv2:describe",
+        "ModifyListener" | "ModifyRule" | "AddTags" | "RemoveTags" => "elbv2:modify",
+        "DescribeServices"
+        | "DescribeClusters"
+        | "DescribeTaskDefinition"
+        | "ListServices"
+        | "ListTagsForResource" => "ecs:read",
+        "CreateService"
+        | "UpdateService"
+        | "DeleteService"
+        | "RegisterTaskDefinition"
+        | "TagResource" => "ecs:modify",
+        "DescribeAlarms" => "cloudwatch:DescribeAlarms",
+        "GetMetricData" => "cloudwatch:GetMetricData",
+        "ChangeResourceRecordSets" | "ListResourceRecordSets" | "GetChange" => "route53",
+        "DescribeImages" | "DescribeLaunchTemplates" | "DescribeLaunchTemplateVersions" => {
+            "ec2:describe"
+        }
+        "CreateLaunchTemplateVersion" => "ec2:modify",
+        "DescribeScalableTargets"
+        | "DescribeScalingPolicies"
+        | "RegisterScalableTarget"
+        | "DeregisterScalableTarget" => "application-autoscaling",
+        "GetItem" | "PutItem" | "DeleteItem" | "UpdateItem" | "Query" => return None,
+        // Every Auto Scaling action (and any new one): its own family.
+        _ => "autoscaling",
+    };
+    FAMILIES.iter().find(|f| f.name == name)
+}
+
+/// One family's bucket as this process keeps it.
+#[derive(Debug)]
+struct Bucket {
+    family: &'static Family,
+    /// May go below zero: calls waiting for tokens not yet refilled.
+    tokens: f64,
+    /// The refill rate in use (lowered by throttling, recovering).
+    rate: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn refill(&mut self, now: Instant) {
+        let secs = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + secs * self.rate).min(self.family.burst * SHARE);
+        self.at = now;
+    }
+}
+
+/// Every family's bucket for one process, and what waiting they caused.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    buckets: Mutex<BTreeMap<&'static str, Bucket>>,
+    /// Calls that waited for a token, and the waits in all (ms).
+    waited: Mutex<(u64, u64)>,
+}
+
+impl Pacer {
+    /// Take a token of `op`'s family (families), waiting until there is one.
+    pub async fn take(&self, op: &str) {
+        let wait = {
+            let now = Instant::now();
+            let mut buckets = self.buckets.lock().expect("pacer");
+            let mut wait = Duration::ZERO;
+            for family in families_of(op) {
+                let b = buckets.entry(family.name).or_insert_with(|| Bucket {
+                    family,
+                    tokens: family.burst * SHARE,
+                    rate: family.refill * SHARE,
+                    at: now,
+                });
+                b.refill(now);
+                b.tokens -= 1.0;
+                if b.tokens < 0.0 {
+                    wait = wait.max(Duration::from_secs_f64(-b.tokens / b.rate));
+                }
+            }
+            wait
+        };
+        if !wait.is_zero() {
+            {
+                let mut w = self.waited.lock().expect("pacer waits");
+                w.0 += 1;
+                w.1 += wait.as_millis() as u64;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// AWS accepted a call of `op`: its family's rate recovers a step.
+    pub fn accepted(&self, op: &str) {
+        self.adjust(op, |b| {
+            b.rate = (b.rate + b.family.refill * SHARE / 20.0).min(b.family.refill * SHARE)
+        });
+    }
+
+    /// AWS throttled a call of `op`: its family's rate halves (never below
+    /// a tenth of the documented one), and the bucket is empty.
+    pub fn throttled(&self, op: &str) {
+        self.adjust(op, |b| {
+            b.rate = (b.rate / 2.0).max(b.family.refill * SHARE / 10.0);
+            b.tokens = b.tokens.min(0.0);
+        });
+    }
+
+    fn adjust(&self, op: &str, change: impl Fn(&mut Bucket)) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("pacer");
+        for family in families_of(op) {
+            if let Some(b) = buckets.get_mut(family.name) {
+                b.refill(now);
+                change(b);
+            }
+        }
+    }
+
+    /// Calls that waited for a token, and their waits in all (ms).
+    pub fn waited(&self) -> (u64, u64) {
+        *self.waited.lock().expect("pacer waits")
+    }
+}
+
+/// Whether an error code is AWS saying "too many requests".
+pub fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "ProvisionedThroughputExceededException"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_teal_calls_has_a_family_and_every_family_a_source() {
+        for op in [
+            "DescribeListeners",
+            "ModifyListener",
+            "DescribeServices",
+            "CreateService",
+            "DescribeAlarms",
+            "GetMetricData",
+            "ListResourceRecordSets",
+            "DescribeAutoScalingGroups",
+            "DescribeImages",
+            "RegisterScalableTarget",
+        ] {
+            assert!(family_of(op).is_some(), "{op}");
+        }
+        assert!(family_of("GetItem").is_none());
+        assert_eq!(families_of("PutScalingPolicy").len(), 2);
+        for f in FAMILIES {
+            assert!(f.burst >= 1.0 && f.refill > 0.0, "{}", f.name);
+            assert!(f.source == PICKED || f.source.starts_with("https://docs.aws.amazon.com/"));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_past_the_bucket_goes_at_the_refill_rate() {
+        let pacer = Pacer::default();
+        let start = Instant::now();
+        // DescribeAlarms: 9 at once and 9 a second at AWS; teal takes 90%.
+        let (burst, rate) = (9.0 * SHARE, 9.0 * SHARE);
+        for _ in 0..27 {
+            pacer.take("DescribeAlarms").await;
+        }
+        let took = start.elapsed().as_secs_f64();
+        let expected = (27.0 - burst) / rate;
+        assert!(
+            (took - expected).abs() < 0.01,
+            "27 calls take {expected:.3} s of refill, took {took:.3} s"
+        );
+        assert_eq!(pacer.waited().0, 27 - burst.floor() as u64);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_halves_the_rate_and_accepted_calls_restore_it() {
+        let pacer = Pacer::default();
+        pacer.take("DescribeListeners").await;
+        pacer.throttled("DescribeListeners");
+        let start = Instant::now();
+        // Bucket emptied, rate halved: the next call waits a token's refill.
+        let halved = 10.0 * SHARE / 2.0;
+        pacer.take("DescribeListeners").await;
+        let took = start.elapsed().as_secs_f64();
+        assert!((took - 1.0 / halved).abs() < 0.005, "{took:.3} s");
+        for _ in 0..20 {
+            pacer.accepted("DescribeListeners");
+        }
+        let rate = pacer.buckets.lock().unwrap()["elbv2:describe"].rate;
+        assert!((rate - 10.0 * SHARE).abs() < 1e-9, "{rate}");
+    }
+}
