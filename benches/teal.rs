@@ -12,8 +12,9 @@
 //! nothing failed) stops the run: a figure from a broken run means nothing.
 //!
 //! Knobs (environment): `BENCH_RUNS` (30 runs per reaction row),
-//! `BENCH_MANY` (50 concurrent deployments), `BENCH_OUT` (where the table
-//! goes; `-` for nowhere).
+//! `BENCH_MANY` (100 services deployed at once), `BENCH_PROBES` (10 more whose
+//! alarm is set mid-bake), `BENCH_OUT` (where the table goes; `-` for
+//! nowhere), `BENCH_ONLY` (one section by its title, replaced in the file).
 //!
 //! Layout: one `async fn` per section, each returning its rows; `main` runs
 //! them in order and writes the file.
@@ -32,6 +33,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
 use teal::local::load::Load;
@@ -57,17 +60,36 @@ fn main() {
         std::process::exit(2);
     };
     let runs = knob("BENCH_RUNS", 30);
-    let many = knob("BENCH_MANY", 50);
+    let many = knob("BENCH_MANY", 100);
+    let probes = knob("BENCH_PROBES", 10);
+    // One section alone (its title), the others kept as they are in the file.
+    let only = std::env::var("BENCH_ONLY").ok();
     let started = Instant::now();
     let mut doc = String::new();
+    let out = std::env::var("BENCH_OUT").unwrap_or_else(|_| "docs/BENCHMARKS.md".into());
+    if let Some(title) = only {
+        let body = runtime.block_on(async {
+            match title.as_str() {
+                "Reaction time" => reaction(&m, runs).await,
+                "API cost" => api_cost(&m).await,
+                MANY => many_under_quotas(&m, many, probes).await,
+                "Footprint" => footprint().await,
+                other => panic!("no section {other:?}"),
+            }
+        });
+        println!("\n## {title}\n\n{body}");
+        let old = std::fs::read_to_string(&out).expect("the benchmarks file");
+        std::fs::write(&out, replace_section(&old, &title, &body)).expect("write the table");
+        eprintln!("section {title:?} replaced in {out}");
+        return;
+    }
     runtime.block_on(async {
         section(&mut doc, "Reaction time", reaction(&m, runs).await);
         section(&mut doc, "API cost", api_cost(&m).await);
-        section(&mut doc, "Many at once", many_at_once(&m, many).await);
+        section(&mut doc, MANY, many_under_quotas(&m, many, probes).await);
         section(&mut doc, "Footprint", footprint().await);
     });
     let header = header(started.elapsed(), runs, many);
-    let out = std::env::var("BENCH_OUT").unwrap_or_else(|_| "docs/BENCHMARKS.md".into());
     // `benches/soak.sh` writes its own section (a soak takes a quarter of an
     // hour, so this harness does not run one): kept as it is.
     let soak = std::fs::read_to_string(&out)
@@ -81,6 +103,22 @@ fn main() {
         std::fs::write(&out, &text).expect("write the table");
         eprintln!("written to {out}");
     }
+}
+
+/// The title of the many-services section.
+const MANY: &str = "Many services under AWS's quotas";
+
+/// `doc` with section `title`'s body replaced by `body` (appended if absent).
+fn replace_section(doc: &str, title: &str, body: &str) -> String {
+    let heading = format!("## {title}\n");
+    let Some(start) = doc.find(&heading) else {
+        return format!("{doc}\n{heading}\n{body}\n");
+    };
+    let rest = &doc[start + heading.len()..];
+    let end = rest
+        .find("\n## ")
+        .map_or(doc.len(), |i| start + heading.len() + i + 1);
+    format!("{}{heading}\n{body}\n{}", &doc[..start], &doc[end..])
 }
 
 /// The section `benches/soak.sh` owns, always the last.
@@ -576,88 +614,315 @@ fn needed(op: &str, r: &Counted) -> (Option<u64>, &'static str) {
 
 // ---- 3. many at once ----
 
-async fn many_at_once(m: &Moto, n: usize) -> String {
+/// What one way of deploying the many services showed.
+struct ManyRun {
+    /// The member services that ended Succeeded (the probes aside).
+    succeeded: usize,
+    /// Requests the proxy throttled, per family, and let through.
+    stats: BTreeMap<&'static str, support::throttle::FamilyStats>,
+    /// Throttling answers teal counted (its own summaries).
+    throttled_seen: u64,
+    /// Runs that ended other than arranged, with a throttling error in their output.
+    surfaced: usize,
+    /// First start to last exit.
+    wall: Duration,
+    /// Calls teal made, in all.
+    calls: u64,
+    /// Calls that waited for teal's own rate limit, and their waits.
+    paced: (u64, u64),
+    /// Alarm set to 100% blue read back, per probe.
+    reactions: Vec<Duration>,
+    /// Peak RSS per process (KiB).
+    rss: Vec<u64>,
+}
+
+/// `n` ECS services and `probes` more whose alarm is set mid-bake, deployed
+/// (a) by one `teal deploy` each, all at once, and (b) as one release,
+/// each through a fresh throttling proxy with AWS's buckets.
+async fn many_under_quotas(m: &Moto, n: usize, probes: usize) -> String {
     let c = clients(m).await;
     let set_up = Instant::now();
     let mut fixtures = Vec::new();
-    for _ in 0..n {
+    for _ in 0..n + probes {
         fixtures.push(fixture(&c, Forward::Weighted).await);
     }
     let set_up = set_up.elapsed();
-    eprintln!("{n} services set up in moto in {}", ms(set_up));
+    eprintln!("{} services set up in moto in {}", n + probes, ms(set_up));
     let registrars: Vec<_> = fixtures
         .iter()
         .map(|f| register_targets_like_ecs_every(&c, f, None, Duration::from_secs(1)))
         .collect();
-    let strategy = r#"canary = { percent = 10, bake = "5s" }
+    let strategy = r#"canary = { percent = 10, bake = "30s" }
 keep_alive = "2s"
 poll = "1s"
-green_healthy_timeout = "5m""#;
+green_healthy_timeout = "10m""#;
     let configs: Vec<_> = fixtures.iter().map(|f| config(f, strategy)).collect();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let release = dir.path().join("release.toml");
+    let members: Vec<String> = configs
+        .iter()
+        .map(|(_, cfg)| format!("{:?}", cfg.display().to_string()))
+        .collect();
+    std::fs::write(
+        &release,
+        format!(
+            "[release]\nname = \"many\"\non_failure = \"continue\"\n\n[[wave]]\nservices = [{}]\n",
+            members.join(", ")
+        ),
+    )
+    .expect("the release file");
 
-    // One alone first, then all of them at once.
-    let alone = measured(m, &configs[0].1, "registry.example/app:2").await;
-    let all = Instant::now();
-    let runs = futures_join_all(
-        configs
+    eprintln!("(a) {} processes", n + probes);
+    let (throttle, proxied) =
+        support::throttle::throttled_moto(m, support::throttle::Throttle::default()).await;
+    let t = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let probing = probe_all(&c, &fixtures[n..], stop.clone());
+    let runs = futures_join_all(configs.iter().map(|(_, cfg)| {
+        let cfg = cfg.to_str().expect("a path").to_string();
+        measured_args(
+            &proxied,
+            vec![
+                "deploy".into(),
+                "--config".into(),
+                cfg,
+                "--image".into(),
+                "registry.example/app:2".into(),
+            ],
+        )
+    }))
+    .await;
+    let wall = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let reactions = probing.await.expect("the probes");
+    for (i, r) in runs.iter().enumerate() {
+        let arranged = if i < n { 0 } else { 3 };
+        if r.code != Some(arranged) {
+            let tail: Vec<&str> = r.output.lines().rev().take(6).collect();
+            eprintln!("(a) run {i} ended {:?}, not {arranged}: {:?}", r.code, tail);
+        }
+    }
+    let separate = ManyRun {
+        succeeded: runs[..n].iter().filter(|r| r.code == Some(0)).count(),
+        stats: throttle.lock().expect("stats").stats.clone(),
+        throttled_seen: runs.iter().map(|r| r.throttled_seen).sum(),
+        surfaced: runs
             .iter()
-            .map(|(_, cfg)| measured(m, cfg, "registry.example/app:3")),
+            .enumerate()
+            .filter(|(i, r)| r.code != Some(if *i < n { 0 } else { 3 }) && r.throttled)
+            .count(),
+        wall,
+        calls: runs.iter().map(|r| r.calls).sum(),
+        paced: runs
+            .iter()
+            .fold((0, 0), |a, r| (a.0 + r.paced.0, a.1 + r.paced.1)),
+        reactions,
+        rss: runs.iter().map(|r| r.max_rss_kb).collect(),
+    };
+    for f in &fixtures[n..] {
+        set_alarm(&c, &f.alarms[0], StateValue::Ok).await;
+    }
+
+    eprintln!("(b) one release of {}", n + probes);
+    let (throttle, proxied) =
+        support::throttle::throttled_moto(m, support::throttle::Throttle::default()).await;
+    let t = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let probing = probe_all(&c, &fixtures[n..], stop.clone());
+    let run = measured_args(
+        &proxied,
+        vec![
+            "release".into(),
+            "deploy".into(),
+            release.to_str().expect("a path").into(),
+            "--image".into(),
+            "registry.example/app:3".into(),
+        ],
     )
     .await;
-    let wall = all.elapsed();
+    let wall = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let reactions = probing.await.expect("the probes");
+    eprintln!(
+        "(b) ended {:?}: {:?}",
+        run.code,
+        run.output.lines().rev().take(4).collect::<Vec<_>>()
+    );
     for r in &registrars {
         r.abort();
     }
-    let succeeded = runs.iter().filter(|r| r.code == Some(0)).count();
-    let throttled = runs.iter().filter(|r| r.throttled).count();
-    let mut rss: Vec<u64> = runs.iter().map(|r| r.max_rss_kb).collect();
-    rss.sort_unstable();
-    let walls: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
-    let calls: u64 = runs.iter().map(|r| r.calls).sum();
+    // Each member's end, from the release's plain lines:
+    // `release many: SERVICE  succeeded (wave 1)`.
+    let succeeded = fixtures[..n]
+        .iter()
+        .filter(|f| {
+            let line = format!("release many: {} ", f.name);
+            run.output
+                .lines()
+                .any(|l| l.starts_with(&line) && l.trim_end().ends_with("succeeded (wave 1)"))
+        })
+        .count();
+    let one = ManyRun {
+        succeeded,
+        stats: throttle.lock().expect("stats").stats.clone(),
+        throttled_seen: run.throttled_seen,
+        surfaced: usize::from(run.code != Some(3) && run.throttled),
+        wall,
+        calls: run.calls,
+        paced: run.paced,
+        reactions,
+        rss: vec![run.max_rss_kb],
+    };
     let mut s = format!(
         "{n} ECS services, each with its own load balancer, target groups and alarms in moto \
-         (set up in {}), each deployed by its own `teal deploy` process (`{}`), all started at \
-         once; first one of them alone for comparison.\n\n",
+         (set up in {}), plus {probes} more whose alarm is set to ALARM at a random moment of \
+         their bake (`{}`), through `tests/support/throttle.rs`: a proxy in front of moto with \
+         AWS's token buckets per account and API family, which answers each protocol's \
+         throttling error. (a) one `teal deploy` per service, all started at once; (b) one \
+         `teal release deploy` of the same services (one wave, `on_failure = \"continue\"`, so \
+         that the probes' rollbacks leave the others be). Each with a fresh proxy.\n\n",
         ms(set_up),
         strategy.replace('\n', "; ")
     );
-    let _ = writeln!(
-        s,
-        "| | value |\n|---|---:|\n\
-         | deployments Succeeded | {succeeded} of {n} |\n\
-         | runs that printed a throttling error | {throttled} |\n\
-         | wall time, one deployment alone | {} |\n\
-         | wall time, all {n} at once (first start to last exit) | {} |\n\
-         | per deployment among the {n}: median / max | {} / {} |\n\
-         | AWS API calls, all {n} deployments | {calls} ({:.0}/s against moto) |\n\
-         | peak RSS per process: median / max | {:.1} / {:.1} MiB |\n\
-         | peak RSS, the one alone | {:.1} MiB |",
-        ms(alone.wall),
-        ms(wall),
-        ms(median(&walls)),
-        ms(*walls.iter().max().expect("runs")),
-        calls as f64 / wall.as_secs_f64(),
-        rss[rss.len() / 2] as f64 / 1024.0,
-        *rss.last().expect("runs") as f64 / 1024.0,
-        alone.max_rss_kb as f64 / 1024.0,
-    );
+    let row = |label: &str, f: &dyn Fn(&ManyRun) -> String| {
+        format!("| {label} | {} | {} |\n", f(&separate), f(&one))
+    };
+    s.push_str("| | (a) separate processes | (b) one release |\n|---|---:|---:|\n");
+    s.push_str(&row("services Succeeded", &|r| {
+        format!("{} of {n}", r.succeeded)
+    }));
+    s.push_str(&row(
+        "throttling errors met (proxy) / counted by teal",
+        &|r| {
+            let met: u64 = r.stats.values().map(|f| f.throttled).sum();
+            format!("{met} / {}", r.throttled_seen)
+        },
+    ));
+    s.push_str(&row(
+        "runs that ended otherwise than arranged, throttling in their output",
+        &|r| r.surfaced.to_string(),
+    ));
+    s.push_str(&row("wall time, first start to last exit", &|r| ms(r.wall)));
+    s.push_str(&row("AWS API calls made (teal's count)", &|r| {
+        format!(
+            "{} ({:.0}/s)",
+            r.calls,
+            r.calls as f64 / r.wall.as_secs_f64()
+        )
+    }));
+    s.push_str(&row(
+        "calls that waited for teal's rate limit / their waits",
+        &|r| format!("{} / {:.0} s", r.paced.0, r.paced.1 as f64 / 1000.0),
+    ));
+    s.push_str(&row(
+        &format!("reaction, alarm set to 100% blue read back: median / p99 (max) of {probes}"),
+        &|r| {
+            if r.reactions.is_empty() {
+                return "–".into();
+            }
+            format!(
+                "{} / {}",
+                ms(median(&r.reactions)),
+                ms(pct(&r.reactions, 0.99))
+            )
+        },
+    ));
+    s.push_str(&row(
+        "peak RSS: per process median / the release's process",
+        &|r| {
+            let mut v = r.rss.clone();
+            v.sort_unstable();
+            format!("{:.1} MiB", v[v.len() / 2] as f64 / 1024.0)
+        },
+    ));
     s.push_str(
-        "\nmoto answers from one Python process and never throttles, so the wall time here is \
-         mostly moto's; \"no throttling error surfaced\" is checked on the output (teal retries \
-         throttling itself, with jittered backoff and the gates read meanwhile; the SDK's own \
-         retries are off), but only real AWS can throttle.\n",
+        "\nPer API family, requests the proxy let through per second over the whole run \
+         (mean, and the busiest second) against the bucket's refill rate and size, and the \
+         requests it throttled:\n\n\
+         | family | bucket (size, refill/s) | (a) mean / busiest second | (a) throttled | (b) mean / busiest second | (b) throttled |\n\
+         |---|---|---:|---:|---:|---:|\n",
     );
-    if succeeded != n {
-        let bad = runs
-            .iter()
-            .find(|r| r.code != Some(0))
-            .expect("a failed run");
-        panic!(
-            "not every deployment succeeded; one ended {:?}:\n{}",
-            bad.code, bad.output
-        );
+    let families: std::collections::BTreeSet<&str> = separate
+        .stats
+        .keys()
+        .chain(one.stats.keys())
+        .copied()
+        .collect();
+    for fam in families {
+        let cell = |r: &ManyRun| match r.stats.get(fam) {
+            Some(f) => (
+                format!(
+                    "{:.1} / {}",
+                    f.passed as f64 / r.wall.as_secs_f64(),
+                    f.peak_per_second
+                ),
+                f.throttled.to_string(),
+                format!("{}, {}", f.burst, f.refill),
+            ),
+            None => ("–".into(), "–".into(), String::new()),
+        };
+        let (a, at, bucket_a) = cell(&separate);
+        let (b, bt, bucket_b) = cell(&one);
+        let bucket = if bucket_a.is_empty() {
+            bucket_b
+        } else {
+            bucket_a
+        };
+        let _ = writeln!(s, "| {fam} | {bucket} | {a} | {at} | {b} | {bt} |");
     }
+    s.push_str(
+        "\nThe reaction is timed by the harness (alarm set on moto, the listener read on \
+         moto directly every 20 ms). moto answers from one Python process, so wall times are \
+         mostly moto's; the throttling is the proxy's, with AWS's numbers.\n",
+    );
     s
+}
+
+/// For each probe: once green carries its canary share, at a random moment
+/// of the next two seconds set its first alarm to ALARM, and time until its
+/// listener reads 100% blue. Samples of the probes that got that far.
+/// The probes stop looking once `stop` is set (every run has ended).
+fn probe_all(
+    c: &Clients,
+    probes: &[Fixture],
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Duration>> {
+    let (c, probes) = (c.clone(), probes.to_vec());
+    tokio::spawn(async move {
+        let tasks: Vec<_> = probes
+            .into_iter()
+            .map(|f| {
+                let (c, stop) = (c.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while weights(&c, &f).await != (90, 10) {
+                        if stop.load(Ordering::Relaxed) {
+                            eprintln!("probe {}: its canary share was never seen", f.name);
+                            return None;
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    tokio::time::sleep(random_below(Duration::from_secs(2))).await;
+                    set_alarm(&c, &f.alarms[0], StateValue::Alarm).await;
+                    let alarmed = Instant::now();
+                    while weights(&c, &f).await != (100, 0) {
+                        if stop.load(Ordering::Relaxed) {
+                            eprintln!("probe {}: never back to blue", f.name);
+                            return None;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Some(alarmed.elapsed())
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(Some(d)) = t.await {
+                out.push(d);
+            }
+        }
+        out
+    })
 }
 
 /// Join futures without a dependency on the `futures` crate.
@@ -676,36 +941,51 @@ where
 
 struct Measured {
     code: Option<i32>,
-    wall: Duration,
     max_rss_kb: u64,
+    /// A throttling error appears in the output.
     throttled: bool,
+    /// Throttling answers teal counted, from its summary.
+    throttled_seen: u64,
+    /// Calls that waited for teal's rate limit, and their waits (ms).
+    paced: (u64, u64),
     calls: u64,
     output: String,
 }
 
-/// `teal deploy` as a child, waited for with `wait4` to get its peak RSS.
-fn measured(m: &Moto, cfg: &Path, image: &str) -> impl std::future::Future<Output = Measured> {
+/// `teal ARGS` as a child (plain output), waited for with `wait4` to get its peak RSS.
+fn measured_args(m: &Moto, args: Vec<String>) -> impl std::future::Future<Output = Measured> {
     let mut cmd = std::process::Command::new(TEAL);
-    cmd.args(["deploy", "--config"])
-        .arg(cfg)
-        .args(["--image", image])
+    cmd.args(&args)
+        .env("CI", "true")
         .envs(teal_env(m))
         .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION");
     async move {
         tokio::task::spawn_blocking(move || {
-            let (code, wall, max_rss_kb, output) = run_measured(cmd);
-            let calls = output
-                .lines()
-                .find_map(|l| l.strip_prefix("AWS API calls: "))
-                .and_then(|l| l.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
+            let (code, _wall, max_rss_kb, output) = run_measured(cmd);
+            // `AWS API calls: N ...`, `AWS throttled N call(s), ...; P call(s) waited W ms ...`
+            let number_after = |prefix: &str, nth: usize| -> u64 {
+                output
+                    .lines()
+                    .find_map(|l| l.strip_prefix(prefix))
+                    .and_then(|l| {
+                        l.split(|ch: char| !ch.is_ascii_digit())
+                            .filter(|w| !w.is_empty())
+                            .nth(nth)
+                            .map(String::from)
+                    })
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
             Measured {
                 code,
-                wall,
                 max_rss_kb,
-                throttled: output.contains("Throttl"),
-                calls,
+                throttled: output.contains("Throttl") || output.contains("Rate exceeded"),
+                throttled_seen: number_after("AWS throttled ", 0),
+                paced: (
+                    number_after("AWS throttled ", 1),
+                    number_after("AWS throttled ", 2),
+                ),
+                calls: number_after("AWS API calls: ", 0),
                 output,
             }
         })
@@ -831,7 +1111,7 @@ fn header(elapsed: Duration, runs: usize, many: usize) -> String {
          `cargo bench --bench teal --profile dev`); the figures below are from one run of it. \
          Nothing in the test suite asserts a timing: this reports, it does not judge.\n\n\
          - machine: {cpu}, {cores} cores, {mem_gib} GiB; teal `{git}`\n\
-         - {runs} runs per reaction row, {many} concurrent deployments; the measuring took {}\n\
+         - {runs} runs per reaction row, {many} services deployed at once; the measuring took {}\n\
          - the proxy's throughput and latency next to nginx: [PROXY-BENCHMARK.md](PROXY-BENCHMARK.md) \
          (`benches/proxy.sh`)\n\
          - how often the canary judge is wrong: [ANALYSIS-BENCHMARK.md](ANALYSIS-BENCHMARK.md) \

@@ -52,6 +52,25 @@ impl Checks {
     }
 }
 
+tokio::task_local! {
+    /// Set while the driver is on its way back to blue: see [`urgent`].
+    static URGENT: ();
+}
+
+/// Run `f` as work that must not wait for a rate limit: the reads and
+/// writes that take traffic back to blue (a gate failing, a rollback or halt
+/// under way), or move all traffic to one slot. Adapters that pace their
+/// calls ([`crate::aws::pace`]) let these go at once; the simulator never
+/// puts them off.
+pub async fn urgent<F: std::future::Future>(f: F) -> F::Output {
+    URGENT.scope((), f).await
+}
+
+/// Whether the calling task is inside [`urgent`].
+pub fn is_urgent() -> bool {
+    URGENT.try_with(|_| ()).is_ok()
+}
+
 /// How a port call failed, which decides whether the driver retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -65,6 +84,13 @@ pub enum ErrorKind {
     Denied,
     /// A conditional write lost (the ledger changed under us).
     Conflict,
+    /// Not sent: the client's own rate limit has no token for it before
+    /// `after_ms` (a release's services share the account's buckets). Tried
+    /// again then, the gates read meanwhile; not counted as a failed attempt.
+    Paced {
+        /// When a token will be there, from now.
+        after_ms: Millis,
+    },
 }
 
 /// A failed port call.
@@ -91,7 +117,16 @@ impl PortError {
 
     /// Whether retrying may help.
     pub fn is_transient(&self) -> bool {
-        self.kind == ErrorKind::Transient
+        matches!(self.kind, ErrorKind::Transient | ErrorKind::Paced { .. })
+    }
+
+    /// `op` was not sent: the rate limit's next token is `after_ms` away.
+    pub fn paced(op: impl Into<String>, after_ms: Millis) -> PortError {
+        PortError::new(
+            op,
+            ErrorKind::Paced { after_ms },
+            format!("waiting {after_ms} ms for teal's own rate limit"),
+        )
     }
 }
 

@@ -25,6 +25,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The longest a call waits for its token inside the adapter; a longer
+/// wait is handed to the driver (see [`Pacer::take`]).
+pub const INLINE_WAIT: Duration = Duration::from_millis(250);
+
 /// The share of AWS's bucket size and refill rate teal allows itself.
 pub const SHARE: f64 = 0.9;
 
@@ -177,6 +181,13 @@ pub fn family_of(op: &str) -> Option<&'static Family> {
     FAMILIES.iter().find(|f| f.name == name)
 }
 
+/// Calls made under [`crate::ports::urgent`] take their tokens without
+/// waiting for them: the way back to blue must not queue behind other
+/// services' reads. The tokens are still taken (the bucket may go below
+/// zero), so the calls that wait pay for them, and AWS's own bucket is the
+/// same as ever: a throttled urgent call is retried like any other.
+pub use crate::ports::urgent;
+
 /// One family's bucket as this process keeps it.
 #[derive(Debug)]
 struct Bucket {
@@ -200,13 +211,19 @@ impl Bucket {
 #[derive(Debug, Default)]
 pub struct Pacer {
     buckets: Mutex<BTreeMap<&'static str, Bucket>>,
-    /// Calls that waited for a token, and the waits in all (ms).
+    /// Calls that waited for a token or were put off, and the waits (ms).
     waited: Mutex<(u64, u64)>,
 }
 
 impl Pacer {
-    /// Take a token of `op`'s family (families), waiting until there is one.
-    pub async fn take(&self, op: &str) {
+    /// Take a token of `op`'s family (families). A call that would wait
+    /// up to [`INLINE_WAIT`] for it waits here, its token reserved; a longer
+    /// wait is the driver's to make (`Err(wait)`, no token taken), so that
+    /// it reads the gates meanwhile: a release's services must not stop
+    /// watching their alarms while they queue for the account's reads.
+    /// Calls under [`urgent`] take their token at once, whatever is left.
+    pub async fn take(&self, op: &str) -> Result<(), Duration> {
+        let urgent = crate::ports::is_urgent();
         let wait = {
             let now = Instant::now();
             let mut buckets = self.buckets.lock().expect("pacer");
@@ -219,14 +236,24 @@ impl Pacer {
                     at: now,
                 });
                 b.refill(now);
-                b.tokens -= 1.0;
-                if b.tokens < 0.0 {
-                    wait = wait.max(Duration::from_secs_f64(-b.tokens / b.rate));
+                if b.tokens < 1.0 {
+                    wait = wait.max(Duration::from_secs_f64((1.0 - b.tokens) / b.rate));
+                }
+            }
+            if wait > INLINE_WAIT && !urgent {
+                let mut w = self.waited.lock().expect("pacer waits");
+                w.0 += 1;
+                w.1 += wait.as_millis() as u64;
+                return Err(wait);
+            }
+            for family in families_of(op) {
+                if let Some(b) = buckets.get_mut(family.name) {
+                    b.tokens -= 1.0;
                 }
             }
             wait
         };
-        if !wait.is_zero() {
+        if !wait.is_zero() && !urgent {
             {
                 let mut w = self.waited.lock().expect("pacer waits");
                 w.0 += 1;
@@ -234,6 +261,7 @@ impl Pacer {
             }
             tokio::time::sleep(wait).await;
         }
+        Ok(())
     }
 
     /// AWS accepted a call of `op`: its family's rate recovers a step.
@@ -263,7 +291,8 @@ impl Pacer {
         }
     }
 
-    /// Calls that waited for a token, and their waits in all (ms).
+    /// Calls that waited for a token or were put off for one, and those
+    /// waits in all (ms).
     pub fn waited(&self) -> (u64, u64) {
         *self.waited.lock().expect("pacer waits")
     }
@@ -319,7 +348,10 @@ mod tests {
         // DescribeAlarms: 9 at once and 9 a second at AWS; teal takes 90%.
         let (burst, rate) = (9.0 * SHARE, 9.0 * SHARE);
         for _ in 0..27 {
-            pacer.take("DescribeAlarms").await;
+            pacer
+                .take("DescribeAlarms")
+                .await
+                .expect("each wait is short");
         }
         let took = start.elapsed().as_secs_f64();
         let expected = (27.0 - burst) / rate;
@@ -331,14 +363,42 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_urgent_call_does_not_wait_but_pays_for_its_token() {
+        let pacer = Pacer::default();
+        for _ in 0..9 {
+            pacer.take("ModifyListener").await.unwrap();
+        }
+        let start = Instant::now();
+        // The bucket (18 of AWS's 20) still has tokens: drain it past zero.
+        for _ in 0..20 {
+            urgent(pacer.take("ModifyListener")).await.unwrap();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "urgent calls never wait");
+        // The next ordinary call is put off until the tokens the urgent ones
+        // took are back, and one more: seconds, so the driver waits, not here.
+        let owed = 9.0 + 20.0 + 1.0 - 20.0 * SHARE;
+        let wait = pacer.take("ModifyListener").await.unwrap_err();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(
+            (wait.as_secs_f64() - owed / (2.0 * SHARE)).abs() < 0.01,
+            "{wait:?}"
+        );
+        // Put off, it took no token: after that wait it goes at once.
+        tokio::time::sleep(wait).await;
+        pacer.take("ModifyListener").await.unwrap();
+        let took = start.elapsed().as_secs_f64();
+        assert!((took - wait.as_secs_f64()).abs() < 0.01, "{took:.3} s");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn throttling_halves_the_rate_and_accepted_calls_restore_it() {
         let pacer = Pacer::default();
-        pacer.take("DescribeListeners").await;
+        pacer.take("DescribeListeners").await.unwrap();
         pacer.throttled("DescribeListeners");
         let start = Instant::now();
         // Bucket emptied, rate halved: the next call waits a token's refill.
         let halved = 10.0 * SHARE / 2.0;
-        pacer.take("DescribeListeners").await;
+        pacer.take("DescribeListeners").await.unwrap();
         let took = start.elapsed().as_secs_f64();
         assert!((took - 1.0 / halved).abs() < 0.005, "{took:.3} s");
         for _ in 0..20 {

@@ -31,7 +31,8 @@ pub struct CallCounts {
     pub rejected: BTreeMap<String, u64>,
     /// Calls AWS throttled (among `rejected`).
     pub throttled: u64,
-    /// Calls that waited for a token of the client-side rate limit.
+    /// Calls that waited for a token of the client-side rate limit, or were
+    /// put off for one (tried again by the driver).
     pub paced: u64,
     /// Their waits in all, in milliseconds.
     pub paced_ms: u64,
@@ -58,9 +59,13 @@ impl CallCounts {
 }
 
 impl ApiCalls {
-    /// Wait for a token of `op`'s family (see [`Pacer`]).
-    pub async fn pace(&self, op: &str) {
-        self.pacer.take(op).await;
+    /// Take a token of `op`'s family, waiting briefly for one; `Err`: the
+    /// call is put off, its error says for how long (see [`Pacer::take`]).
+    pub async fn pace(&self, op: &'static str) -> Result<(), PortError> {
+        self.pacer
+            .take(op)
+            .await
+            .map_err(|wait| PortError::paced(op, wait.as_millis() as crate::model::Millis))
     }
 
     /// Count one call of `op` that AWS accepted.
@@ -217,16 +222,19 @@ where
 #[doc(hidden)]
 macro_rules! aws_call {
     ($calls:expr, $op:literal, $fut:expr) => {{
-        $calls.pace($op).await;
-        match $fut.await {
-            Ok(v) => {
-                $calls.hit($op);
-                Ok(v)
-            }
-            Err(e) => {
-                $calls.reject($op, &$crate::aws::sdk::error_code(&e));
-                Err($crate::aws::sdk::port_error($op, e))
-            }
+        // Put off by the rate limit: not sent, the driver tries it again.
+        match $calls.pace($op).await {
+            Err(e) => Err(e),
+            Ok(()) => match $fut.await {
+                Ok(v) => {
+                    $calls.hit($op);
+                    Ok(v)
+                }
+                Err(e) => {
+                    $calls.reject($op, &$crate::aws::sdk::error_code(&e));
+                    Err($crate::aws::sdk::port_error($op, e))
+                }
+            },
         }
     }};
 }

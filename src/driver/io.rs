@@ -3,6 +3,7 @@
 //! cadence while another call waits out its backoff.
 
 use super::*;
+use rand::Rng as _;
 
 /// The ports plus what every call needs: retries, counting, events, and the
 /// gates read on their own cadence while another call waits out its backoff.
@@ -21,6 +22,9 @@ pub(super) struct Io {
     pub(super) watch: Option<GateWatch>,
     /// The readings that preempted a call: the next observation's gates.
     pub(super) preempted: Option<Vec<GateReading>>,
+    /// On the way back to blue (a gate failing, a rollback or halt under
+    /// way): calls run under [`crate::ports::urgent`], never put off.
+    pub(super) urgent: bool,
 }
 
 /// What the gate watch needs to know: when a read is due and what fails.
@@ -53,6 +57,7 @@ impl Io {
             last_gate_read: 0,
             watch: None,
             preempted: None,
+            urgent: false,
         }
     }
 
@@ -77,6 +82,14 @@ impl Io {
         attempt: u32,
         e: PortError,
     ) -> Option<PortError> {
+        if let ErrorKind::Paced { after_ms } = e.kind {
+            // Not sent: wait for the token (a tenth more, so that calls put
+            // off together do not all come back at once), gates read meanwhile.
+            let spread = self.jitter.gen_range(0..=after_ms / 10);
+            tracing::debug!(op, after_ms, "put off by the rate limit");
+            let until = self.now() + after_ms + spread;
+            return self.wait_out_backoff(op, until).await;
+        }
         if !e.is_transient() || attempt >= self.settings.retry.attempts {
             return Some(e);
         }
@@ -118,7 +131,13 @@ impl Io {
             *self.calls.entry("gate.read".to_string()).or_default() += 1;
             self.last_gate_read = self.now();
             let read = self.ports.gate.read().await;
-            let Ok(readings) = read else { continue };
+            let Ok(readings) = read else {
+                // A failed read does not leave the gates unread a whole poll:
+                // the next is due after the first retry's backoff.
+                let retry = self.settings.retry.backoff(1).min(watch.poll_ms);
+                self.last_gate_read = (self.now() + retry).saturating_sub(watch.poll_ms);
+                continue;
+            };
             let failing: Vec<String> = readings
                 .iter()
                 .filter(|r| watch.fails(r))

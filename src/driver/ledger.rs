@@ -18,7 +18,13 @@ impl Driver {
     /// taken over by another process stops this one before it acts.
     pub(super) async fn read_inbox(&mut self) -> Result<(), DriverError> {
         let now = self.io.now();
-        let due = now >= self.kept.last_ledger_read + self.engine.record().plan.poll_ms;
+        // In a steady bake the inbox waits as long as the other facts do.
+        let poll = self.engine.record().plan.poll_ms;
+        let every = match self.seen.steady {
+            true => observe::facts_max_age(poll),
+            false => poll,
+        };
+        let due = now >= self.kept.last_ledger_read + every;
         if due && !self.kept.ledger_failing && self.engine.record().in_flight() {
             self.kept.last_ledger_read = now;
             // A failed read only delays the requests; the next poll tries again.

@@ -32,10 +32,17 @@ macro_rules! port {
             attempt += 1;
             *$io.calls.entry($op.to_string()).or_default() += 1;
             tracing::debug!(op = $op, attempt, "port call");
-            let result = $call.await;
+            let result = match $io.urgent {
+                true => $crate::ports::urgent($call).await,
+                false => $call.await,
+            };
             match result {
                 Ok(v) => break Ok::<_, PortError>(v),
                 Err(e) => {
+                    // Put off by the rate limit: not sent, so not an attempt.
+                    if matches!(e.kind, ErrorKind::Paced { .. }) {
+                        attempt -= 1;
+                    }
                     if let Some(e) = $io.after_failure($op, attempt, e).await {
                         break Err(e);
                     }
@@ -53,6 +60,7 @@ mod preflight;
 
 use io::{GateWatch, Io};
 pub use ledger::submit;
+pub use observe::{facts_max_age, FACTS_MAX_AGE_MS};
 pub use preflight::Verification;
 use preflight::{check_lock, dedup, load_for_preflight, preflight, Preflight};
 
@@ -570,6 +578,14 @@ impl Driver {
         self.write(None).await
     }
 
+    /// Rolling back or halting: nothing on the way waits for a rate limit.
+    fn on_the_way_back(&self) -> bool {
+        matches!(
+            self.engine.record().phase,
+            Phase::RollingBack { .. } | Phase::Halting { .. }
+        )
+    }
+
     /// One observe → decide → record → act pass. With `wait` off, a `Wait`
     /// action returns at once instead of sleeping. A pass cut short by a
     /// failing gate (read while another call waited out its backoff) goes
@@ -590,6 +606,7 @@ impl Driver {
     async fn advance_once(&mut self, wait: bool) -> Result<Progress, DriverError> {
         self.check_signal();
         self.io.watch = self.gate_watch();
+        self.io.urgent = self.on_the_way_back();
         let obs = match self.observe().await {
             Ok(obs) => obs,
             Err(_) if self.io.preempted.is_some() => return Ok(Progress::Acted),
@@ -618,6 +635,7 @@ impl Driver {
         let now = self.io.now();
         let action = self.engine.decide(&obs, now);
         self.emit_transitions();
+        self.io.urgent = self.on_the_way_back();
         // Decided: from here the watch guards the action's own retries.
         self.io.watch = self.gate_watch();
         // Only a rollback moves traffic before recording why: a failing gate

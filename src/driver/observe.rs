@@ -25,6 +25,24 @@ pub(super) struct Seen {
     pub(super) rollout_state: Option<crate::model::RolloutState>,
     /// The last bake whose judgment was reported, so it is reported once.
     pub(super) judged: Option<crate::analysis::Window>,
+    /// When the last full observation (weights, fleets) began.
+    pub(super) full_at: Option<Millis>,
+    /// The last observation read the gates alone (a steady bake).
+    pub(super) steady: bool,
+}
+
+/// In a steady bake or keep-alive ([`crate::engine::Engine::quiet_until`]), weights, fleets
+/// and the inbox are read again once the last read is this old (or one poll,
+/// if longer); the gates are read every poll. So a steady bake costs one
+/// read per poll, and a change made by hand (a weight, green's health, a
+/// command queued from another machine) is seen at most this long plus one
+/// poll after it happened. The simulator holds the driver to that bound
+/// (invariant S, `sim::check`).
+pub const FACTS_MAX_AGE_MS: Millis = 10_000;
+
+/// How old weights, fleets and the inbox may be in a steady bake at `poll`.
+pub fn facts_max_age(poll_ms: Millis) -> Millis {
+    FACTS_MAX_AGE_MS.max(poll_ms)
 }
 
 impl Driver {
@@ -114,8 +132,10 @@ impl Driver {
             .is_some_and(|g| g.iter().any(|r| self.gate_fails(r)));
         if failing {
             // Known already: the reads still to make must not be cut short
-            // for it, or a failing read could keep the rollback from its facts.
+            // for it, or a failing read could keep the rollback from its facts,
+            // nor wait for a rate limit.
             self.io.watch = None;
+            self.io.urgent = true;
         }
         // A rolling update always reads the rollout: its way back is one
         // call, and while it goes on the gates may fail for as long as they like.
@@ -127,6 +147,23 @@ impl Driver {
             obs.gates = gates;
             return Ok(obs);
         }
+        // A steady bake: nothing but the gates can make the engine act before
+        // its deadline, so the other facts are answered from the last full
+        // read while it is younger than the bound.
+        let now = self.io.now();
+        let age = facts_max_age(self.engine.record().plan.poll_ms);
+        let quiet = self.engine.quiet_until().is_some_and(|until| now < until);
+        let young = self.seen.full_at.is_some_and(|at| now < at + age);
+        self.seen.steady = false;
+        if let (true, true, Some(last)) = (quiet, young, &self.seen.last) {
+            let mut obs = last.clone();
+            obs.gates = gates;
+            obs.judgment = judgment;
+            obs.hook = self.hook_state();
+            self.seen.steady = true;
+            return Ok(obs);
+        }
+        self.seen.full_at = Some(now);
         let green_slot = self.engine.record().green_slot;
         let weights =
             port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);

@@ -337,6 +337,26 @@ impl Engine {
         }
     }
 
+    /// Until when the engine will act on nothing but the gates (and canary
+    /// analysis, read with them) unless the facts change: a step's bake
+    /// after its weights were read back, or the keep-alive, with no hold.
+    /// The driver may answer weights, fleets and the inbox from an earlier
+    /// read until then (within its staleness bound); a decision at or past
+    /// this time, or any action, is made on a fresh read.
+    pub fn quiet_until(&self) -> Option<Millis> {
+        if self.rec.hold.is_some() || self.rec.plan.rolling.is_some() {
+            return None;
+        }
+        match self.rec.phase {
+            Phase::Shifting {
+                step,
+                reached: Some(at),
+            } => Some(at + self.rec.plan.steps[step].bake_ms),
+            Phase::KeepAlive { since: Some(at) } => Some(at + self.rec.plan.keep_alive_ms),
+            _ => None,
+        }
+    }
+
     /// Whether the driver reads the test listener in its observations: while
     /// the deployment is in flight with one. (Every observation, not only the
     /// phases that move it: a gate can turn any phase into a rollback within

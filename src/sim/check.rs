@@ -14,6 +14,7 @@
 //! | 10 | the test listener leads and never dangles | green's first production weight comes after the test listener forwarded to green alone; the test listener never forwards to a slot without a fleet |
 //! | R | rolling updates | invariant 4 as: an ALARM episode during the update finds the revert asked by the same deadline; invariant 5 as: `Succeeded` only for a completed update never reverted and no ALARM read before the end, `RolledBack` only with the previous revision running; no start after a revert; invariant 9 as: the update starts after a passed `before-traffic` run, and `Succeeded` only after a passed `after-step` run |
 //! | A | canary analysis holds its steps | green's weight rises from a judged step (0% < w < 100%) only with the ledger holding a judgment of that step's bake that passed (or was marginal, under a promoting timeout), and that judgment is the one the simulated series give for its window; after a failed judgment green's weight never rises |
+//! | S | a weight changed by hand is seen within the staleness bound | every hand change (scenario) is followed by a read of the weights within `driver::facts_max_age(poll) + poll + 12 × max latency + time lost to faults + time waited for the rate limit`, unless a kill or the deployment's end came first |
 //! | 9 | hooks hold their points | green's first weight comes after a passed `before-traffic` run; the original blue's removal after a passed `before-retire` run (unless `teal retire` skipped it) |
 
 use super::World;
@@ -60,6 +61,8 @@ pub struct Checker {
     episodes_failed: Vec<(String, Millis)>,
     /// A rolling update's early start, reported once.
     reported_early_start: bool,
+    /// Hand changes of the weights checked so far (invariant S).
+    hand_changes_checked: usize,
     /// When the ledger first held a failed judgment (invariant A).
     judgment_failed_at: Option<Millis>,
     /// Violations found, in words.
@@ -79,6 +82,7 @@ impl Checker {
             removals_seen: 0,
             episodes_failed: Vec::new(),
             reported_early_start: false,
+            hand_changes_checked: 0,
             judgment_failed_at: None,
             violations: Vec::new(),
         }
@@ -235,11 +239,40 @@ impl Checker {
         }
     }
 
+    /// S: a weight changed by hand is read by the driver within the bound
+    /// of a steady bake (`driver::facts_max_age` after its last full read,
+    /// plus the poll that notices, plus round trips and time lost to faults),
+    /// unless the process was killed or the deployment ended first.
+    fn check_hand_changes(&mut self, w: &World) {
+        let poll = self.ctx.poll_ms;
+        let bound =
+            crate::driver::facts_max_age(poll) + poll + ROUND_TRIPS_IN_BOUND * self.ctx.latency_max;
+        while let Some(&at) = w.trace.hand_changes.get(self.hand_changes_checked) {
+            // A refresh put off by the rate limit comes that much later.
+            let deadline = at + bound + excused_between(w, at, w.now) + paced_since(w, at);
+            if w.now < deadline {
+                return;
+            }
+            self.hand_changes_checked += 1;
+            let within = |t: &Millis| *t > at && *t <= deadline;
+            let read = w.trace.weight_reads.iter().any(within);
+            let killed = w.trace.kills.iter().any(|k| *k >= at && *k <= deadline);
+            let ended = ended_at(w).is_some_and(|t| t <= deadline);
+            if !(read || killed || ended) {
+                self.fail(
+                    deadline,
+                    format!("invariant S: the weights were changed by hand at {at}ms and not read by {deadline}ms"),
+                );
+            }
+        }
+    }
+
     /// Check everything that became checkable since the last call.
     pub fn after_step(&mut self, w: &World) {
         if self.ctx.rolling {
             self.after_rolling_step(w);
         }
+        self.check_hand_changes(w);
         let now = w.now;
         // 1. Valid weights, and never traffic to a slot without a fleet.
         if !w.router.is_valid() {
@@ -544,6 +577,17 @@ pub fn alarm_episodes(script: &[(Millis, GateState)]) -> Vec<(Millis, Millis)> {
         out.push((o, Millis::MAX));
     }
     out
+}
+
+/// Time waited for the rate limit between `from` and now (as sampled).
+fn paced_since(w: &World, from: Millis) -> Millis {
+    let i = w.trace.paced_log.partition_point(|(time, _)| *time <= from);
+    let before = if i == 0 {
+        0
+    } else {
+        w.trace.paced_log[i - 1].1
+    };
+    w.paced.saturating_sub(before)
 }
 
 /// The running total of excused time as of the last call begun by `t`.

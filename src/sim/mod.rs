@@ -41,6 +41,9 @@ pub struct Faults {
     pub timeout_rate: f64,
     /// A weight change answers OK but does not take.
     pub no_take_rate: f64,
+    /// The call is put off by the client's rate limit: not sent, answered
+    /// with how long to wait (`ErrorKind::Paced`).
+    pub paced_rate: f64,
 }
 
 /// A fleet in one slot.
@@ -236,6 +239,26 @@ pub struct Trace {
     pub hook_runs: Vec<HookRunTrace>,
     /// Every test listener change that took effect: when, and to what.
     pub test_changes: Vec<(Millis, SlotWeights)>,
+    /// Every weight change made by hand (not by teal): when.
+    pub hand_changes: Vec<Millis>,
+    /// Every read of the weights that answered: when it ended.
+    pub weight_reads: Vec<Millis>,
+    /// Every kill of the process: when.
+    pub kills: Vec<Millis>,
+    /// `(time, paced)`: cumulative time waited for the rate limit, sampled
+    /// at every call (not excused from the gates' bound: gates are never
+    /// put off; it stretches the staleness bound of invariant S).
+    pub paced_log: Vec<(Millis, Millis)>,
+}
+
+/// Someone moves traffic by hand once during the run: at `at`, if green
+/// (slot B) then carries part of it, `by` points of it go back to blue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandChange {
+    /// When it is due.
+    pub at: Millis,
+    /// Points of green's weight moved to blue (green keeps at least 1).
+    pub by: u8,
 }
 
 /// The simulated world.
@@ -284,6 +307,12 @@ pub struct World {
     pub excused: Millis,
     /// The last call failed by injection: the driver's next sleep is a backoff.
     after_fault: bool,
+    /// A weight change by hand still to come.
+    pub hand_change: Option<HandChange>,
+    /// Time the driver waited for the rate limit so far.
+    pub paced: Millis,
+    /// The last call was put off: the driver's next sleep waits for a token.
+    after_paced: bool,
     /// What happened.
     pub trace: Trace,
 }
@@ -292,8 +321,14 @@ pub struct World {
 enum Fate {
     Normal,
     Error,
-    Timeout { took_effect: bool },
-    Killed { took_effect: bool },
+    /// Put off for this long, not sent.
+    Paced(Millis),
+    Timeout {
+        took_effect: bool,
+    },
+    Killed {
+        took_effect: bool,
+    },
 }
 
 impl World {
@@ -336,6 +371,9 @@ impl World {
             quiet: false,
             excused: 0,
             after_fault: false,
+            hand_change: None,
+            paced: 0,
+            after_paced: false,
             trace: Trace::default(),
         }
     }
@@ -366,7 +404,11 @@ impl World {
     }
 
     /// Begin a call: advance time, count it, and draw its fate.
-    fn begin(&mut self, mutating: bool) -> Fate {
+    /// `op` names the call: the gates' reads (and canary analysis's, read
+    /// with them) are never put off by the rate limit, as on AWS, where
+    /// they take their tokens at once (`aws::pace::urgent`); nor are calls
+    /// with `paced` off.
+    fn begin(&mut self, op: &str, mutating: bool, paced: bool) -> Fate {
         self.calls += 1;
         if mutating {
             self.mutating_calls += 1;
@@ -374,28 +416,41 @@ impl World {
         let latency = self.rng.gen_range(self.latency.0..=self.latency.1);
         self.now += latency;
         self.trace.excused_log.push((self.now, self.excused));
+        self.trace.paced_log.push((self.now, self.paced));
+        self.change_by_hand();
         if self.quiet {
             self.after_fault = false;
             return Fate::Normal;
         }
         if self.kill_at == Some(self.calls) {
             self.killed = true;
+            self.trace.kills.push(self.now);
             return Fate::Killed {
                 took_effect: mutating && self.rng.gen_bool(0.5),
             };
         }
         let roll: f64 = self.rng.gen();
-        let fate = if roll < self.faults.error_rate {
-            Fate::Error
-        } else if roll < self.faults.error_rate + self.faults.timeout_rate {
-            self.now += self.timeout_ms;
-            Fate::Timeout {
-                took_effect: mutating && self.rng.gen_bool(0.5),
-            }
-        } else {
-            Fate::Normal
-        };
-        self.after_fault = !matches!(fate, Fate::Normal);
+        let pace =
+            paced && !crate::ports::is_urgent() && !matches!(op, "gate.read" | "metrics.read");
+        let fate =
+            if pace && self.faults.paced_rate > 0.0 && self.rng.gen_bool(self.faults.paced_rate) {
+                // Put off before it is sent: no time on the wire.
+                self.now -= latency;
+                Fate::Paced(self.rng.gen_range(50..=3_000))
+            } else if roll < self.faults.error_rate {
+                Fate::Error
+            } else if roll < self.faults.error_rate + self.faults.timeout_rate {
+                self.now += self.timeout_ms;
+                Fate::Timeout {
+                    took_effect: mutating && self.rng.gen_bool(0.5),
+                }
+            } else {
+                Fate::Normal
+            };
+        // Waiting out the rate limit is teal's own choice, not a fault: the
+        // wait is not excused, so the gates must be read through it.
+        self.after_fault = !matches!(fate, Fate::Normal | Fate::Paced(_));
+        self.after_paced = matches!(fate, Fate::Paced(_));
         if self.after_fault {
             self.excused += latency
                 + if matches!(fate, Fate::Timeout { .. }) {
@@ -405,6 +460,23 @@ impl World {
                 };
         }
         fate
+    }
+
+    /// The hand change, once due and while green carries part of the traffic.
+    fn change_by_hand(&mut self) {
+        let Some(h) = self.hand_change.filter(|h| self.now >= h.at) else {
+            return;
+        };
+        let green = self.router.b;
+        if green == 0 || green == 100 {
+            return;
+        }
+        let to = green.saturating_sub(h.by).max(1);
+        self.hand_change = None;
+        if to != green {
+            self.trace.hand_changes.push(self.now);
+            self.set_weights_now(SlotWeights { a: 100 - to, b: to });
+        }
     }
 
     fn set_weights_now(&mut self, w: SlotWeights) {
@@ -460,9 +532,10 @@ impl World {
 #[derive(Debug, Clone)]
 pub struct SimCloud(Arc<Mutex<World>>);
 
-/// The outcome of starting a call: go on, fail, or never return.
+/// The outcome of starting a call: go on, fail, be put off, or never return.
 enum Begun {
     Go { took_effect: bool, fail: bool },
+    Paced(Millis),
     Killed,
 }
 
@@ -504,8 +577,8 @@ impl SimCloud {
         }
     }
 
-    fn begin(&self, mutating: bool) -> Begun {
-        match self.world().begin(mutating) {
+    fn begin(&self, op: &str, mutating: bool, paced: bool) -> Begun {
+        match self.world().begin(op, mutating, paced) {
             Fate::Normal => Begun::Go {
                 took_effect: true,
                 fail: false,
@@ -514,6 +587,7 @@ impl SimCloud {
                 took_effect: false,
                 fail: true,
             },
+            Fate::Paced(after) => Begun::Paced(after),
             Fate::Timeout { took_effect } => Begun::Go {
                 took_effect,
                 fail: true,

@@ -20,9 +20,15 @@ async fn die<T>() -> T {
 /// Run a call under the world's fate: `$effect` (a closure over the world)
 /// happens when the fate says so; a killed call never returns.
 macro_rules! sim_call {
-    ($self:ident, $op:expr, $mutating:expr, |$w:ident| $effect:expr) => {{
-        match $self.begin($mutating) {
+    ($self:ident, $op:expr, $mutating:expr, |$w:ident| $effect:expr) => {
+        sim_call!($self, $op, $mutating, paced: true, |$w| $effect)
+    };
+    // `paced: false`: a call the rate limit never puts off (all traffic to
+    // one slot, like `aws::pace::urgent`).
+    ($self:ident, $op:expr, $mutating:expr, paced: $paced:expr, |$w:ident| $effect:expr) => {{
+        match $self.begin($op, $mutating, $paced) {
             Begun::Killed => die().await,
+            Begun::Paced(after) => Err(PortError::paced($op, after)),
             Begun::Go { took_effect, fail } => {
                 let result = if took_effect {
                     #[allow(unused_mut)]
@@ -98,11 +104,18 @@ impl Fleet for SimCloud {
 #[async_trait]
 impl Router for SimCloud {
     async fn weights(&self) -> Result<SlotWeights, PortError> {
-        sim_call!(self, "router.weights", false, |w| Ok(w.router))
+        let read = sim_call!(self, "router.weights", false, |w| Ok(w.router));
+        if read.is_ok() {
+            let mut w = self.world();
+            let now = w.now;
+            w.trace.weight_reads.push(now);
+        }
+        read
     }
 
     async fn set_weights(&self, weights: SlotWeights) -> Result<(), PortError> {
-        sim_call!(self, "router.set_weights", true, |w| {
+        let paced = weights.full_slot().is_none();
+        sim_call!(self, "router.set_weights", true, paced: paced, |w| {
             // Like ALB and Route 53, the router refuses weights it cannot hold.
             if !weights.is_valid() {
                 Err(PortError::new(
@@ -336,8 +349,12 @@ impl Clock for SimCloud {
                 // A backoff after an injected fault: excused from reaction-time bounds.
                 w.excused += t - w.now;
             }
+            if w.after_paced {
+                w.paced += t - w.now;
+            }
             w.now = t;
         }
         w.after_fault = false;
+        w.after_paced = false;
     }
 }

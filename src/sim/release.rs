@@ -141,6 +141,8 @@ fn member(rng: &mut ChaCha8Rng, wave: usize) -> MemberScenario {
             error_rate: rng.gen_range(0.0..0.1),
             timeout_rate: rng.gen_range(0.0..0.03),
             no_take_rate: rng.gen_range(0.0..0.1),
+            // A release's members share the rate limit: calls put off.
+            paced_rate: rng.gen_range(0.0..0.3),
         },
     };
     MemberScenario {

@@ -174,9 +174,14 @@ impl Gate for AlarmGate {
         if self.alarms.is_empty() {
             return Ok(vec![]);
         }
-        match &self.book {
-            Some(book) => book.read(self, &self.alarms).await,
-            None => self.describe(self.alarms.clone()).await,
-        }
+        // The gates never wait for the rate limit (their bucket has room:
+        // one read a poll however many services share it).
+        crate::ports::urgent(async {
+            match &self.book {
+                Some(book) => book.read(self, &self.alarms).await,
+                None => self.describe(self.alarms.clone()).await,
+            }
+        })
+        .await
     }
 }

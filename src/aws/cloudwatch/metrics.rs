@@ -161,18 +161,22 @@ impl CloudWatchMetrics {
         let mut got: BTreeMap<(String, usize), Vec<Point>> = BTreeMap::new();
         let mut token: Option<String> = None;
         loop {
-            let out = aws_call!(
-                self.calls,
-                "GetMetricData",
-                self.client
-                    .get_metric_data()
-                    .set_metric_data_queries(Some(queries.clone()))
-                    .start_time(DateTime::from_millis(start as i64))
-                    .end_time(DateTime::from_millis(end as i64))
-                    .scan_by(ScanBy::TimestampAscending)
-                    .set_next_token(token.clone())
-                    .send()
-            )?;
+            // Read with the gates: never put off by the rate limit.
+            let out = crate::ports::urgent(async {
+                aws_call!(
+                    self.calls,
+                    "GetMetricData",
+                    self.client
+                        .get_metric_data()
+                        .set_metric_data_queries(Some(queries.clone()))
+                        .start_time(DateTime::from_millis(start as i64))
+                        .end_time(DateTime::from_millis(end as i64))
+                        .scan_by(ScanBy::TimestampAscending)
+                        .set_next_token(token.clone())
+                        .send()
+                )
+            })
+            .await?;
             for r in out.metric_data_results() {
                 self.take(r, &mut got)?;
             }

@@ -250,6 +250,18 @@ impl Router for AlbRouter {
     }
 
     async fn set_weights(&self, w: SlotWeights) -> Result<(), PortError> {
+        // All traffic to one slot (a rollback above all) does not queue
+        // behind other services' reads in a release.
+        match w.full_slot() {
+            Some(_) => crate::aws::pace::urgent(self.write_weights(w)).await,
+            None => self.write_weights(w).await,
+        }
+    }
+}
+
+impl AlbRouter {
+    /// Read the actions, rewrite the forward with `w`, write them back.
+    async fn write_weights(&self, w: SlotWeights) -> Result<(), PortError> {
         if !w.is_valid() {
             return Err(PortError::new(
                 "router.set_weights",

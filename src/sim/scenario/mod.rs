@@ -93,6 +93,8 @@ pub struct Scenario {
     pub rollout: Option<SimRollout>,
     /// Canary analysis, and the series it judges.
     pub analysis: Option<SimMetrics>,
+    /// A weight moved by hand during the run.
+    pub hand_change: Option<super::HandChange>,
 }
 
 impl Scenario {
@@ -171,6 +173,7 @@ impl Scenario {
                 } else {
                     0.0
                 },
+                paced_rate: 0.0,
             }
         };
         let latency = (rng.gen_range(5..=50), rng.gen_range(60..=300));
@@ -207,11 +210,39 @@ impl Scenario {
             hooks: BTreeMap::new(),
             rollout: None,
             analysis: None,
+            hand_change: None,
         }
         .with_operator(seed)
         .with_hooks(seed)
         .with_rolling(seed)
         .with_analysis(seed)
+        .with_hand_change(seed, est_len)
+        .with_pacing(seed)
+    }
+
+    /// Calls put off by the client's rate limit in a third of the runs,
+    /// from their own stream. Never a reason to halt: not in `has_faults`.
+    fn with_pacing(mut self, seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9ace_d0ff);
+        if rng.gen_bool(0.3) {
+            self.faults.paced_rate = rng.gen_range(0.0..0.3);
+        }
+        self
+    }
+
+    /// A weight moved by hand in a quarter of the runs, from its own stream.
+    /// Not with canary analysis: invariant A reads every rise of green's
+    /// weight from a step as teal's promotion, and putting back a weight
+    /// lowered by hand is one.
+    fn with_hand_change(mut self, seed: u64, est_len: Millis) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4a4d_c4a6);
+        if self.analysis.is_none() && rng.gen_bool(0.25) {
+            self.hand_change = Some(super::HandChange {
+                at: T0 + rng.gen_range(0..=est_len),
+                by: rng.gen_range(1..=10),
+            });
+        }
+        self
     }
 
     /// A fifth of the blue/green runs judge each step by canary analysis,
@@ -411,7 +442,11 @@ impl Scenario {
 
     /// Whether any fault that can legitimately halt a run is injected.
     fn has_faults(&self) -> bool {
-        self.faults != Faults::default()
+        let halting = Faults {
+            paced_rate: 0.0,
+            ..self.faults
+        };
+        halting != Faults::default()
     }
 
     /// The outcome class the run must reach whatever kills happen, when the

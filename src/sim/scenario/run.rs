@@ -106,6 +106,7 @@ impl Harness {
         world.hooks = sc.hooks.clone();
         world.rollout = sc.rollout.clone();
         world.metrics = sc.analysis.clone();
+        world.hand_change = sc.hand_change;
         if sc.plan.test_traffic {
             world.test_router = Some(world.router);
         }
