@@ -72,6 +72,7 @@ fn main() {
             match title.as_str() {
                 "Reaction time" => reaction(&m, runs).await,
                 "API cost" => api_cost(&m).await,
+                "Steady bake" => steady_bake(&m).await,
                 MANY => many_under_quotas(&m, many, probes).await,
                 "Footprint" => footprint().await,
                 other => panic!("no section {other:?}"),
@@ -86,6 +87,7 @@ fn main() {
     runtime.block_on(async {
         section(&mut doc, "Reaction time", reaction(&m, runs).await);
         section(&mut doc, "API cost", api_cost(&m).await);
+        section(&mut doc, "Steady bake", steady_bake(&m).await);
         section(&mut doc, MANY, many_under_quotas(&m, many, probes).await);
         section(&mut doc, "Footprint", footprint().await);
     });
@@ -543,6 +545,90 @@ async fn counted_run(m: &Moto, args: &[&str], alarms: usize) -> Counted {
         alarms,
         calls,
     }
+}
+
+/// Calls per minute of a steady bake, one deployment and per service of a
+/// release: each run twice, with a bake of 5 s and of 65 s, the rest equal;
+/// the difference is one minute of baking.
+async fn steady_bake(m: &Moto) -> String {
+    let c = clients(m).await;
+    let shape = |bake: &str| {
+        format!(
+            "canary = {{ percent = 10, bake = \"{bake}\" }}\nkeep_alive = \"2s\"\npoll = \"1s\"\ngreen_healthy_timeout = \"60s\""
+        )
+    };
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let mut single = Vec::new();
+    for (i, bake) in ["5s", "65s"].into_iter().enumerate() {
+        let (_dir, cfg) = config(&f, &shape(bake));
+        let image = format!("registry.example/app:{}", i + 2);
+        let args = ["deploy", "--config", cfg.to_str().unwrap(), "--image", &image];
+        single.push(counted_run(m, &args, f.alarms.len()).await.calls);
+    }
+    ecs.abort();
+    let members = 3;
+    let fs: Vec<Fixture> = futures_join_all((0..members).map(|_| {
+        let c = c.clone();
+        async move { fixture(&c, Forward::Weighted).await }
+    }))
+    .await;
+    let tasks: Vec<_> = fs.iter().map(|f| register_targets_like_ecs(&c, f, None)).collect();
+    let mut release = Vec::new();
+    for (i, bake) in ["5s", "65s"].into_iter().enumerate() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut paths = Vec::new();
+        let mut keep = Vec::new();
+        for f in &fs {
+            let (d, cfg) = config(f, &shape(bake));
+            paths.push(format!("{:?}", cfg.display().to_string()));
+            keep.push(d);
+        }
+        let file = dir.path().join("release.toml");
+        std::fs::write(
+            &file,
+            format!("[release]\nname = \"steady\"\n\n[[wave]]\nservices = [{}]\n", paths.join(", ")),
+        )
+        .expect("the release file");
+        let image = format!("registry.example/app:{}", i + 2);
+        let args = ["release", "deploy", file.to_str().unwrap(), "--image", &image];
+        release.push(counted_run(m, &args, 0).await.calls);
+    }
+    for t in tasks {
+        t.abort();
+    }
+    let per_minute = |runs: &[BTreeMap<String, u64>], op: &str, n: f64| -> f64 {
+        let get = |r: &BTreeMap<String, u64>| r.get(op).copied().unwrap_or(0) as f64;
+        (get(&runs[1]) - get(&runs[0])) / n
+    };
+    // Before: every poll read the gates, the listener, the services, both
+    // target groups' health and the ledger (one full observation a poll).
+    let before: [(&str, f64); 5] = [
+        ("DescribeAlarms", 60.0),
+        ("DescribeListeners", 60.0),
+        ("DescribeServices", 60.0),
+        ("DescribeTargetHealth", 120.0),
+        ("GetItem", 60.0),
+    ];
+    let mut s = String::from(
+        "Calls in one minute of a steady bake at `poll = \"1s\"` (a canary step after its \
+         weights were read back): each shape run with a bake of 5 s and of 65 s, the rest equal; \
+         the difference is the minute. Before this release every poll made a full observation \
+         (the figures of the first column, one call per poll each, two for the target groups' \
+         health). Per service of a release: a release of three, divided by three.\n\n\
+         | operation | before, one deployment | now, one deployment | now, per service of a release of 3 |\n\
+         |---|---:|---:|---:|\n",
+    );
+    let (mut tb, mut ts, mut tr) = (0.0, 0.0, 0.0);
+    for (op, b) in before {
+        let (one, each) = (per_minute(&single, op, 1.0), per_minute(&release, op, members as f64));
+        tb += b;
+        ts += one;
+        tr += each;
+        let _ = writeln!(s, "| {op} | {b:.0} | {one:.0} | {each:.1} |");
+    }
+    let _ = writeln!(s, "| all | {tb:.0} | {ts:.0} | {tr:.1} |");
+    s
 }
 
 /// What a run of this shape cannot do without, per operation, and why.
