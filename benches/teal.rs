@@ -563,7 +563,13 @@ async fn steady_bake(m: &Moto) -> String {
     for (i, bake) in ["5s", "65s"].into_iter().enumerate() {
         let (_dir, cfg) = config(&f, &shape(bake));
         let image = format!("registry.example/app:{}", i + 2);
-        let args = ["deploy", "--config", cfg.to_str().unwrap(), "--image", &image];
+        let args = [
+            "deploy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--image",
+            &image,
+        ];
         single.push(counted_run(m, &args, f.alarms.len()).await.calls);
     }
     ecs.abort();
@@ -573,7 +579,10 @@ async fn steady_bake(m: &Moto) -> String {
         async move { fixture(&c, Forward::Weighted).await }
     }))
     .await;
-    let tasks: Vec<_> = fs.iter().map(|f| register_targets_like_ecs(&c, f, None)).collect();
+    let tasks: Vec<_> = fs
+        .iter()
+        .map(|f| register_targets_like_ecs(&c, f, None))
+        .collect();
     let mut release = Vec::new();
     for (i, bake) in ["5s", "65s"].into_iter().enumerate() {
         let dir = tempfile::tempdir().expect("a temp dir");
@@ -587,11 +596,20 @@ async fn steady_bake(m: &Moto) -> String {
         let file = dir.path().join("release.toml");
         std::fs::write(
             &file,
-            format!("[release]\nname = \"steady\"\n\n[[wave]]\nservices = [{}]\n", paths.join(", ")),
+            format!(
+                "[release]\nname = \"steady\"\n\n[[wave]]\nservices = [{}]\n",
+                paths.join(", ")
+            ),
         )
         .expect("the release file");
         let image = format!("registry.example/app:{}", i + 2);
-        let args = ["release", "deploy", file.to_str().unwrap(), "--image", &image];
+        let args = [
+            "release",
+            "deploy",
+            file.to_str().unwrap(),
+            "--image",
+            &image,
+        ];
         release.push(counted_run(m, &args, 0).await.calls);
     }
     for t in tasks {
@@ -621,7 +639,10 @@ async fn steady_bake(m: &Moto) -> String {
     );
     let (mut tb, mut ts, mut tr) = (0.0, 0.0, 0.0);
     for (op, b) in before {
-        let (one, each) = (per_minute(&single, op, 1.0), per_minute(&release, op, members as f64));
+        let (one, each) = (
+            per_minute(&single, op, 1.0),
+            per_minute(&release, op, members as f64),
+        );
         tb += b;
         ts += one;
         tr += each;
@@ -901,7 +922,7 @@ green_healthy_timeout = "10m""#;
         &|r| format!("{} / {:.0} s", r.paced.0, r.paced.1 as f64 / 1000.0),
     ));
     s.push_str(&row(
-        &format!("reaction, alarm set to 100% blue read back: median / p99 (max) of {probes}"),
+        &format!("reaction, alarm set to 100% blue read back: median / p99 (the max) of {probes}"),
         &|r| {
             if r.reactions.is_empty() {
                 return "–".into();
@@ -909,7 +930,7 @@ green_healthy_timeout = "10m""#;
             format!(
                 "{} / {}",
                 ms(median(&r.reactions)),
-                ms(pct(&r.reactions, 0.99))
+                ms(pct(&r.reactions, 99.0))
             )
         },
     ));
