@@ -18,13 +18,9 @@ impl Driver {
     /// taken over by another process stops this one before it acts.
     pub(super) async fn read_inbox(&mut self) -> Result<(), DriverError> {
         let now = self.io.now();
-        // In a steady bake the inbox waits as long as the other facts do.
-        let poll = self.engine.record().plan.poll_ms;
-        let every = match self.seen.steady {
-            true => observe::facts_max_age(poll),
-            false => poll,
-        };
-        let due = now >= self.kept.last_ledger_read + every;
+        // Every poll, steady bake or not: an operator waits for the answer
+        // two polls at most before taking the deployment over.
+        let due = now >= self.kept.last_ledger_read + self.engine.record().plan.poll_ms;
         if due && !self.kept.ledger_failing && self.engine.record().in_flight() {
             self.kept.last_ledger_read = now;
             // A failed read only delays the requests; the next poll tries again.
@@ -174,6 +170,9 @@ pub async fn submit(
     sink: EventSink,
 ) -> Result<Submitted, DriverError> {
     let mut io = Io::new(ports, settings, sink, String::new());
+    // An operator's command (a rollback above all) does not queue for the
+    // rate limit, nor does the take-over it may lead to.
+    io.urgent = true;
     for _ in 0..OWN_WRITE_RETRIES {
         let Some(mut rec) = port!(io, "ledger.load", io.ports.ledger.load())? else {
             return Err(DriverError::NoDeployment);

@@ -419,6 +419,9 @@ impl Driver {
         sink: EventSink,
     ) -> Result<Driver, DriverError> {
         let mut io = Io::new(ports, settings, sink, String::new());
+        // Taking up a deployment in flight reads no gate until its first
+        // observation: nothing before that waits for the rate limit.
+        io.urgent = true;
         let rec =
             port!(io, "ledger.load", io.ports.ledger.load())?.ok_or(DriverError::NoDeployment)?;
         io.deployment = rec.id.clone();
@@ -430,6 +433,8 @@ impl Driver {
     }
 
     async fn take_over(mut io: Io, rec: Record) -> Result<Driver, DriverError> {
+        // No gate is watched until the first observation: nothing waits.
+        io.urgent = true;
         let previous_owner = rec
             .lock
             .as_ref()

@@ -27,20 +27,17 @@ pub(super) struct Seen {
     pub(super) judged: Option<crate::analysis::Window>,
     /// When the last full observation (weights, fleets) began.
     pub(super) full_at: Option<Millis>,
-    /// The last observation read the gates alone (a steady bake).
-    pub(super) steady: bool,
 }
 
-/// In a steady bake or keep-alive ([`crate::engine::Engine::quiet_until`]), weights, fleets
-/// and the inbox are read again once the last read is this old (or one poll,
-/// if longer); the gates are read every poll. So a steady bake costs one
-/// read per poll, and a change made by hand (a weight, green's health, a
-/// command queued from another machine) is seen at most this long plus one
-/// poll after it happened. The simulator holds the driver to that bound
+/// In a steady bake or keep-alive ([`crate::engine::Engine::quiet_until`]), weights and
+/// fleets are read again once the last read is this old (or one poll, if
+/// longer); the gates and the inbox are read every poll. So a change made by
+/// hand (a weight, green's health) is seen at most this long plus one poll
+/// after it happened. The simulator holds the driver to that bound
 /// (invariant S, `sim::check`).
 pub const FACTS_MAX_AGE_MS: Millis = 10_000;
 
-/// How old weights, fleets and the inbox may be in a steady bake at `poll`.
+/// How old weights and fleets may be in a steady bake at `poll`.
 pub fn facts_max_age(poll_ms: Millis) -> Millis {
     FACTS_MAX_AGE_MS.max(poll_ms)
 }
@@ -154,13 +151,11 @@ impl Driver {
         let age = facts_max_age(self.engine.record().plan.poll_ms);
         let quiet = self.engine.quiet_until().is_some_and(|until| now < until);
         let young = self.seen.full_at.is_some_and(|at| now < at + age);
-        self.seen.steady = false;
         if let (true, true, Some(last)) = (quiet, young, &self.seen.last) {
             let mut obs = last.clone();
             obs.gates = gates;
             obs.judgment = judgment;
             obs.hook = self.hook_state();
-            self.seen.steady = true;
             return Ok(obs);
         }
         self.seen.full_at = Some(now);

@@ -288,6 +288,7 @@ impl Harness {
         };
         let seed = self.sc.seed;
         let force = !self.sc.wait_out_lock;
+        let began_at = self.cloud.world().now;
         let started = if let Some(cmd) = due.first() {
             match poll_once(submit(
                 self.cloud.ports(),
@@ -327,6 +328,9 @@ impl Harness {
                 self.sink(),
             ))
         };
+        // When this start began: a gate that was in ALARM at any moment of
+        // its preflight (which may wait for the rate limit) is a fair refusal.
+        let began = began_at;
         match started {
             None => {
                 self.on_kill();
@@ -352,9 +356,12 @@ impl Harness {
                 // A deploy re-run after a gate began failing is rightly refused.
                 let alarm_now = {
                     let w = self.cloud.world();
-                    w.gates
-                        .iter()
-                        .any(|g| g.state_at(w.now).0 == GateState::Alarm)
+                    w.gates.iter().any(|g| {
+                        g.state_at(w.now).0 == GateState::Alarm
+                            || super::super::check::alarm_episodes(&g.script)
+                                .iter()
+                                .any(|(on, off)| *on <= w.now && *off > began)
+                    })
                 };
                 let legit = alarm_now && problems.iter().all(|p| p.contains("already in ALARM"));
                 if self.sc.bad_input.is_none() && !legit {
