@@ -241,9 +241,7 @@ impl Pacer {
                 }
             }
             if wait > INLINE_WAIT && !urgent {
-                let mut w = self.waited.lock().expect("pacer waits");
-                w.0 += 1;
-                w.1 += wait.as_millis() as u64;
+                self.note_wait(wait);
                 return Err(wait);
             }
             for family in families_of(op) {
@@ -254,14 +252,17 @@ impl Pacer {
             wait
         };
         if !wait.is_zero() && !urgent {
-            {
-                let mut w = self.waited.lock().expect("pacer waits");
-                w.0 += 1;
-                w.1 += wait.as_millis() as u64;
-            }
+            self.note_wait(wait);
             tokio::time::sleep(wait).await;
         }
         Ok(())
+    }
+
+    /// Count one call that waited, or was put off, for `wait`.
+    fn note_wait(&self, wait: Duration) {
+        let mut w = self.waited.lock().expect("pacer waits");
+        w.0 += 1;
+        w.1 += wait.as_millis() as u64;
     }
 
     /// AWS accepted a call of `op`: its family's rate recovers a step.
