@@ -293,6 +293,29 @@ impl teal::ports::Fleet for ThrottledFrom {
     }
 }
 
+/// Run a deployment gated on `5xx`, polling every 2 s, through `ports`;
+/// check it rolled back on that gate and return its events.
+fn rolled_back_by_5xx(rt: &tokio::runtime::Runtime, ports: teal::ports::Ports) -> Vec<Event> {
+    let mut spec = spec("d-1", "v2", &["5xx"]);
+    spec.plan.poll_ms = 2_000;
+    let (events, s) = sink();
+    let mut d = rt
+        .block_on(Driver::start(ports, Settings::new("me"), spec, s))
+        .unwrap();
+    let outcome = rt.block_on(d.run()).unwrap();
+    assert!(
+        matches!(
+            &outcome,
+            Outcome::RolledBack {
+                reason: Reason::GateFailed { .. }
+            }
+        ),
+        "{outcome}"
+    );
+    let events = events.lock().unwrap().clone();
+    events
+}
+
 #[test]
 fn a_gate_failing_while_another_call_is_retried_rolls_back_without_waiting_for_the_retries() {
     // Green at 10%, polls every 2 s; from 60 s to 70 s every fleet read is
@@ -312,23 +335,7 @@ fn a_gate_failing_while_another_call_is_retried_rolls_back_without_waiting_for_t
         from: T0 + 60_000,
         until: T0 + 70_000,
     });
-    let mut spec = spec("d-1", "v2", &["5xx"]);
-    spec.plan.poll_ms = 2_000;
-    let (_, s) = sink();
-    let mut d = rt
-        .block_on(Driver::start(ports, Settings::new("me"), spec, s))
-        .unwrap();
-    let outcome = rt.block_on(d.run()).unwrap();
-
-    assert!(
-        matches!(
-            &outcome,
-            Outcome::RolledBack {
-                reason: Reason::GateFailed { .. }
-            }
-        ),
-        "{outcome}"
-    );
+    let _ = rolled_back_by_5xx(&rt, ports);
     let w = c.world();
     let back = w
         .trace
@@ -370,4 +377,63 @@ fn backoff_is_jittered_within_half_and_all_of_the_exponential_step() {
             distinct.len()
         );
     }
+}
+
+/// A ledger whose first five stores of a `retiring` record are throttled
+/// (backing off longer than a poll); the first such attempt also sets the
+/// gate `5xx` to ALARM, as if the alarm went off while teal was recording
+/// its decision to retire blue.
+struct AlarmWhileRetiring {
+    inner: SimCloud,
+    throttled: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl teal::ports::Ledger for AlarmWhileRetiring {
+    async fn load(&self) -> Result<Option<teal::engine::Record>, teal::ports::PortError> {
+        teal::ports::Ledger::load(&self.inner).await
+    }
+    async fn store(&self, record: &teal::engine::Record) -> Result<u64, teal::ports::PortError> {
+        use std::sync::atomic::Ordering;
+        if record.phase == Phase::Retiring && self.throttled.fetch_add(1, Ordering::SeqCst) < 5 {
+            let mut w = self.inner.world();
+            let now = w.now;
+            if w.gates[0].script.is_empty() {
+                w.gates[0].script.push((now, GateState::Alarm));
+            }
+            return Err(teal::ports::PortError::new(
+                "ledger.store",
+                teal::ports::ErrorKind::Transient,
+                "ThrottlingException: Rate exceeded",
+            ));
+        }
+        teal::ports::Ledger::store(&self.inner, record).await
+    }
+}
+
+#[test]
+fn an_alarm_while_the_retirement_is_being_recorded_calls_it_off() {
+    // Blue's retirement is decided on gates read OK, then its record is
+    // throttled; meanwhile the alarm goes off. Until the ledger holds
+    // `retiring`, the point of no return is not passed: the gate, read while
+    // the store backs off, rolls back to blue, which is still there.
+    let c = cloud(vec![SimGate {
+        name: "5xx".into(),
+        script: vec![],
+    }]);
+    let rt = rt();
+    let mut ports = c.ports();
+    ports.ledger = Arc::new(AlarmWhileRetiring {
+        inner: c.clone(),
+        throttled: Default::default(),
+    });
+    let events = rolled_back_by_5xx(&rt, ports);
+    let w = c.world();
+    assert!(!w.trace.ledger_phases.iter().any(|(_, p)| p == "retiring"));
+    assert_eq!(w.trace.weight_changes.last().map(|ch| ch.to.b), Some(0));
+    // The retirement was never announced: no phase event into it.
+    assert!(!events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Phase { to, .. } if to == "retiring"
+    )));
 }

@@ -93,6 +93,23 @@ impl Driver {
         self.write(Some(lock)).await
     }
 
+    /// Whether a store of the engine's record, cut short by a failing gate,
+    /// landed all the same (an attempt that timed out may have): the ledger
+    /// holds this deployment in the same phase at a newer version. If so the
+    /// engine takes note of that version.
+    pub(super) async fn commit_landed(&mut self) -> Result<bool, PortError> {
+        self.io.watch = None;
+        let stored = port!(self.io, "ledger.load", self.io.ports.ledger.load())?;
+        let rec = self.engine.record();
+        match stored {
+            Some(s) if s.id == rec.id && s.phase == rec.phase && s.version != rec.version => {
+                self.engine.stored(s.lock, s.version);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Store the record with `lock` (`None`: released).
     pub(super) async fn write(&mut self, lock: Option<Lock>) -> Result<(), DriverError> {
         let mut rec = self.engine.record().clone();

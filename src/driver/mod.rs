@@ -13,7 +13,11 @@
 //! record write leaves a record that expects green traffic where there is
 //! none; the engine cannot tell why, and halts (`Reason::TrafficMovedToBlue`):
 //! blue keeps all traffic, green is kept for a person. Halts are written
-//! ahead like everything else.
+//! ahead like everything else. The point of no return (retiring blue, or a
+//! rolling update's success) is passed when the ledger holds it, not when
+//! the engine decides it: the gates are watched while that record is
+//! stored, and a failing one undoes the decision unless the store is found
+//! to have landed.
 //!
 //! Layout, one concept per file, each an `impl Driver` block of its own:
 //! `io` (the ports with retries, counting and the gate watch), `observe`
@@ -638,28 +642,59 @@ impl Driver {
             }
         }
         let now = self.io.now();
+        // A decision that passes the point of no return (retiring blue,
+        // succeeding) commits only once it is stored: until then the gates
+        // are still watched, and a failing one, read while the store waits
+        // out a backoff or the rate limit, undoes the decision. Otherwise an
+        // alarm that began while the store was slow would find blue gone.
+        let undo = self.io.watch.is_some().then(|| self.engine.clone());
         let action = self.engine.decide(&obs, now);
-        self.emit_transitions();
+        let committing = undo.is_some() && self.engine.record().phase.past_return();
+        if !committing {
+            self.emit_transitions();
+        }
         self.io.urgent = self.on_the_way_back();
         // Decided: from here the watch guards the action's own retries.
-        self.io.watch = self.gate_watch();
+        if !committing {
+            self.io.watch = self.gate_watch();
+        }
         // Only a rollback moves traffic before recording why: a failing gate
         // must cost one weight write, not a ledger write and then one. A halt
         // (signal, cloud failure) records first, so a process killed after
         // its move is not taken for an interrupted rollback.
         let blue_first = matches!(action, Action::SetWeights { weights } if weights.green == 0)
             && matches!(self.engine.record().phase, Phase::RollingBack { .. });
-        // An outcome is only reported once the ledger holds it.
-        let must_store = matches!(action, Action::Finish { .. });
+        // An outcome is only reported once the ledger holds it, and the point
+        // of no return is only passed once the ledger holds that.
+        let must_store = committing || matches!(action, Action::Finish { .. });
         if !blue_first {
             if let Err(e) = self.persist(now, must_store).await {
-                // Preempted by a failing gate: the action is not taken, and
-                // the next decision (a rollback) is made at once.
-                if self.io.preempted.is_some() {
-                    return Ok(Progress::Acted);
+                let landed = match committing && self.io.preempted.is_some() {
+                    true => self.commit_landed().await,
+                    false => Ok(false),
+                };
+                match (landed, undo.filter(|_| committing)) {
+                    // Past the point of no return after all: too late for the gate.
+                    (Ok(true), _) => self.io.preempted = None,
+                    (landed, before) => {
+                        if let Some(before) = before {
+                            self.engine = before;
+                        }
+                        // Preempted by a failing gate: the action is not taken,
+                        // and the next decision (a rollback) is made at once.
+                        if self.io.preempted.is_some() && landed.is_ok() {
+                            return Ok(Progress::Acted);
+                        }
+                        self.io.preempted = None;
+                        let e = landed.err().map(DriverError::Port).unwrap_or(e);
+                        return self.persist_failed(e).map(|_| Progress::Acted);
+                    }
                 }
-                return self.persist_failed(e).map(|_| Progress::Acted);
             }
+        }
+        if committing {
+            self.emit_transitions();
+            self.io.watch = self.gate_watch();
         }
         // A pass does not end while a hook runs: the hook lives in this process.
         let hook_running = matches!(obs.hook, Some((_, HookState::Running)));

@@ -128,6 +128,20 @@ impl Phase {
         }
     }
 
+    /// Past the point of no return: blue is being retired, or the run has
+    /// succeeded. Gates no longer change anything from here, so the driver
+    /// keeps watching them until this phase is stored (see `driver::advance`).
+    pub fn past_return(&self) -> bool {
+        matches!(
+            self,
+            Phase::Retiring
+                | Phase::Done {
+                    outcome: Outcome::Succeeded,
+                    ..
+                }
+        )
+    }
+
     /// Whether the deployment has ended.
     pub fn is_done(&self) -> bool {
         matches!(self, Phase::Done { .. })
