@@ -311,8 +311,10 @@ pub struct World {
     pub hand_change: Option<HandChange>,
     /// Time the driver waited for the rate limit so far.
     pub paced: Millis,
-    /// The last call was put off: the driver's next sleep waits for a token.
-    after_paced: bool,
+    /// When a call was put off by the rate limit, until the next call other
+    /// than a gate read begins (the put-off call's retry, as a rule): the
+    /// whole wait, the gate reads the driver makes through it included.
+    paced_from: Option<Millis>,
     /// What happened.
     pub trace: Trace,
 }
@@ -373,7 +375,7 @@ impl World {
             after_fault: false,
             hand_change: None,
             paced: 0,
-            after_paced: false,
+            paced_from: None,
             trace: Trace::default(),
         }
     }
@@ -414,6 +416,11 @@ impl World {
             self.mutating_calls += 1;
         }
         let latency = self.rng.gen_range(self.latency.0..=self.latency.1);
+        if !matches!(op, "gate.read" | "metrics.read") {
+            if let Some(from) = self.paced_from.take() {
+                self.paced += self.now.saturating_sub(from);
+            }
+        }
         self.now += latency;
         self.trace.excused_log.push((self.now, self.excused));
         self.trace.paced_log.push((self.now, self.paced));
@@ -450,7 +457,9 @@ impl World {
         // Waiting out the rate limit is teal's own choice, not a fault: the
         // wait is not excused, so the gates must be read through it.
         self.after_fault = !matches!(fate, Fate::Normal | Fate::Paced(_));
-        self.after_paced = matches!(fate, Fate::Paced(_));
+        if matches!(fate, Fate::Paced(_)) {
+            self.paced_from.get_or_insert(self.now);
+        }
         if self.after_fault {
             self.excused += latency
                 + if matches!(fate, Fate::Timeout { .. }) {

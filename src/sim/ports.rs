@@ -349,12 +349,8 @@ impl Clock for SimCloud {
                 // A backoff after an injected fault: excused from reaction-time bounds.
                 w.excused += t - w.now;
             }
-            if w.after_paced {
-                w.paced += t - w.now;
-            }
             w.now = t;
         }
         w.after_fault = false;
-        w.after_paced = false;
     }
 }
