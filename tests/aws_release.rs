@@ -310,13 +310,13 @@ async fn with_rollback_release_an_alarm_in_wave_two_sends_wave_one_back_from_its
     );
 }
 
-/// The gates of a release's members share one `AlarmBook`: 180 alarms of
+/// The gates of a release's members share one alarm reading: 180 alarms of
 /// three members are read with two `DescribeAlarms` calls (100 names a
 /// call) however many members ask, and a reading serves every member while
 /// it is fresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_alarm_read_serves_every_member_of_a_release() {
-    use teal::aws::cloudwatch::{AlarmBook, AlarmGate};
+    use teal::aws::cloudwatch::AlarmGate;
     use teal::ports::Gate;
     let Some(m) = moto() else { return };
     let c = clients(&m).await;
@@ -338,7 +338,7 @@ async fn one_alarm_read_serves_every_member_of_a_release() {
         let aws = teal::aws::Aws {
             sdk: cw_sdk.clone(),
             calls: Default::default(),
-            alarm_book: Some(std::sync::Arc::new(AlarmBook::new(fresh))),
+            shared: Some(std::sync::Arc::new(teal::aws::shared::Shared::new(fresh))),
         };
         let gates: Vec<AlarmGate> = names
             .iter()
@@ -389,5 +389,142 @@ async fn one_alarm_read_serves_every_member_of_a_release() {
         describes(&aws).unwrap() - before,
         2,
         "180 names: two calls of at most 100"
+    );
+}
+
+/// A release's members share their listener and ECS service reads: the
+/// weights of three services' listeners in one `DescribeListeners`, their
+/// six slots' services in one `DescribeServices` per cluster (ten names a
+/// call), and a weight change is read back fresh, never from the answer
+/// before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listener_and_service_read_serves_every_member_of_a_release() {
+    use teal::aws::ecs::EcsFleet;
+    use teal::aws::elb::alb::AlbRouter;
+    use teal::config::AlbTarget;
+    use teal::model::SlotWeights;
+    use teal::ports::{Fleet, Router};
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let mut fs = Vec::new();
+    for _ in 0..3 {
+        fs.push(fixture(&c, Forward::Weighted).await);
+    }
+    let aws = teal::aws::Aws {
+        sdk: sdk(&m).await,
+        calls: Default::default(),
+        shared: Some(std::sync::Arc::new(teal::aws::shared::Shared::new(
+            Duration::from_secs(3600),
+        ))),
+    };
+    let routers: Vec<AlbRouter> = fs
+        .iter()
+        .map(|f| {
+            AlbRouter::new(
+                &aws,
+                AlbTarget::Listener(f.listener.clone()),
+                [f.tg_a.clone(), f.tg_b.clone()],
+            )
+        })
+        .collect();
+    let fleets_of = |aws: &teal::aws::Aws| -> Vec<EcsFleet> {
+        fs.iter()
+            .map(|f| {
+                EcsFleet::new(
+                    aws,
+                    f.cluster.clone(),
+                    f.name.clone(),
+                    "app".into(),
+                    8080,
+                    [f.tg_a.clone(), f.tg_b.clone()],
+                )
+            })
+            .collect()
+    };
+    let fleets = fleets_of(&aws);
+    let count = |op: &str| aws.calls.snapshot().accepted.get(op).copied().unwrap_or(0);
+
+    // Every member asks once (so the answer covers all), then all read again.
+    for r in &routers {
+        r.weights().await.unwrap();
+    }
+    let before = count("DescribeListeners");
+    for _ in 0..3 {
+        for r in &routers {
+            assert_eq!(r.weights().await.unwrap(), SlotWeights { a: 100, b: 0 });
+        }
+    }
+    assert_eq!(
+        count("DescribeListeners"),
+        before,
+        "served from the shared answer"
+    );
+
+    // A weight change: the writer's read-back reads its listener alone, fresh.
+    routers[1]
+        .set_weights(SlotWeights { a: 90, b: 10 })
+        .await
+        .unwrap();
+    let before = count("DescribeListeners");
+    assert_eq!(
+        routers[1].weights().await.unwrap(),
+        SlotWeights { a: 90, b: 10 }
+    );
+    assert_eq!(
+        routers[0].weights().await.unwrap(),
+        SlotWeights { a: 100, b: 0 }
+    );
+    assert_eq!(
+        count("DescribeListeners") - before,
+        1,
+        "the read-back alone"
+    );
+
+    // ECS: each member's three candidate names, per cluster, ten a call.
+    for f in &fleets {
+        f.statuses().await.unwrap();
+    }
+    let before = count("DescribeServices");
+    for f in &fleets {
+        let [a, b] = f.statuses().await.unwrap();
+        assert!(a.exists && !b.exists, "blue in slot a only: {a:?} {b:?}");
+    }
+    assert_eq!(
+        count("DescribeServices"),
+        before,
+        "served from the shared answer"
+    );
+    let clusters: std::collections::BTreeSet<&String> = fs.iter().map(|f| &f.cluster).collect();
+    // A write to one member's services: its next read reads them again.
+    fleets[0].remove(teal::model::Slot::B).await.unwrap();
+    let before = count("DescribeServices");
+    fleets[0].statuses().await.unwrap();
+    assert_eq!(
+        count("DescribeServices") - before,
+        1,
+        "its three names, one call"
+    );
+
+    // Once the answer is stale, one refresh reads every member's: ten names
+    // a call per cluster.
+    let aws_now = teal::aws::Aws {
+        shared: Some(std::sync::Arc::new(teal::aws::shared::Shared::new(
+            Duration::ZERO,
+        ))),
+        ..aws.clone()
+    };
+    let fleets = fleets_of(&aws_now);
+    for f in &fleets {
+        f.statuses().await.unwrap();
+    }
+    let before = count("DescribeServices");
+    fleets[2].statuses().await.unwrap();
+    let names_per_cluster = 3 * fs.len() / clusters.len();
+    assert_eq!(
+        count("DescribeServices") - before,
+        (clusters.len() * names_per_cluster.div_ceil(10)) as u64,
+        "{} clusters, {} names each",
+        clusters.len(),
+        names_per_cluster
     );
 }

@@ -14,6 +14,8 @@
 //! - [`cloudwatch`]: the alarm gate (one batched `DescribeAlarms` per poll);
 //! - [`sdk`]: the SDK set-up, the call counter and error classification;
 //! - [`pace`]: the client-side rate limit, a token bucket per API family;
+//! - [`shared`]: the reads a release's members share (alarms, listeners and
+//!   rules, ECS services), batched across them;
 //! - [`tags`]: the tag names teal writes;
 //! - [`wiring`]: the ports of a config, from a router part and a fleet part.
 //!
@@ -29,6 +31,7 @@ pub mod elb;
 pub mod pace;
 pub mod route53;
 pub mod sdk;
+pub mod shared;
 pub mod tags;
 pub mod wiring;
 

@@ -124,9 +124,9 @@ pub struct Aws {
     pub sdk: aws_config::SdkConfig,
     /// Calls per operation.
     pub calls: Arc<ApiCalls>,
-    /// Alarm readings shared by every gate built from this (a release's
-    /// members); `None`: each gate reads its own, every poll.
-    pub alarm_book: Option<Arc<crate::aws::cloudwatch::AlarmBook>>,
+    /// Reads shared by every adapter built from this (a release's members):
+    /// alarms, listeners and rules, ECS services; `None`: each reads its own.
+    pub shared: Option<Arc<crate::aws::shared::Shared>>,
 }
 
 impl Aws {
@@ -157,14 +157,14 @@ impl Aws {
         Aws {
             sdk: loader.load().await,
             calls: Arc::default(),
-            alarm_book: None,
+            shared: None,
         }
     }
 
-    /// Gates built from this share their alarm readings: a reading serves
-    /// every gate for `fresh` (see [`crate::aws::cloudwatch::AlarmBook`]).
-    pub fn sharing_alarm_reads(mut self, fresh: std::time::Duration) -> Aws {
-        self.alarm_book = Some(Arc::new(crate::aws::cloudwatch::AlarmBook::new(fresh)));
+    /// Adapters built from this share their reads: an answer serves every
+    /// member for `fresh` (see [`crate::aws::shared`]).
+    pub fn sharing_reads(mut self, fresh: std::time::Duration) -> Aws {
+        self.shared = Some(Arc::new(crate::aws::shared::Shared::new(fresh)));
         self
     }
 }

@@ -98,8 +98,8 @@ pub async fn wire(
     })
 }
 
-/// How long one alarm reading serves every member of a release.
-pub const SHARED_ALARM_READ: Duration = Duration::from_secs(1);
+/// How long one answer (alarms, listeners, services) serves every member of a release.
+pub const SHARED_READ: Duration = Duration::from_secs(1);
 
 /// The ports of several configs (a release's members), AWS loaded once so
 /// that every member's calls share one SDK configuration and one counter.
@@ -117,7 +117,7 @@ pub async fn wire_each(
         true => Some(
             Aws::load(cloud.region.clone(), cloud.profile.clone())
                 .await
-                .sharing_alarm_reads(SHARED_ALARM_READ),
+                .sharing_reads(SHARED_READ),
         ),
         false => None,
     };

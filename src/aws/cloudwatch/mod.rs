@@ -4,5 +4,5 @@
 pub mod alarms;
 pub mod metrics;
 
-pub use alarms::{AlarmBook, AlarmGate};
+pub use alarms::AlarmGate;
 pub use metrics::CloudWatchMetrics;

@@ -20,6 +20,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
 };
 use aws_sdk_elasticloadbalancingv2::Client;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The ALB router.
@@ -30,7 +31,13 @@ pub struct AlbRouter {
     target: AlbTarget,
     target_groups: [String; 2],
     test: Option<Box<AlbRouter>>,
+    shared: Option<Arc<crate::aws::shared::Shared>>,
 }
+
+/// Listener or rule ARNs described in one call when a release shares its
+/// reads. AWS publishes no maximum for `ListenerArns` or `RuleArns`; 20 is
+/// a conservative pick (the most `DescribeTargetGroups` takes by name).
+const ARNS_PER_CALL: usize = 20;
 
 impl AlbRouter {
     /// A router over `target` with slots `target_groups` (A, B).
@@ -41,6 +48,7 @@ impl AlbRouter {
             target,
             target_groups,
             test: None,
+            shared: aws.shared.clone(),
         }
     }
 
@@ -68,34 +76,92 @@ impl AlbRouter {
         }
     }
 
-    /// The listener's default actions, or the rule's actions.
+    /// The listener's default actions, or the rule's actions: in a release,
+    /// from the answer every member shares (see `aws::shared`).
     async fn actions(&self) -> Result<Vec<Action>, PortError> {
-        match &self.target {
-            AlbTarget::Listener(arn) => {
-                let out = aws_call!(
-                    self.calls,
-                    "DescribeListeners",
-                    self.client.describe_listeners().listener_arns(arn).send()
-                )?;
-                let l = out
-                    .listeners()
-                    .first()
-                    .ok_or_else(|| not_found("DescribeListeners", arn))?;
-                Ok(l.default_actions().to_vec())
-            }
-            AlbTarget::Rule(arn) => {
-                let out = aws_call!(
-                    self.calls,
-                    "DescribeRules",
-                    self.client.describe_rules().rule_arns(arn).send()
-                )?;
-                let r = out
-                    .rules()
-                    .first()
-                    .ok_or_else(|| not_found("DescribeRules", arn))?;
-                Ok(r.actions().to_vec())
+        let Some(shared) = &self.shared else {
+            return self.actions_now().await;
+        };
+        let (book, op) = match &self.target {
+            AlbTarget::Listener(_) => (&shared.listeners, "DescribeListeners"),
+            AlbTarget::Rule(_) => (&shared.rules, "DescribeRules"),
+        };
+        let arn = self.arn().to_string();
+        let mut got = book
+            .read(std::slice::from_ref(&arn), |all| self.describe_all(all))
+            .await?;
+        got.remove(&arn).ok_or_else(|| not_found(op, &arn))
+    }
+
+    /// The actions, read now: before a write, which must start from them.
+    async fn actions_now(&self) -> Result<Vec<Action>, PortError> {
+        let arn = self.arn().to_string();
+        let mut got = self.describe(vec![arn.clone()]).await?;
+        let op = match &self.target {
+            AlbTarget::Listener(_) => "DescribeListeners",
+            AlbTarget::Rule(_) => "DescribeRules",
+        };
+        got.remove(&arn).ok_or_else(|| not_found(op, &arn))
+    }
+
+    /// The actions of every listener (or every rule: the same kind as this
+    /// router's) in `arns`, [`ARNS_PER_CALL`] a call. One ARN that no longer
+    /// exists fails its whole call; that chunk is then read one by one, so
+    /// that only its own member finds it missing.
+    async fn describe_all(
+        &self,
+        arns: Vec<String>,
+    ) -> Result<BTreeMap<String, Vec<Action>>, PortError> {
+        let mut out = BTreeMap::new();
+        for chunk in arns.chunks(ARNS_PER_CALL) {
+            match self.describe(chunk.to_vec()).await {
+                Ok(got) => out.extend(got),
+                Err(e) if e.kind == ErrorKind::NotFound && chunk.len() > 1 => {
+                    for arn in chunk {
+                        match self.describe(vec![arn.clone()]).await {
+                            Ok(got) => out.extend(got),
+                            Err(e) if e.kind == ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
+        Ok(out)
+    }
+
+    /// One `DescribeListeners` or `DescribeRules` of `arns`.
+    async fn describe(
+        &self,
+        arns: Vec<String>,
+    ) -> Result<BTreeMap<String, Vec<Action>>, PortError> {
+        Ok(match &self.target {
+            AlbTarget::Listener(_) => aws_call!(
+                self.calls,
+                "DescribeListeners",
+                self.client
+                    .describe_listeners()
+                    .set_listener_arns(Some(arns.clone()))
+                    .send()
+            )?
+            .listeners()
+            .iter()
+            .filter_map(|l| Some((l.listener_arn()?.to_string(), l.default_actions().to_vec())))
+            .collect(),
+            AlbTarget::Rule(_) => aws_call!(
+                self.calls,
+                "DescribeRules",
+                self.client
+                    .describe_rules()
+                    .set_rule_arns(Some(arns.clone()))
+                    .send()
+            )?
+            .rules()
+            .iter()
+            .filter_map(|r| Some((r.rule_arn()?.to_string(), r.actions().to_vec())))
+            .collect(),
+        })
     }
 
     fn slot_of(&self, tg: &str) -> Option<Slot> {
@@ -269,7 +335,7 @@ impl AlbRouter {
                 format!("invalid weights {w}"),
             ));
         }
-        let actions = self.actions().await?;
+        let actions = self.actions_now().await?;
         // Refuse to overwrite a forward that points elsewhere (read again: it may have changed).
         self.weights_of(&actions)?;
         let rewritten: Vec<Action> = actions
@@ -300,6 +366,20 @@ impl AlbRouter {
                     .build()
             })
             .collect();
+        let written = self.modify(rewritten).await;
+        // Landed or not (a timed-out write may have): the next read, the
+        // read-back above all, is not served from before it.
+        if let Some(shared) = &self.shared {
+            match &self.target {
+                AlbTarget::Listener(arn) => shared.listeners.forget([arn.clone()]),
+                AlbTarget::Rule(arn) => shared.rules.forget([arn.clone()]),
+            }
+        }
+        written
+    }
+
+    /// Write the listener's default actions, or the rule's actions.
+    async fn modify(&self, rewritten: Vec<Action>) -> Result<(), PortError> {
         match &self.target {
             AlbTarget::Listener(arn) => {
                 aws_call!(

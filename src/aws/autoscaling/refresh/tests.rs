@@ -29,7 +29,7 @@ async fn stand_in(since: Millis) -> (Arc<Mutex<Service>>, InstanceRefreshRollout
     let aws = Aws {
         sdk,
         calls: Arc::default(),
-        alarm_book: None,
+        shared: None,
     };
     let rollout = InstanceRefreshRollout::new(
         &aws,

@@ -1,0 +1,224 @@
+//! Reads shared by every member of a release: one process, one answer for
+//! all of them.
+//!
+//! A [`SharedReads`] keeps the last answer for every key any member has asked
+//! about. A read of keys that answer covers, taken within `fresh` of it, is
+//! served from it; any other read refreshes *every* key at once, in as few
+//! calls as the API allows (the caller's `fetch` batches: 100 alarm names, 10
+//! ECS services of one cluster, 20 listener or rule ARNs a call). So a
+//! release's steady reads of one kind cost about `keys / batch` calls per
+//! `fresh`, however many services it has, and an answer is at most `fresh`
+//! old. A member that has just written a resource calls [`SharedReads::forget`]
+//! for it: its next read (the read-back of a weight change above all) reads
+//! that resource again, alone, never the answer from before the write.
+//!
+//! One refresh at a time: members that ask while one is under way wait for
+//! it and take its answer if it covers them.
+
+use crate::model::GateReading;
+use crate::ports::PortError;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Every kind of read a release's members share.
+#[derive(Debug)]
+pub struct Shared {
+    /// Alarm readings, by alarm name.
+    pub alarms: SharedReads<String, GateReading>,
+    /// A listener's default actions, by listener ARN.
+    pub listeners: SharedReads<String, Vec<aws_sdk_elasticloadbalancingv2::types::Action>>,
+    /// A listener rule's actions, by rule ARN.
+    pub rules: SharedReads<String, Vec<aws_sdk_elasticloadbalancingv2::types::Action>>,
+    /// ACTIVE ECS services, by cluster and service name.
+    pub services: SharedReads<(String, String), aws_sdk_ecs::types::Service>,
+}
+
+impl Shared {
+    /// Shared reads whose answers serve for `fresh`.
+    pub fn new(fresh: Duration) -> Shared {
+        Shared {
+            alarms: SharedReads::new(fresh),
+            listeners: SharedReads::new(fresh),
+            rules: SharedReads::new(fresh),
+            services: SharedReads::new(fresh),
+        }
+    }
+}
+
+/// Answers of one kind, shared by a release's members.
+#[derive(Debug)]
+pub struct SharedReads<K, V> {
+    fresh: Duration,
+    /// Every key asked for, and those written since the last refresh. Apart
+    /// from the answer, so that keys asked for during a refresh are in the next.
+    asked: std::sync::Mutex<Asked<K>>,
+    answer: tokio::sync::Mutex<Answer<K, V>>,
+}
+
+#[derive(Debug)]
+struct Asked<K> {
+    keys: BTreeSet<K>,
+    stale: BTreeSet<K>,
+}
+
+#[derive(Debug)]
+struct Answer<K, V> {
+    /// The keys the last refresh read (a key it read and is not in `values`
+    /// does not exist), and when that refresh began.
+    read: BTreeSet<K>,
+    at: Option<Instant>,
+    values: BTreeMap<K, V>,
+}
+
+impl<K: Ord + Clone, V: Clone> SharedReads<K, V> {
+    /// Answers that serve for `fresh` after the refresh that read them began.
+    pub fn new(fresh: Duration) -> SharedReads<K, V> {
+        SharedReads {
+            fresh,
+            asked: std::sync::Mutex::new(Asked {
+                keys: BTreeSet::new(),
+                stale: BTreeSet::new(),
+            }),
+            answer: tokio::sync::Mutex::new(Answer {
+                read: BTreeSet::new(),
+                at: None,
+                values: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// The values of `keys` (a key with no value does not exist), from the
+    /// last answer if it covers them, is fresh, and none of them was written
+    /// since; otherwise from a refresh: `fetch` called once with every key
+    /// asked so far, returning the values of those that exist.
+    pub async fn read<F, Fut>(&self, keys: &[K], fetch: F) -> Result<BTreeMap<K, V>, PortError>
+    where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<BTreeMap<K, V>, PortError>>,
+    {
+        self.lock_asked().keys.extend(keys.iter().cloned());
+        let mut a = self.answer.lock().await;
+        let covered = keys.iter().all(|k| a.read.contains(k));
+        let recent = a.at.is_some_and(|t| t.elapsed() <= self.fresh);
+        let written = {
+            let asked = self.lock_asked();
+            keys.iter().any(|k| asked.stale.contains(k))
+        };
+        if covered && recent && written {
+            // Only this member's keys were written: read them alone (a
+            // read-back must not wait for every member's), into the answer.
+            {
+                let mut asked = self.lock_asked();
+                for k in keys {
+                    asked.stale.remove(k);
+                }
+            }
+            let values = fetch(keys.to_vec()).await?;
+            for k in keys {
+                a.values.remove(k);
+            }
+            a.values.extend(values);
+        } else if !(covered && recent) {
+            // Taken before the refresh: a write during it is seen by the next.
+            let all: Vec<K> = {
+                let mut asked = self.lock_asked();
+                asked.stale.clear();
+                asked.keys.iter().cloned().collect()
+            };
+            let began = Instant::now();
+            let values = fetch(all.clone()).await?;
+            *a = Answer {
+                read: all.into_iter().collect(),
+                at: Some(began),
+                values,
+            };
+        }
+        Ok(keys
+            .iter()
+            .filter_map(|k| a.values.get(k).map(|v| (k.clone(), v.clone())))
+            .collect())
+    }
+
+    /// `keys` were written: the next read of any of them refreshes.
+    pub fn forget(&self, keys: impl IntoIterator<Item = K>) {
+        self.lock_asked().stale.extend(keys);
+    }
+
+    fn lock_asked(&self) -> std::sync::MutexGuard<'_, Asked<K>> {
+        self.asked.lock().expect("shared reads: asked")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A fetch that counts its calls and answers each key with the call's number.
+    fn counting(
+        calls: &Arc<AtomicUsize>,
+    ) -> impl FnOnce(
+        Vec<&'static str>,
+    ) -> std::future::Ready<Result<BTreeMap<&'static str, usize>, PortError>> {
+        let calls = calls.clone();
+        move |keys| {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            std::future::ready(Ok(keys.into_iter().map(|k| (k, n)).collect()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn members_share_one_refresh_per_fresh_window() {
+        let shared = SharedReads::new(Duration::from_secs(1));
+        let calls = Arc::new(AtomicUsize::new(0));
+        shared.read(&["a"], counting(&calls)).await.unwrap();
+        // A new key: refreshed, and the refresh reads both.
+        shared.read(&["b"], counting(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Covered and fresh: no call, for either member.
+        let a = shared.read(&["a"], counting(&calls)).await.unwrap();
+        let b = shared.read(&["b"], counting(&calls)).await.unwrap();
+        assert_eq!((a["a"], b["b"], calls.load(Ordering::SeqCst)), (2, 2, 2));
+        // Past the window: one refresh serves both again.
+        tokio::time::advance(Duration::from_millis(1_001)).await;
+        shared.read(&["b"], counting(&calls)).await.unwrap();
+        let a = shared.read(&["a"], counting(&calls)).await.unwrap();
+        assert_eq!((a["a"], calls.load(Ordering::SeqCst)), (3, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_written_key_is_read_again_at_once() {
+        let shared = SharedReads::new(Duration::from_secs(60));
+        let calls = Arc::new(AtomicUsize::new(0));
+        shared.read(&["a", "b"], counting(&calls)).await.unwrap();
+        shared.forget(["a"]);
+        // The other member's key was not written: still served.
+        shared.read(&["b"], counting(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let a = shared.read(&["a"], counting(&calls)).await.unwrap();
+        assert_eq!(a["a"], 2, "the read after a write reads again");
+        let both = shared.read(&["a", "b"], counting(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "then served again");
+        // Only the written key was read again; the other's answer stands.
+        assert_eq!((both["a"], both["b"]), (2, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_the_refresh_did_not_find_is_absent_not_unread() {
+        let shared: SharedReads<&str, usize> = SharedReads::new(Duration::from_secs(60));
+        let got = shared
+            .read(&["gone"], |_| std::future::ready(Ok(BTreeMap::new())))
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+        // Served from the answer: no second call.
+        let got = shared
+            .read(&["gone"], |_| async { panic!("read again") })
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+    }
+}
