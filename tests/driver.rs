@@ -262,6 +262,8 @@ struct ThrottledFrom {
     inner: SimCloud,
     from: u64,
     until: u64,
+    /// When each status was asked for.
+    reads: Mutex<Vec<u64>>,
 }
 
 #[async_trait::async_trait]
@@ -271,6 +273,7 @@ impl teal::ports::Fleet for ThrottledFrom {
         slot: teal::model::Slot,
     ) -> Result<teal::model::FleetStatus, teal::ports::PortError> {
         let now = self.inner.world().now;
+        self.reads.lock().unwrap().push(now);
         if (self.from..self.until).contains(&now) {
             return Err(teal::ports::PortError::new(
                 "fleet.status",
@@ -334,6 +337,7 @@ fn a_gate_failing_while_another_call_is_retried_rolls_back_without_waiting_for_t
         inner: c.clone(),
         from: T0 + 60_000,
         until: T0 + 70_000,
+        reads: Mutex::default(),
     });
     let _ = rolled_back_by_5xx(&rt, ports);
     let w = c.world();
@@ -436,4 +440,73 @@ fn an_alarm_while_the_retirement_is_being_recorded_calls_it_off() {
         &e.kind,
         EventKind::Phase { to, .. } if to == "retiring"
     )));
+}
+
+/// A router that puts off every partial weight change (the rate limit,
+/// never a token), and records when each was asked for.
+struct PacedPartialWeights {
+    inner: SimCloud,
+    asked: Mutex<Vec<u64>>,
+}
+
+#[async_trait::async_trait]
+impl teal::ports::Router for PacedPartialWeights {
+    async fn weights(&self) -> Result<SlotWeights, teal::ports::PortError> {
+        teal::ports::Router::weights(&self.inner).await
+    }
+    async fn set_weights(&self, w: SlotWeights) -> Result<(), teal::ports::PortError> {
+        if w.a != 100 && w.b != 100 {
+            self.asked.lock().unwrap().push(self.inner.world().now);
+            return Err(teal::ports::PortError::paced("router.set_weights", 1_500));
+        }
+        teal::ports::Router::set_weights(&self.inner, w).await
+    }
+}
+
+#[test]
+fn a_gate_failing_during_a_weight_change_reads_the_weights_alone_before_going_back() {
+    // The 10% step waits for the rate limit for good; the gate fails while
+    // it waits. The fleets were read before the change and a weight change
+    // does not touch them: the way back reads the weights, not the fleets.
+    let onset = T0 + 90_000;
+    let c = cloud(vec![SimGate {
+        name: "5xx".into(),
+        script: vec![(onset, GateState::Alarm)],
+    }]);
+    let rt = rt();
+    let router = Arc::new(PacedPartialWeights {
+        inner: c.clone(),
+        asked: Mutex::default(),
+    });
+    // Never throttled: only its reads are looked at.
+    let fleet = Arc::new(ThrottledFrom {
+        inner: c.clone(),
+        from: 0,
+        until: 0,
+        reads: Mutex::default(),
+    });
+    let mut ports = c.ports();
+    ports.router = router.clone();
+    ports.fleet = fleet.clone();
+    let events = rolled_back_by_5xx(&rt, ports);
+
+    let first_change = router.asked.lock().unwrap()[0];
+    assert!(first_change < onset, "the change was waiting at the onset");
+    // The weights read back 100% blue (the change never went out): the
+    // rollback moves nothing, and goes on to remove green.
+    let back = events
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::Phase { to, .. } if to == "rolling_back"))
+        .map(|e| e.at)
+        .expect("rolled back");
+    assert!(back >= onset);
+    let reads = fleet.reads.lock().unwrap();
+    assert!(
+        !reads.iter().any(|t| *t >= onset && *t <= back),
+        "fleets read on the way back: {:?}",
+        reads
+            .iter()
+            .filter(|t| **t >= first_change)
+            .collect::<Vec<_>>()
+    );
 }

@@ -19,6 +19,15 @@ impl Driver {
             Action::Wait { .. } | Action::Finish { .. } | Action::StartHook { .. } => None,
             _ => self.seen.last.take(),
         };
+        // A weight change leaves the other facts as they were; anything else
+        // may change them.
+        self.seen.changing = match action {
+            Action::Wait { .. } | Action::Finish { .. } | Action::StartHook { .. } => {
+                self.seen.changing.take()
+            }
+            Action::SetWeights { .. } => cached.clone().or(self.seen.changing.take()),
+            _ => None,
+        };
         match action {
             Action::ProvisionGreen { desired } => {
                 self.io.emit(EventKind::Provisioning { desired });
@@ -156,6 +165,7 @@ impl Driver {
                 last.weights = actual;
             }
             self.seen.last = cached.clone();
+            self.seen.changing = None;
             if actual == target {
                 self.io.emit(EventKind::WeightsSet { weights: target });
                 return Ok(());

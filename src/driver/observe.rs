@@ -27,6 +27,10 @@ pub(super) struct Seen {
     pub(super) judged: Option<crate::analysis::Window>,
     /// When the last full observation (weights, fleets) began.
     pub(super) full_at: Option<Millis>,
+    /// While a weight change is unread (sent, or waiting to be, and not read
+    /// back): the observation before it. All but its weights still holds, so
+    /// a failing gate's rollback reads the weights alone, not every fact.
+    pub(super) changing: Option<Observation>,
 }
 
 /// In a steady bake or keep-alive ([`crate::engine::Engine::quiet_until`]), weights and
@@ -144,6 +148,15 @@ impl Driver {
             obs.gates = gates;
             return Ok(obs);
         }
+        if let (true, Some(before)) = (failing, self.seen.changing.clone()) {
+            let green_slot = self.engine.record().green_slot;
+            let weights = port!(self.io, "router.weights", self.io.ports.router.weights())?;
+            return Ok(Observation {
+                weights: weights.as_roles(green_slot),
+                gates,
+                ..before
+            });
+        }
         // A steady bake: nothing but the gates can make the engine act before
         // its deadline, so the other facts are answered from the last full
         // read while it is younger than the bound.
@@ -187,6 +200,7 @@ impl Driver {
             judgment,
         };
         self.seen.last = Some(obs.clone());
+        self.seen.changing = None;
         Ok(obs)
     }
 
