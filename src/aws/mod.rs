@@ -15,7 +15,7 @@
 //! - [`sdk`]: the SDK set-up, the call counter and error classification;
 //! - [`pace`]: the client-side rate limit, a token bucket per API family;
 //! - [`shared`]: the reads a release's members share (alarms, listeners and
-//!   rules, ECS services), batched across them;
+//!   rules), batched across them;
 //! - [`tags`]: the tag names teal writes;
 //! - [`wiring`]: the ports of a config, from a router part and a fleet part.
 //!

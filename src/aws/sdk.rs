@@ -125,7 +125,7 @@ pub struct Aws {
     /// Calls per operation.
     pub calls: Arc<ApiCalls>,
     /// Reads shared by every adapter built from this (a release's members):
-    /// alarms, listeners and rules, ECS services; `None`: each reads its own.
+    /// alarms, listeners and rules; `None`: each reads its own.
     pub shared: Option<Arc<crate::aws::shared::Shared>>,
 }
 

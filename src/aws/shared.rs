@@ -4,11 +4,18 @@
 //! A [`SharedReads`] keeps the last answer for every key any member has asked
 //! about. A read of keys that answer covers, taken within `fresh` of it, is
 //! served from it; any other read refreshes *every* key at once, in as few
-//! calls as the API allows (the caller's `fetch` batches: 100 alarm names, 10
-//! ECS services of one cluster, 20 listener or rule ARNs a call). So a
-//! release's steady reads of one kind cost about `keys / batch` calls per
-//! `fresh`, however many services it has, and an answer is at most `fresh`
-//! old. A member that has just written a resource calls [`SharedReads::forget`]
+//! calls as the API allows (the caller's `fetch` batches: 100 alarm names, 20
+//! listener or rule ARNs a call). So a release's reads of one kind cost at
+//! most `keys / batch` calls per `fresh`, however many services it has, and
+//! an answer is at most `fresh` old.
+//!
+//! Only kinds where that is never more than the members' own reads are
+//! shared: alarms (read every poll by each member) and listeners (every 10 s
+//! in a steady bake: `n / 10` calls a second alone, at most `n / 20` shared).
+//! ECS services are not: three names a member, ten a call, is `0.3 n` calls
+//! per refresh, more than the `n / 10` a second the members make alone, and
+//! with one cluster per service no batching at all. Sharing them needs
+//! freshness per key and batches filled only around the keys asked for. A member that has just written a resource calls [`SharedReads::forget`]
 //! for it: its next read (the read-back of a weight change above all) reads
 //! that resource again, alone, never the answer from before the write.
 //!
@@ -31,8 +38,6 @@ pub struct Shared {
     pub listeners: SharedReads<String, Vec<aws_sdk_elasticloadbalancingv2::types::Action>>,
     /// A listener rule's actions, by rule ARN.
     pub rules: SharedReads<String, Vec<aws_sdk_elasticloadbalancingv2::types::Action>>,
-    /// ACTIVE ECS services, by cluster and service name.
-    pub services: SharedReads<(String, String), aws_sdk_ecs::types::Service>,
 }
 
 impl Shared {
@@ -42,7 +47,6 @@ impl Shared {
             alarms: SharedReads::new(fresh),
             listeners: SharedReads::new(fresh),
             rules: SharedReads::new(fresh),
-            services: SharedReads::new(fresh),
         }
     }
 }

@@ -98,7 +98,7 @@ pub async fn wire(
     })
 }
 
-/// How long one answer (alarms, listeners, services) serves every member of a release.
+/// How long one answer (alarms, listeners) serves every member of a release.
 pub const SHARED_READ: Duration = Duration::from_secs(1);
 
 /// The ports of several configs (a release's members), AWS loaded once so

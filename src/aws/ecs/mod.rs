@@ -147,11 +147,7 @@ pub struct EcsFleet {
     pub(crate) container: String,
     container_port: u16,
     target_groups: [String; 2],
-    shared: Option<Arc<crate::aws::shared::Shared>>,
 }
-
-/// Services one `DescribeServices` takes (the API's maximum).
-const SERVICES_PER_CALL: usize = 10;
 
 impl EcsFleet {
     /// A fleet in `cluster`, services named from `base`, attached by
@@ -174,7 +170,6 @@ impl EcsFleet {
             container,
             container_port,
             target_groups,
-            shared: aws.shared.clone(),
         }
     }
 
@@ -203,52 +198,6 @@ impl EcsFleet {
     /// The ACTIVE services among the candidates, in one call.
     async fn services(&self) -> Result<Vec<Service>, PortError> {
         describe_services(self, &self.cluster, self.candidates()).await
-    }
-
-    /// The same, in a release from the answer every member shares (see
-    /// `aws::shared`): every member's candidates, ten a call per cluster.
-    async fn services_shared(&self) -> Result<Vec<Service>, PortError> {
-        let Some(shared) = &self.shared else {
-            return self.services().await;
-        };
-        let keys: Vec<(String, String)> = self.keys();
-        let got = shared
-            .services
-            .read(&keys, |all| async move {
-                let mut by_cluster: std::collections::BTreeMap<String, Vec<String>> =
-                    Default::default();
-                for (cluster, name) in all {
-                    by_cluster.entry(cluster).or_default().push(name);
-                }
-                let mut out = std::collections::BTreeMap::new();
-                for (cluster, names) in by_cluster {
-                    for chunk in names.chunks(SERVICES_PER_CALL) {
-                        for s in describe_services(self, &cluster, chunk.to_vec()).await? {
-                            let name = s.service_name().unwrap_or_default().to_string();
-                            out.insert((cluster.clone(), name), s);
-                        }
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
-        Ok(got.into_values().collect())
-    }
-
-    /// This fleet's candidates as shared-read keys.
-    fn keys(&self) -> Vec<(String, String)> {
-        self.candidates()
-            .into_iter()
-            .map(|n| (self.cluster.clone(), n))
-            .collect()
-    }
-
-    /// A service of this fleet was written: no member's next read is served
-    /// from before it.
-    fn forget(&self) {
-        if let Some(shared) = &self.shared {
-            shared.services.forget(self.keys());
-        }
     }
 
     /// The one of `services` attached to the slot's target group.
@@ -584,7 +533,7 @@ impl Fleet for EcsFleet {
     }
 
     async fn statuses(&self) -> Result<[FleetStatus; 2], PortError> {
-        let services = self.services_shared().await?;
+        let services = self.services().await?;
         Ok([
             self.status_of(self.in_slot(&services, Slot::A), Slot::A)
                 .await?,
@@ -594,15 +543,11 @@ impl Fleet for EcsFleet {
     }
 
     async fn provision(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
-        let created = self.create(slot, green, desired).await;
-        self.forget();
-        created
+        self.create(slot, green, desired).await
     }
 
     async fn remove(&self, slot: Slot) -> Result<(), PortError> {
-        let removed = self.delete(slot).await;
-        self.forget();
-        removed
+        self.delete(slot).await
     }
 }
 
