@@ -115,12 +115,17 @@ async fn a_release_of_twelve_services_stays_inside_the_real_buckets() {
         "DescribeAlarms: {} calls for twelve services",
         alarms.passed
     );
+    // The most a bucket lets through in one wall second is its size plus a
+    // second's refill (full at the start, refilling through it); `burst`
+    // alone was a tighter bound than AWS's, and failed on ecs:read with 56
+    // (bucket 50, refill 20) while the proxy throttled nothing.
     for (family, s) in &t.stats {
         assert!(
-            s.peak_per_second as f64 <= s.burst,
-            "{family}: {} in one second, bucket {}",
+            s.peak_per_second as f64 <= s.burst + s.refill,
+            "{family}: {} in one second, bucket {} + {}/s",
             s.peak_per_second,
-            s.burst
+            s.burst,
+            s.refill
         );
     }
 }
