@@ -739,6 +739,9 @@ struct ManyRun {
     paced: (u64, u64),
     /// Alarm set to 100% blue read back, per probe.
     reactions: Vec<Duration>,
+    /// Per probe, from teal's events where the run wrote JSON: alarm set to
+    /// teal reading it, and to teal reading 100% blue back.
+    split: Vec<Split>,
     /// Peak RSS per process (KiB).
     rss: Vec<u64>,
 }
@@ -801,7 +804,7 @@ green_healthy_timeout = "10m""#;
     .await;
     let wall = t.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let reactions = probing.await.expect("the probes");
+    let probes_a = probing.await.expect("the probes");
     for (i, r) in runs.iter().enumerate() {
         let arranged = if i < n { 0 } else { 3 };
         if r.code != Some(arranged) {
@@ -823,7 +826,8 @@ green_healthy_timeout = "10m""#;
         paced: runs
             .iter()
             .fold((0, 0), |a, r| (a.0 + r.paced.0, a.1 + r.paced.1)),
-        reactions,
+        reactions: probes_a.iter().map(|p| p.reaction).collect(),
+        split: vec![],
         rss: runs.iter().map(|r| r.max_rss_kb).collect(),
     };
     for f in &fixtures[n..] {
@@ -844,12 +848,27 @@ green_healthy_timeout = "10m""#;
             release.to_str().expect("a path").into(),
             "--image".into(),
             "registry.example/app:3".into(),
+            "--output".into(),
+            "json".into(),
         ],
     )
     .await;
     let wall = t.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let reactions = probing.await.expect("the probes");
+    let probes_b = probing.await.expect("the probes");
+    let lines: Vec<Value> = run
+        .output
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // The summary is the `api_calls` line in JSON.
+    let summary = lines
+        .iter()
+        .rev()
+        .find(|v| v["event"] == "api_calls")
+        .cloned()
+        .unwrap_or_default();
+    let count = |k: &str| summary[k].as_u64().unwrap_or(0);
     eprintln!(
         "(b) ended {:?}: {:?}",
         run.code,
@@ -858,26 +877,30 @@ green_healthy_timeout = "10m""#;
     for r in &registrars {
         r.abort();
     }
-    // Each member's end, from the release's plain lines:
-    // `release many: SERVICE  succeeded (wave 1)`.
+    // Each member's end, from the release's `release_member` lines.
     let succeeded = fixtures[..n]
         .iter()
         .filter(|f| {
-            let line = format!("release many: {} ", f.name);
-            run.output
-                .lines()
-                .any(|l| l.starts_with(&line) && l.trim_end().ends_with("succeeded (wave 1)"))
+            lines.iter().any(|v| {
+                v["event"] == "release_member"
+                    && v["service"] == f.name.as_str()
+                    && v["standing"]["state"] == "succeeded"
+            })
         })
         .count();
     let one = ManyRun {
         succeeded,
         stats: throttle.lock().expect("stats").stats.clone(),
-        throttled_seen: run.throttled_seen,
+        throttled_seen: count("throttled"),
         surfaced: usize::from(run.code != Some(3) && run.throttled),
         wall,
-        calls: run.calls,
-        paced: run.paced,
-        reactions,
+        calls: count("total"),
+        paced: (count("paced"), count("paced_ms")),
+        reactions: probes_b.iter().map(|p| p.reaction).collect(),
+        split: probes_b
+            .iter()
+            .map(|p| split_reaction(&run.output, p))
+            .collect(),
         rss: vec![run.max_rss_kb],
     };
     let mut s = format!(
@@ -933,6 +956,32 @@ green_healthy_timeout = "10m""#;
                 ms(pct(&r.reactions, 99.0))
             )
         },
+    ));
+    let split_row = |label: &str, pick: fn(&Split) -> Option<Duration>| {
+        row(label, &|r: &ManyRun| {
+            let xs: Vec<Duration> = r.split.iter().filter_map(pick).collect();
+            if xs.is_empty() {
+                return "–".into();
+            }
+            format!(
+                "{} / {} ({} probes)",
+                ms(median(&xs)),
+                ms(pct(&xs, 99.0)),
+                xs.len()
+            )
+        })
+    };
+    s.push_str(&split_row(
+        "of which: alarm set to teal reading it (its `gate` event): median / max",
+        |p| p.0,
+    ));
+    s.push_str(&split_row(
+        "alarm set to teal reading 100% blue back (its `weights_set` event): median / max",
+        |p| p.1,
+    ));
+    s.push_str(&split_row(
+        "teal reading the alarm to reading 100% blue back (the way back on moto): median / max",
+        |p| Some(p.1?.saturating_sub(p.0?)),
     ));
     s.push_str(&row(
         "peak RSS: per process median / the release's process",
@@ -993,7 +1042,7 @@ fn probe_all(
     c: &Clients,
     probes: &[Fixture],
     stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<Duration>> {
+) -> tokio::task::JoinHandle<Vec<Probe>> {
     let (c, probes) = (c.clone(), probes.to_vec());
     tokio::spawn(async move {
         let tasks: Vec<_> = probes
@@ -1011,6 +1060,7 @@ fn probe_all(
                     tokio::time::sleep(random_below(Duration::from_secs(2))).await;
                     set_alarm(&c, &f.alarms[0], StateValue::Alarm).await;
                     let alarmed = Instant::now();
+                    let at = wall_ms();
                     while weights(&c, &f).await != (100, 0) {
                         if stop.load(Ordering::Relaxed) {
                             eprintln!("probe {}: never back to blue", f.name);
@@ -1018,7 +1068,11 @@ fn probe_all(
                         }
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
-                    Some(alarmed.elapsed())
+                    Some(Probe {
+                        service: f.name.clone(),
+                        alarmed_at: at,
+                        reaction: alarmed.elapsed(),
+                    })
                 })
             })
             .collect();
@@ -1030,6 +1084,55 @@ fn probe_all(
         }
         out
     })
+}
+
+/// A probe's reaction split at teal's events: alarm set to teal reading it,
+/// and to teal reading 100% blue back.
+type Split = (Option<Duration>, Option<Duration>);
+
+/// One probe's alarm and teal's answer to it, as the harness timed them.
+struct Probe {
+    service: String,
+    /// When its alarm was set (ms since the Unix epoch, this machine's clock).
+    alarmed_at: u64,
+    /// Alarm set to 100% blue read back by the harness.
+    reaction: Duration,
+}
+
+/// Now, in ms since the Unix epoch: the clock teal's events are stamped with.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
+/// A probe's reaction split at teal's own events (`--output json`): the
+/// alarm set to teal reading it (`gate` ALARM), and to teal reading 100%
+/// blue back from the listener (`weights_set` with green 0). `None` where
+/// the output lacks them.
+fn split_reaction(output: &str, p: &Probe) -> Split {
+    let events: Vec<Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["service"] == p.service.as_str())
+        .filter(|v| {
+            v["at"]
+                .as_u64()
+                .is_some_and(|at| at + 1_000 >= p.alarmed_at)
+        })
+        .collect();
+    let after = |pick: &dyn Fn(&Value) -> bool| {
+        events
+            .iter()
+            .find(|v| pick(v))
+            .and_then(|v| v["at"].as_u64())
+            .map(|at| Duration::from_millis(at.saturating_sub(p.alarmed_at)))
+    };
+    (
+        after(&|v| v["event"] == "gate" && v["state"] == "ALARM"),
+        after(&|v| v["event"] == "weights_set" && v["weights"]["green"] == 0),
+    )
 }
 
 /// Join futures without a dependency on the `futures` crate.

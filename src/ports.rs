@@ -199,6 +199,14 @@ pub trait Gate: Send + Sync {
     /// Read every configured gate. A configured gate that does not exist is
     /// absent from the answer (preflight turns that into an error).
     async fn read(&self) -> Result<Vec<GateReading>, PortError>;
+    /// Resolves once a gate may have changed since the last `read` began: a
+    /// hint that reading now would see something new (a release's shared
+    /// alarm reading found one of this gate's alarms changed). The driver
+    /// then reads at once instead of at its next poll. A gate that cannot
+    /// tell never resolves; the poll reads it all the same.
+    async fn changed(&self) {
+        std::future::pending::<()>().await
+    }
 }
 
 /// Several gates read as one, in order: a deployment's gates from more than
@@ -213,6 +221,12 @@ impl Gate for AllGates {
             all.extend(gate.read().await?);
         }
         Ok(all)
+    }
+    async fn changed(&self) {
+        if self.0.is_empty() {
+            return std::future::pending().await;
+        }
+        futures::future::select_all(self.0.iter().map(|g| g.changed())).await;
     }
 }
 

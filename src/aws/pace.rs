@@ -188,6 +188,27 @@ pub fn family_of(op: &str) -> Option<&'static Family> {
 /// same as ever: a throttled urgent call is retried like any other.
 pub use crate::ports::urgent;
 
+tokio::task_local! {
+    /// Set around a shared refresh: see [`patient`].
+    static PATIENT: ();
+}
+
+/// Run `f` as calls that wait for their tokens here however long, instead
+/// of being put off to the driver: a release's shared refresh
+/// (`aws::shared`), which reads every member's keys in several calls and
+/// must not start over each time one of them is put off. Put off, a refresh
+/// of six calls under a bucket its 110 members keep empty almost never
+/// completes (the members' reads went unanswered for minutes, a livelock);
+/// waiting here, it reserves its tokens in turn like any inline wait, and the
+/// members queued on it take its answer.
+pub async fn patient<F: std::future::Future>(f: F) -> F::Output {
+    PATIENT.scope((), f).await
+}
+
+fn is_patient() -> bool {
+    PATIENT.try_with(|_| ()).is_ok()
+}
+
 /// One family's bucket as this process keeps it.
 #[derive(Debug)]
 struct Bucket {
@@ -221,7 +242,8 @@ impl Pacer {
     /// wait is the driver's to make (`Err(wait)`, no token taken), so that
     /// it reads the gates meanwhile: a release's services must not stop
     /// watching their alarms while they queue for the account's reads.
-    /// Calls under [`urgent`] take their token at once, whatever is left.
+    /// Calls under [`urgent`] take their token at once, whatever is left;
+    /// calls under [`patient`] wait here for it, however long.
     pub async fn take(&self, op: &str) -> Result<(), Duration> {
         let urgent = crate::ports::is_urgent();
         let wait = {
@@ -240,7 +262,7 @@ impl Pacer {
                     wait = wait.max(Duration::from_secs_f64((1.0 - b.tokens) / b.rate));
                 }
             }
-            if wait > INLINE_WAIT && !urgent {
+            if wait > INLINE_WAIT && !urgent && !is_patient() {
                 self.note_wait(wait);
                 return Err(wait);
             }
@@ -389,6 +411,27 @@ mod tests {
         pacer.take("ModifyListener").await.unwrap();
         let took = start.elapsed().as_secs_f64();
         assert!((took - wait.as_secs_f64()).abs() < 0.01, "{took:.3} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_patient_call_waits_for_its_token_instead_of_being_put_off() {
+        let pacer = Pacer::default();
+        // ModifyListener: 18 of AWS's 20 at once, 1.8 a second.
+        for _ in 0..18 {
+            pacer.take("ModifyListener").await.unwrap();
+        }
+        let wait = pacer.take("ModifyListener").await.unwrap_err();
+        assert!(wait > INLINE_WAIT, "{wait:?}");
+        let start = Instant::now();
+        // Patient: two calls, each waits its token here, in turn.
+        patient(async {
+            pacer.take("ModifyListener").await.unwrap();
+            pacer.take("ModifyListener").await.unwrap();
+        })
+        .await;
+        let took = start.elapsed().as_secs_f64();
+        let expected = 2.0 / (2.0 * SHARE);
+        assert!((took - expected).abs() < 0.01, "{took:.3} s, not {expected:.3}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -21,6 +21,12 @@
 //!
 //! One refresh at a time: members that ask while one is under way wait for
 //! it and take its answer if it covers them.
+//!
+//! A refresh that finds a key's value changed says so ([`SharedReads::changed_since`]):
+//! the members that read that key need not wait for their next poll to see
+//! it. An alarm that one member's refresh finds in ALARM wakes the member it
+//! belongs to at once, so that member's detection is bounded by `fresh`, not
+//! by `fresh` plus its own poll.
 
 use crate::model::GateReading;
 use crate::ports::PortError;
@@ -59,6 +65,15 @@ pub struct SharedReads<K, V> {
     /// from the answer, so that keys asked for during a refresh are in the next.
     asked: std::sync::Mutex<Asked<K>>,
     answer: tokio::sync::Mutex<Answer<K, V>>,
+    /// Which refresh last changed each key's value.
+    changes: tokio::sync::watch::Sender<Changes<K>>,
+}
+
+/// The refreshes so far, and the last one that changed each key.
+#[derive(Debug)]
+struct Changes<K> {
+    serial: u64,
+    changed: BTreeMap<K, u64>,
 }
 
 #[derive(Debug)]
@@ -76,7 +91,7 @@ struct Answer<K, V> {
     values: BTreeMap<K, V>,
 }
 
-impl<K: Ord + Clone, V: Clone> SharedReads<K, V> {
+impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
     /// Answers that serve for `fresh` after the refresh that read them began.
     pub fn new(fresh: Duration) -> SharedReads<K, V> {
         SharedReads {
@@ -90,7 +105,51 @@ impl<K: Ord + Clone, V: Clone> SharedReads<K, V> {
                 at: None,
                 values: BTreeMap::new(),
             }),
+            changes: tokio::sync::watch::Sender::new(Changes {
+                serial: 0,
+                changed: BTreeMap::new(),
+            }),
         }
+    }
+
+    /// The refreshes made so far: pass it to [`SharedReads::changed_since`]
+    /// after a read that began after it.
+    pub fn serial(&self) -> u64 {
+        self.changes.borrow().serial
+    }
+
+    /// Resolves once a refresh after the `serial`th has found any of `keys`
+    /// changed (a value that differs, appeared or disappeared; the first
+    /// read of a key is no change). Never, if none does.
+    pub async fn changed_since(&self, keys: &[K], serial: u64) {
+        let mut rx = self.changes.subscribe();
+        loop {
+            let hit = {
+                let c = rx.borrow_and_update();
+                keys.iter()
+                    .any(|k| c.changed.get(k).is_some_and(|&at| at > serial))
+            };
+            if hit || rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Count a refresh of `read`, noting each key whose value changed.
+    fn note(&self, read: &[K], before: &Answer<K, V>, after: &BTreeMap<K, V>) {
+        // Waiting members are woken only by a refresh that changed something.
+        self.changes.send_if_modified(|c| {
+            c.serial += 1;
+            let serial = c.serial;
+            let mut any = false;
+            for k in read {
+                if before.read.contains(k) && before.values.get(k) != after.get(k) {
+                    c.changed.insert(k.clone(), serial);
+                    any = true;
+                }
+            }
+            any
+        });
     }
 
     /// The values of `keys` (a key with no value does not exist), from the
@@ -119,7 +178,8 @@ impl<K: Ord + Clone, V: Clone> SharedReads<K, V> {
                     asked.stale.remove(k);
                 }
             }
-            let values = fetch(keys.to_vec()).await?;
+            let values = crate::aws::pace::patient(fetch(keys.to_vec())).await?;
+            self.note(keys, &a, &values);
             for k in keys {
                 a.values.remove(k);
             }
@@ -132,7 +192,9 @@ impl<K: Ord + Clone, V: Clone> SharedReads<K, V> {
                 asked.keys.iter().cloned().collect()
             };
             let began = Instant::now();
-            let values = fetch(all.clone()).await?;
+            // Patient: several calls that must all land (see `pace::patient`).
+            let values = crate::aws::pace::patient(fetch(all.clone())).await?;
+            self.note(&all, &a, &values);
             *a = Answer {
                 read: all.into_iter().collect(),
                 at: Some(began),
@@ -208,6 +270,41 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2, "then served again");
         // Only the written key was read again; the other's answer stands.
         assert_eq!((both["a"], both["b"]), (2, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_that_changes_a_key_wakes_the_member_that_reads_it() {
+        let shared = Arc::new(SharedReads::new(Duration::from_secs(1)));
+        let answer = |a: usize, b: usize| {
+            move |_| std::future::ready(Ok(BTreeMap::from([("a", a), ("b", b)])))
+        };
+        shared.read(&["a", "b"], answer(0, 0)).await.unwrap();
+        // Member "a" waits from its read on.
+        let since = shared.serial();
+        let waiting = {
+            let shared = shared.clone();
+            tokio::spawn(async move { shared.changed_since(&["a"], since).await })
+        };
+        // A refresh with nothing changed, then one that changes "b" only: no wake.
+        for (a, b) in [(0, 0), (0, 1)] {
+            tokio::time::advance(Duration::from_millis(1_001)).await;
+            shared.read(&["b"], answer(a, b)).await.unwrap();
+            tokio::task::yield_now().await;
+            assert!(!waiting.is_finished(), "woken by ({a}, {b})");
+        }
+        // Another member's refresh finds "a" changed: "a" is woken.
+        tokio::time::advance(Duration::from_millis(1_001)).await;
+        shared.read(&["b"], answer(1, 1)).await.unwrap();
+        tokio::time::timeout(Duration::from_millis(1), waiting)
+            .await
+            .expect("woken at once")
+            .unwrap();
+        // A member whose read came after that refresh is not woken by it.
+        let since = shared.serial();
+        let later = shared.changed_since(&["a"], since);
+        assert!(tokio::time::timeout(Duration::from_secs(5), later)
+            .await
+            .is_err());
     }
 
     #[tokio::test(start_paused = true)]

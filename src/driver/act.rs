@@ -212,11 +212,14 @@ impl Driver {
                 _ => std::future::pending().await,
             }
         };
+        // A gate that knows it changed is read now, not at the next poll.
+        let gate = self.io.ports.gate.clone();
         tokio::select! {
             biased;
             _ = clock.sleep_until(until) => {}
             _ = signalled => {}
             _ = woken => {}
+            _ = gate.changed() => {}
         }
     }
 

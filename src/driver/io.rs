@@ -127,7 +127,13 @@ impl Io {
                 self.ports.clock.sleep_until(until).await;
                 return None;
             }
-            self.ports.clock.sleep_until(due).await;
+            // Due at the poll, or sooner if the gate knows it changed.
+            let gate = self.ports.gate.clone();
+            tokio::select! {
+                biased;
+                _ = self.ports.clock.sleep_until(due) => {}
+                _ = gate.changed() => {}
+            }
             *self.calls.entry("gate.read".to_string()).or_default() += 1;
             self.last_gate_read = self.now();
             let read = self.ports.gate.read().await;

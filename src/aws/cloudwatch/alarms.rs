@@ -22,6 +22,8 @@ pub struct AlarmGate {
     calls: Arc<ApiCalls>,
     alarms: Vec<String>,
     shared: Option<Arc<crate::aws::shared::Shared>>,
+    /// The shared reading's refreshes when this gate's last read began.
+    since: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AlarmGate {
@@ -36,6 +38,7 @@ impl AlarmGate {
             calls: aws.calls.clone(),
             alarms,
             shared: aws.shared.clone(),
+            since: Arc::default(),
         }
     }
 
@@ -107,6 +110,10 @@ impl Gate for AlarmGate {
             let Some(shared) = &self.shared else {
                 return self.describe(self.alarms.clone()).await;
             };
+            // Whatever changed before this read, it reads (or, failing, the
+            // driver reads again on its own cadence: no wake loop).
+            self.since
+                .store(shared.alarms.serial(), std::sync::atomic::Ordering::SeqCst);
             let read = shared.alarms.read(&self.alarms, |all| async move {
                 let mut readings = std::collections::BTreeMap::new();
                 for chunk in all.chunks(MAX_ALARMS) {
@@ -124,5 +131,15 @@ impl Gate for AlarmGate {
                 .collect())
         })
         .await
+    }
+
+    async fn changed(&self) {
+        match &self.shared {
+            Some(shared) => {
+                let since = self.since.load(std::sync::atomic::Ordering::SeqCst);
+                shared.alarms.changed_since(&self.alarms, since).await
+            }
+            None => std::future::pending().await,
+        }
     }
 }
