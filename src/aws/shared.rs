@@ -20,7 +20,7 @@
 //! that resource again, alone, never the answer from before the write.
 //!
 //! One refresh at a time: members that ask while one is under way wait for
-//! it and take its answer if it covers them.
+//! it and take its answer if it covers them, however long it took.
 //!
 //! A refresh that finds a key's value changed says so ([`SharedReads::changed_since`]):
 //! the members that read that key need not wait for their next poll to see
@@ -162,9 +162,16 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
         Fut: Future<Output = Result<BTreeMap<K, V>, PortError>>,
     {
         self.lock_asked().keys.extend(keys.iter().cloned());
+        let asked = Instant::now();
         let mut a = self.answer.lock().await;
         let covered = keys.iter().all(|k| a.read.contains(k));
-        let recent = a.at.is_some_and(|t| t.elapsed() <= self.fresh);
+        // A refresh that began after this read was asked is as new as this
+        // read needs, however long it took: the members queued behind one
+        // refresh all take its answer. (Judged by age alone, each of them
+        // would refresh again in turn once a refresh outlasts `fresh`, as
+        // under a saturated bucket one does: 110 members in single file.)
+        let recent =
+            a.at.is_some_and(|t| t >= asked || t.elapsed() <= self.fresh);
         let written = {
             let asked = self.lock_asked();
             keys.iter().any(|k| asked.stale.contains(k))
@@ -305,6 +312,38 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_secs(5), later)
             .await
             .is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn members_queued_behind_a_slow_refresh_take_its_answer() {
+        let shared = Arc::new(SharedReads::new(Duration::from_secs(1)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        // A refresh that takes 5 s (calls waiting for their tokens).
+        let slow = |calls: Arc<AtomicUsize>| {
+            move |keys: Vec<&'static str>| async move {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(keys.into_iter().map(|k| (k, n)).collect())
+            }
+        };
+        shared
+            .read(&["a", "b", "c"], counting(&calls))
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_millis(1_001)).await;
+        let members: Vec<_> = ["a", "b", "c"]
+            .into_iter()
+            .map(|k| {
+                let (shared, calls) = (shared.clone(), calls.clone());
+                tokio::spawn(async move { shared.read(&[k], slow(calls)).await.unwrap()[k] })
+            })
+            .collect();
+        let mut got = vec![];
+        for m in members {
+            got.push(m.await.unwrap());
+        }
+        // One refresh for the three, not one each in single file.
+        assert_eq!((got, calls.load(Ordering::SeqCst)), (vec![2, 2, 2], 2));
     }
 
     #[tokio::test(start_paused = true)]
