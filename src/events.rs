@@ -160,6 +160,29 @@ pub enum EventKind {
         /// What, and why.
         message: String,
     },
+    /// A step baked and waits for a person's `teal approve` (or its
+    /// timeout); announced when the wait begins and when its timeout holds.
+    AwaitingApproval {
+        /// The step (1-based); a rolling update's bake is step 1.
+        step: usize,
+        /// Green's weight in that step.
+        weight: u8,
+        /// Since when.
+        since: Millis,
+        /// When the timeout acts, if it does.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<Millis>,
+        /// What the timeout does (`rollback`, `promote`, `hold`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on_timeout: Option<String>,
+    },
+    /// A step's approval was recorded.
+    Approved {
+        /// The step (1-based).
+        step: usize,
+        /// Who approved it.
+        by: String,
+    },
     /// An operator command sent by another process was taken from the inbox.
     Command {
         /// The command (`shift`, `promote --full`, ...).

@@ -63,6 +63,8 @@ pub struct StatusReport {
     /// Canary analysis's last judgment of a bake: per metric, green's and
     /// blue's means, the data points, the test, the verdict.
     pub judgment: Option<crate::analysis::StepJudgment>,
+    /// The steps approved so far: which, by whom, when.
+    pub approvals: Vec<crate::engine::Approved>,
 }
 
 /// Read the deployment's status with read-only calls; `None` when none was ever recorded.
@@ -119,6 +121,7 @@ pub async fn read(ports: &Ports) -> Result<Option<StatusReport>, PortError> {
         build: rec.build.clone(),
         rollout,
         judgment: rec.judgment.clone(),
+        approvals: rec.approvals.clone(),
     }))
 }
 
@@ -146,6 +149,40 @@ fn next(rec: &Record, now: Millis) -> (String, Option<Millis>) {
                 "gates are still watched"
             };
             (format!("held at {green}% by an operator until `teal resume` or `teal promote` ({gates})"), None)
+        }
+        (_, Some(Hold::Approval { since, until })) => {
+            let step = match rec.phase {
+                Phase::Shifting { step, .. } => step,
+                _ => 0,
+            };
+            let what = match rec.phase {
+                Phase::Shifting { .. } => {
+                    format!("step {} ({}% green)", step + 1, plan.steps[step].weight)
+                }
+                _ => "the rolling update's bake".to_string(),
+            };
+            let timeout = match (until, plan.steps.get(step).and_then(|s| s.approve)) {
+                (Some(at), Some(a)) => format!(
+                    "; at {} ({} from now) it will {} on its own",
+                    fmt_time(at),
+                    fmt_ms(at.saturating_sub(now)),
+                    match a.on_timeout {
+                        crate::strategy::OnTimeout::Rollback => "roll back",
+                        crate::strategy::OnTimeout::Promote => "go on",
+                        crate::strategy::OnTimeout::Hold => "keep waiting",
+                    }
+                ),
+                _ => String::new(),
+            };
+            (
+                format!(
+                    "waiting since {} ({} ago) for approval of {what}: `teal approve` goes on, \
+                     `teal rollback` refuses it{timeout} (gates are still watched)",
+                    fmt_time(since),
+                    fmt_ms(now.saturating_sub(since)),
+                ),
+                until,
+            )
         }
         (_, Some(Hold::Marginal { since })) => {
             let score = rec

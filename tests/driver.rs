@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use teal::config::InsufficientData;
 use teal::driver::{Driver, DriverError, EventSink, NewDeployment, Settings};
-use teal::engine::{Outcome, Phase, Plan, Reason};
+use teal::engine::{Command, Outcome, Phase, Plan, Reason};
 use teal::events::{Event, EventKind};
 use teal::model::{GateState, SlotWeights};
 use teal::sim::{SimCloud, SimFleet, SimGate, World};
@@ -509,4 +509,226 @@ fn a_gate_failing_during_a_weight_change_reads_the_weights_alone_before_going_ba
             .filter(|t| **t >= first_change)
             .collect::<Vec<_>>()
     );
+}
+
+/// A gate that knows when it changed (as a release's shared alarm reading
+/// does): its hint resolves at `at`.
+struct Hinting {
+    inner: Arc<dyn teal::ports::Gate>,
+    clock: Arc<dyn teal::ports::Clock>,
+    at: u64,
+}
+
+#[async_trait::async_trait]
+impl teal::ports::Gate for Hinting {
+    async fn read(&self) -> Result<Vec<teal::model::GateReading>, teal::ports::PortError> {
+        self.inner.read().await
+    }
+    async fn changed(&self) {
+        if self.clock.now() < self.at {
+            self.clock.sleep_until(self.at).await;
+        } else {
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+#[test]
+fn a_gate_that_knows_it_changed_is_read_at_once_not_at_the_next_poll() {
+    // Polls every 60 s; the alarm goes off 7.5 s after a poll of the 10%
+    // bake. Without the hint the driver sees it at its next poll, 24 s on.
+    let onset = T0 + 97_500;
+    let c = cloud(vec![SimGate {
+        name: "5xx".into(),
+        script: vec![(onset, GateState::Alarm)],
+    }]);
+    // On tokio's paused clock, so that the hint and the poll's sleep race
+    // in one time (the simulated clock alone jumps to whichever is asked).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let mut ports = c.ports();
+    let origin = rt.block_on(async { tokio::time::Instant::now() });
+    ports.clock = Arc::new(teal::sim::SharedTime::new(c.clone(), T0, origin));
+    ports.gate = Arc::new(Hinting {
+        inner: ports.gate.clone(),
+        clock: ports.clock.clone(),
+        at: onset,
+    });
+    let mut spec = spec("d-1", "v2", &["5xx"]);
+    spec.plan.poll_ms = 60_000;
+    let mut d = rt
+        .block_on(Driver::start(ports, Settings::new("me"), spec, sink().1))
+        .unwrap();
+    let outcome = rt.block_on(d.run()).unwrap();
+    assert!(matches!(outcome, Outcome::RolledBack { .. }), "{outcome}");
+    let w = c.world();
+    let back = w
+        .trace
+        .weight_changes
+        .iter()
+        .find(|ch| ch.at >= onset && ch.to.b == 0)
+        .expect("traffic went back to blue");
+    assert!(
+        back.at <= onset + 1_000,
+        "blue at 100% {} ms after the onset",
+        back.at - onset
+    );
+}
+
+/// A canary of 10% baked 5 min, polled every 10 s, that waits for approval.
+fn approving(approve: teal::strategy::Approval) -> NewDeployment {
+    let mut spec = spec("d-1", "v2", &["5xx"]);
+    spec.plan.steps[0].approve = Some(approve);
+    spec
+}
+
+/// When slot b (green) was first given `green`% of the traffic.
+fn first_change_to(c: &SimCloud, green: u8) -> u64 {
+    let w = c.world();
+    let ch = w.trace.weight_changes.iter().find(|ch| ch.to.b == green);
+    ch.expect("that weight was set").at
+}
+
+/// Step `d` until the record waits for approval; that wait's start.
+fn until_waiting(rt: &tokio::runtime::Runtime, d: &mut Driver) -> u64 {
+    for _ in 0..10_000 {
+        if let Some(teal::engine::Hold::Approval { since, .. }) = d.record().hold {
+            return since;
+        }
+        assert!(rt.block_on(d.step()).unwrap().is_none(), "ended first");
+    }
+    panic!("never waited for approval");
+}
+
+#[test]
+fn a_kill_while_waiting_for_approval_then_resume_keeps_waiting_until_approved() {
+    use teal::driver::{submit, Submitted};
+    use teal::strategy::{Approval, OnTimeout};
+    let c = cloud(vec![SimGate {
+        name: "5xx".into(),
+        script: vec![],
+    }]);
+    let rt = rt();
+    let (events, s) = sink();
+    let spec = approving(Approval {
+        timeout_ms: None,
+        on_timeout: OnTimeout::Rollback,
+    });
+    let mut d = rt
+        .block_on(Driver::start(c.ports(), Settings::new("build-1"), spec, s))
+        .unwrap();
+    let since = until_waiting(&rt, &mut d);
+    assert!(events.lock().unwrap().iter().any(|e| matches!(
+        &e.kind,
+        EventKind::AwaitingApproval {
+            step: 1,
+            weight: 10,
+            until: None,
+            ..
+        }
+    )));
+    // Killed while waiting: a new process takes it up and keeps waiting.
+    drop(d);
+    let mut forced = Settings::new("build-2");
+    forced.force = true;
+    let (events, s) = sink();
+    let mut d = rt.block_on(Driver::resume(c.ports(), forced, s)).unwrap();
+    for _ in 0..50 {
+        assert!(rt.block_on(d.step()).unwrap().is_none());
+    }
+    let w = c.world().now;
+    assert!(w > since + 5 * 60_000, "waited past the bake and then some");
+    assert_eq!(c.world().router, SlotWeights { a: 90, b: 10 });
+    assert!(matches!(
+        d.record().hold,
+        Some(teal::engine::Hold::Approval { since: s, until: None }) if s == since
+    ));
+    // `teal approve` from another machine: queued, applied by the driver.
+    let queued = rt
+        .block_on(submit(
+            c.ports(),
+            Settings::new("arn:aws:sts::123456789012:assumed-role/ops/ana"),
+            Command::Approve,
+            sink().1,
+        ))
+        .unwrap();
+    assert!(matches!(queued, Submitted::Queued { .. }));
+    assert_eq!(rt.block_on(d.run()).unwrap(), Outcome::Succeeded);
+    let rec = c.world().record().unwrap();
+    assert_eq!(rec.approvals.len(), 1);
+    assert_eq!(
+        rec.approvals[0].by,
+        "arn:aws:sts::123456789012:assumed-role/ops/ana"
+    );
+    assert!(events.lock().unwrap().iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Approved { step: 1, by } if by.contains("assumed-role/ops/ana")
+    )));
+}
+
+#[test]
+fn each_on_timeout_acts_at_its_time_on_the_simulated_provider() {
+    use teal::strategy::{Approval, OnTimeout};
+    let timeout = 30 * 60_000;
+    for on_timeout in [OnTimeout::Rollback, OnTimeout::Promote, OnTimeout::Hold] {
+        let c = cloud(vec![SimGate {
+            name: "5xx".into(),
+            script: vec![],
+        }]);
+        let rt = rt();
+        let spec = approving(Approval {
+            timeout_ms: Some(timeout),
+            on_timeout,
+        });
+        let mut d = rt
+            .block_on(Driver::start(
+                c.ports(),
+                Settings::new("me"),
+                spec,
+                sink().1,
+            ))
+            .unwrap();
+        let since = until_waiting(&rt, &mut d);
+        let due = since + timeout;
+        match on_timeout {
+            OnTimeout::Rollback => {
+                let outcome = rt.block_on(d.run()).unwrap();
+                assert!(
+                    matches!(
+                        outcome,
+                        Outcome::RolledBack {
+                            reason: Reason::ApprovalTimedOut { .. }
+                        }
+                    ),
+                    "{outcome}"
+                );
+                let back = first_change_to(&c, 0);
+                assert!(
+                    (due..due + 5_000).contains(&back),
+                    "back to blue at {back}, due {due}"
+                );
+            }
+            OnTimeout::Promote => {
+                assert_eq!(rt.block_on(d.run()).unwrap(), Outcome::Succeeded);
+                let on = first_change_to(&c, 100);
+                assert!(
+                    (due..due + 5_000).contains(&on),
+                    "100% green at {on}, due {due}"
+                );
+            }
+            OnTimeout::Hold => {
+                while c.world().now < due + 60 * 60_000 {
+                    assert!(rt.block_on(d.step()).unwrap().is_none());
+                }
+                assert_eq!(c.world().router, SlotWeights { a: 90, b: 10 });
+                assert!(matches!(
+                    d.record().hold,
+                    Some(teal::engine::Hold::Approval { until: None, .. })
+                ));
+            }
+        }
+    }
 }

@@ -158,6 +158,17 @@ fn every_event_kind() -> Vec<EventKind> {
                 text: "alb-5xx-share: ...".into(),
             }],
         },
+        EventKind::AwaitingApproval {
+            step: 1,
+            weight: 10,
+            since: 3,
+            until: Some(4),
+            on_timeout: Some("rollback".into()),
+        },
+        EventKind::Approved {
+            step: 1,
+            by: "me@here:1".into(),
+        },
         EventKind::Command {
             command: "pause".into(),
             by: "me@here:1".into(),
@@ -194,6 +205,8 @@ fn every_event_kind() -> Vec<EventKind> {
             | EventKind::Judgment { .. }
             | EventKind::Retrying { .. }
             | EventKind::Warning { .. }
+            | EventKind::AwaitingApproval { .. }
+            | EventKind::Approved { .. }
             | EventKind::Command { .. }
             | EventKind::Interrupted { .. }
             | EventKind::Finished { .. } => {}

@@ -74,6 +74,7 @@ fn sample() -> StatusReport {
         }),
         rollout: None,
         judgment: None,
+        approvals: vec![],
     }
 }
 

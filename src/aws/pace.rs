@@ -431,7 +431,10 @@ mod tests {
         .await;
         let took = start.elapsed().as_secs_f64();
         let expected = 2.0 / (2.0 * SHARE);
-        assert!((took - expected).abs() < 0.01, "{took:.3} s, not {expected:.3}");
+        assert!(
+            (took - expected).abs() < 0.01,
+            "{took:.3} s, not {expected:.3}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

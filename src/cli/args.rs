@@ -112,6 +112,12 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Let a step that waits for approval go on (`teal rollback` refuses it instead).
+    Approve {
+        /// Take the deployment over even if another process's lock has not expired.
+        #[arg(long)]
+        force: bool,
+    },
     /// Retire blue now, skipping the rest of the keep-alive; only once green holds 100%.
     Retire {
         /// Take the deployment over even if another process's lock has not expired.
@@ -213,6 +219,7 @@ impl Command {
             Command::Resume { force } => (EngineCommand::Resume, force),
             Command::Rollback { force } => (EngineCommand::Rollback, force),
             Command::Retire { force } => (EngineCommand::Retire, force),
+            Command::Approve { force } => (EngineCommand::Approve, force),
             _ => return None,
         })
     }

@@ -138,6 +138,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         | Command::Pause { .. }
         | Command::Resume { .. }
         | Command::Rollback { .. }
+        | Command::Approve { .. }
         | Command::Retire { .. } => {
             let (cmd, force) = cli.command.operator().expect("an operator command");
             operate::run(

@@ -26,6 +26,9 @@ pub struct ScheduledStep {
     pub starts_at_ms: Millis,
     /// When its bake ends.
     pub ends_at_ms: Millis,
+    /// After the bake, a wait for a person's `teal approve`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approve: Option<crate::strategy::Approval>,
 }
 
 /// A strategy laid out in time.
@@ -68,6 +71,7 @@ impl Schedule {
                             bake_ms: st.bake_ms,
                             starts_at_ms: starts,
                             ends_at_ms: t,
+                            approve: st.approve,
                         }
                     })
                     .collect(),
@@ -319,6 +323,19 @@ pub fn render_plan(c: &Config) -> String {
             fmt_ms(st.starts_at_ms),
             judged(st.green).unwrap_or("")
         );
+        if let Some(a) = st.approve {
+            let timeout = match a.timeout_ms {
+                Some(t) => format!(" for up to {}, then {}", fmt_ms(t), a.on_timeout.name()),
+                None => " for as long as it takes".into(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<11} {:>5}% {:>5}%  then waits for `teal approve`{timeout} (gates still watched; the times below move by the wait)",
+                "",
+                st.green,
+                st.blue,
+            );
+        }
     }
     let hold_from = s.steps.last().map_or(0, |l| l.ends_at_ms);
     let _ = writeln!(

@@ -181,6 +181,22 @@ pub fn describe(e: &EventKind) -> String {
             format!("{op} failed ({error}); attempt {} in {}", attempt + 1, fmt_ms(*backoff_ms))
         }
         EventKind::Command { command, by } => format!("`teal {command}` from {by}"),
+        EventKind::AwaitingApproval {
+            step,
+            weight,
+            until,
+            on_timeout,
+            ..
+        } => {
+            let timeout = match (until, on_timeout) {
+                (Some(at), Some(on)) => format!("; at {} it will {on}", fmt_time(*at)),
+                _ => String::new(),
+            };
+            format!(
+                "step {step} ({weight}% green) waits for approval: `teal approve` goes on, `teal rollback` refuses it{timeout}"
+            )
+        }
+        EventKind::Approved { step, by } => format!("step {step} approved by {by}"),
         EventKind::Warning { message } => format!("warning: {message}"),
         EventKind::Interrupted { signal } => format!("{signal}: bringing traffic to a safe state before stopping"),
         EventKind::Finished { outcome, calls } => {

@@ -39,8 +39,8 @@ impl Config {
             (Some(steps), _) => steps.to_vec(),
             // One 100% step holding the bake: the rolling update's gate-watched wait.
             (None, Some(r)) => vec![Step {
-                weight: 100,
-                bake_ms: r.bake_ms,
+                approve: r.approve,
+                ..Step::new(100, r.bake_ms)
             }],
             (None, None) => unreachable!("a strategy has steps or is rolling"),
         };

@@ -446,3 +446,66 @@ fn a_txt_ledger_has_room_for_so_many_analysis_metrics() {
     );
     assert!(parse(&with_table).is_ok(), "{:?}", parse(&with_table).err());
 }
+
+#[test]
+fn approval_steps_validate_and_bad_ones_name_their_field() {
+    let text = GOOD.replace(
+        "{ weight = 50, bake = \"90s\" }",
+        "{ weight = 50, bake = \"90s\", approve = { timeout = \"4h\", on_timeout = \"promote\" } }",
+    );
+    let c = parse(&text.replace(
+        "{ weight = 5, bake = \"1m\" }",
+        "{ weight = 5, bake = \"1m\", approve = true }",
+    ))
+    .unwrap();
+    let steps = c.strategy.steps().unwrap();
+    assert_eq!(
+        steps[0].approve,
+        Some(crate::strategy::Approval {
+            timeout_ms: None,
+            on_timeout: crate::strategy::OnTimeout::Rollback
+        })
+    );
+    assert_eq!(
+        steps[1].approve,
+        Some(crate::strategy::Approval {
+            timeout_ms: Some(4 * 3_600_000),
+            on_timeout: crate::strategy::OnTimeout::Promote
+        })
+    );
+    assert_eq!(steps[2].approve, None);
+    assert!(c.strategy.describe_steps()[1].ends_with(", then wait for approval (4h, then promote)"));
+    // A canary and a rolling update take one too.
+    let canary = parse(&GOOD.replace(
+        "steps = [\n  { weight = 5, bake = \"1m\" },\n  { weight = 50, bake = \"90s\" },\n  { weight = 100 },\n]",
+        "canary = { percent = 10, bake = \"5m\", approve = true }",
+    ))
+    .unwrap();
+    assert!(canary.strategy.steps().unwrap()[0].approve.is_some());
+
+    // Shorter than the poll (10s by default): the gates would go unread.
+    let e = err(&text.replace("timeout = \"4h\"", "timeout = \"5s\""));
+    assert!(
+        e.starts_with("teal.toml:18:42: strategy.steps[1].approve.timeout: the approval timeout (5s) is shorter than the poll interval (10s)"),
+        "{e}"
+    );
+    let e = err(&text.replace("\"promote\"", "\"retry\""));
+    assert!(e.contains("strategy.steps[1].approve.on_timeout: on_timeout is \"rollback\", \"promote\" or \"hold\", got \"retry\""), "{e}");
+    let e = err(&text.replace("timeout = \"4h\"", "timeout = \"soon\""));
+    assert!(
+        e.contains("strategy.steps[1].approve.timeout: bad duration \"soon\""),
+        "{e}"
+    );
+    let e = err(&text.replace("on_timeout", "after"));
+    assert!(
+        e.contains("strategy.steps[1].approve.after: unknown key `after`"),
+        "{e}"
+    );
+    let e = err(&text.replace("timeout = \"4h\", ", ""));
+    assert!(e.contains("on_timeout needs a timeout"), "{e}");
+    let e = err(&GOOD.replace("{ weight = 100 }", "{ weight = 100, approve = \"yes\" }"));
+    assert!(
+        e.contains("strategy.steps[2].approve: approve is `true` or a table"),
+        "{e}"
+    );
+}

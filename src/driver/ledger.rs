@@ -10,6 +10,8 @@ pub(super) struct Kept {
     pub(super) ledger_failing: bool,
     /// When the record was last read for the inbox.
     pub(super) last_ledger_read: Millis,
+    /// The approval wait last announced, and how many approvals were.
+    pub(super) announced: (Option<crate::engine::Hold>, usize),
 }
 
 impl Driver {
@@ -165,6 +167,20 @@ impl Driver {
             .iter()
             .map(|s| s.weight)
             .collect();
+        // Approvals before the phase they let the deployment into.
+        let rec = self.engine.record();
+        let approved: Vec<EventKind> = rec.approvals
+            [self.kept.announced.1.min(rec.approvals.len())..]
+            .iter()
+            .map(|a| EventKind::Approved {
+                step: a.step + 1,
+                by: a.by.clone(),
+            })
+            .collect();
+        self.kept.announced.1 = rec.approvals.len();
+        for e in approved {
+            self.io.emit(e);
+        }
         for t in self.engine.take_transitions() {
             let detail = describe_phase(&t.to, &steps);
             self.io.emit(EventKind::Phase {
@@ -173,6 +189,33 @@ impl Driver {
                 detail,
             });
         }
+        self.announce_approval_wait();
+    }
+
+    /// Announce an approval wait when it begins (or its timeout holds).
+    fn announce_approval_wait(&mut self) {
+        use crate::engine::Hold;
+        let hold = self.engine.record().hold;
+        if hold == self.kept.announced.0 {
+            return;
+        }
+        self.kept.announced.0 = hold;
+        let Some(Hold::Approval { since, until }) = hold else {
+            return;
+        };
+        let step = self.engine.awaited_step().unwrap_or(0);
+        let plan = &self.engine.record().plan;
+        let weight = plan.steps.get(step).map_or(100, |s| s.weight);
+        let on_timeout = until
+            .and(plan.steps.get(step).and_then(|s| s.approve))
+            .map(|a| a.on_timeout.name().to_string());
+        self.io.emit(EventKind::AwaitingApproval {
+            step: step + 1,
+            weight,
+            since,
+            until,
+            on_timeout,
+        });
     }
 }
 

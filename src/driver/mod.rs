@@ -373,6 +373,7 @@ impl Driver {
             inbox: vec![],
             replies: vec![],
             hooks_passed: vec![],
+            approvals: vec![],
             release: spec.release,
             // Overwrite the last finished record: compare against its version.
             version: existing.map_or(0, |r| r.version),
@@ -461,6 +462,11 @@ impl Driver {
     }
 
     fn new(io: Io, engine: Engine) -> Driver {
+        // Approvals given before this process are history, not news.
+        let kept = ledger::Kept {
+            announced: (None, engine.record().approvals.len()),
+            ..ledger::Kept::default()
+        };
         Driver {
             io,
             engine,
@@ -469,7 +475,7 @@ impl Driver {
             wake: None,
             failing_steps: 0,
             seen: observe::Seen::default(),
-            kept: ledger::Kept::default(),
+            kept,
         }
     }
 
@@ -498,7 +504,9 @@ impl Driver {
 
     /// Apply an operator command and record it before anything else happens.
     pub async fn command(&mut self, cmd: Command) -> Result<(), DriverError> {
-        self.apply(|engine, now| engine.command(cmd, now)).await
+        let by = self.io.settings.owner.clone();
+        self.apply(|engine, now| engine.command_by(cmd, &by, now))
+            .await
     }
 
     /// Roll back because another member of this deployment's release failed

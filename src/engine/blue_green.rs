@@ -253,6 +253,9 @@ impl Engine {
         if let Some(Hold::Marginal { since }) = self.rec.hold {
             return self.marginal(step, since, now, poll_at);
         }
+        if let Some(Hold::Approval { since, until }) = self.rec.hold {
+            return self.awaiting_approval(step, since, until, now, poll_at);
+        }
         if self.rec.hold.is_some() || obs.gates.is_none() {
             return Some(Action::Wait { until: poll_at });
         }
@@ -266,6 +269,9 @@ impl Engine {
             return action;
         }
         if let Err(action) = self.hook_passed(HookRun::after_step(step), obs, now, poll_at) {
+            return action;
+        }
+        if let Err(action) = self.approved(step, now) {
             return action;
         }
         self.next_step(step, now);

@@ -23,9 +23,11 @@
 //! Layout, each an `impl Engine` block of its own: this file holds the
 //! vocabulary and the shared rules (gates, hooks, phase changes, the
 //! decision loop); `blue_green` the blue/green phases; [`rolling`] the
-//! rolling update; `operator` the operator commands and the inbox;
+//! rolling update; `approval` the steps that wait for a person;
+//! `operator` the operator commands and the inbox;
 //! `record` what the ledger stores.
 
+mod approval;
 mod blue_green;
 mod operator;
 mod record;
@@ -135,6 +137,8 @@ pub enum Command {
     /// Retire blue now, skipping the rest of the keep-alive; only once green
     /// holds 100%.
     Retire,
+    /// Let a step waiting for approval go on.
+    Approve,
 }
 
 impl Command {
@@ -148,6 +152,7 @@ impl Command {
             Command::PromoteFull => "promote --full",
             Command::Rollback => "rollback",
             Command::Retire => "retire",
+            Command::Approve => "approve",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Operator commands (`shift`, `promote`, `pause`, `resume`, `rollback`,
-//! `retire`), checked against the record, and the inbox that carries them
+//! `retire`, `approve`), checked against the record, and the inbox that carries them
 //! from other processes; also the driver's own interruptions.
 
 use super::*;
@@ -8,7 +8,12 @@ use crate::model::{Millis, Weights};
 impl Engine {
     /// Apply an operator command at `now`.
     pub fn command(&mut self, cmd: Command, now: Millis) -> Result<(), Refused> {
-        self.command_because(cmd, None, now)
+        self.command_because(cmd, None, "an operator", now)
+    }
+
+    /// Apply an operator command sent by `by` (kept with an approval).
+    pub fn command_by(&mut self, cmd: Command, by: &str, now: Millis) -> Result<(), Refused> {
+        self.command_because(cmd, None, by, now)
     }
 
     /// Roll back because the release this deployment is a member of failed
@@ -24,7 +29,7 @@ impl Engine {
             cause: cause.to_string(),
             at: now,
         };
-        self.command_because(Command::Rollback, Some(reason), now)
+        self.command_because(Command::Rollback, Some(reason), "the release", now)
     }
 
     /// `cmd`, with the reason a rollback records when it is not the operator's.
@@ -32,11 +37,12 @@ impl Engine {
         &mut self,
         cmd: Command,
         because: Option<Reason>,
+        by: &str,
         now: Millis,
     ) -> Result<(), Refused> {
         if matches!(self.rec.phase, Phase::Updating { .. }) {
             let phase = self.rec.phase.name();
-            if let Some(result) = self.rolling_command(cmd, now) {
+            if let Some(result) = self.rolling_command(cmd, by, now) {
                 return result.map_err(|why| Refused {
                     command: cmd.name(),
                     phase,
@@ -129,6 +135,10 @@ impl Engine {
                 }
                 self.touch(now);
             }
+            Command::Approve => match self.awaited_step() {
+                Some(step) => self.approve(step, by, now),
+                None => return Err(refuse("no step is waiting for approval")),
+            },
             Command::Retire => match self.rec.phase {
                 Phase::KeepAlive { since: Some(_) } => {
                     self.rec.hold = None;
@@ -169,6 +179,7 @@ impl Engine {
     pub(super) fn rolling_command(
         &mut self,
         cmd: Command,
+        by: &str,
         now: Millis,
     ) -> Option<Result<(), &'static str>> {
         match cmd {
@@ -182,8 +193,18 @@ impl Engine {
                     seen,
                     completed: Some(_),
                 } => {
-                    // End the bake now: the next decision succeeds.
+                    // End the bake now: the next decision succeeds (a
+                    // promote is the approval, if the bake asks for one).
                     let bake = self.rec.plan.steps.last().map_or(0, |s| s.bake_ms);
+                    if self
+                        .rec
+                        .plan
+                        .steps
+                        .last()
+                        .is_some_and(|s| s.approve.is_some())
+                    {
+                        self.approve(0, by, now);
+                    }
                     self.rec.phase = Phase::Updating {
                         since,
                         started,
@@ -210,7 +231,7 @@ impl Engine {
             return;
         }
         for req in inbox {
-            let (applied, message) = match self.command(req.command, now) {
+            let (applied, message) = match self.command_by(req.command, &req.by, now) {
                 Ok(()) => (true, format!("`teal {}` applied", req.command.name())),
                 Err(e) => (false, e.to_string()),
             };

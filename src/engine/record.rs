@@ -170,6 +170,25 @@ pub enum Hold {
         /// When the judgment was made.
         since: Millis,
     },
+    /// The step baked and waits for a person's `teal approve` (or
+    /// `teal rollback`), gates still watched; at `until`, its `on_timeout`.
+    Approval {
+        /// When the wait began.
+        since: Millis,
+        /// When the timeout acts; `None`: no timeout (or it held).
+        until: Option<Millis>,
+    },
+}
+
+/// A step's approval: who gave it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approved {
+    /// The step approved (a rolling update's bake is step 0).
+    pub step: usize,
+    /// Who: the sender of `teal approve`, or `on_timeout = "promote"`.
+    pub by: String,
+    /// When.
+    pub at: Millis,
 }
 
 /// An operator command waiting in the record for the process that drives
@@ -325,6 +344,15 @@ pub enum Reason {
         /// When.
         at: Millis,
     },
+    /// A step waited for approval until its timeout, then rolled back.
+    ApprovalTimedOut {
+        /// The step.
+        step: usize,
+        /// How long it waited.
+        waited_ms: Millis,
+        /// When.
+        at: Millis,
+    },
     /// A marginal judgment was held for its timeout, then rolled back.
     MarginalTimedOut {
         /// The step judged.
@@ -383,6 +411,12 @@ impl fmt::Display for Reason {
                 "the marginal judgment of step {} was held {} and nobody promoted it: {detail}",
                 step + 1,
                 fmt_ms(*held_ms)
+            ),
+            Reason::ApprovalTimedOut { step, waited_ms, .. } => write!(
+                f,
+                "step {} waited {} for approval and nobody approved it",
+                step + 1,
+                fmt_ms(*waited_ms)
             ),
             Reason::ReleaseFailed { release, cause, .. } => write!(f, "release {release:?} failed: {cause}"),
             Reason::BlueGone { .. } => write!(f, "blue's fleet is gone; traffic cannot be restored to it"),
@@ -492,6 +526,9 @@ pub struct Record {
     /// Hook runs that passed; a run not listed is (re)started when due.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks_passed: Vec<HookRun>,
+    /// The steps approved so far, by whom.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approved>,
     /// The last judgment of a bake by canary analysis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judgment: Option<StepJudgment>,
@@ -561,7 +598,7 @@ use crate::analysis::{assess::MetricLine, MarginalAction, StepOutcome, Window};
 /// judged 2m later), with `metrics` metric lines, for tests.
 #[cfg(test)]
 pub(crate) fn sample_judged_record(timeout_ms: Option<Millis>, metrics: usize) -> Record {
-    let step = |weight, bake_ms| Step { weight, bake_ms };
+    let step = |weight, bake_ms| Step::new(weight, bake_ms);
     Record {
         schema: RECORD_SCHEMA,
         id: "d-1".into(),
@@ -600,6 +637,7 @@ pub(crate) fn sample_judged_record(timeout_ms: Option<Millis>, metrics: usize) -
         inbox: vec![],
         replies: vec![],
         hooks_passed: vec![],
+        approvals: vec![],
             release: None,
         judgment: Some(StepJudgment {
             window: Window {

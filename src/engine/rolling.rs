@@ -209,6 +209,9 @@ impl Engine {
                             return None;
                         };
                         let end = done + self.rec.plan.steps.last().map_or(0, |s| s.bake_ms);
+                        if let Some(super::Hold::Approval { since, until }) = self.rec.hold {
+                            return self.awaiting_approval(0, since, until, now, poll_at);
+                        }
                         if self.rec.hold.is_some() || obs.gates.is_none() || now < end {
                             let until = if self.rec.hold.is_some() {
                                 poll_at
@@ -220,6 +223,9 @@ impl Engine {
                         // Baked: the one step's after-step hook, as for blue/green.
                         let after = HookRun::after_step(0);
                         if let Err(action) = self.hook_passed(after, obs, now, poll_at) {
+                            return action;
+                        }
+                        if let Err(action) = self.approved(0, now) {
                             return action;
                         }
                         self.finish(Outcome::Succeeded, now);

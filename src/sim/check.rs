@@ -15,6 +15,7 @@
 //! | R | rolling updates | invariant 4 as: an ALARM episode during the update finds the revert asked by the same deadline; invariant 5 as: `Succeeded` only for a completed update never reverted and no ALARM read before the end, `RolledBack` only with the previous revision running; no start after a revert; invariant 9 as: the update starts after a passed `before-traffic` run, and `Succeeded` only after a passed `after-step` run |
 //! | A | canary analysis holds its steps | green's weight rises from a judged step (0% < w < 100%) only with the ledger holding a judgment of that step's bake that passed (or was marginal, under a promoting timeout), and that judgment is the one the simulated series give for its window; after a failed judgment green's weight never rises |
 //! | S | a weight changed by hand is seen within the staleness bound | every hand change (scenario) is followed by a read of the weights within `driver::facts_max_age(poll) + poll + 12 × max latency + time lost to faults + time waited for the rate limit`, unless a kill or the deployment's end came first |
+//! | P | approval steps wait for a person | green's weight rises from a step that waits for approval only with the ledger holding that step's approval; `Succeeded` only with every such step approved (by the operator, or by the timeout of a step whose `on_timeout` is `"promote"`); not in runs with operator commands, which move weights on their own |
 //! | 9 | hooks hold their points | green's first weight comes after a passed `before-traffic` run; the original blue's removal after a passed `before-retire` run (unless `teal retire` skipped it) |
 
 use super::World;
@@ -49,6 +50,9 @@ pub struct Context {
     pub analysis: Option<super::metrics::SimMetrics>,
     /// Green's weight at each step of the plan.
     pub steps: Vec<u8>,
+    /// The steps that wait for approval (invariant P); empty in runs with
+    /// operator commands.
+    pub approvals: Vec<usize>,
 }
 
 /// Incremental checker: call [`Checker::after_step`] after every driver step.
@@ -157,6 +161,31 @@ impl Checker {
                     j.summary(),
                     truth.outcome,
                     truth.summary()
+                ),
+            );
+        }
+    }
+
+    /// Invariant P for one weight change: a rise from a step that waits for
+    /// approval finds the approval in the ledger.
+    fn check_approved_rise(&mut self, w: &World, c: &super::WeightChange) {
+        let green = self.ctx.blue_slot.other();
+        let (from, to) = (c.from.get(green), c.to.get(green));
+        let waiting = self
+            .ctx
+            .approvals
+            .iter()
+            .copied()
+            .find(|&k| self.ctx.steps.get(k) == Some(&from) && from < 100);
+        let Some(step) = waiting.filter(|_| to > from) else {
+            return;
+        };
+        if !approved(w, step) {
+            self.fail(
+                c.at,
+                format!(
+                    "invariant P: green went from {from}% to {to}% with no approval of step {} recorded",
+                    step + 1
                 ),
             );
         }
@@ -345,6 +374,7 @@ impl Checker {
                 );
             }
             self.check_judged_rise(w, &c);
+            self.check_approved_rise(w, &c);
             // 2. A slot that starts receiving traffic must be fully healthy.
             for s in Slot::BOTH {
                 if c.from.get(s) == 0 && c.to.get(s) > 0 && !c.healthy[s.index()] {
@@ -431,6 +461,19 @@ impl Checker {
     pub fn at_end(&mut self, w: &World, outcome: &Outcome) {
         let (blue, green) = (self.ctx.blue_slot, self.ctx.blue_slot.other());
         let now = w.now;
+        if matches!(outcome, Outcome::Succeeded) {
+            for step in self.ctx.approvals.clone() {
+                if !approved(w, step) {
+                    self.fail(
+                        now,
+                        format!(
+                            "invariant P: Succeeded with step {} never approved",
+                            step + 1
+                        ),
+                    );
+                }
+            }
+        }
         if let (true, Some(r)) = (self.ctx.rolling, &w.rollout) {
             match outcome {
                 Outcome::Succeeded => {
@@ -650,6 +693,26 @@ fn weights_at(initial: SlotWeights, w: &World, t: Millis) -> SlotWeights {
         .map_or(initial, |c| c.to)
 }
 
+/// Whether the ledger holds an approval of `step`, and one by the timeout
+/// only if the step's `on_timeout` promotes and its timeout had passed.
+fn approved(w: &World, step: usize) -> bool {
+    use crate::strategy::OnTimeout;
+    let Some(r) = w
+        .ledger
+        .as_ref()
+        .and_then(|(json, _)| serde_json::from_str::<crate::engine::Record>(json).ok())
+    else {
+        return false;
+    };
+    let approve = r.plan.steps.get(step).and_then(|s| s.approve);
+    r.approvals.iter().any(|a| {
+        a.step == step
+            && (!a.by.starts_with("on_timeout")
+                || approve
+                    .is_some_and(|p| p.on_timeout == OnTimeout::Promote && p.timeout_ms.is_some()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,6 +740,7 @@ mod tests {
             rolling: false,
             analysis: None,
             steps: vec![10, 100],
+            approvals: vec![],
         };
         (w, Checker::new(ctx))
     }

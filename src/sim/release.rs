@@ -106,10 +106,7 @@ fn member(rng: &mut ChaCha8Rng, wave: usize) -> MemberScenario {
     let steps: Vec<Step> = match rng.gen_range(0..3) {
         0 => expand_canary(rng.gen_range(1..=50), rng.gen_range(0..=5) * MIN),
         1 => expand_linear(rng.gen_range(10..=50), rng.gen_range(1..=12) * 10 * S),
-        _ => vec![Step {
-            weight: 100,
-            bake_ms: 0,
-        }],
+        _ => vec![Step::new(100, 0)],
     };
     let poll_ms = [1, 2, 5, 10, 30][rng.gen_range(0..5)] * S;
     let timeout = rng.gen_range(1..=5) * MIN;
@@ -256,6 +253,7 @@ async fn run_on_shared_time(sc: ReleaseScenario) -> ReleaseRun {
             rolling: false,
             analysis: None,
             steps: m.plan.steps.iter().map(|s| s.weight).collect(),
+            approvals: vec![],
         })));
         let at = (m.wave, names[m.wave].len());
         names[m.wave].push(format!("m{i}"));

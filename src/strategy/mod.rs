@@ -24,13 +24,63 @@ use crate::model::{fmt_ms, Millis};
 use serde::{Deserialize, Serialize};
 
 /// One step of a blue/green strategy: move `weight`% of traffic to green,
-/// then bake for `bake` while the gates hold.
+/// then bake for `bake` while the gates hold (and, with `approve`, wait for
+/// a person's `teal approve`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// Percent of traffic to green during this step (1..=100).
     pub weight: u8,
     /// How long to hold this weight, gates watched, before the next step.
     pub bake_ms: Millis,
+    /// After the bake, wait for a person's approval before the next step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<Approval>,
+}
+
+impl Step {
+    /// A step with no approval.
+    pub fn new(weight: u8, bake_ms: Millis) -> Step {
+        Step {
+            weight,
+            bake_ms,
+            approve: None,
+        }
+    }
+}
+
+/// A wait for a person's `teal approve` after a step's bake, gates still
+/// watched: `approve = true` (no timeout) or
+/// `approve = { timeout = "4h", on_timeout = "rollback" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// How long to wait; `None`: as long as it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+    /// What the timeout does.
+    pub on_timeout: OnTimeout,
+}
+
+/// What an approval's timeout does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// Roll back (the default: nobody said yes).
+    Rollback,
+    /// Go on as if approved.
+    Promote,
+    /// Keep waiting, with no further timeout.
+    Hold,
+}
+
+impl OnTimeout {
+    /// Its name in config and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnTimeout::Rollback => "rollback",
+            OnTimeout::Promote => "promote",
+            OnTimeout::Hold => "hold",
+        }
+    }
 }
 
 /// Parameters of an in-place rolling update.
@@ -48,6 +98,9 @@ pub struct Rolling {
     /// `min_healthy_percent` allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u8>,
+    /// After the bake, wait for a person's approval before succeeding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<Approval>,
 }
 
 impl Rolling {
@@ -132,28 +185,49 @@ impl Strategy {
             Shape::BlueGreen { steps } => steps
                 .iter()
                 .map(|s| {
-                    if s.bake_ms > 0 {
+                    let step = if s.bake_ms > 0 {
                         format!("{}% for {}", s.weight, fmt_ms(s.bake_ms))
                     } else {
                         format!("{}%", s.weight)
-                    }
+                    };
+                    format!("{step}{}", describe_approval(s.approve))
                 })
                 .collect(),
             Shape::Rolling(r) if r.step.is_some() => vec![format!(
-                "rolling update (min healthy {}%, max {}%) with a checkpoint every {}% held {}, then bake {}",
+                "rolling update (min healthy {}%, max {}%) with a checkpoint every {}% held {}, then bake {}{}",
                 r.min_healthy_percent,
                 r.max_percent,
                 r.step.unwrap_or(100),
                 fmt_ms(r.bake_ms),
-                fmt_ms(r.bake_ms)
+                fmt_ms(r.bake_ms),
+                describe_approval(r.approve)
             )],
             Shape::Rolling(r) => vec![format!(
-                "rolling update (min healthy {}%, max {}%), then bake {}",
+                "rolling update (min healthy {}%, max {}%), then bake {}{}",
                 r.min_healthy_percent,
                 r.max_percent,
-                fmt_ms(r.bake_ms)
+                fmt_ms(r.bake_ms),
+                describe_approval(r.approve)
             )],
         }
+    }
+}
+
+/// `, then wait for approval (4h, then rollback)`, or nothing.
+fn describe_approval(a: Option<Approval>) -> String {
+    match a {
+        None => String::new(),
+        Some(Approval {
+            timeout_ms: None, ..
+        }) => ", then wait for approval".into(),
+        Some(Approval {
+            timeout_ms: Some(t),
+            on_timeout,
+        }) => format!(
+            ", then wait for approval ({}, then {})",
+            fmt_ms(t),
+            on_timeout.name()
+        ),
     }
 }
 
@@ -170,30 +244,15 @@ pub fn expand_linear(step: u8, interval_ms: Millis) -> Vec<Step> {
     let mut steps: Vec<Step> = (1..)
         .map(|i| u32::from(step) * i)
         .take_while(|w| *w < 100)
-        .map(|w| Step {
-            weight: w as u8,
-            bake_ms: interval_ms,
-        })
+        .map(|w| Step::new(w as u8, interval_ms))
         .collect();
-    steps.push(Step {
-        weight: 100,
-        bake_ms: 0,
-    });
+    steps.push(Step::new(100, 0));
     steps
 }
 
 /// Expand a canary strategy: `percent`% for `bake`, then 100%.
 pub fn expand_canary(percent: u8, bake_ms: Millis) -> Vec<Step> {
-    vec![
-        Step {
-            weight: percent,
-            bake_ms,
-        },
-        Step {
-            weight: 100,
-            bake_ms: 0,
-        },
-    ]
+    vec![Step::new(percent, bake_ms), Step::new(100, 0)]
 }
 
 #[cfg(test)]
@@ -204,27 +263,9 @@ mod tests {
     fn linear_expands_to_even_steps_ending_at_100() {
         let s = expand_linear(10, 60_000);
         assert_eq!(s.len(), 10);
-        assert_eq!(
-            s[0],
-            Step {
-                weight: 10,
-                bake_ms: 60_000
-            }
-        );
-        assert_eq!(
-            s[8],
-            Step {
-                weight: 90,
-                bake_ms: 60_000
-            }
-        );
-        assert_eq!(
-            s[9],
-            Step {
-                weight: 100,
-                bake_ms: 0
-            }
-        );
+        assert_eq!(s[0], Step::new(10, 60_000));
+        assert_eq!(s[8], Step::new(90, 60_000));
+        assert_eq!(s[9], Step::new(100, 0));
         let odd: Vec<u8> = expand_linear(30, 1).iter().map(|s| s.weight).collect();
         assert_eq!(odd, vec![30, 60, 90, 100]);
         assert_eq!(expand_linear(100, 5).len(), 1);

@@ -1,6 +1,6 @@
 //! The serde form of a strategy table and its validation.
 
-use super::{expand_canary, expand_linear, Rolling, Shape, Step, Strategy};
+use super::{expand_canary, expand_linear, Approval, OnTimeout, Rolling, Shape, Step, Strategy};
 use crate::diag::{InputError, SourceFile};
 use crate::model::Millis;
 use serde::Deserialize;
@@ -49,6 +49,9 @@ pub struct RawStep {
     pub weight: Spanned<i64>,
     /// Bake time (default 0).
     pub bake: Option<Spanned<String>>,
+    /// Wait for a person's approval after the bake: `true`, or
+    /// `{ timeout, on_timeout }`.
+    pub approve: Option<Spanned<toml::Value>>,
 }
 
 /// `linear = { step, interval }`.
@@ -69,6 +72,8 @@ pub struct RawCanary {
     pub percent: Spanned<i64>,
     /// Bake time of the canary step.
     pub bake: Spanned<String>,
+    /// Wait for a person's approval after the canary's bake.
+    pub approve: Option<Spanned<toml::Value>>,
 }
 
 /// `rolling = { min_healthy_percent, max_percent, bake, step }`.
@@ -83,6 +88,8 @@ pub struct RawRolling {
     pub bake: Option<Spanned<String>>,
     /// Percent of an Auto Scaling group between checkpoints.
     pub step: Option<Spanned<i64>>,
+    /// Wait for a person's approval after the bake, before success.
+    pub approve: Option<Spanned<toml::Value>>,
 }
 
 /// Parse a human duration (`90s`, `5m`, `1h30m`) at a span.
@@ -99,6 +106,120 @@ pub fn duration(file: &SourceFile, v: &Spanned<String>, field: &str) -> Result<M
                 ),
             )
         })
+}
+
+/// Parse `approve = true | false | { timeout = "4h", on_timeout = "rollback" }`
+/// at `field`; the timeout is checked against the poll interval later
+/// ([`check_approval`]).
+fn approval(
+    file: &SourceFile,
+    v: &Spanned<toml::Value>,
+    field: &str,
+) -> Result<Option<Approval>, InputError> {
+    let table = match v.get_ref() {
+        toml::Value::Boolean(false) => return Ok(None),
+        toml::Value::Boolean(true) => {
+            return Ok(Some(Approval {
+                timeout_ms: None,
+                on_timeout: OnTimeout::Rollback,
+            }))
+        }
+        toml::Value::Table(t) => t,
+        other => {
+            return Err(file.error(
+                v.span(),
+                field,
+                format!(
+                    "approve is `true` or a table like {{ timeout = \"4h\", on_timeout = \"rollback\" }}, got {}",
+                    other.type_str()
+                ),
+            ))
+        }
+    };
+    let mut a = Approval {
+        timeout_ms: None,
+        on_timeout: OnTimeout::Rollback,
+    };
+    for (key, value) in table {
+        let text = |what: &str| {
+            value.as_str().map(str::to_string).ok_or_else(|| {
+                file.error(
+                    v.span(),
+                    &format!("{field}.{key}"),
+                    format!("{key} is {what}, got {}", value.type_str()),
+                )
+            })
+        };
+        match key.as_str() {
+            "timeout" => {
+                let t = text("a duration like \"4h\"")?;
+                let ms = humantime::parse_duration(t.trim())
+                    .map_err(|e| {
+                        file.error(
+                            v.span(),
+                            &format!("{field}.timeout"),
+                            format!("bad duration {t:?} ({e}); write it like 30m or 4h"),
+                        )
+                    })?
+                    .as_millis() as Millis;
+                a.timeout_ms = Some(ms);
+            }
+            "on_timeout" => {
+                a.on_timeout = match text("\"rollback\", \"promote\" or \"hold\"")?.as_str() {
+                    "rollback" => OnTimeout::Rollback,
+                    "promote" => OnTimeout::Promote,
+                    "hold" => OnTimeout::Hold,
+                    other => {
+                        return Err(file.error(
+                            v.span(),
+                            &format!("{field}.on_timeout"),
+                            format!(
+                            "on_timeout is \"rollback\", \"promote\" or \"hold\", got {other:?}"
+                        ),
+                        ))
+                    }
+                };
+            }
+            other => {
+                return Err(file.error(
+                    v.span(),
+                    &format!("{field}.{other}"),
+                    format!("unknown key `{other}` in approve: expected `timeout` or `on_timeout`"),
+                ))
+            }
+        }
+    }
+    if a.timeout_ms.is_none() && table.contains_key("on_timeout") {
+        return Err(file.error(
+            v.span(),
+            &format!("{field}.on_timeout"),
+            "on_timeout needs a timeout: give `timeout` too",
+        ));
+    }
+    Ok(Some(a))
+}
+
+/// An approval's timeout must let the gates be read at least once: no
+/// shorter than the poll interval.
+fn check_approval(
+    file: &SourceFile,
+    a: Option<Approval>,
+    at: &Spanned<toml::Value>,
+    field: &str,
+    poll_ms: Millis,
+) -> Result<(), InputError> {
+    match a.and_then(|a| a.timeout_ms) {
+        Some(t) if t < poll_ms => Err(file.error(
+            at.span(),
+            &format!("{field}.timeout"),
+            format!(
+                "the approval timeout ({}) is shorter than the poll interval ({}): the gates would not be read once while it waits",
+                crate::model::fmt_ms(t),
+                crate::model::fmt_ms(poll_ms)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn percent(
@@ -198,9 +319,11 @@ impl RawStrategy {
                 "canary percent",
             )?;
             let bake = duration(file, &c.get_ref().bake, &format!("{f}.bake"))?;
-            Shape::BlueGreen {
-                steps: expand_canary(p, bake),
+            let mut steps = expand_canary(p, bake);
+            if let Some(v) = &c.get_ref().approve {
+                steps[0].approve = approval(file, v, &format!("{f}.approve"))?;
             }
+            Shape::BlueGreen { steps }
         } else if let Some(r) = &self.rolling {
             let f = join(prefix, "rolling");
             let r = r.get_ref();
@@ -234,11 +357,16 @@ impl RawStrategy {
                 Some(s) => Some(percent(file, s, &format!("{f}.step"), 1..100, "step")?),
                 None => None,
             };
+            let approve = match &r.approve {
+                Some(v) => approval(file, v, &format!("{f}.approve"))?,
+                None => None,
+            };
             Shape::Rolling(Rolling {
                 min_healthy_percent: min,
                 max_percent: max as u16,
                 bake_ms: bake,
                 step,
+                approve,
             })
         } else if let Some(b) = base {
             b.shape.clone()
@@ -279,6 +407,10 @@ impl RawStrategy {
                 format!("poll must be at least 100ms, got {poll_ms}ms"),
             ));
         }
+        for (field, raw) in self.approvals(prefix) {
+            let a = approval(file, raw, &field)?;
+            check_approval(file, a, raw, &field, poll_ms)?;
+        }
         let green_healthy_timeout_ms = setting(
             &self.green_healthy_timeout,
             "green_healthy_timeout",
@@ -309,6 +441,33 @@ impl RawStrategy {
             poll_ms,
             green_healthy_timeout_ms,
         })
+    }
+
+    /// Every `approve` this table gives, with its field.
+    fn approvals(&self, prefix: &str) -> Vec<(String, &Spanned<toml::Value>)> {
+        let mut out = Vec::new();
+        if let Some(steps) = &self.steps {
+            for (i, s) in steps.get_ref().iter().enumerate() {
+                if let Some(a) = &s.approve {
+                    out.push((join(prefix, &format!("steps[{i}].approve")), a));
+                }
+            }
+        }
+        if let Some(a) = self
+            .canary
+            .as_ref()
+            .and_then(|c| c.get_ref().approve.as_ref())
+        {
+            out.push((join(prefix, "canary.approve"), a));
+        }
+        if let Some(a) = self
+            .rolling
+            .as_ref()
+            .and_then(|r| r.get_ref().approve.as_ref())
+        {
+            out.push((join(prefix, "rolling.approve"), a));
+        }
+        out
     }
 
     fn validate_steps(
@@ -352,7 +511,15 @@ impl RawStrategy {
                 Some(b) => duration(file, b, &format!("{f}[{i}].bake"))?,
                 None => 0,
             };
-            out.push(Step { weight, bake_ms });
+            let approve = match &s.approve {
+                Some(v) => approval(file, v, &format!("{f}[{i}].approve"))?,
+                None => None,
+            };
+            out.push(Step {
+                weight,
+                bake_ms,
+                approve,
+            });
         }
         let last = steps.get_ref().last().expect("non-empty");
         if out.last().map(|s| s.weight) != Some(100) {

@@ -2,6 +2,7 @@
 //! scripted world they share.
 
 mod analysis;
+mod approval;
 mod blue_green;
 mod hooks;
 mod operator;
@@ -52,6 +53,7 @@ pub(super) fn record(steps: Vec<Step>, now: Millis) -> Record {
         inbox: vec![],
         replies: vec![],
         hooks_passed: vec![],
+        approvals: vec![],
         release: None,
         judgment: None,
         version: 0,
@@ -205,7 +207,16 @@ impl World {
 
     /// Run until the engine finishes; returns the outcome.
     pub(super) fn run(&mut self, engine: &mut Engine) -> Outcome {
+        self.run_to(engine, Millis::MAX)
+            .expect("no outcome after 10k actions")
+    }
+
+    /// Run until the engine finishes (its outcome) or the time reaches `until`.
+    pub(super) fn run_to(&mut self, engine: &mut Engine, until: Millis) -> Option<Outcome> {
         for _ in 0..10_000 {
+            if self.now >= until {
+                return None;
+            }
             self.pending = engine.pending_hook();
             self.judging = engine.judgment_window();
             let obs = self.observe();
@@ -257,11 +268,11 @@ impl World {
                         self.hook_runs.push((run, self.now, passes));
                     }
                 }
-                Action::Finish { outcome } => return outcome,
+                Action::Finish { outcome } => return Some(outcome),
             }
             self.now += 100; // every call takes a little time
         }
-        panic!("no outcome after 10k actions");
+        None
     }
 
     /// When `action` was first asked for.

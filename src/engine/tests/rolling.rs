@@ -4,18 +4,13 @@ use super::*;
 
 /// A rolling plan: bake 2m, poll 10s, 5m to finish the update.
 fn rolling_engine() -> Engine {
-    let mut rec = record(
-        vec![Step {
-            weight: 100,
-            bake_ms: 2 * M,
-        }],
-        0,
-    );
+    let mut rec = record(vec![Step::new(100, 2 * M)], 0);
     rec.plan.rolling = Some(crate::strategy::Rolling {
         min_healthy_percent: 100,
         max_percent: 200,
         bake_ms: 2 * M,
         step: None,
+        approve: None,
     });
     rec.plan.green_healthy_timeout_ms = 5 * M;
     rec.phase = Phase::Updating {

@@ -25,7 +25,7 @@ use crate::events::Event;
 use crate::hooks::HookPoint;
 use crate::model::InsufficientData;
 use crate::model::{GateState, Millis, Slot, SlotWeights};
-use crate::strategy::{expand_canary, expand_linear, Step};
+use crate::strategy::{expand_canary, expand_linear, Approval, OnTimeout, Step};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -95,6 +95,9 @@ pub struct Scenario {
     pub analysis: Option<SimMetrics>,
     /// A weight moved by hand during the run.
     pub hand_change: Option<super::HandChange>,
+    /// An operator who sends `teal approve` this long after a step begins
+    /// to wait for approval; `None`: nobody approves.
+    pub approver: Option<Millis>,
 }
 
 impl Scenario {
@@ -104,10 +107,7 @@ impl Scenario {
         let steps: Vec<Step> = match rng.gen_range(0..4) {
             0 => expand_canary(rng.gen_range(1..=50), rng.gen_range(0..=10) * MIN),
             1 => expand_linear(rng.gen_range(5..=50), rng.gen_range(1..=18) * 10 * S),
-            2 => vec![Step {
-                weight: 100,
-                bake_ms: 0,
-            }],
+            2 => vec![Step::new(100, 0)],
             _ => {
                 let n = rng.gen_range(1..=4);
                 let mut ws: Vec<u8> = (0..n).map(|_| rng.gen_range(1..100)).collect();
@@ -115,15 +115,9 @@ impl Scenario {
                 ws.dedup();
                 let mut steps: Vec<Step> = ws
                     .into_iter()
-                    .map(|w| Step {
-                        weight: w,
-                        bake_ms: rng.gen_range(0..=300) * S,
-                    })
+                    .map(|w| Step::new(w, rng.gen_range(0..=300) * S))
                     .collect();
-                steps.push(Step {
-                    weight: 100,
-                    bake_ms: rng.gen_range(0..=2) * MIN,
-                });
+                steps.push(Step::new(100, rng.gen_range(0..=2) * MIN));
                 steps
             }
         };
@@ -211,6 +205,7 @@ impl Scenario {
             rollout: None,
             analysis: None,
             hand_change: None,
+            approver: None,
         }
         .with_operator(seed)
         .with_hooks(seed)
@@ -218,6 +213,41 @@ impl Scenario {
         .with_analysis(seed)
         .with_hand_change(seed, est_len)
         .with_pacing(seed)
+        .with_approvals(seed)
+    }
+
+    /// A step that waits for approval in a quarter of the runs (a rolling
+    /// update's bake too), from its own stream: with or without a timeout,
+    /// each `on_timeout`, and an operator who approves after a while, or
+    /// nobody (then only where the timeout ends the wait on its own).
+    fn with_approvals(mut self, seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa9_9a07e);
+        if !rng.gen_bool(0.25) {
+            return self;
+        }
+        let step = rng.gen_range(0..self.plan.steps.len());
+        let timeout_ms = rng
+            .gen_bool(0.7)
+            .then(|| self.plan.poll_ms * rng.gen_range(1..=40));
+        let on_timeout =
+            [OnTimeout::Rollback, OnTimeout::Promote, OnTimeout::Hold][rng.gen_range(0..3)];
+        self.plan.steps[step].approve = Some(Approval {
+            timeout_ms,
+            on_timeout,
+        });
+        let ends_alone = timeout_ms.is_some() && on_timeout != OnTimeout::Hold;
+        if !ends_alone || rng.gen_bool(0.7) {
+            self.approver = Some(rng.gen_range(0..=10 * MIN));
+        }
+        self
+    }
+
+    /// Whether a step waits for approval, with a timeout that rolls back.
+    fn approval_may_roll_back(&self) -> bool {
+        self.plan.steps.iter().any(|s| {
+            s.approve
+                .is_some_and(|a| a.timeout_ms.is_some() && a.on_timeout == OnTimeout::Rollback)
+        })
     }
 
     /// Calls put off by the client's rate limit in a third of the runs,
@@ -342,11 +372,9 @@ impl Scenario {
             max_percent: 200,
             bake_ms: bake,
             step: None,
+            approve: None,
         });
-        self.plan.steps = vec![Step {
-            weight: 100,
-            bake_ms: bake,
-        }];
+        self.plan.steps = vec![Step::new(100, bake)];
         // A rolling update runs before-traffic and after-step hooks only.
         let rolling_points = [HookPoint::BeforeTraffic, HookPoint::AfterStep];
         self.plan.hooks.retain(|p| rolling_points.contains(p));
@@ -463,6 +491,8 @@ impl Scenario {
             .iter()
             .any(|g| g.script.iter().any(|(_, s)| fails(*s)));
         let operator_rollback = self.has_command(|c| *c == Command::Rollback);
+        // An approval's timeout may roll back, given when the approver acts.
+        let operator_rollback = operator_rollback || self.approval_may_roll_back();
         let failing_hook = self.hooks.values().any(|h| !h.passes);
         if let Some(r) = &self.rollout {
             if gate_trouble

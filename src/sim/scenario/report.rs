@@ -113,6 +113,17 @@ pub fn render(report: &RunReport) -> String {
             sc.reconcile_every
         ));
     }
+    for (i, step) in sc.plan.steps.iter().enumerate() {
+        if let Some(a) = step.approve {
+            out.push_str(&format!(
+                "  step {} waits for approval: timeout {:?}ms, on_timeout {}, approver after {:?}ms\n",
+                i + 1,
+                a.timeout_ms,
+                a.on_timeout.name(),
+                sc.approver
+            ));
+        }
+    }
     for g in &sc.gates {
         out.push_str(&format!(
             "  gate {}: {:?}\n",

@@ -89,6 +89,9 @@ struct Harness {
     /// deployment held for good (seed 3851198797: no outcome in 5,000 passes).
     carried: Vec<Command>,
     max_processes: usize,
+    /// The approval wait (its start) and the process the approver last
+    /// sent `teal approve` to: once per wait and process.
+    approve_sent: Option<(Millis, usize)>,
 }
 
 impl Harness {
@@ -163,6 +166,12 @@ impl Harness {
             // Operator commands move weights on their own authority.
             analysis: sc.analysis.clone().filter(|_| sc.commands.is_empty()),
             steps: sc.plan.steps.iter().map(|s| s.weight).collect(),
+            approvals: match sc.commands.is_empty() {
+                true => (0..sc.plan.steps.len())
+                    .filter(|&k| sc.plan.steps[k].approve.is_some())
+                    .collect(),
+                false => vec![],
+            },
             // `teal retire` skips the before-retire hook with the keep-alive.
             retire_command: retire,
             // `teal retire` ends the keep-alive early by design: blue may then go
@@ -206,6 +215,7 @@ impl Harness {
             next_tick: T0,
             carried: Vec::new(),
             max_processes,
+            approve_sent: None,
         }
     }
 
@@ -277,6 +287,9 @@ impl Harness {
             Some(_) if has_record => {
                 let mut due: Vec<Command> = self.carried.drain(..).collect();
                 due.extend(commands_due(&self.sc, self.report.processes));
+                if self.approval_due() {
+                    due.push(Command::Approve);
+                }
                 due
             }
             Some(_) => {
@@ -434,6 +447,9 @@ impl Harness {
             for cmd in commands_due(&self.sc, self.report.steps) {
                 self.operator(cmd);
             }
+            if self.approval_due() {
+                self.operator(Command::Approve);
+            }
         }
         let d = self.driver.as_mut().expect("a driver runs");
         let Some(result) = poll_once(d.advance(reconcile.is_none())) else {
@@ -498,6 +514,28 @@ impl Harness {
                 Next::Stop
             }
         }
+    }
+
+    /// Whether the scenario's approver sends `teal approve` now: a step has
+    /// waited for approval its delay, and this process was not sent one
+    /// for this wait yet.
+    fn approval_due(&mut self) -> bool {
+        let Some(delay) = self.sc.approver else {
+            return false;
+        };
+        let w = self.cloud.world();
+        let Some(crate::engine::Hold::Approval { since, .. }) = w.record().and_then(|r| r.hold)
+        else {
+            return false;
+        };
+        let now = w.now;
+        drop(w);
+        let sent = (since, self.report.processes);
+        if now < since + delay || self.approve_sent == Some(sent) {
+            return false;
+        }
+        self.approve_sent = Some(sent);
+        true
     }
 
     /// Move the clock to the next reconcile pass.

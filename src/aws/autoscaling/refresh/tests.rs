@@ -284,6 +284,7 @@ fn a_refresh_plan_takes_the_strategy_and_at_most_ten_alarms() {
         max_percent: 120,
         bake_ms: 1_500,
         step: Some(40),
+        approve: None,
     };
     let alarms: Vec<String> = (0..12).map(|i| format!("alarm-{i}")).collect();
     let plan = RefreshPlan::of(&rolling, &alarms);
