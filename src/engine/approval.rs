@@ -65,8 +65,10 @@ impl Engine {
         None
     }
 
-    /// Record `by`'s approval of `step` and end the wait: the next decision
-    /// goes on from the step.
+    /// Record `by`'s approval of `step` and end the wait. A blue/green step
+    /// goes on to the next at once: what came before the wait (judgment,
+    /// hook) is not asked again (a marginal judgment promoted by its timeout
+    /// would hold the step again). A rolling update's next decision succeeds.
     pub(super) fn approve(&mut self, step: usize, by: &str, now: Millis) {
         self.rec.hold = None;
         self.rec.approvals.push(Approved {
@@ -75,6 +77,9 @@ impl Engine {
             at: now,
         });
         self.touch(now);
+        if matches!(self.rec.phase, Phase::Shifting { .. }) {
+            self.next_step(step, now);
+        }
     }
 
     /// The step whose approval is awaited, if any.

@@ -347,7 +347,13 @@ impl Engine {
         }
         self.rec.hold = None;
         match on.map(|o| o.action) {
-            Some(MarginalAction::Promote) => self.next_step(step, now),
+            // Promoted past the judgment, not past a person: an approval
+            // step still waits (the simulator's invariant P found it skipped).
+            Some(MarginalAction::Promote) => {
+                if self.approved(step, now).is_ok() {
+                    self.next_step(step, now)
+                }
+            }
             _ => {
                 let detail = self
                     .rec
@@ -367,7 +373,7 @@ impl Engine {
     }
 
     /// Go on from `step`: the next step, or after the last the keep-alive.
-    fn next_step(&mut self, step: usize, now: Millis) {
+    pub(super) fn next_step(&mut self, step: usize, now: Millis) {
         if step + 1 < self.rec.plan.steps.len() {
             self.go(
                 Phase::Shifting {

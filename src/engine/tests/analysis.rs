@@ -177,3 +177,30 @@ fn a_judgment_of_another_bake_is_not_this_ones() {
     assert!(matches!(e.decide(&obs, w.now), Action::Wait { .. }));
     assert!(matches!(e.record().phase, Phase::Shifting { step: 0, .. }));
 }
+
+#[test]
+fn a_marginal_judgment_promoted_by_its_timeout_still_waits_for_the_steps_approval() {
+    // The simulator's seed 41314615139: the marginal timeout went straight
+    // to the next step, past the step's approval.
+    let mut w = world_with(&[(0, StepOutcome::Marginal)]);
+    let on = OnMarginal {
+        timeout_ms: Some(30 * M),
+        action: MarginalAction::Promote,
+    };
+    let mut steps = expand_linear(50, 5 * M);
+    steps[0].approve = Some(crate::strategy::Approval {
+        timeout_ms: None,
+        on_timeout: crate::strategy::OnTimeout::Rollback,
+    });
+    let mut e = Engine::new(judged_record(steps, on));
+    assert_eq!(w.run_to(&mut e, 5 * 60 * M), None);
+    assert!(
+        matches!(e.record().hold, Some(Hold::Approval { .. })),
+        "{:?}",
+        e.record().hold
+    );
+    assert_eq!(w.weights, Weights::to_green(50));
+    e.command(Command::Approve, w.now).unwrap();
+    // Approved: on to 100% at once, not held for the judgment again.
+    assert_eq!(w.run(&mut e), Outcome::Succeeded);
+}
