@@ -351,9 +351,11 @@ async fn the_demo_succeeds_with_no_failed_request_and_rolls_a_bad_green_back() {
         "analysis of step 1: PASS",
     ];
     // Three times slower, under the p99 gate: only the comparison with blue sees it.
+    // The latency metric is named as failing; its mean is not pinned (60 ms
+    // asked, 72 ms measured on a loaded 2-core CI machine).
     const SLOW: &[&str] = &[
         "outcome: RolledBack: canary analysis failed green at step 1",
-        "alb-latency: green 0.06",
+        "alb-latency: green 0.",
     ];
     const BAD: &[&str] = &[
         "outcome: RolledBack: gate \"local-5xx\" is ALARM",
