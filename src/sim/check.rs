@@ -697,11 +697,7 @@ fn weights_at(initial: SlotWeights, w: &World, t: Millis) -> SlotWeights {
 /// only if the step's `on_timeout` promotes and its timeout had passed.
 fn approved(w: &World, step: usize) -> bool {
     use crate::strategy::OnTimeout;
-    let Some(r) = w
-        .ledger
-        .as_ref()
-        .and_then(|(json, _)| serde_json::from_str::<crate::engine::Record>(json).ok())
-    else {
+    let Some(r) = w.record() else {
         return false;
     };
     let approve = r.plan.steps.get(step).and_then(|s| s.approve);
