@@ -43,6 +43,14 @@ pub enum EventKind {
     },
     /// An in-flight deployment was taken up by this process.
     Resumed {
+        /// The service.
+        service: String,
+        /// Green's revision.
+        revision: String,
+        /// Blue's revision, when known.
+        blue_revision: Option<String>,
+        /// Green weight of each step.
+        steps: Vec<u8>,
         /// Its phase.
         phase: String,
         /// The previous lock holder, if any.
@@ -225,5 +233,84 @@ pub fn describe_phase(to: &Phase, steps: &[u8]) -> String {
         Phase::RollingBack { reason } => format!("rolling back: {reason}"),
         Phase::Halting { reason } => format!("halting: {reason}"),
         Phase::Done { outcome, .. } => outcome.to_string(),
+    }
+}
+
+/// The events people are told about (`[notify] events`): a deployment's
+/// milestones, each the meaning of one or more [`EventKind`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    /// A deployment began (`started`), or was taken up (`resumed`).
+    Started,
+    /// A step's weights were set and read back (`weights_set` while shifting).
+    Step,
+    /// A step waits for `teal approve` (`awaiting_approval`).
+    AwaitingApproval,
+    /// A step's approval was recorded (`approved`).
+    Approved,
+    /// Canary analysis judged a step (`judgment`).
+    Judgment,
+    /// Traffic is going back to blue (`phase` to `rolling_back`).
+    RollingBack,
+    /// The deployment ended rolled back (`finished`).
+    RolledBack,
+    /// The deployment ended halted: blue serves, green kept for a person (`finished`).
+    Halted,
+    /// The deployment ended with green serving and blue retired (`finished`).
+    Succeeded,
+}
+
+impl Milestone {
+    /// Every milestone, in a deployment's order.
+    pub const ALL: [Milestone; 9] = [
+        Milestone::Started,
+        Milestone::Step,
+        Milestone::AwaitingApproval,
+        Milestone::Approved,
+        Milestone::Judgment,
+        Milestone::RollingBack,
+        Milestone::RolledBack,
+        Milestone::Halted,
+        Milestone::Succeeded,
+    ];
+
+    /// The name in `teal.toml` and in notifications.
+    pub fn name(self) -> &'static str {
+        match self {
+            Milestone::Started => "started",
+            Milestone::Step => "step",
+            Milestone::AwaitingApproval => "awaiting_approval",
+            Milestone::Approved => "approved",
+            Milestone::Judgment => "judgment",
+            Milestone::RollingBack => "rolling_back",
+            Milestone::RolledBack => "rolled_back",
+            Milestone::Halted => "halted",
+            Milestone::Succeeded => "succeeded",
+        }
+    }
+
+    /// The milestone named `name`.
+    pub fn parse(name: &str) -> Option<Milestone> {
+        Milestone::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The milestone `kind` is, if any; `shifting`: whether the deployment
+    /// is moving toward green (a `weights_set` of a rollback is no step).
+    pub fn of(kind: &EventKind, shifting: bool) -> Option<Milestone> {
+        Some(match kind {
+            EventKind::Started { .. } | EventKind::Resumed { .. } => Milestone::Started,
+            EventKind::WeightsSet { .. } if shifting => Milestone::Step,
+            EventKind::AwaitingApproval { .. } => Milestone::AwaitingApproval,
+            EventKind::Approved { .. } => Milestone::Approved,
+            EventKind::Judgment { .. } => Milestone::Judgment,
+            EventKind::Phase { to, .. } if to == "rolling_back" => Milestone::RollingBack,
+            EventKind::Finished { outcome, .. } => match outcome {
+                Outcome::Succeeded => Milestone::Succeeded,
+                Outcome::RolledBack { .. } => Milestone::RolledBack,
+                Outcome::Halted { .. } => Milestone::Halted,
+            },
+            _ => return None,
+        })
     }
 }

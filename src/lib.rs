@@ -47,6 +47,8 @@
 //!   metric gates, ledger), its admin API and the client ports; the demo app.
 //! - [`sim`]: the in-memory cloud with fault injection, the invariant checker and the seeded harness.
 //! - [`runner`]: hooks run as child processes.
+//! - [`notify`]: a deployment's milestones told to SNS, EventBridge and
+//!   webhooks (Slack's among them), from the event stream, never holding it up.
 //! - [`wiring`]: the composition root: a config and the cloud options become the ports.
 //!
 //! **Reading and output**
@@ -72,6 +74,7 @@ pub mod exit;
 pub mod hooks;
 pub mod local;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod ports;
 pub mod release;

@@ -83,6 +83,10 @@ fn every_event_kind() -> Vec<EventKind> {
             rolling: false,
         },
         EventKind::Resumed {
+            service: "web".into(),
+            revision: "v2".into(),
+            blue_revision: Some("v1".into()),
+            steps: vec![10, 100],
             phase: "shifting".into(),
             previous_owner: None,
         },

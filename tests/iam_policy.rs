@@ -36,6 +36,11 @@ const IMPLIED: [(&str, &str); 4] = [
     ),
 ];
 
+/// Operations AWS answers without any policy: "No permissions are required
+/// to perform this operation" (STS API reference, GetCallerIdentity). teal
+/// asks it once per operator command, to record who sent it.
+const NO_PERMISSION: [&str; 1] = ["GetCallerIdentity"];
+
 /// The policy's actions, e.g. `elasticloadbalancing:ModifyListener`.
 fn actions(file: &str) -> BTreeSet<String> {
     let text = std::fs::read_to_string(file).unwrap();
@@ -85,6 +90,7 @@ fn assert_least_privilege(file: &str, called: &BTreeSet<String>) {
     let op = |a: &String| a.split_once(':').unwrap().1.to_string();
     let missing: Vec<&String> = called
         .iter()
+        .filter(|c| !NO_PERMISSION.contains(&c.as_str()))
         .filter(|c| !policy.iter().any(|a| op(a) == **c))
         .collect();
     assert!(
@@ -253,4 +259,80 @@ poll = "1s""#;
         called.len()
     );
     assert_least_privilege("examples/codepipeline/iam-asg-route53.json", &called);
+}
+
+/// `[notify]` adds `examples/codepipeline/iam-notify.json` to a pipeline
+/// role's policy, and only then: its actions are exactly what a deployment
+/// that notifies an SNS topic and an EventBridge bus calls beyond the
+/// provider's own policy (the ECS + ALB test above shows a deployment
+/// without `[notify]` calls neither). `teal approve` adds GetCallerIdentity,
+/// which needs no permission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notify_policy_allows_what_notifications_call_and_nothing_more() {
+    let Some(m) = moto() else { return };
+    let c = clients(&m).await;
+    let sdk = sdk(&m).await;
+    let topic = aws_sdk_sns::Client::new(&sdk)
+        .create_topic()
+        .name(unique("teal-iam-"))
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let f = fixture(&c, Forward::Weighted).await;
+    let ecs = register_targets_like_ecs(&c, &f, None);
+    let approving = FAST_CANARY.replace("bake = \"3s\"", "bake = \"1s\", approve = true");
+    let (_dir, cfg) = config(&f, &approving);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[[notify.sns]]\ntopic_arn = \"{topic}\"\n\n[[notify.eventbridge]]\n"
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let deploy = [
+        "deploy",
+        "--config",
+        cfg,
+        "--image",
+        "registry.example/app:2",
+    ];
+    let child = teal(&m, &json_args(&deploy)).spawn().unwrap();
+    let mut called = BTreeSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (out, _) = run_teal(&m, &["status", "--config", cfg, "--output", "json"], 0).await;
+        if out.contains("\"hold\":\"approval\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no approval wait: {out}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let (out, _) = run_teal(&m, &json_args(&["approve", "--config", cfg]), 0).await;
+    called.extend(calls(&out));
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    called.extend(calls(&String::from_utf8_lossy(&out.stdout)));
+    ecs.abort();
+
+    let op = |a: &String| a.split_once(':').unwrap().1.to_string();
+    let base: BTreeSet<String> = actions("examples/codepipeline/iam-ecs-alb.json")
+        .iter()
+        .map(op)
+        .collect();
+    let beyond: BTreeSet<String> = called
+        .iter()
+        .filter(|c| !base.contains(*c) && !NO_PERMISSION.contains(&c.as_str()))
+        .cloned()
+        .collect();
+    let notify: BTreeSet<String> = actions("examples/codepipeline/iam-notify.json")
+        .iter()
+        .map(op)
+        .collect();
+    assert_eq!(beyond, notify, "called: {called:?}");
+    assert!(called.contains("GetCallerIdentity"), "{called:?}");
 }

@@ -12,10 +12,12 @@
 //! - [`autoscaling`]: the Auto Scaling fleet (a group per slot, cloned from
 //!   blue) and its rolling update (an instance refresh);
 //! - [`cloudwatch`]: the alarm gate (one batched `DescribeAlarms` per poll);
+//! - [`notify`]: notification channels: an SNS topic, an EventBridge bus;
 //! - [`sdk`]: the SDK set-up, the call counter and error classification;
 //! - [`pace`]: the client-side rate limit, a token bucket per API family;
 //! - [`shared`]: the reads a release's members share (alarms, listeners and
 //!   rules), batched across them;
+//! - [`sts`]: the caller's identity, recorded with its commands;
 //! - [`tags`]: the tag names teal writes;
 //! - [`wiring`]: the ports of a config, from a router part and a fleet part.
 //!
@@ -28,10 +30,12 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ecs;
 pub mod elb;
+pub mod notify;
 pub mod pace;
 pub mod route53;
 pub mod sdk;
 pub mod shared;
+pub mod sts;
 pub mod tags;
 pub mod wiring;
 

@@ -45,16 +45,18 @@ pub(super) fn deploy(
         fail_gate: args.sim_fail_gate.clone(),
         shared_time: None,
     };
+    config.check_driving()?;
     runtime()?.block_on(async move {
-        let wired = crate::wiring::wire(config, cloud, Some(&run)).await?;
+        let mut wired = crate::wiring::wire(config, cloud, Some(&run)).await?;
         let ports = wired.ports.clone();
+        let delivery = wired.start_notifying();
         let detach = args.detach;
         let mut observations = None;
         let recorded: Arc<Mutex<Vec<Event>>> = Arc::default();
-        let sink = match &args.report {
+        let sink = delivery.wrap(match &args.report {
             Some(_) => recording(event_sink(format), recorded.clone()),
             None => event_sink(format),
-        };
+        });
         let result = async {
             let driver = Driver::start(ports, Settings::new(owner()), spec, sink).await?;
             let mut driver = driver.with_signals(signals()?);
@@ -67,6 +69,7 @@ pub(super) fn deploy(
             Ok::<_, Failure>(exit?)
         }
         .await;
+        delivery.finish().await;
         report_calls(&wired, observations, format);
         if let Some(path) = &args.report {
             let events = std::mem::take(&mut *recorded.lock().expect("events"));
@@ -141,6 +144,7 @@ pub(super) fn verify(
 ) -> Result<Exit, Failure> {
     let start = SystemClock.now();
     let spec = new_deployment(config, args, start)?;
+    config.check_driving()?;
     runtime()?.block_on(async move {
         let wired = crate::wiring::wire(config, cloud, None).await?;
         let result = Driver::verify(wired.ports.clone(), Settings::new(owner()), &spec).await;

@@ -37,10 +37,13 @@ pub(super) fn run(
     format: Format,
 ) -> Result<Exit, Failure> {
     runtime()?.block_on(async {
-        let wired = crate::wiring::wire(config, cloud, None).await?;
+        let mut wired = crate::wiring::wire(config, cloud, None).await?;
         let mut settings = Settings::new(owner());
         settings.force = force;
-        let result = operate(wired.ports.clone(), settings, cmd, format).await;
+        settings.identity = wired.identity().await;
+        let delivery = wired.start_notifying();
+        let result = operate(wired.ports.clone(), settings, cmd, &delivery, format).await;
+        delivery.finish().await;
         report_calls(&wired, None, format);
         result
     })
@@ -50,6 +53,7 @@ pub(super) async fn operate(
     ports: Ports,
     settings: Settings,
     cmd: Command,
+    delivery: &crate::notify::Delivery,
     format: Format,
 ) -> Result<Exit, Failure> {
     let ledger = ports.ledger.clone();
@@ -63,11 +67,11 @@ pub(super) async fn operate(
             .map_err(DriverError::Port)?
             .ok_or(DriverError::NoDeployment)?;
         if rec.hold.is_none() || !rec.in_flight() {
-            let driver = Driver::resume(ports, settings, event_sink(format)).await?;
+            let driver = Driver::resume(ports, settings, delivery.wrap(event_sink(format))).await?;
             return drive_to_end(driver).await;
         }
     }
-    match submit(ports, settings, cmd, event_sink(format)).await? {
+    match submit(ports, settings, cmd, delivery.wrap(event_sink(format))).await? {
         Submitted::TookOver(driver) => {
             let mut driver = *driver;
             say(
@@ -139,7 +143,7 @@ pub(super) async fn operate(
                     );
                     let mut settings = settings_again;
                     settings.force = true;
-                    return Box::pin(operate(ports_again, settings, cmd, format)).await;
+                    return Box::pin(operate(ports_again, settings, cmd, delivery, format)).await;
                 }
                 return Err(Failure::Driver(DriverError::LockLost(format!(
                     "{owner} did not pick up `teal {}` within {}{}; it may be stuck: `teal {} --force` takes the deployment over",
@@ -211,42 +215,44 @@ pub(super) fn reconcile(
     once: bool,
     format: Format,
 ) -> Result<Exit, Failure> {
+    config.check_driving()?;
     runtime()?.block_on(async {
-        let wired = crate::wiring::wire(config, cloud, None).await?;
+        let mut wired = crate::wiring::wire(config, cloud, None).await?;
         let ports = wired.ports.clone();
+        let delivery = wired.start_notifying();
         let result = async {
-            let driver =
-                match Driver::resume(ports, Settings::new(owner()), event_sink(format)).await {
-                    // A scheduled job finding nothing to do is not a failure.
-                    Err(DriverError::NoDeployment) => {
-                        say(
-                            format,
-                            CliLine::Reconcile {
-                                state: ReconcileState::None,
-                                deployment: None,
-                                driver: None,
-                            },
-                            format!(
-                                "no deployment is recorded for {}; nothing to do",
-                                config.service
-                            ),
-                        );
-                        return Ok(Exit::Succeeded);
-                    }
-                    Err(DriverError::LockHeld { id, owner, .. }) => {
-                        say(
-                            format,
-                            CliLine::Reconcile {
-                                state: ReconcileState::Skipped,
-                                deployment: Some(id.clone()),
-                                driver: Some(owner.clone()),
-                            },
-                            format!("deployment {id} is driven by {owner}; nothing to do"),
-                        );
-                        return Ok(Exit::Succeeded);
-                    }
-                    other => other?,
-                };
+            let sink = delivery.wrap(event_sink(format));
+            let driver = match Driver::resume(ports, Settings::new(owner()), sink).await {
+                // A scheduled job finding nothing to do is not a failure.
+                Err(DriverError::NoDeployment) => {
+                    say(
+                        format,
+                        CliLine::Reconcile {
+                            state: ReconcileState::None,
+                            deployment: None,
+                            driver: None,
+                        },
+                        format!(
+                            "no deployment is recorded for {}; nothing to do",
+                            config.service
+                        ),
+                    );
+                    return Ok(Exit::Succeeded);
+                }
+                Err(DriverError::LockHeld { id, owner, .. }) => {
+                    say(
+                        format,
+                        CliLine::Reconcile {
+                            state: ReconcileState::Skipped,
+                            deployment: Some(id.clone()),
+                            driver: Some(owner.clone()),
+                        },
+                        format!("deployment {id} is driven by {owner}; nothing to do"),
+                    );
+                    return Ok(Exit::Succeeded);
+                }
+                other => other?,
+            };
             if !driver.record().in_flight() {
                 say(
                     format,
@@ -267,6 +273,7 @@ pub(super) fn reconcile(
             }
         }
         .await;
+        delivery.finish().await;
         report_calls(&wired, None, format);
         result
     })

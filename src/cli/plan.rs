@@ -111,6 +111,8 @@ pub struct PlanReport<'a> {
     pub schedule: Schedule,
     /// Canary analysis, when configured.
     pub analysis: Option<&'a crate::analysis::AnalysisSpec>,
+    /// Who is told of which milestones (a webhook by its label, never its URL).
+    pub notify: &'a [crate::config::Target],
     /// What may surprise about the plan (a bake too short for the analysis).
     pub warnings: Vec<String>,
 }
@@ -229,6 +231,23 @@ pub fn render_plan(c: &Config) -> String {
             hooks.join(", "),
             fmt_ms(c.hooks.timeout_ms)
         );
+    }
+    for (i, t) in c.notify.targets.iter().enumerate() {
+        let head = if i == 0 {
+            "  notify    "
+        } else {
+            "            "
+        };
+        let which = if t.milestones.len() == crate::events::Milestone::ALL.len() {
+            "every milestone".to_string()
+        } else {
+            t.milestones
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(out, "{head}{}: {which}", t.to.describe());
     }
     let _ = writeln!(out);
     if let Some(r) = &s.rolling {
@@ -431,6 +450,7 @@ pub(super) fn strategies(format: Format) -> Result<Exit, Failure> {
 pub(super) fn plan(config: &Config, format: Format) -> Result<Exit, Failure> {
     use std::io::Write as _;
     config.plan()?;
+    config.check_driving()?;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Text => write!(out, "{}", render_plan(config))?,
@@ -444,6 +464,7 @@ pub(super) fn plan(config: &Config, format: Format) -> Result<Exit, Failure> {
                 insufficient_data: config.gates.insufficient_data,
                 schedule: Schedule::of(&config.strategy),
                 analysis: config.analysis.as_ref(),
+                notify: &config.notify.targets,
                 warnings: plan_warnings(config),
             };
             writeln!(

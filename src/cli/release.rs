@@ -722,8 +722,14 @@ fn rollback(
                     let service = config.service.clone();
                     let settings = settings.clone();
                     work.push(async move {
-                        let r =
-                            super::operate::operate(p, settings, Command::Rollback, format).await;
+                        let r = super::operate::operate(
+                            p,
+                            settings,
+                            Command::Rollback,
+                            &Default::default(),
+                            format,
+                        )
+                        .await;
                         (service, r)
                     });
                 }

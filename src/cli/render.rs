@@ -147,7 +147,11 @@ pub fn describe(e: &EventKind) -> String {
             blue_revision.as_deref().unwrap_or("the live revision"),
             steps.iter().map(|w| format!("{w}%")).collect::<Vec<_>>().join(" → ")
         ),
-        EventKind::Resumed { phase, previous_owner } => match previous_owner {
+        EventKind::Resumed {
+            phase,
+            previous_owner,
+            ..
+        } => match previous_owner {
             Some(o) => format!("taking over the deployment ({phase}) from {o}"),
             None => format!("continuing the deployment ({phase})"),
         },

@@ -7,6 +7,7 @@ mod analysis;
 mod fields;
 mod fleet;
 mod gates;
+mod notify;
 mod plan;
 pub mod raw;
 mod router;
@@ -14,6 +15,7 @@ mod router;
 pub use analysis::{DEFAULT_ALLOWED_EFFECT, DEFAULT_CONFIDENCE, DEFAULT_MIN_POINTS};
 pub use fleet::FleetConfig;
 pub use gates::{GatesConfig, LocalGates, MAX_ALARMS};
+pub use notify::{Destination, NotifyConfig, Secret, Target, WebhookFormat};
 pub use router::{AlbTarget, RouterConfig};
 
 use crate::diag::{InputError, SourceFile};
@@ -77,6 +79,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// Canary analysis, when `[analysis]` is there.
     pub analysis: Option<crate::analysis::AnalysisSpec>,
+    /// Who is told about the deployment's milestones.
+    pub notify: NotifyConfig,
     /// Where its sections were written, for [`Config::plan`]'s errors.
     #[serde(skip)]
     pub(crate) spans: plan::Spans,
@@ -127,6 +131,12 @@ pub const MAX_METRICS_IN_TXT: usize = 16;
 pub const DEFAULT_HOOK_TIMEOUT_MS: Millis = 5 * 60 * 1000;
 
 impl Config {
+    /// Refuse what only a command that drives a deployment needs and this
+    /// process lacks (a webhook's URL variable not set), located in the file.
+    pub fn check_driving(&self) -> Result<(), InputError> {
+        self.notify.check(&self.spans.file)
+    }
+
     /// Read and validate a config file. `strategy_override` is `--strategy`:
     /// a built-in name or a strategy file path.
     pub fn load(path: &Path, strategy_override: Option<&str>) -> Result<Config, ConfigError> {
@@ -220,6 +230,10 @@ impl Config {
                     .into());
             }
         }
+        let notify = match &raw.notify {
+            Some(n) => notify::validate_notify(file, n, &|k| std::env::var(k).ok())?,
+            None => NotifyConfig::default(),
+        };
         let spans = plan::Spans {
             analysis: raw.analysis.as_ref().map(|a| a.span()),
             file: file.clone(),
@@ -241,6 +255,7 @@ impl Config {
             hooks,
             ledger,
             analysis,
+            notify,
             spans,
         })
     }

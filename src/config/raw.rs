@@ -10,6 +10,7 @@ pub use super::analysis::{RawAnalysis, RawMetric, RawOnMarginal, RawQuery};
 pub use super::fields::{FleetSection, RawKind, RouterSection};
 pub use super::fleet::{RawAsgFleet, RawEcsFleet, RawLocalFleet, RawSimFleet};
 pub use super::gates::{RawGates, RawLocalGates};
+pub use super::notify::{RawEventBridge, RawNotify, RawSns, RawWebhook};
 pub use super::router::{RawAlbRouter, RawLocalRouter, RawRoute53Router, RawSimRouter};
 use crate::strategy::RawStrategy;
 use serde::Deserialize;
@@ -36,6 +37,8 @@ pub struct RawConfig {
     pub ledger: Option<RawLedger>,
     /// `[analysis]`
     pub analysis: Option<Spanned<RawAnalysis>>,
+    /// `[notify]`
+    pub notify: Option<RawNotify>,
 }
 
 /// `[ledger]`: where the deployment record (and so the lock) lives.

@@ -262,7 +262,7 @@ pub async fn submit(
         rec.inbox.push(Request {
             id: id.clone(),
             command: cmd,
-            by: io.settings.owner.clone(),
+            by: io.settings.by(),
             at: now,
         });
         match port!(io, "ledger.store", io.ports.ledger.store(&rec)) {

@@ -129,6 +129,10 @@ pub struct Settings {
     /// Seed of the backoff jitter (the simulator fixes it per run; a real
     /// process draws one).
     pub jitter_seed: u64,
+    /// Who sends this process's operator commands and approvals, as the
+    /// record keeps it: the caller's AWS identity (STS `GetCallerIdentity`)
+    /// when known; `None`: the owner.
+    pub identity: Option<String>,
 }
 
 impl Settings {
@@ -145,7 +149,13 @@ impl Settings {
             weight_attempts: 3,
             force: false,
             jitter_seed: rand::random(),
+            identity: None,
         }
+    }
+
+    /// Who sends this process's commands: its identity, else its owner.
+    pub fn by(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| self.owner.clone())
     }
 }
 
@@ -454,7 +464,12 @@ impl Driver {
         let now = d.io.now();
         d.engine.taken_over(now, lapsed);
         d.persist_now(now).await?;
+        let rec = d.engine.record();
         d.io.emit(EventKind::Resumed {
+            service: rec.service.clone(),
+            revision: rec.revision.clone(),
+            blue_revision: rec.blue_revision.clone(),
+            steps: rec.plan.steps.iter().map(|s| s.weight).collect(),
             phase,
             previous_owner,
         });
@@ -504,7 +519,7 @@ impl Driver {
 
     /// Apply an operator command and record it before anything else happens.
     pub async fn command(&mut self, cmd: Command) -> Result<(), DriverError> {
-        let by = self.io.settings.owner.clone();
+        let by = self.io.settings.by();
         self.apply(|engine, now| engine.command_by(cmd, &by, now))
             .await
     }

@@ -220,6 +220,7 @@ fn settings(seed: u64, owner: &str) -> Settings {
         weight_attempts: 3,
         force: false,
         jitter_seed: seed,
+        identity: None,
     }
 }
 

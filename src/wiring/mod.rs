@@ -7,6 +7,7 @@
 //! - the local provider: the daemon's admin API ([`crate::local::client`]);
 //! - AWS: [`crate::aws::wiring`], a router part and a fleet part per config.
 
+mod notify;
 mod sim;
 
 pub use sim::SimRun;
@@ -62,6 +63,31 @@ pub struct Wired {
     pub ports: Ports,
     /// AWS API calls per operation, when the provider is AWS.
     pub calls: Option<Arc<ApiCalls>>,
+    /// Who is told about the deployment's milestones (`[notify]`).
+    pub notifier: crate::notify::Notifier,
+    /// The SDK set-up, when the provider is AWS.
+    aws: Option<Aws>,
+}
+
+impl Wired {
+    /// Start notifying: the delivery whose [`crate::notify::Delivery::wrap`]
+    /// makes the driver's sinks, finished when the command is done.
+    pub fn start_notifying(&mut self) -> crate::notify::Delivery {
+        std::mem::take(&mut self.notifier).start()
+    }
+
+    /// Who this process acts as: the caller's AWS ARN, when AWS is used and
+    /// answers; else `None` (the record then keeps the owner: user@host).
+    pub async fn identity(&self) -> Option<String> {
+        let aws = self.aws.as_ref()?;
+        match crate::aws::sts::caller_arn(aws).await {
+            Ok(arn) => Some(arn),
+            Err(e) => {
+                tracing::warn!(error = %e, "the caller's AWS identity is unknown; recording user@host");
+                None
+            }
+        }
+    }
 }
 
 /// The ports of `config`. `sim` is the run of a simulated deployment; the
@@ -73,6 +99,7 @@ pub async fn wire(
     sim: Option<&SimRun>,
 ) -> Result<Wired, WiringError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut aws = None;
     let (ports, calls) = match Provider::of(config) {
         Provider::Sim => {
             let Some(run) = sim else {
@@ -86,15 +113,18 @@ pub async fn wire(
         }
         Provider::Local => (crate::local::ports(config, clock), None),
         Provider::Aws => {
-            let aws = Aws::load(cloud.region.clone(), cloud.profile.clone()).await;
-            let ports =
-                crate::aws::wiring::ports(&aws, config, clock).map_err(WiringError::Unsupported)?;
-            (ports, Some(aws.calls.clone()))
+            let loaded = aws.insert(Aws::load(cloud.region.clone(), cloud.profile.clone()).await);
+            let ports = crate::aws::wiring::ports(loaded, config, clock)
+                .map_err(WiringError::Unsupported)?;
+            (ports, Some(loaded.calls.clone()))
         }
     };
+    let channels = notify::channels(config, aws.as_ref(), cloud).await;
     Ok(Wired {
         ports: with_hooks(ports, config),
         calls,
+        notifier: crate::notify::Notifier::new(config, channels),
+        aws,
     })
 }
 

@@ -34,6 +34,7 @@ fn settings(seed: u64, owner: String, force: bool) -> Settings {
         weight_attempts: 3,
         force,
         jitter_seed,
+        identity: None,
     }
 }
 
