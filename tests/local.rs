@@ -5,6 +5,8 @@
 
 #[path = "support/local.rs"]
 mod support;
+#[path = "support/webhook.rs"]
+mod webhook;
 
 use std::time::{Duration, Instant};
 use support::{canary, Local};
@@ -361,8 +363,12 @@ async fn the_demo_succeeds_with_no_failed_request_and_rolls_a_bad_green_back() {
         "outcome: RolledBack: gate \"local-5xx\" is ALARM",
         "detection: ",
     ];
+    // The judged canary also tells a webhook (the local provider's
+    // notifications are the same as AWS's).
+    let (url, told) = webhook::server(webhook::Answer::Ok, "SECRET-DEMO");
+    let with_webhook = ["--webhook", url.as_str(), "--webhook-format", "slack"];
     let runs: [(&[&str], i32, &[&str]); 5] = [
-        (&[], 0, JUDGED),
+        (&with_webhook, 0, JUDGED),
         (&["--slow"], 3, SLOW),
         (&["--rolling"], 0, GOOD),
         (&["--bad"], 3, BAD),
@@ -379,6 +385,30 @@ async fn the_demo_succeeds_with_no_failed_request_and_rolls_a_bad_green_back() {
         }
         if args == ["--slow"] {
             assert!(!stdout.contains(": ALARM"), "no gate saw it: {stdout}");
+        }
+        if args == with_webhook {
+            assert!(
+                stdout.contains("webhook: 5 notification(s) delivered, 0 not"),
+                "{stdout}"
+            );
+            assert!(
+                !stdout.contains("SECRET"),
+                "the webhook's URL was printed: {stdout}"
+            );
+            let headers: Vec<String> = told
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|b| b["blocks"][0]["text"]["text"].as_str().unwrap().to_string())
+                .collect();
+            let want = [
+                "deployment started",
+                "step reached",
+                "analysis verdict",
+                "step reached",
+                "succeeded",
+            ];
+            assert_eq!(headers, want.map(|w| format!("teal · demo v2: {w}")));
         }
     }
 }

@@ -143,6 +143,13 @@ pub enum Command {
         /// threshold: only canary analysis, comparing it with blue, catches it.
         #[arg(long, conflicts_with_all = ["bad", "rolling"])]
         slow: bool,
+        /// Also tell a webhook of the deployment's milestones (`[notify]`), e.g.
+        /// a Slack incoming webhook's URL with `--webhook-format slack`.
+        #[arg(long, env = "TEAL_DEMO_WEBHOOK", hide_env_values = true)]
+        webhook: Option<String>,
+        /// The webhook's body: `json` (teal's notification) or `slack`.
+        #[arg(long, default_value = "json", value_parser = ["json", "slack"], requires = "webhook")]
+        webhook_format: String,
     },
     /// The local provider's daemon: `teal local serve`.
     Local {

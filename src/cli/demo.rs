@@ -52,7 +52,13 @@ pub(super) fn serve(config: &Config, initial: Option<String>) -> Result<Exit, Fa
 }
 
 /// `teal demo [--bad] [--rolling] [--slow]`: the whole job on one machine, with real traffic.
-pub(super) fn demo(bad: bool, rolling: bool, slow: bool, format: Format) -> Result<Exit, Failure> {
+pub(super) fn demo(
+    bad: bool,
+    rolling: bool,
+    slow: bool,
+    webhook: Option<(String, String)>,
+    format: Format,
+) -> Result<Exit, Failure> {
     let dir = tempfile_dir()?;
     let path = dir.join("teal.toml");
     let exe = std::env::current_exe()?;
@@ -91,8 +97,15 @@ window = "3s"
 keep_alive = "3s"
 poll = "250ms"
 green_healthy_timeout = "30s"
-{analysis}"#,
+{analysis}{notify}"#,
             exe = exe.display().to_string(),
+            // The URL stays in this process's environment, out of the file.
+            notify = match &webhook {
+                Some((_, format)) => format!(
+                    "\n[[notify.webhook]]\nurl_env = \"TEAL_DEMO_WEBHOOK\"\nformat = \"{format}\"\n"
+                ),
+                None => String::new(),
+            },
             // A canary is judged against blue second by second (a rolling
             // update has no second slot to compare with).
             analysis = if rolling {
@@ -124,7 +137,12 @@ allowed_effect = 1.0
             }
         ),
     )?;
+    if let Some((url, _)) = &webhook {
+        // Read back by the config's `url_env`, before any thread starts.
+        std::env::set_var("TEAL_DEMO_WEBHOOK", url);
+    }
     let config = Config::load(&path, None)?;
+    config.check_driving()?;
     // A rolling demo's new instances answer 503 for their first second: the
     // proxy must not route to them before their health check passes.
     let revision = match (bad, rolling, slow) {
@@ -245,17 +263,18 @@ async fn run_demo(
     if crate::wiring::Provider::of(config) != crate::wiring::Provider::Local {
         return Err(not_local());
     }
-    let ports = crate::wiring::wire(config, &crate::wiring::Cloud::default(), None)
-        .await?
-        .ports;
+    let mut wired = crate::wiring::wire(config, &crate::wiring::Cloud::default(), None).await?;
+    let delivery = wired.start_notifying();
+    let sink = delivery.wrap(sink);
     let outcome = async {
-        let mut d = Driver::start(ports, Settings::new(owner()), spec, sink).await?;
+        let mut d = Driver::start(wired.ports.clone(), Settings::new(owner()), spec, sink).await?;
         d.run().await
     }
     .await;
     ticker.abort();
     let counts = load.stop().await;
     daemon.shutdown().await;
+    let told = delivery.finish().await;
     let outcome = outcome?;
 
     let events = events.lock().expect("events").clone();
@@ -266,6 +285,12 @@ async fn run_demo(
             "clients sent {} requests: {} answered 2xx, {} failed (5xx), {} connection errors",
             counts.sent, counts.ok, counts.failed, counts.errors
         );
+        if !config.notify.targets.is_empty() {
+            println!(
+                "webhook: {} notification(s) delivered, {} not",
+                told.delivered, told.failed
+            );
+        }
         if let Outcome::RolledBack {
             reason: Reason::GateFailed { gate, seen_at, .. },
         } = &outcome

@@ -152,7 +152,16 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Reconcile { once } => {
             operate::reconcile(&Config::load(&cli.config, None)?, &cloud, once, cli.output)
         }
-        Command::Demo { bad, rolling, slow } => demo::demo(bad, rolling, slow, cli.output),
+        Command::Demo {
+            bad,
+            rolling,
+            slow,
+            webhook,
+            webhook_format,
+        } => {
+            let webhook = webhook.map(|url| (url, webhook_format));
+            demo::demo(bad, rolling, slow, webhook, cli.output)
+        }
         Command::Local {
             command: LocalCommand::Serve { initial_revision },
         } => demo::serve(&Config::load(&cli.config, None)?, initial_revision),
