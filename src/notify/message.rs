@@ -355,4 +355,36 @@ mod tests {
         assert_eq!(told[4].weights, Some(Weights::to_green(0)));
         assert_eq!(told[4].blue_revision.as_deref(), Some("v1"));
     }
+
+    #[test]
+    fn the_documented_fields_are_the_serialized_ones() {
+        let doc = include_str!("../../docs/NOTIFICATIONS.md");
+        let table = doc.split("| field | what |").nth(1).expect("the field table");
+        let mut documented: Vec<String> = vec![];
+        for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+            let names = row.split('|').nth(1).unwrap();
+            documented.extend(names.split(',').map(|n| n.trim().trim_matches('`').to_string()));
+        }
+        let mut story = Story::new("web", "teal.toml");
+        let n = story
+            .tell(&at(EventKind::Finished {
+                outcome: Outcome::Succeeded,
+                calls: Default::default(),
+            }))
+            .unwrap();
+        let value = serde_json::to_value(&n).unwrap();
+        let mut serialized: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        documented.sort();
+        serialized.sort();
+        assert_eq!(documented, serialized);
+        let kinds = doc.split("| kind | when |").nth(1).unwrap();
+        let listed: Vec<&str> = kinds
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.split('`').nth(1).unwrap())
+            .collect();
+        let all: Vec<&str> = Milestone::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(listed, all);
+    }
 }
