@@ -52,10 +52,24 @@ pub struct Report {
     /// Every judgment of a bake by canary analysis, in order.
     #[serde(default)]
     pub judgments: Vec<JudgmentPoint>,
+    /// Who did what: every operator command taken and every approval, in order.
+    #[serde(default)]
+    pub people: Vec<PersonPoint>,
     /// Port calls per operation, as the driver counted them.
     pub calls: BTreeMap<String, u64>,
     /// Every event, as `--output json` prints it.
     pub events: Vec<serde_json::Value>,
+}
+
+/// A person's act at `at`: an operator command, or a step's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonPoint {
+    /// When the driver took it.
+    pub at: Millis,
+    /// `teal shift --to green 25%`, `approve step 2`, ...
+    pub what: String,
+    /// Who: an AWS ARN, user@host, or `on_timeout = "promote"`.
+    pub by: String,
 }
 
 /// Green's weight from `at` on.
@@ -159,6 +173,7 @@ impl Report {
             gates: vec![],
             phases: vec![],
             judgments: vec![],
+            people: vec![],
             calls,
             events: events
                 .iter()
@@ -208,6 +223,16 @@ impl Report {
                     outcome: *outcome,
                     score: *score,
                     metrics: metrics.clone(),
+                }),
+                EventKind::Command { command, by } => r.people.push(PersonPoint {
+                    at: e.at,
+                    what: format!("teal {command}"),
+                    by: by.clone(),
+                }),
+                EventKind::Approved { step, by } => r.people.push(PersonPoint {
+                    at: e.at,
+                    what: format!("approve step {step}"),
+                    by: by.clone(),
                 }),
                 EventKind::Finished { outcome, calls } => {
                     r.summary = outcome.to_string();

@@ -220,3 +220,37 @@ fn a_judged_deployment_reports_and_draws_green_against_blue_per_metric() {
         assert!(texts.iter().any(|t| t == want), "{want:?} in {texts:?}");
     }
 }
+
+#[test]
+fn the_report_says_who_approved_each_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("teal.toml");
+    let text = std::fs::read_to_string("examples/sim/teal.toml")
+        .unwrap()
+        .replace(
+            "name = \"canary-10-5m\"",
+            "steps = [{ weight = 10, bake = \"1m\", approve = { timeout = \"5m\", on_timeout = \"promote\" } }, { weight = 100, bake = \"1m\" }]",
+        );
+    assert!(
+        text.contains("approve"),
+        "the example's strategy was replaced"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let json = dir.path().join("report.json");
+    teal()
+        .args(["deploy", "--config"])
+        .arg(&cfg)
+        .arg("--report")
+        .arg(&json)
+        .assert()
+        .code(0);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["people"][0]["what"], "approve step 1");
+    assert_eq!(report["people"][0]["by"], "on_timeout = \"promote\"");
+    let out = teal().arg("report").arg(&json).assert().code(0);
+    let said = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        said.contains("approve step 1 by on_timeout = \"promote\""),
+        "{said}"
+    );
+}

@@ -72,6 +72,15 @@ pub(super) fn report(
                     metrics.join(", ")
                 )?;
             }
+            for p in &report.people {
+                writeln!(
+                    out,
+                    "  {} {} by {}",
+                    crate::model::fmt_time(p.at),
+                    p.what,
+                    p.by
+                )?;
+            }
             let calls: u64 = report.calls.values().sum();
             writeln!(
                 out,

@@ -359,11 +359,18 @@ mod tests {
     #[test]
     fn the_documented_fields_are_the_serialized_ones() {
         let doc = include_str!("../../docs/NOTIFICATIONS.md");
-        let table = doc.split("| field | what |").nth(1).expect("the field table");
+        let table = doc
+            .split("| field | what |")
+            .nth(1)
+            .expect("the field table");
         let mut documented: Vec<String> = vec![];
         for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
             let names = row.split('|').nth(1).unwrap();
-            documented.extend(names.split(',').map(|n| n.trim().trim_matches('`').to_string()));
+            documented.extend(
+                names
+                    .split(',')
+                    .map(|n| n.trim().trim_matches('`').to_string()),
+            );
         }
         let mut story = Story::new("web", "teal.toml");
         let n = story
