@@ -4,6 +4,8 @@
 
 #[path = "support/aws.rs"]
 mod support;
+#[path = "support/webhook.rs"]
+mod webhook;
 
 use aws_sdk_cloudwatch::types::StateValue;
 use std::path::{Path, PathBuf};
@@ -118,10 +120,36 @@ async fn a_release_of_three_services_in_two_waves_succeeds_in_wave_order() {
     let Some(m) = moto() else { return };
     let c = clients(&m).await;
     let (fs, tasks) = three(&c).await;
-    let (_dirs, file) = release(&fs, "rollback-wave", "2s");
+    let (dirs, file) = release(&fs, "rollback-wave", "2s");
+    // The wave-two service tells a webhook of its start and its end.
+    let (url, told) = webhook::server(webhook::Answer::Ok, "release");
+    let web_cfg = dirs[2].path().join("teal.toml");
+    let mut text_cfg = std::fs::read_to_string(&web_cfg).unwrap();
+    text_cfg.push_str(&format!(
+        "\n[[notify.webhook]]\nurl = \"{url}\"\nevents = [\"started\", \"succeeded\"]\n"
+    ));
+    std::fs::write(&web_cfg, text_cfg).unwrap();
     let out = spawn_release(&m, &file).wait_with_output().await.unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let told: Vec<(String, String)> = told
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["service"].as_str().unwrap().into(),
+                n["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (fs[2].name.clone(), "started".into()),
+            (fs[2].name.clone(), "succeeded".into())
+        ]
+    );
     let out = lines(&stdout);
     // Wave 2 starts only once both members of wave 1 hold all traffic on green.
     let (a, b, web) = (&fs[0].name, &fs[1].name, &fs[2].name);

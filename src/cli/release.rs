@@ -319,7 +319,18 @@ fn deploy(
                 s.shared_time = Some(origin);
             }
         }
-        let (ports, calls) = crate::wiring::wire_each(&configs, cloud, Some(&sims)).await?;
+        let (ports, calls, notifiers) =
+            crate::wiring::wire_each(&configs, cloud, Some(&sims)).await?;
+        // A simulated release runs on tokio's paused clock, which would cut
+        // a webhook's attempts short while it waits on the network: it
+        // tells nobody (`teal deploy` of one simulated service does).
+        let deliveries: Vec<crate::notify::Delivery> = notifiers
+            .into_iter()
+            .map(|n| match simulated {
+                0 => n.start(),
+                _ => crate::notify::Delivery::default(),
+            })
+            .collect();
         let settings = Settings::new(owner());
         // Every member's read-only checks before any member changes anything.
         let mut problems = vec![];
@@ -342,8 +353,9 @@ fn deploy(
         let members: BTreeMap<At, MemberRun> = places
             .iter()
             .zip(ports.into_iter().zip(specs))
-            .map(|((at, config), (ports, spec))| {
-                let sink = out.sink(&config.service);
+            .zip(&deliveries)
+            .map(|(((at, config), (ports, spec)), delivery)| {
+                let sink = delivery.wrap(out.sink(&config.service));
                 (
                     *at,
                     MemberRun {
@@ -364,6 +376,7 @@ fn deploy(
             |s, at| out.changed(s, at),
         )
         .await;
+        futures::future::join_all(deliveries.into_iter().map(|d| d.finish())).await;
         out.end();
         if let Some(calls) = &calls {
             report_api_calls(&calls.snapshot(), None, format);
@@ -588,7 +601,7 @@ async fn records(
 > {
     let places = places(release);
     let configs: Vec<&Config> = places.iter().map(|(_, c)| *c).collect();
-    let (ports, calls) = crate::wiring::wire_each(&configs, cloud, None).await?;
+    let (ports, calls, _) = crate::wiring::wire_each(&configs, cloud, None).await?;
     let mut recs = vec![];
     for p in &ports {
         recs.push(p.ledger.load().await.map_err(DriverError::Port)?);

@@ -132,13 +132,21 @@ pub async fn wire(
 pub const SHARED_READ: Duration = Duration::from_secs(1);
 
 /// The ports of several configs (a release's members), AWS loaded once so
-/// that every member's calls share one SDK configuration and one counter.
+/// that every member's calls share one SDK configuration and one counter;
+/// with each member's notifier (`[notify]`).
 /// `sims` gives each simulated member its run (the same length as `configs`).
 pub async fn wire_each(
     configs: &[&Config],
     cloud: &Cloud,
     sims: Option<&[SimRun]>,
-) -> Result<(Vec<Ports>, Option<Arc<ApiCalls>>), WiringError> {
+) -> Result<
+    (
+        Vec<Ports>,
+        Option<Arc<ApiCalls>>,
+        Vec<crate::notify::Notifier>,
+    ),
+    WiringError,
+> {
     let aws = match configs.iter().any(|c| Provider::of(c) == Provider::Aws) {
         // Every member's alarms in one DescribeAlarms (100 names a call), a
         // reading serving all members for a second: alarm reads cost at most
@@ -153,7 +161,10 @@ pub async fn wire_each(
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut all = vec![];
+    let mut notifiers = vec![];
     for (i, config) in configs.iter().enumerate() {
+        let channels = notify::channels(config, aws.as_ref(), cloud).await;
+        notifiers.push(crate::notify::Notifier::new(config, channels));
         let ports = match (Provider::of(config), &aws) {
             (Provider::Aws, Some(aws)) => crate::aws::wiring::ports(aws, config, clock.clone())
                 .map_err(WiringError::Unsupported)?,
@@ -171,7 +182,7 @@ pub async fn wire_each(
         };
         all.push(with_hooks(ports, config));
     }
-    Ok((all, aws.map(|a| a.calls)))
+    Ok((all, aws.map(|a| a.calls), notifiers))
 }
 
 /// `ports` with the config's hook commands, when it has any.
