@@ -646,14 +646,12 @@ fn a_kill_while_waiting_for_approval_then_resume_keeps_waiting_until_approved() 
         d.record().hold,
         Some(teal::engine::Hold::Approval { since: s, until: None }) if s == since
     ));
-    // `teal approve` from another machine: queued, applied by the driver.
+    // `teal approve` from another machine: queued, applied by the driver;
+    // recorded as sent by the approver's AWS identity, not its process.
+    let mut approver = Settings::new("ana@laptop:4242");
+    approver.identity = Some("arn:aws:sts::123456789012:assumed-role/ops/ana".into());
     let queued = rt
-        .block_on(submit(
-            c.ports(),
-            Settings::new("arn:aws:sts::123456789012:assumed-role/ops/ana"),
-            Command::Approve,
-            sink().1,
-        ))
+        .block_on(submit(c.ports(), approver, Command::Approve, sink().1))
         .unwrap();
     assert!(matches!(queued, Submitted::Queued { .. }));
     assert_eq!(rt.block_on(d.run()).unwrap(), Outcome::Succeeded);

@@ -520,8 +520,15 @@ impl Driver {
     /// Apply an operator command and record it before anything else happens.
     pub async fn command(&mut self, cmd: Command) -> Result<(), DriverError> {
         let by = self.io.settings.by();
-        self.apply(|engine, now| engine.command_by(cmd, &by, now))
-            .await
+        let now = self.io.now();
+        self.engine.command_by(cmd, &by, now)?;
+        // Said before what it changes, as a queued command is.
+        self.io.emit(EventKind::Command {
+            command: cmd.name().into(),
+            by,
+        });
+        self.emit_transitions();
+        self.persist_now(now).await
     }
 
     /// Roll back because another member of this deployment's release failed
