@@ -685,3 +685,43 @@ fn release_plan_shows_waves_and_warns_of_a_keep_alive_shorter_than_the_later_wav
             "warning: api: its keep-alive (1m) ends before the later waves",
         ));
 }
+
+#[test]
+fn version_names_the_commit_and_completions_and_the_man_page_cover_every_command() {
+    let out = teal().arg("--version").assert().code(0);
+    let version = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        // Built from this checkout: its commit (dirty or not).
+        Some(h) => assert!(
+            version.starts_with(&format!("teal {} ({h}", env!("CARGO_PKG_VERSION"))),
+            "{version}"
+        ),
+        None => assert!(version.contains("(unknown)"), "{version}"),
+    }
+    let bash = teal().args(["completions", "bash"]).assert().code(0);
+    let bash = String::from_utf8_lossy(&bash.get_output().stdout).into_owned();
+    let man = teal().arg("man").assert().code(0);
+    let man = String::from_utf8_lossy(&man.get_output().stdout).into_owned();
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH teal 1"),
+        "{man}"
+    );
+    for command in [
+        "deploy",
+        "approve",
+        "rollback",
+        "release",
+        "reconcile",
+        "completions",
+    ] {
+        assert!(bash.contains(command), "bash completion of {command}");
+        assert!(man.contains(command), "man page lists {command}");
+    }
+    teal().args(["completions", "tcsh"]).assert().code(2);
+}

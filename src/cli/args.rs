@@ -8,7 +8,12 @@ use std::path::PathBuf;
 
 /// teal: blue/green traffic shifting for ECS and EC2 behind ALB or Route 53.
 #[derive(Debug, Parser)]
-#[command(name = "teal", version, about, long_about = None)]
+#[command(
+    name = "teal",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TEAL_COMMIT"), ")"),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     /// Config file [default: $TEAL_CONFIG, then ./teal.toml]
     #[arg(
@@ -43,6 +48,14 @@ pub struct Cli {
 pub enum Command {
     /// List the built-in strategies and their steps.
     Strategies,
+    /// Print a shell's completion script for teal (e.g. `teal completions bash >
+    /// /etc/bash_completion.d/teal`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print teal's man page (roff), e.g. `teal man > teal.1`.
+    Man,
     /// Print the schedule a deployment would follow; no cloud call.
     Plan {
         /// Use this strategy (built-in name or file) instead of the config's.

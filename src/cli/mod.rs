@@ -114,6 +114,17 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Report { file, svg } => report::report(&file, svg.as_deref(), cli.output),
         Command::Strategies => plan::strategies(cli.output),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut text = vec![];
+            clap_complete::generate(shell, &mut cmd, "teal", &mut text);
+            print_all(&text)
+        }
+        Command::Man => {
+            let mut text = vec![];
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut text)?;
+            print_all(&text)
+        }
         Command::Plan { strategy } => {
             plan::plan(&Config::load(&cli.config, strategy.as_deref())?, cli.output)
         }
@@ -218,4 +229,13 @@ fn sim(seed: u64, runs: u64, release: bool) -> Result<Exit, Failure> {
     } else {
         Exit::Unexpected
     })
+}
+
+/// Write generated text to stdout; a reader that stops early (`| head`) is
+/// not an error.
+fn print_all(text: &[u8]) -> Result<Exit, Failure> {
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(Exit::Succeeded),
+    }
 }
