@@ -6,6 +6,9 @@
 //!   `[{"name": "app", "imageUri": "123.dkr.ecr.../app:abc"}]`.
 //! - `imageDetail.json`, written by the ECR source action:
 //!   `{"ImageURI": "123.dkr.ecr.../app@sha256:...", ...}`.
+//! - `packer-manifest.json`, written by Packer's manifest post-processor:
+//!   `{"builds": [{"artifact_id": "eu-west-1:ami-0abc,us-east-1:ami-0def",
+//!   "packer_run_uuid": "...", ...}], "last_run_uuid": "..."}`.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -89,6 +92,109 @@ pub fn image_detail(path: &Path) -> Result<String, InputError> {
         .image_uri
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| err(path, "no \"ImageURI\""))
+}
+
+#[derive(Deserialize)]
+struct PackerManifest {
+    builds: Option<Vec<PackerBuild>>,
+    last_run_uuid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PackerBuild {
+    name: Option<String>,
+    artifact_id: Option<String>,
+    packer_run_uuid: Option<String>,
+}
+
+/// The AMI `packer-manifest.json`'s last run built for `region`. The manifest
+/// keeps every run's builds (the post-processor appends); `last_run_uuid`
+/// names the newest run. Refused: a malformed manifest, no build for the
+/// region in any run, a region built only by an older run (stale: the last
+/// run did not build it, so deploying it would deploy an old image), several
+/// builds of the last run for the region (which one is meant?), or an
+/// artifact that is not an AMI id.
+pub fn packer_ami(path: &Path, region: &str) -> Result<String, InputError> {
+    let text = read(path)?;
+    let manifest: PackerManifest = serde_json::from_str(&text).map_err(|e| {
+        err(
+            path,
+            format!("not a Packer manifest ({{\"builds\", \"last_run_uuid\"}}): {e}"),
+        )
+    })?;
+    let builds = manifest
+        .builds
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| err(path, "no \"builds\": the manifest lists no build"))?;
+    let last = manifest
+        .last_run_uuid
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            err(
+                path,
+                "no \"last_run_uuid\": which run is the newest is unknown",
+            )
+        })?;
+    // Each build's AMI in `region`, with its run.
+    let mut found = vec![];
+    for (i, b) in builds.iter().enumerate() {
+        let artifact = b.artifact_id.as_deref().unwrap_or("");
+        for entry in artifact.split(',').filter(|e| !e.is_empty()) {
+            let Some((r, ami)) = entry.split_once(':') else {
+                return Err(err(
+                    path,
+                    format!("build {i}: artifact_id {artifact:?} is not REGION:AMI, ... (an amazon-ebs build's)"),
+                ));
+            };
+            if r == region {
+                let name = b.name.clone().unwrap_or_else(|| format!("build {i}"));
+                found.push((
+                    name,
+                    ami.to_string(),
+                    b.packer_run_uuid.clone().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let newest: Vec<&(String, String, String)> =
+        found.iter().filter(|(_, _, run)| *run == last).collect();
+    let (name, ami) = match (newest.as_slice(), found.last()) {
+        ([one], _) => (one.0.clone(), one.1.clone()),
+        ([], None) => {
+            return Err(err(
+                path,
+                format!("no build made an AMI in {region}; the builds' regions are in their artifact_id"),
+            ))
+        }
+        ([], Some((name, ami, run))) => {
+            return Err(err(
+                path,
+                format!(
+                    "stale: the last run ({last}) built no AMI in {region}; the newest there is {ami} \
+                     ({name}) of run {run}. Build for {region}, or pass --ami to deploy it knowingly"
+                ),
+            ))
+        }
+        (many, _) => {
+            let names: Vec<&str> = many.iter().map(|(n, _, _)| n.as_str()).collect();
+            return Err(err(
+                path,
+                format!(
+                    "the last run made {} AMIs in {region} ({}): pass the one to deploy with --ami",
+                    many.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    let hex = ami.strip_prefix("ami-").unwrap_or("");
+    if !(8..=17).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(err(
+            path,
+            format!("{name}: {ami:?} in {region} is not an AMI id"),
+        ));
+    }
+    Ok(ami)
 }
 
 /// The tag or digest of an image URI, for a revision label:
@@ -201,6 +307,67 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not an ECR image detail object"));
+    }
+
+    #[test]
+    fn a_packer_manifest_gives_the_last_runs_ami_of_the_region() {
+        let manifest = r#"{"builds": [
+            {"name": "web", "builder_type": "amazon-ebs", "build_time": 1700000000,
+             "artifact_id": "eu-west-1:ami-0aaaaaaaaaaaaaaa1,us-east-1:ami-0aaaaaaaaaaaaaaa2",
+             "packer_run_uuid": "run-1"},
+            {"name": "web", "builder_type": "amazon-ebs", "build_time": 1700100000,
+             "artifact_id": "eu-west-1:ami-0bbbbbbbbbbbbbbb1",
+             "packer_run_uuid": "run-2"}],
+            "last_run_uuid": "run-2"}"#;
+        let (_d, p) = file(manifest);
+        assert_eq!(
+            packer_ami(&p, "eu-west-1").unwrap(),
+            "ami-0bbbbbbbbbbbbbbb1"
+        );
+        // us-east-1 was built by run 1 only: stale.
+        let e = packer_ami(&p, "us-east-1").unwrap_err().to_string();
+        assert!(
+            e.contains("stale: the last run (run-2) built no AMI in us-east-1"),
+            "{e}"
+        );
+        assert!(e.contains("ami-0aaaaaaaaaaaaaaa2"), "{e}");
+        let e = packer_ami(&p, "ap-south-1").unwrap_err().to_string();
+        assert!(e.contains("no build made an AMI in ap-south-1"), "{e}");
+    }
+
+    #[test]
+    fn bad_packer_manifests_name_the_file_and_the_fault() {
+        let twice = r#"{"builds": [
+            {"name": "a", "artifact_id": "eu-west-1:ami-0123456789abcdef0", "packer_run_uuid": "r"},
+            {"name": "b", "artifact_id": "eu-west-1:ami-0123456789abcdef1", "packer_run_uuid": "r"}],
+            "last_run_uuid": "r"}"#;
+        for (text, says) in [
+            ("", "the file is empty"),
+            ("[1]", "not a Packer manifest"),
+            ("{\"builds\": [], \"last_run_uuid\": \"r\"}", "lists no build"),
+            (
+                "{\"builds\": [{\"artifact_id\": \"eu-west-1:ami-01234567\"}]}",
+                "no \"last_run_uuid\"",
+            ),
+            (
+                "{\"builds\": [{\"artifact_id\": \"sha256:0\", \"packer_run_uuid\": \"r\"}], \"last_run_uuid\": \"r\"}",
+                "no build made an AMI",
+            ),
+            (
+                "{\"builds\": [{\"artifact_id\": \"docker-image\", \"packer_run_uuid\": \"r\"}], \"last_run_uuid\": \"r\"}",
+                "is not REGION:AMI",
+            ),
+            (
+                "{\"builds\": [{\"artifact_id\": \"eu-west-1:snap-0123\", \"packer_run_uuid\": \"r\"}], \"last_run_uuid\": \"r\"}",
+                "is not an AMI id",
+            ),
+            (twice, "the last run made 2 AMIs in eu-west-1 (a, b)"),
+        ] {
+            let (_d, p) = file(text);
+            let e = packer_ami(&p, "eu-west-1").unwrap_err().to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+            assert!(e.starts_with(&p.display().to_string()), "{e}");
+        }
     }
 
     #[test]

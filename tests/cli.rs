@@ -725,3 +725,76 @@ fn version_names_the_commit_and_completions_and_the_man_page_cover_every_command
     }
     teal().args(["completions", "tcsh"]).assert().code(2);
 }
+
+#[test]
+fn a_packer_manifest_gives_green_the_last_runs_ami_of_the_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("packer-manifest.json");
+    std::fs::write(
+        &manifest,
+        r#"{"builds": [
+            {"name": "web", "builder_type": "amazon-ebs", "artifact_id": "eu-west-1:ami-0aaaaaaaaaaaaaaa1,us-east-1:ami-0aaaaaaaaaaaaaaa2", "packer_run_uuid": "run-1"},
+            {"name": "web", "builder_type": "amazon-ebs", "artifact_id": "eu-west-1:ami-0bbbbbbbbbbbbbbb1", "packer_run_uuid": "run-2"}],
+          "last_run_uuid": "run-2"}"#,
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    let deploy = |extra: &[&str]| {
+        let mut c = teal();
+        c.args([
+            "deploy",
+            "--config",
+            "examples/sim/teal.toml",
+            "--packer-manifest",
+            m,
+        ])
+        .args(extra)
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION");
+        c
+    };
+    let out = deploy(&["--region", "eu-west-1", "--output", "json"])
+        .assert()
+        .code(0);
+    let first = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .next()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .unwrap();
+    assert_eq!(first["revision"], "ami-0bbbbbbbbbbbbbbb1");
+    // The region from the environment, as the SDK would take it.
+    deploy(&[]).env("AWS_REGION", "eu-west-1").assert().code(0);
+    // Built for us-east-1 by an older run only: stale, refused before anything runs.
+    deploy(&["--region", "us-east-1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "stale: the last run (run-2) built no AMI in us-east-1",
+        ))
+        .stdout(predicate::str::is_empty());
+    deploy(&[])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "which region's AMI? pass --region or set AWS_REGION",
+        ));
+    teal()
+        .args([
+            "verify",
+            "--config",
+            "examples/ecs-alb/teal.toml",
+            "--packer-manifest",
+            m,
+        ])
+        .args(["--region", "eu-west-1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--packer-manifest is for Auto Scaling fleets",
+        ));
+    std::fs::write(&manifest, "{\"builds\": 3}").unwrap();
+    deploy(&["--region", "eu-west-1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a Packer manifest"));
+}

@@ -360,6 +360,10 @@ pub struct GreenArgs {
     /// Auto Scaling: green runs a new version of blue's launch template with this AMI.
     #[arg(long)]
     pub ami: Option<String>,
+    /// Auto Scaling: green runs the AMI that the last run recorded in this Packer manifest
+    /// (the manifest post-processor's file) built in the region (--region, else $AWS_REGION).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ami", "launch_template_version"])]
+    pub packer_manifest: Option<std::path::PathBuf>,
 }
 
 /// `teal deploy` arguments.

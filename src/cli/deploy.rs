@@ -39,7 +39,7 @@ pub(super) fn deploy(
             config.path.display()
         )));
     }
-    let spec = new_deployment(config, &args.green, start)?;
+    let spec = new_deployment(config, &args.green, cloud, start)?;
     let run = SimRun {
         start,
         fail_gate: args.sim_fail_gate.clone(),
@@ -119,9 +119,14 @@ fn write_report(path: &std::path::Path, events: &[Event], calls: BTreeMap<String
 
 /// The deployment `deploy` would start (and `verify` checks): green's
 /// revision, what it runs, the plan, the gates. Pipeline files are read here.
-fn new_deployment(config: &Config, args: &GreenArgs, start: u64) -> Result<NewDeployment, Failure> {
+fn new_deployment(
+    config: &Config,
+    args: &GreenArgs,
+    cloud: &Cloud,
+    start: u64,
+) -> Result<NewDeployment, Failure> {
     let plan = config.plan()?;
-    let green = Green::of(config, args)?;
+    let green = Green::of(config, &with_packer_ami(config, args, cloud)?)?;
     Ok(NewDeployment {
         id: deployment_id(start),
         service: config.service.clone(),
@@ -135,6 +140,40 @@ fn new_deployment(config: &Config, args: &GreenArgs, start: u64) -> Result<NewDe
     })
 }
 
+/// `args` with `--packer-manifest` read: the AMI its last run built in the
+/// region (`--region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`) as `--ami`.
+fn with_packer_ami(config: &Config, args: &GreenArgs, cloud: &Cloud) -> Result<GreenArgs, Failure> {
+    let Some(path) = &args.packer_manifest else {
+        return Ok(args.clone());
+    };
+    if let crate::config::FleetConfig::Ecs { .. } = config.fleet {
+        return Err(Failure::Usage(
+            "--packer-manifest is for Auto Scaling fleets (fleet.kind = \"asg\"), but fleet.kind is \"ecs\": \
+             give green as --image, --image-definitions, --image-detail or --task-definition"
+                .into(),
+        ));
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let region = cloud
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "--packer-manifest {}: which region's AMI? pass --region or set AWS_REGION",
+                path.display()
+            ))
+        })?;
+    let ami =
+        crate::pipeline::packer_ami(path, &region).map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(GreenArgs {
+        ami: Some(ami),
+        packer_manifest: None,
+        ..args.clone()
+    })
+}
+
 /// `teal verify`: the deployment's read-only checks, every problem at once.
 pub(super) fn verify(
     config: &Config,
@@ -143,7 +182,7 @@ pub(super) fn verify(
     format: Format,
 ) -> Result<Exit, Failure> {
     let start = SystemClock.now();
-    let spec = new_deployment(config, args, start)?;
+    let spec = new_deployment(config, args, cloud, start)?;
     config.check_driving()?;
     runtime()?.block_on(async move {
         let wired = crate::wiring::wire(config, cloud, None).await?;
