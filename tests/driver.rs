@@ -442,6 +442,63 @@ fn an_alarm_while_the_retirement_is_being_recorded_calls_it_off() {
     )));
 }
 
+#[test]
+fn an_alarm_while_a_queued_retire_is_being_recorded_calls_it_off() {
+    // The same race with the retirement asked by an operator: `teal retire`
+    // queued while green holds 100%, its record throttled while the alarm
+    // goes off. The request is a decision past the point of no return like
+    // the engine's own; undone by the gate, blue stays and takes the
+    // traffic back. (Found by a soak: seed 1796290788689 retired blue after
+    // reading the ALARM.)
+    use teal::driver::{submit, Submitted};
+    let c = cloud(vec![SimGate {
+        name: "5xx".into(),
+        script: vec![],
+    }]);
+    let rt = rt();
+    let mut ports = c.ports();
+    ports.ledger = Arc::new(AlarmWhileRetiring {
+        inner: c.clone(),
+        throttled: Default::default(),
+    });
+    let mut spec = spec("d-1", "v2", &["5xx"]);
+    spec.plan.poll_ms = 2_000;
+    spec.plan.keep_alive_ms = 3_600_000;
+    let (events, s) = sink();
+    let mut d = rt
+        .block_on(Driver::start(ports, Settings::new("me"), spec, s))
+        .unwrap();
+    while !matches!(d.record().phase, Phase::KeepAlive { .. }) {
+        assert!(rt.block_on(d.step()).unwrap().is_none(), "ended first");
+    }
+    let queued = rt
+        .block_on(submit(
+            c.ports(),
+            Settings::new("ops"),
+            Command::Retire,
+            sink().1,
+        ))
+        .unwrap();
+    assert!(matches!(queued, Submitted::Queued { .. }));
+    let outcome = rt.block_on(d.run()).unwrap();
+    assert!(
+        matches!(
+            &outcome,
+            Outcome::RolledBack {
+                reason: Reason::GateFailed { .. }
+            }
+        ),
+        "{outcome}"
+    );
+    let w = c.world();
+    assert!(!w.trace.ledger_phases.iter().any(|(_, p)| p == "retiring"));
+    assert_eq!(w.trace.weight_changes.last().map(|ch| ch.to.b), Some(0));
+    assert!(!events.lock().unwrap().iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Phase { to, .. } if to == "retiring"
+    )));
+}
+
 /// A router that puts off every partial weight change (the rate limit,
 /// never a token), and records when each was asked for.
 struct PacedPartialWeights {

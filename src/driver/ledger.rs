@@ -16,8 +16,9 @@ pub(super) struct Kept {
 
 impl Driver {
     /// Once per poll, read the record back: operator requests queued by other
-    /// processes are applied (and answered) before deciding, and a record
-    /// taken over by another process stops this one before it acts.
+    /// processes are taken into the engine's record (and applied by
+    /// [`Driver::apply_inbox`] before deciding), and a record taken over by
+    /// another process stops this one before it acts.
     pub(super) async fn read_inbox(&mut self) -> Result<(), DriverError> {
         let now = self.io.now();
         // Every poll, steady bake or not: an operator waits for the answer
@@ -48,18 +49,28 @@ impl Driver {
                 }
             }
         }
-        if !self.engine.record().inbox.is_empty() {
-            let now = self.io.now();
-            for req in &self.engine.record().inbox {
-                self.io.emit(EventKind::Command {
-                    command: req.command.name().into(),
-                    by: req.by.clone(),
-                });
-            }
-            self.engine.apply_inbox(now);
+        Ok(())
+    }
+
+    /// Apply (and answer) the requests in the record's inbox. A request that
+    /// takes the deployment past the point of no return (`retire`) is said
+    /// once the decision it leads to is stored, as a decision of the
+    /// engine's own would be (`advance_once`).
+    pub(super) fn apply_inbox(&mut self) {
+        if self.engine.record().inbox.is_empty() {
+            return;
+        }
+        let now = self.io.now();
+        for req in &self.engine.record().inbox {
+            self.io.emit(EventKind::Command {
+                command: req.command.name().into(),
+                by: req.by.clone(),
+            });
+        }
+        self.engine.apply_inbox(now);
+        if !self.engine.record().phase.past_return() {
             self.emit_transitions();
         }
-        Ok(())
     }
 
     /// Store the record if it changed or the lock needs renewing. Once the

@@ -677,7 +677,13 @@ impl Driver {
         // are still watched, and a failing one, read while the store waits
         // out a backoff or the rate limit, undoes the decision. Otherwise an
         // alarm that began while the store was slow would find blue gone.
+        // An operator's `retire` from the inbox is such a decision too: the
+        // undo is taken before it is applied (the request stays in the
+        // record, and is applied again once no gate fails).
         let undo = self.io.watch.is_some().then(|| self.engine.clone());
+        if !gate_failing {
+            self.apply_inbox();
+        }
         let action = self.engine.decide(&obs, now);
         let committing = undo.is_some() && self.engine.record().phase.past_return();
         if !committing {
