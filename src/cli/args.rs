@@ -152,7 +152,7 @@ pub enum Command {
         /// batch at a time, each new one routed once its health check passes.
         #[arg(long)]
         rolling: bool,
-        /// Deploy a green three times slower than blue, under the p99 gate's
+        /// Deploy a green several times slower than blue (150 ms to 20 ms), under the p99 gate's
         /// threshold: only canary analysis, comparing it with blue, catches it.
         #[arg(long, conflicts_with_all = ["bad", "rolling"])]
         slow: bool,
