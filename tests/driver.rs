@@ -432,10 +432,15 @@ fn an_alarm_while_the_retirement_is_being_recorded_calls_it_off() {
         throttled: Default::default(),
     });
     let events = rolled_back_by_5xx(&rt, ports);
+    assert_retirement_called_off(&c, &events);
+}
+
+/// Blue was never retired: the ledger never held `retiring`, traffic went
+/// back to blue, and the retirement was never announced (no phase event).
+fn assert_retirement_called_off(c: &SimCloud, events: &[Event]) {
     let w = c.world();
     assert!(!w.trace.ledger_phases.iter().any(|(_, p)| p == "retiring"));
     assert_eq!(w.trace.weight_changes.last().map(|ch| ch.to.b), Some(0));
-    // The retirement was never announced: no phase event into it.
     assert!(!events.iter().any(|e| matches!(
         &e.kind,
         EventKind::Phase { to, .. } if to == "retiring"
@@ -490,13 +495,7 @@ fn an_alarm_while_a_queued_retire_is_being_recorded_calls_it_off() {
         ),
         "{outcome}"
     );
-    let w = c.world();
-    assert!(!w.trace.ledger_phases.iter().any(|(_, p)| p == "retiring"));
-    assert_eq!(w.trace.weight_changes.last().map(|ch| ch.to.b), Some(0));
-    assert!(!events.lock().unwrap().iter().any(|e| matches!(
-        &e.kind,
-        EventKind::Phase { to, .. } if to == "retiring"
-    )));
+    assert_retirement_called_off(&c, &events.lock().unwrap());
 }
 
 /// A router that puts off every partial weight change (the rate limit,

@@ -2,7 +2,8 @@
 //! hangs holds up neither the deployment nor the other channels. Each
 //! notification is tried [`ATTEMPTS`] times, each attempt cut at
 //! [`ATTEMPT_TIMEOUT`], with jittered exponential backoff between them. A
-//! channel found failing is warned about once; while it keeps failing, later
+//! channel found failing is warned about (`warn` says it once per channel,
+//! whatever else reports it: see `Notifier::start`); while it keeps failing, later
 //! notifications get one attempt each, so its queue does not grow behind the
 //! retries; the first success ends that.
 
@@ -17,7 +18,8 @@ use tokio::sync::{mpsc, watch};
 pub const ATTEMPTS: u32 = 4;
 /// The longest one attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The first backoff; each next one doubles (full jitter).
+/// The first backoff's cap; each next one doubles, each wait drawn from its
+/// upper half (equal jitter).
 pub const BACKOFF: Duration = Duration::from_millis(500);
 
 /// Says a warning in the deployment's event stream.
@@ -59,14 +61,12 @@ pub async fn run(
             }
             Err(why) => {
                 tally.failed += 1;
-                if tally.failed == 1 {
-                    warn(format!(
-                        "notification {} to {} not delivered after {attempts} attempt(s): {why}; \
-                         the deployment goes on, and later failures of this channel are not reported",
-                        n.kind.name(),
-                        channel.describe()
-                    ));
-                }
+                warn(format!(
+                    "notification {} to {} not delivered after {attempts} attempt(s): {why}; \
+                     the deployment goes on, and later failures of this channel are not reported",
+                    n.kind.name(),
+                    channel.describe()
+                ));
                 failing = true;
             }
         }
