@@ -426,7 +426,7 @@ async fn one_alarm_read_serves_every_member_of_a_release() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_listener_read_serves_every_member_of_a_release() {
     use teal::aws::elb::alb::AlbRouter;
-    use teal::config::AlbTarget;
+    use teal::config::ListenerTarget;
     use teal::model::SlotWeights;
     use teal::ports::Router;
     let Some(m) = moto() else { return };
@@ -447,7 +447,8 @@ async fn one_listener_read_serves_every_member_of_a_release() {
         .map(|f| {
             AlbRouter::new(
                 &aws,
-                AlbTarget::Listener(f.listener.clone()),
+                teal::config::Balancer::Application,
+                ListenerTarget::Listener(f.listener.clone()),
                 [f.tg_a.clone(), f.tg_b.clone()],
             )
         })

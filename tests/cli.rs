@@ -59,6 +59,7 @@ fn plan_prints_the_schedule_of_every_example_without_network() {
     for example in [
         "examples/sim/teal.toml",
         "examples/ecs-alb/teal.toml",
+        "examples/ecs-nlb/teal.toml",
         "examples/asg-route53/teal.toml",
     ] {
         teal()

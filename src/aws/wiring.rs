@@ -18,7 +18,13 @@ use crate::strategy::{Rolling, Shape};
 use std::sync::Arc;
 
 /// `(fleet.kind, router.kind)` pairs teal deploys on AWS.
-pub const PAIRS: &[(&str, &str)] = &[("ecs", "alb"), ("asg", "alb"), ("asg", "route53")];
+pub const PAIRS: &[(&str, &str)] = &[
+    ("ecs", "alb"),
+    ("ecs", "nlb"),
+    ("asg", "alb"),
+    ("asg", "nlb"),
+    ("asg", "route53"),
+];
 
 /// What a router brings.
 struct RouterPart {
@@ -85,22 +91,22 @@ fn gates(aws: &Aws, config: &Config) -> Arc<dyn Gate> {
 }
 
 fn router_part(aws: &Aws, config: &Config, rolling: Option<Rolling>) -> RouterPart {
+    if let Some(l) = config.router.listener() {
+        let tgs = both_slots(l.target_groups);
+        // A rolling update's listener (or rule) only holds the ledger.
+        let router = alb::AlbRouter::new(aws, l.balancer, l.target.clone(), tgs.clone())
+            .with_test_listener(
+                l.test_listener
+                    .filter(|_| rolling.is_none())
+                    .map(String::from),
+            );
+        return RouterPart {
+            ledger: table_ledger(aws, config, router.arn()),
+            router: Arc::new(router),
+            target_groups: Some(tgs),
+        };
+    }
     match &config.router {
-        RouterConfig::Alb {
-            target,
-            target_groups,
-            test_listener,
-        } => {
-            let tgs = both_slots(target_groups);
-            // A rolling update's listener (or rule) only holds the ledger.
-            let router = alb::AlbRouter::new(aws, target.clone(), tgs.clone())
-                .with_test_listener(test_listener.clone().filter(|_| rolling.is_none()));
-            RouterPart {
-                ledger: table_ledger(aws, config, router.arn()),
-                router: Arc::new(router),
-                target_groups: Some(tgs),
-            }
-        }
         RouterConfig::Route53 {
             hosted_zone_id,
             record_name,
@@ -128,6 +134,7 @@ fn router_part(aws: &Aws, config: &Config, rolling: Option<Rolling>) -> RouterPa
             },
             target_groups: None,
         },
+        RouterConfig::Alb { .. } | RouterConfig::Nlb { .. } => unreachable!("read above"),
         RouterConfig::Sim | RouterConfig::Local { .. } => {
             unreachable!("not an AWS router; PAIRS is checked first")
         }
@@ -201,16 +208,11 @@ fn fleet_part(
 /// `{cluster}` the cluster's name.
 fn slot_values(config: &Config) -> [SlotValues; 2] {
     let mut values = [SlotValues::new(), SlotValues::new()];
-    if let RouterConfig::Alb {
-        target,
-        target_groups,
-        ..
-    } = &config.router
-    {
-        let tgs = both_slots(target_groups);
+    if let Some(l) = config.router.listener() {
+        let tgs = both_slots(l.target_groups);
         let resource = |arn: &str| arn.splitn(6, ':').nth(5).unwrap_or(arn).to_string();
         // listener/app/N/ID/L or listener-rule/app/N/ID/L/R: the load balancer is app/N/ID.
-        let lb: String = resource(target.arn())
+        let lb: String = resource(l.target.arn())
             .split('/')
             .skip(1)
             .take(3)

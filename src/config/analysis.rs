@@ -165,7 +165,7 @@ impl Reach<'_> {
             return None;
         }
         let ok = match placeholder {
-            "target_group" | "load_balancer" => matches!(self.router, RouterConfig::Alb { .. }),
+            "target_group" | "load_balancer" => self.router.listener().is_some(),
             "service" | "cluster" => matches!(self.fleet, FleetConfig::Ecs { .. }),
             "group" => matches!(self.fleet, FleetConfig::Asg { .. }),
             _ => true,
@@ -191,6 +191,14 @@ impl Reach<'_> {
                     preset.name()
                 )
             });
+        }
+        if preset.needs_alb() && matches!(self.router, RouterConfig::Nlb { .. }) {
+            return Some(format!(
+                "preset {:?} reads an ALB target group's HTTP metrics; an NLB has none \
+                 (AWS/NetworkELB counts flows and resets): write the query with \
+                 {{target_group}} and {{load_balancer}} instead",
+                preset.name()
+            ));
         }
         if preset.needs_alb() && !matches!(self.router, RouterConfig::Alb { .. }) {
             return Some(format!(

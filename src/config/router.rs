@@ -16,10 +16,20 @@ pub enum RouterConfig {
     /// An ALB listener or listener rule with a weighted forward action.
     Alb {
         /// Listener or rule.
-        target: AlbTarget,
+        target: ListenerTarget,
         /// Target group ARNs, slot A then slot B (one for rolling only).
         target_groups: Vec<String>,
         /// A test listener pointed 100% at green before production traffic moves.
+        test_listener: Option<String>,
+    },
+    /// A Network Load Balancer's TCP, TLS, UDP or TCP_UDP listener with a
+    /// weighted forward default action (NLBs have no listener rules).
+    Nlb {
+        /// The listener's ARN (`listener/net/...`).
+        listener: String,
+        /// Target group ARNs, slot A then slot B (one for rolling only).
+        target_groups: Vec<String>,
+        /// A second listener of the same kind pointed 100% at green first.
         test_listener: Option<String>,
     },
     /// Two weighted Route 53 records.
@@ -42,31 +52,110 @@ pub enum RouterConfig {
     },
 }
 
-/// Which part of an ALB splits traffic.
+/// Which part of a load balancer splits traffic: a listener (ALB or NLB) or
+/// one ALB listener rule.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum AlbTarget {
+pub enum ListenerTarget {
     /// The listener's default action.
     Listener(String),
     /// One listener rule.
     Rule(String),
 }
 
-impl AlbTarget {
+impl ListenerTarget {
     /// The listener's or the rule's ARN.
     pub fn arn(&self) -> &str {
         match self {
-            AlbTarget::Listener(a) | AlbTarget::Rule(a) => a,
+            ListenerTarget::Listener(a) | ListenerTarget::Rule(a) => a,
         }
     }
 }
 
+/// Which kind of Elastic Load Balancer a listener router belongs to: the
+/// one thing the ALB and NLB routers do differently is what they check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancer {
+    /// Application Load Balancer (`listener/app/...`): HTTP/HTTPS, rules.
+    Application,
+    /// Network Load Balancer (`listener/net/...`): TCP/TLS/UDP, no rules.
+    Network,
+}
+
+/// What every ELBv2 router (ALB or NLB) is made of, read from the config.
+#[derive(Debug, Clone)]
+pub struct ListenerRouter<'a> {
+    /// Application or network.
+    pub balancer: Balancer,
+    /// The listener, or (ALB only) the rule, whose forward splits traffic.
+    pub target: ListenerTarget,
+    /// Target group ARNs, slot A then slot B.
+    pub target_groups: &'a [String],
+    /// The test listener, if any.
+    pub test_listener: Option<&'a str>,
+}
+
+impl ListenerRouter<'_> {
+    /// One line for `teal plan`.
+    fn describe(&self) -> String {
+        let what = match (&self.target, self.balancer) {
+            (ListenerTarget::Listener(arn), Balancer::Application) => {
+                format!("ALB listener {arn} (default action)")
+            }
+            (ListenerTarget::Listener(arn), Balancer::Network) => {
+                format!("NLB listener {arn} (default action; weights split new connections)")
+            }
+            (ListenerTarget::Rule(arn), _) => format!("ALB listener rule {arn}"),
+        };
+        let slots: Vec<String> = self
+            .target_groups
+            .iter()
+            .zip(["a", "b"])
+            .map(|(tg, s)| format!("{s} = {tg}"))
+            .collect();
+        let test = self.test_listener.map_or(String::new(), |t| {
+            format!("; test listener {t} (100% green before production traffic)")
+        });
+        format!("{what}; slots {}{test}", slots.join(", "))
+    }
+}
+
 impl RouterConfig {
+    /// The ELBv2 listener (or rule) router, ALB or NLB: everything wired the
+    /// same way for both reads it through this.
+    pub fn listener(&self) -> Option<ListenerRouter<'_>> {
+        match self {
+            RouterConfig::Alb {
+                target,
+                target_groups,
+                test_listener,
+            } => Some(ListenerRouter {
+                balancer: Balancer::Application,
+                target: target.clone(),
+                target_groups,
+                test_listener: test_listener.as_deref(),
+            }),
+            RouterConfig::Nlb {
+                listener,
+                target_groups,
+                test_listener,
+            } => Some(ListenerRouter {
+                balancer: Balancer::Network,
+                target: ListenerTarget::Listener(listener.clone()),
+                target_groups,
+                test_listener: test_listener.as_deref(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Its `kind` as written in `teal.toml`.
     pub fn kind(&self) -> &'static str {
         match self {
             RouterConfig::Sim => "sim",
             RouterConfig::Alb { .. } => "alb",
+            RouterConfig::Nlb { .. } => "nlb",
             RouterConfig::Route53 { .. } => "route53",
             RouterConfig::Local { .. } => "local",
         }
@@ -74,33 +163,26 @@ impl RouterConfig {
 
     /// The test listener, for a router that has one.
     pub fn test_listener(&self) -> Option<&str> {
-        match self {
-            RouterConfig::Alb {
-                test_listener: Some(t),
-                ..
-            } => Some(t),
-            _ => None,
-        }
+        self.listener().and_then(|l| l.test_listener)
     }
 
     /// Whether AWS runs it (so `[ledger] table` applies).
     pub fn is_aws(&self) -> bool {
-        matches!(
-            self,
-            RouterConfig::Alb { .. } | RouterConfig::Route53 { .. }
-        )
+        self.listener().is_some() || matches!(self, RouterConfig::Route53 { .. })
     }
 
     /// Whether its record needs the DynamoDB table when `[ledger]` names
     /// none: it has no conditional write of its own to keep it beside it.
     pub fn needs_ledger_table(&self) -> bool {
-        matches!(self, RouterConfig::Alb { .. })
+        self.listener().is_some()
     }
 
     /// How many slots (target groups / records) the router has.
     pub fn slot_count(&self) -> usize {
         match self {
-            RouterConfig::Alb { target_groups, .. } => target_groups.len(),
+            RouterConfig::Alb { target_groups, .. } | RouterConfig::Nlb { target_groups, .. } => {
+                target_groups.len()
+            }
             RouterConfig::Route53 {
                 set_identifiers, ..
             } => set_identifiers.len(),
@@ -113,84 +195,27 @@ pub(super) fn parse_router(
     file: &SourceFile,
     value: &Spanned<toml::Value>,
 ) -> Result<(RouterConfig, Option<std::ops::Range<usize>>), InputError> {
-    let kind = section_kind(file, value, "router", &["sim", "alb", "route53", "local"])?;
+    let kind = section_kind(
+        file,
+        value,
+        "router",
+        &["sim", "alb", "nlb", "route53", "local"],
+    )?;
     let mut test_listener_span = None;
     let router = match kind.as_str() {
         "sim" => {
             section::<RouterSection<RawSimRouter>>(file)?;
             RouterConfig::Sim
         }
-        "alb" => {
-            let r = section::<RouterSection<RawAlbRouter>>(file)?.router;
-            let target =
-                match (&r.listener_arn, &r.rule_arn) {
-                    (Some(l), None) => AlbTarget::Listener(arn(
-                        file,
-                        l,
-                        "router.listener_arn",
-                        "elasticloadbalancing",
-                        ":listener/",
-                    )?),
-                    (None, Some(rule)) => AlbTarget::Rule(arn(
-                        file,
-                        rule,
-                        "router.rule_arn",
-                        "elasticloadbalancing",
-                        ":listener-rule/",
-                    )?),
-                    (Some(_), Some(rule)) => {
-                        return Err(file.error(
-                            rule.span(),
-                            "router.rule_arn",
-                            "give listener_arn or rule_arn, not both",
-                        ))
-                    }
-                    (None, None) => return Err(file.error(
-                        value.span(),
-                        "router",
-                        "an alb router needs listener_arn (default action) or rule_arn (one rule)",
-                    )),
-                };
-            let tgs = pair(
-                file,
-                &r.target_groups,
-                "router.target_groups",
-                "target group ARNs",
-            )?;
-            for (i, tg) in r.target_groups.get_ref().iter().enumerate() {
-                arn(
-                    file,
-                    tg,
-                    &format!("router.target_groups[{i}]"),
-                    "elasticloadbalancing",
-                    ":targetgroup/",
-                )?;
-            }
-            test_listener_span = r.test_listener_arn.as_ref().map(|t| t.span());
-            let test_listener = match &r.test_listener_arn {
-                Some(t) => Some(arn(
-                    file,
-                    t,
-                    "router.test_listener_arn",
-                    "elasticloadbalancing",
-                    ":listener/",
-                )?),
-                None => None,
+        "alb" | "nlb" => {
+            let balancer = if kind == "nlb" {
+                Balancer::Network
+            } else {
+                Balancer::Application
             };
-            if let (Some(t), AlbTarget::Listener(l)) = (&test_listener, &target) {
-                if t == l {
-                    return Err(file.error(
-                        r.test_listener_arn.as_ref().expect("set").span(),
-                        "router.test_listener_arn",
-                        "the test listener must be another listener than the production one",
-                    ));
-                }
-            }
-            RouterConfig::Alb {
-                target,
-                target_groups: tgs,
-                test_listener,
-            }
+            let r = section::<RouterSection<RawListenerRouter>>(file)?.router;
+            test_listener_span = r.test_listener_arn.as_ref().map(|t| t.span());
+            listener_router(file, value, balancer, &r)?
         }
         "route53" => {
             let r = section::<RouterSection<RawRoute53Router>>(file)?.router;
@@ -267,29 +292,102 @@ pub(super) fn parse_router(
     Ok((router, test_listener_span))
 }
 
+/// `kind = "alb"` or `"nlb"`. Whether the listener is of that kind of load
+/// balancer is checked by the router's preflight, from what AWS says of it
+/// (its protocol), not from the ARN's `app/` or `net/`.
+fn listener_router(
+    file: &SourceFile,
+    value: &Spanned<toml::Value>,
+    balancer: Balancer,
+    r: &RawListenerRouter,
+) -> Result<RouterConfig, InputError> {
+    let listener_arn = |v: &Spanned<String>, field: &str| {
+        arn(file, v, field, "elasticloadbalancing", ":listener/")
+    };
+    let target =
+        match (&r.listener_arn, &r.rule_arn) {
+            (_, Some(rule)) if balancer == Balancer::Network => {
+                return Err(file.error(
+                    rule.span(),
+                    "router.rule_arn",
+                    "a Network Load Balancer has no listener rules: give listener_arn",
+                ))
+            }
+            (Some(l), None) => ListenerTarget::Listener(listener_arn(l, "router.listener_arn")?),
+            (None, Some(rule)) => ListenerTarget::Rule(arn(
+                file,
+                rule,
+                "router.rule_arn",
+                "elasticloadbalancing",
+                ":listener-rule/",
+            )?),
+            (Some(_), Some(rule)) => {
+                return Err(file.error(
+                    rule.span(),
+                    "router.rule_arn",
+                    "give listener_arn or rule_arn, not both",
+                ))
+            }
+            (None, None) => return Err(file.error(
+                value.span(),
+                "router",
+                match balancer {
+                    Balancer::Application => {
+                        "an alb router needs listener_arn (default action) or rule_arn (one rule)"
+                    }
+                    Balancer::Network => "an nlb router needs listener_arn",
+                },
+            )),
+        };
+    let target_groups = pair(
+        file,
+        &r.target_groups,
+        "router.target_groups",
+        "target group ARNs",
+    )?;
+    for (i, tg) in r.target_groups.get_ref().iter().enumerate() {
+        arn(
+            file,
+            tg,
+            &format!("router.target_groups[{i}]"),
+            "elasticloadbalancing",
+            ":targetgroup/",
+        )?;
+    }
+    let test_listener = match &r.test_listener_arn {
+        Some(t) => Some(listener_arn(t, "router.test_listener_arn")?),
+        None => None,
+    };
+    if let (Some(t), ListenerTarget::Listener(l)) = (&test_listener, &target) {
+        if t == l {
+            return Err(file.error(
+                r.test_listener_arn.as_ref().expect("set").span(),
+                "router.test_listener_arn",
+                "the test listener must be another listener than the production one",
+            ));
+        }
+    }
+    Ok(match balancer {
+        Balancer::Application => RouterConfig::Alb {
+            target,
+            target_groups,
+            test_listener,
+        },
+        Balancer::Network => RouterConfig::Nlb {
+            listener: target.arn().to_string(),
+            target_groups,
+            test_listener,
+        },
+    })
+}
+
 impl RouterConfig {
     /// One line for `teal plan`.
     pub fn describe(&self) -> String {
         match self {
             RouterConfig::Sim => "simulated router".to_string(),
-            RouterConfig::Alb {
-                target,
-                target_groups,
-                test_listener,
-            } => {
-                let what = match target {
-                    AlbTarget::Listener(arn) => format!("ALB listener {arn} (default action)"),
-                    AlbTarget::Rule(arn) => format!("ALB listener rule {arn}"),
-                };
-                let slots: Vec<String> = target_groups
-                    .iter()
-                    .zip(["a", "b"])
-                    .map(|(tg, s)| format!("{s} = {tg}"))
-                    .collect();
-                let test = test_listener.as_ref().map_or(String::new(), |t| {
-                    format!("; test listener {t} (100% green before production traffic)")
-                });
-                format!("{what}; slots {}{test}", slots.join(", "))
+            RouterConfig::Alb { .. } | RouterConfig::Nlb { .. } => {
+                self.listener().expect("a listener router").describe()
             }
             RouterConfig::Route53 {
                 hosted_zone_id,
@@ -314,15 +412,15 @@ pub struct RawSimRouter {
     pub kind: Spanned<String>,
 }
 
-/// `[router] kind = "alb"`.
+/// `[router] kind = "alb"` or `"nlb"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAlbRouter {
-    /// Always `alb`.
+pub struct RawListenerRouter {
+    /// `alb` or `nlb`.
     pub kind: Spanned<String>,
     /// The listener whose default action splits traffic.
     pub listener_arn: Option<Spanned<String>>,
-    /// Or one listener rule whose forward action splits traffic.
+    /// Or one listener rule whose forward action splits traffic (ALB only).
     pub rule_arn: Option<Spanned<String>>,
     /// The two target groups: slot A, slot B.
     pub target_groups: Spanned<Vec<Spanned<String>>>,

@@ -509,3 +509,35 @@ fn approval_steps_validate_and_bad_ones_name_their_field() {
         "{e}"
     );
 }
+
+#[test]
+fn nlb_router_is_a_listener_without_rules_and_without_http_presets() {
+    let nlb = alb_ecs_with("").replace("kind = \"alb\"", "kind = \"nlb\"");
+    let c = parse(&nlb).unwrap();
+    let l = c.router.listener().expect("an ELB listener router");
+    assert_eq!(l.balancer, Balancer::Network);
+    assert_eq!(c.router.kind(), "nlb");
+    assert!(c.router.describe().starts_with("NLB listener"));
+    let e = err(&nlb.replace(
+        "listener_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123:listener/app/x/1/2\"",
+        "rule_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123:listener-rule/app/x/1/2/3\"",
+    ));
+    assert!(
+        e.contains("router.rule_arn: a Network Load Balancer has no listener rules"),
+        "{e}"
+    );
+    // HTTP metrics an NLB does not have are refused; a query with the
+    // load balancer's placeholders is not.
+    let e = err(&format!(
+        "{nlb}\n[analysis]\n[[analysis.metric]]\npreset = \"alb-5xx-share\"\n"
+    ));
+    assert!(e.contains("an NLB has none"), "{e}");
+    let q = "[analysis]\n[[analysis.metric]]\nname = \"resets\"\nmax = 5\ncompare = false\n\
+             namespace = \"AWS/NetworkELB\"\nmetric = \"TCP_Target_Reset_Count\"\nstat = \"Sum\"\n\
+             dimensions = { TargetGroup = \"{target_group}\", LoadBalancer = \"{load_balancer}\" }\n";
+    assert!(
+        parse(&format!("{nlb}\n{q}")).is_ok(),
+        "{}",
+        err(&format!("{nlb}\n{q}"))
+    );
+}

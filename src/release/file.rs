@@ -19,7 +19,7 @@
 //! same file, the same service name, or the same listener, rule or record,
 //! which is also where its record lives) is refused at its second place.
 
-use crate::config::{AlbTarget, Config, ConfigError, FleetConfig, RouterConfig};
+use crate::config::{Config, ConfigError, FleetConfig, ListenerTarget, RouterConfig};
 use crate::diag::{InputError, SourceFile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -351,10 +351,12 @@ impl Release {
 /// two members on one are refused.
 fn router_key(config: &Config) -> Option<String> {
     match &config.router {
-        RouterConfig::Alb { target, .. } => Some(match target {
-            AlbTarget::Listener(arn) => format!("listener {arn}"),
-            AlbTarget::Rule(arn) => format!("listener rule {arn}"),
-        }),
+        RouterConfig::Alb { .. } | RouterConfig::Nlb { .. } => {
+            Some(match config.router.listener().expect("a listener").target {
+                ListenerTarget::Listener(arn) => format!("listener {arn}"),
+                ListenerTarget::Rule(arn) => format!("listener rule {arn}"),
+            })
+        }
         RouterConfig::Route53 {
             hosted_zone_id,
             record_name,

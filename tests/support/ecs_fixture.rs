@@ -29,6 +29,75 @@ pub struct Fixture {
     pub tg_third: String,
     pub cluster: String,
     pub alarms: Vec<String>,
+    /// Behind a Network Load Balancer (`router.kind = "nlb"`).
+    pub network: bool,
+}
+
+/// Blue behind a Network Load Balancer's TCP listener, forwarding plainly
+/// to slot A; the slots' target groups speak TCP, or slot B speaks
+/// `slot_b` (to try one an NLB's TCP listener cannot forward to). No rule:
+/// an NLB has none.
+pub async fn nlb_fixture(c: &Clients, slot_b: ProtocolEnum) -> Fixture {
+    let name = unique("n");
+    let (vpc, subnet_ids) = default_network(c).await;
+    let sg = default_security_group(c, &vpc).await;
+    let lb = c
+        .elb
+        .create_load_balancer()
+        .name(&name)
+        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+        .set_subnets(Some(subnet_ids.clone()))
+        .send()
+        .await
+        .expect("CreateLoadBalancer (network)");
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let mut tgs = Vec::new();
+    for (suffix, protocol) in [
+        ("a", ProtocolEnum::Tcp),
+        ("b", slot_b),
+        ("x", ProtocolEnum::Tcp),
+    ] {
+        let tg_name = format!("{name}-{suffix}");
+        tgs.push(
+            create_target_group_speaking(c, &tg_name, &vpc, 8080, TargetTypeEnum::Ip, protocol)
+                .await,
+        );
+    }
+    let listener = c
+        .elb
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Tcp)
+        .port(443)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tgs[0])
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateListener (TCP)");
+    let listener = listener.listeners()[0].listener_arn().unwrap().to_string();
+    blue_service(c, &name, subnet_ids, sg, &tgs[0]).await;
+    let alarms = vec![format!("{name}-resets")];
+    for a in &alarms {
+        put_alarm(c, a).await;
+    }
+    Fixture {
+        name: name.clone(),
+        listener,
+        rule: String::new(),
+        tg_a: tgs[0].clone(),
+        tg_b: tgs[1].clone(),
+        tg_third: tgs[2].clone(),
+        cluster: name,
+        alarms,
+        network: true,
+    }
 }
 
 /// Create the prerequisites stack on moto (via boto3, which comes with moto)
@@ -77,6 +146,7 @@ pub async fn fixture(c: &Clients, forward: Forward) -> Fixture {
         tg_third: tgs[2].clone(),
         cluster: name,
         alarms,
+        network: false,
     }
 }
 
@@ -577,7 +647,7 @@ container = "app"
 container_port = 8080
 
 [router]
-kind = "alb"
+kind = "{router}"
 listener_arn = "{listener}"
 target_groups = ["{a}", "{b}"]
 
@@ -590,6 +660,7 @@ alarms = [{alarms}]
             name = f.name,
             cluster = f.cluster,
             listener = f.listener,
+            router = if f.network { "nlb" } else { "alb" },
             a = f.tg_a,
             b = f.tg_b,
         ),

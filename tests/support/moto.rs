@@ -218,11 +218,23 @@ pub async fn create_target_group(
     port: i32,
     kind: TargetTypeEnum,
 ) -> String {
+    create_target_group_speaking(c, name, vpc, port, kind, ProtocolEnum::Http).await
+}
+
+/// [`create_target_group`] with another protocol (an NLB's: TCP, UDP...).
+pub async fn create_target_group_speaking(
+    c: &Clients,
+    name: &str,
+    vpc: &str,
+    port: i32,
+    kind: TargetTypeEnum,
+    protocol: ProtocolEnum,
+) -> String {
     let tg = c
         .elb
         .create_target_group()
         .name(name)
-        .protocol(ProtocolEnum::Http)
+        .protocol(protocol)
         .port(port)
         .vpc_id(vpc)
         .target_type(kind)

@@ -9,10 +9,17 @@
 //! An optional test listener is the same kind of router over another
 //! listener and the same target groups: teal points it 100% at green before
 //! production traffic moves, for `after_test_traffic` hooks.
+//!
+//! A Network Load Balancer's listener is the same router (ELBv2 gives NLB
+//! listeners weighted forwards since November 2025, with the same 0..=999
+//! weights and `ModifyListener`); what differs is only its preflight: the
+//! listener's protocol and its target groups' must fit together
+//! ([`nlb_protocols_fit`]). Weights split *new* connections: a long-lived
+//! TCP connection stays where it was opened until it closes.
 
 use crate::aws::{ApiCalls, Aws};
 use crate::aws_call;
-use crate::config::AlbTarget;
+use crate::config::{Balancer, ListenerTarget};
 use crate::model::{Slot, SlotWeights};
 use crate::ports::{ErrorKind, PortError, Router};
 use async_trait::async_trait;
@@ -28,7 +35,8 @@ use std::sync::Arc;
 pub struct AlbRouter {
     client: Client,
     calls: Arc<ApiCalls>,
-    target: AlbTarget,
+    balancer: Balancer,
+    target: ListenerTarget,
     target_groups: [String; 2],
     test: Option<Box<AlbRouter>>,
     shared: Option<Arc<crate::aws::shared::Shared>>,
@@ -40,11 +48,18 @@ pub struct AlbRouter {
 const ARNS_PER_CALL: usize = 20;
 
 impl AlbRouter {
-    /// A router over `target` with slots `target_groups` (A, B).
-    pub fn new(aws: &Aws, target: AlbTarget, target_groups: [String; 2]) -> AlbRouter {
+    /// A router over `target` (of an ALB or an NLB) with slots
+    /// `target_groups` (A, B).
+    pub fn new(
+        aws: &Aws,
+        balancer: Balancer,
+        target: ListenerTarget,
+        target_groups: [String; 2],
+    ) -> AlbRouter {
         AlbRouter {
             client: Client::new(&aws.sdk),
             calls: aws.calls.clone(),
+            balancer,
             target,
             target_groups,
             test: None,
@@ -56,7 +71,7 @@ impl AlbRouter {
     pub fn with_test_listener(mut self, listener: Option<String>) -> AlbRouter {
         self.test = listener.map(|arn| {
             Box::new(AlbRouter {
-                target: AlbTarget::Listener(arn),
+                target: ListenerTarget::Listener(arn),
                 test: None,
                 ..self.clone()
             })
@@ -72,7 +87,7 @@ impl AlbRouter {
     /// The ARN of the listener or rule.
     pub fn arn(&self) -> &str {
         match &self.target {
-            AlbTarget::Listener(a) | AlbTarget::Rule(a) => a,
+            ListenerTarget::Listener(a) | ListenerTarget::Rule(a) => a,
         }
     }
 
@@ -83,8 +98,8 @@ impl AlbRouter {
             return self.actions_now().await;
         };
         let (book, op) = match &self.target {
-            AlbTarget::Listener(_) => (&shared.listeners, "DescribeListeners"),
-            AlbTarget::Rule(_) => (&shared.rules, "DescribeRules"),
+            ListenerTarget::Listener(_) => (&shared.listeners, "DescribeListeners"),
+            ListenerTarget::Rule(_) => (&shared.rules, "DescribeRules"),
         };
         let arn = self.arn().to_string();
         let mut got = book
@@ -98,8 +113,8 @@ impl AlbRouter {
         let arn = self.arn().to_string();
         let mut got = self.describe(vec![arn.clone()]).await?;
         let op = match &self.target {
-            AlbTarget::Listener(_) => "DescribeListeners",
-            AlbTarget::Rule(_) => "DescribeRules",
+            ListenerTarget::Listener(_) => "DescribeListeners",
+            ListenerTarget::Rule(_) => "DescribeRules",
         };
         got.remove(&arn).ok_or_else(|| not_found(op, &arn))
     }
@@ -137,7 +152,7 @@ impl AlbRouter {
         arns: Vec<String>,
     ) -> Result<BTreeMap<String, Vec<Action>>, PortError> {
         Ok(match &self.target {
-            AlbTarget::Listener(_) => aws_call!(
+            ListenerTarget::Listener(_) => aws_call!(
                 self.calls,
                 "DescribeListeners",
                 self.client
@@ -149,7 +164,7 @@ impl AlbRouter {
             .iter()
             .filter_map(|l| Some((l.listener_arn()?.to_string(), l.default_actions().to_vec())))
             .collect(),
-            AlbTarget::Rule(_) => aws_call!(
+            ListenerTarget::Rule(_) => aws_call!(
                 self.calls,
                 "DescribeRules",
                 self.client
@@ -228,6 +243,7 @@ impl AlbRouter {
     /// failed for a passing reason, the checks are not done.
     async fn check(&self) -> Result<Vec<String>, PortError> {
         let mut problems = Vec::new();
+        let mut protocols = Vec::new();
         for (i, tg) in self.target_groups.iter().enumerate() {
             let r = aws_call!(
                 self.calls,
@@ -243,14 +259,99 @@ impl AlbRouter {
                     "router.target_groups[{i}]: target group {tg} cannot be read ({})",
                     e.message
                 )),
-                Ok(_) => {}
+                Ok(out) => {
+                    let protocol = out
+                        .target_groups()
+                        .first()
+                        .and_then(|g| g.protocol())
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_default();
+                    protocols.push((i, tg.clone(), protocol));
+                }
             }
         }
-        let field = match self.target {
-            AlbTarget::Listener(_) => "router.listener_arn",
-            AlbTarget::Rule(_) => "router.rule_arn",
+        match (&self.target, self.balancer) {
+            (ListenerTarget::Rule(_), _) => {
+                problems.extend(self.check_forward("router.rule_arn").await?)
+            }
+            (ListenerTarget::Listener(_), Balancer::Application) => {
+                problems.extend(self.check_forward("router.listener_arn").await?);
+                // Told by its target groups, which were read anyway: an NLB's
+                // speak TCP, TLS, UDP or TCP_UDP, an ALB's HTTP or HTTPS.
+                for (i, tg, protocol) in &protocols {
+                    if !nlb_target_protocols(protocol).is_empty() {
+                        problems.push(format!(
+                            "router.target_groups[{i}]: target group {tg} speaks {protocol}, \
+                             a Network Load Balancer's protocol: use kind = \"nlb\""
+                        ));
+                    }
+                }
+            }
+            (ListenerTarget::Listener(_), Balancer::Network) => problems.extend(
+                self.check_listener("router.listener_arn", &protocols)
+                    .await?,
+            ),
+        }
+        Ok(problems)
+    }
+
+    /// An NLB listener: readable, forwarding only to the slots, a Network
+    /// Load Balancer's (told by its protocol: TCP, TLS, UDP or TCP_UDP, where
+    /// an ALB's is HTTP or HTTPS), with slots that speak a protocol it
+    /// forwards to. `protocols`: index, ARN and protocol of each readable
+    /// slot target group.
+    async fn check_listener(
+        &self,
+        field: &str,
+        protocols: &[(usize, String, String)],
+    ) -> Result<Vec<String>, PortError> {
+        let listener = match aws_call!(
+            self.calls,
+            "DescribeListeners",
+            self.client
+                .describe_listeners()
+                .listener_arns(self.arn())
+                .send()
+        ) {
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => Err(e.message),
+            Ok(out) => out
+                .listeners()
+                .first()
+                .cloned()
+                .ok_or_else(|| format!("{} not found", self.arn())),
         };
-        problems.extend(self.check_forward(field).await?);
+        let listener = match listener {
+            Err(why) => {
+                return Ok(vec![format!(
+                    "{field}: {} cannot be read ({why})",
+                    self.arn()
+                )])
+            }
+            Ok(l) => l,
+        };
+        let mut problems = Vec::new();
+        if let Err(e) = self.weights_of(listener.default_actions()) {
+            problems.push(format!("{field}: {}", e.message));
+        }
+        let on = listener.protocol().map(|p| p.as_str()).unwrap_or_default();
+        let network = !nlb_target_protocols(on).is_empty();
+        if !network {
+            problems.push(format!(
+                "{field}: {} is a {on} listener, not a Network Load Balancer's: use kind = \"alb\"",
+                self.arn()
+            ));
+            return Ok(problems);
+        }
+        for (i, tg, protocol) in protocols {
+            if !nlb_protocols_fit(on, protocol) {
+                problems.push(format!(
+                    "router.target_groups[{i}]: target group {tg} speaks {protocol}, which a \
+                     {on} listener cannot forward to (Elastic Load Balancing allows {})",
+                    nlb_target_protocols(on).join(" or ")
+                ));
+            }
+        }
         Ok(problems)
     }
 
@@ -269,6 +370,26 @@ impl AlbRouter {
                 .map(|e| format!("{field}: {}", e.message)),
         })
     }
+}
+
+/// The target group protocols an NLB listener of `listener` protocol
+/// forwards to, as the Network Load Balancer guide's "Target groups for your
+/// Network Load Balancers" tabulates them (TCP: TCP or TCP_UDP; TLS: TCP or
+/// TLS; UDP: UDP or TCP_UDP; TCP_UDP: TCP_UDP).
+fn nlb_target_protocols(listener: &str) -> &'static [&'static str] {
+    match listener {
+        "TCP" => &["TCP", "TCP_UDP"],
+        "TLS" => &["TCP", "TLS"],
+        "UDP" => &["UDP", "TCP_UDP"],
+        "TCP_UDP" => &["TCP_UDP"],
+        _ => &[],
+    }
+}
+
+/// Whether an NLB listener speaking `listener` forwards to a target group
+/// speaking `target_group`.
+pub fn nlb_protocols_fit(listener: &str, target_group: &str) -> bool {
+    nlb_target_protocols(listener).contains(&target_group)
 }
 
 fn not_found(op: &str, arn: &str) -> PortError {
@@ -371,8 +492,8 @@ impl AlbRouter {
         // read-back above all, is not served from before it.
         if let Some(shared) = &self.shared {
             match &self.target {
-                AlbTarget::Listener(arn) => shared.listeners.forget([arn.clone()]),
-                AlbTarget::Rule(arn) => shared.rules.forget([arn.clone()]),
+                ListenerTarget::Listener(arn) => shared.listeners.forget([arn.clone()]),
+                ListenerTarget::Rule(arn) => shared.rules.forget([arn.clone()]),
             }
         }
         written
@@ -381,7 +502,7 @@ impl AlbRouter {
     /// Write the listener's default actions, or the rule's actions.
     async fn modify(&self, rewritten: Vec<Action>) -> Result<(), PortError> {
         match &self.target {
-            AlbTarget::Listener(arn) => {
+            ListenerTarget::Listener(arn) => {
                 aws_call!(
                     self.calls,
                     "ModifyListener",
@@ -392,7 +513,7 @@ impl AlbRouter {
                         .send()
                 )?;
             }
-            AlbTarget::Rule(arn) => {
+            ListenerTarget::Rule(arn) => {
                 aws_call!(
                     self.calls,
                     "ModifyRule",
@@ -405,5 +526,26 @@ impl AlbRouter {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nlb_protocols_fit;
+
+    #[test]
+    fn nlb_listener_and_target_group_protocols_fit_as_the_guide_tabulates() {
+        let all = ["TCP", "TLS", "UDP", "TCP_UDP", "HTTP", "HTTPS"];
+        let fits = |l: &str| -> Vec<&str> {
+            all.iter()
+                .copied()
+                .filter(|tg| nlb_protocols_fit(l, tg))
+                .collect()
+        };
+        assert_eq!(fits("TCP"), ["TCP", "TCP_UDP"]);
+        assert_eq!(fits("TLS"), ["TCP", "TLS"]);
+        assert_eq!(fits("UDP"), ["UDP", "TCP_UDP"]);
+        assert_eq!(fits("TCP_UDP"), ["TCP_UDP"]);
+        assert_eq!(fits("HTTP"), Vec::<&str>::new(), "an ALB's listener");
     }
 }
