@@ -153,6 +153,7 @@ fn fleet_part(
             service,
             container,
             container_port,
+            slots,
         } => {
             let tgs = router_tgs.expect("an ECS fleet sits behind an ALB (PAIRS)");
             let fleet = ecs::EcsFleet::new(
@@ -162,7 +163,8 @@ fn fleet_part(
                 container.clone(),
                 *container_port,
                 tgs,
-            );
+            )
+            .with_slots(*slots);
             FleetPart {
                 rollout: rolling.map(|r| {
                     Arc::new(rollout::EcsRollout::new(
@@ -177,6 +179,7 @@ fn fleet_part(
         FleetConfig::Asg {
             group,
             target_groups,
+            slots,
         } => {
             // Behind Route 53 the groups' own target groups judge health; a
             // rolling update needs none (the refresh judges health).
@@ -184,7 +187,7 @@ fn fleet_part(
                 0 => [String::new(), String::new()],
                 _ => both_slots(target_groups),
             });
-            let fleet = autoscaling::AsgFleet::new(aws, group.clone(), tgs);
+            let fleet = autoscaling::AsgFleet::new(aws, group.clone(), tgs).with_slots(*slots);
             FleetPart {
                 rollout: rolling.map(|r| {
                     Arc::new(refresh::GroupRollout::new(

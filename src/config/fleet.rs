@@ -32,6 +32,9 @@ pub enum FleetConfig {
         container: String,
         /// Its port.
         container_port: u16,
+        /// Whether teal creates and deletes the slots' services, or they
+        /// exist beforehand (`NAME-a`, `NAME-b`, declared in IaC).
+        slots: Slots,
     },
     /// An Auto Scaling group per slot.
     Asg {
@@ -39,6 +42,9 @@ pub enum FleetConfig {
         group: String,
         /// Target groups of the slots (A, B) when the router has none of its own.
         target_groups: Vec<String>,
+        /// Whether teal creates and deletes the slots' groups, or they exist
+        /// beforehand (`NAME-a`, `NAME-b`, declared in IaC).
+        slots: Slots,
     },
     /// Local processes.
     Local {
@@ -51,7 +57,49 @@ pub enum FleetConfig {
     },
 }
 
+/// Who owns the two slots' services or groups (`fleet.slots`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Slots {
+    /// teal creates green (`NAME-a` or `NAME-b`, cloned from blue) and
+    /// deletes the fleet it retires (the default).
+    #[default]
+    Created,
+    /// Both slots' services or groups, `NAME-a` and `NAME-b`, exist
+    /// beforehand (declared in Terraform, CloudFormation or CDK): teal
+    /// never creates or deletes them. Green is the idle one, updated to the
+    /// new revision and scaled to blue's size; the retired one (or green on
+    /// a rollback) is scaled to zero, its scaling bounds to zero with it.
+    Existing,
+}
+
+impl Slots {
+    fn parse(file: &SourceFile, v: Option<&Spanned<String>>) -> Result<Slots, InputError> {
+        match v.map(|v| (v, v.get_ref().as_str())) {
+            None | Some((_, "created")) => Ok(Slots::Created),
+            Some((_, "existing")) => Ok(Slots::Existing),
+            Some((v, other)) => Err(file.error(
+                v.span(),
+                "fleet.slots",
+                format!(
+                    "slots must be \"created\" (teal creates and deletes green) or \"existing\" \
+                     (NAME-a and NAME-b exist in your IaC; teal scales them), got {other:?}"
+                ),
+            )),
+        }
+    }
+}
+
 impl FleetConfig {
+    /// Who owns the slots' services or groups (`Created` for fleets that
+    /// are not AWS's).
+    pub fn slots(&self) -> Slots {
+        match self {
+            FleetConfig::Ecs { slots, .. } | FleetConfig::Asg { slots, .. } => *slots,
+            FleetConfig::Sim { .. } | FleetConfig::Local { .. } => Slots::Created,
+        }
+    }
+
     /// Its `kind` as written in `teal.toml`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -98,6 +146,7 @@ pub(super) fn parse_fleet(
                 service: non_empty(file, &f.service, "fleet.service")?,
                 container: non_empty(file, &f.container, "fleet.container")?,
                 container_port: port as u16,
+                slots: Slots::parse(file, f.slots.as_ref())?,
             }
         }
         "asg" => {
@@ -121,6 +170,7 @@ pub(super) fn parse_fleet(
             FleetConfig::Asg {
                 group: non_empty(file, &f.group, "fleet.group")?,
                 target_groups,
+                slots: Slots::parse(file, f.slots.as_ref())?,
             }
         }
         _ => {
@@ -171,10 +221,32 @@ impl FleetConfig {
                 service,
                 container,
                 container_port,
+                slots: Slots::Created,
             } => {
                 format!("ECS service {service} in cluster {cluster} (container {container}:{container_port})")
             }
-            FleetConfig::Asg { group, .. } => format!("Auto Scaling group {group}"),
+            FleetConfig::Ecs {
+                cluster,
+                service,
+                container,
+                container_port,
+                slots: Slots::Existing,
+            } => {
+                format!("ECS services {service}-a and {service}-b in cluster {cluster}, both existing \
+                         (scaled, never created or deleted; container {container}:{container_port})")
+            }
+            FleetConfig::Asg {
+                group,
+                slots: Slots::Created,
+                ..
+            } => format!("Auto Scaling group {group}"),
+            FleetConfig::Asg {
+                group,
+                slots: Slots::Existing,
+                ..
+            } => format!(
+                "Auto Scaling groups {group}-a and {group}-b, both existing (scaled, never created or deleted)"
+            ),
             FleetConfig::Local {
                 command,
                 instances,
@@ -217,6 +289,8 @@ pub struct RawEcsFleet {
     pub container: Spanned<String>,
     /// The container port the target group forwards to.
     pub container_port: Spanned<i64>,
+    /// `created` (default) or `existing`: see [`Slots`].
+    pub slots: Option<Spanned<String>>,
 }
 
 /// `[fleet] kind = "asg"`.
@@ -230,6 +304,8 @@ pub struct RawAsgFleet {
     /// Target groups the slots' groups attach to (slot A, slot B), for health;
     /// required behind Route 53, taken from the router behind an ALB.
     pub target_groups: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `created` (default) or `existing`: see [`Slots`].
+    pub slots: Option<Spanned<String>>,
 }
 
 /// `[fleet] kind = "local"`.

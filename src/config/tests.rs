@@ -541,3 +541,29 @@ fn nlb_router_is_a_listener_without_rules_and_without_http_presets() {
         err(&format!("{nlb}\n{q}"))
     );
 }
+
+#[test]
+fn fleet_slots_are_created_by_default_or_existing() {
+    let ecs = alb_ecs_with("");
+    assert_eq!(
+        parse(&ecs).unwrap().fleet.slots(),
+        crate::config::Slots::Created
+    );
+    let existing = ecs.replace(
+        "container_port = 8080",
+        "container_port = 8080\nslots = \"existing\"",
+    );
+    let c = parse(&existing).unwrap();
+    assert_eq!(c.fleet.slots(), crate::config::Slots::Existing);
+    assert!(
+        c.fleet.describe().contains("web-a and web-b"),
+        "{}",
+        c.fleet.describe()
+    );
+    let e = err(&ecs.replace(
+        "container_port = 8080",
+        "container_port = 8080\nslots = \"terraform\"",
+    ));
+    assert!(e.contains("fleet.slots: slots must be \"created\""), "{e}");
+    assert!(e.contains("got \"terraform\""), "{e}");
+}

@@ -52,6 +52,75 @@ pub async fn asg_fixture(m: &Moto) -> AsgFixture {
     }
 }
 
+/// [`asg_fixture`] with slots that exist beforehand, as Terraform would
+/// declare them: groups `NAME-a` (blue: 1..4, two instances, in slot A's
+/// target group) and `NAME-b` (0..0, none, in slot B's), no group `NAME`.
+pub async fn asg_existing_fixture(m: &Moto) -> AsgFixture {
+    let sdk = sdk(m).await;
+    let c = clients(m).await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    let r53 = aws_sdk_route53::Client::new(&sdk);
+    let name = unique("e");
+    let (vpc, subnet_ids) = default_network(&c).await;
+    let mut tgs = Vec::new();
+    for suffix in ["a", "b"] {
+        let tg_name = format!("{name}-{suffix}");
+        tgs.push(create_target_group(&c, &tg_name, &vpc, 80, TargetTypeEnum::Instance).await);
+    }
+    let template_id = launch_template(&c, &name).await;
+    for (slot, tg, size) in [("a", &tgs[0], (1, 4, 2)), ("b", &tgs[1], (0, 0, 0))] {
+        let g = format!("{name}-{slot}");
+        group(&asg, &g, &template_id, &subnet_ids, tg, size).await;
+    }
+    let (zone, record) = weighted_records(&r53, &name).await;
+    let alarms = vec![format!("{name}-5xx")];
+    for a in &alarms {
+        put_alarm(&c, a).await;
+    }
+    AsgFixture {
+        name,
+        zone,
+        record,
+        tg_a: tgs[0].clone(),
+        tg_b: tgs[1].clone(),
+        template_id,
+        alarms,
+    }
+}
+
+/// Each of the fixture's groups (`NAME`, `NAME-a`, `NAME-b`) that exists:
+/// (min, max, desired) and its launch template version.
+pub async fn group_sizes(m: &Moto, f: &AsgFixture) -> BTreeMap<String, ((i32, i32, i32), String)> {
+    let asg = aws_sdk_autoscaling::Client::new(&sdk(m).await);
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&f.name)
+        .auto_scaling_group_names(format!("{}-a", f.name))
+        .auto_scaling_group_names(format!("{}-b", f.name))
+        .send()
+        .await
+        .expect("DescribeAutoScalingGroups");
+    out.auto_scaling_groups()
+        .iter()
+        .map(|g| {
+            (
+                g.auto_scaling_group_name().unwrap_or_default().to_string(),
+                (
+                    (
+                        g.min_size().unwrap_or(-1),
+                        g.max_size().unwrap_or(-1),
+                        g.desired_capacity().unwrap_or(-1),
+                    ),
+                    g.launch_template()
+                        .and_then(|t| t.version())
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
 /// A launch template `name` of [`AMI_BLUE`]; its id.
 async fn launch_template(c: &Clients, name: &str) -> String {
     let lt = c
@@ -83,6 +152,19 @@ async fn blue_group(
     subnet_ids: &[String],
     tg: &str,
 ) {
+    group(asg, name, template_id, subnet_ids, tg, (1, 4, 2)).await
+}
+
+/// Group `name` of the template's version 1 with `(min, max, desired)`,
+/// in `tg`, with a CPU target-tracking policy.
+async fn group(
+    asg: &aws_sdk_autoscaling::Client,
+    name: &str,
+    template_id: &str,
+    subnet_ids: &[String],
+    tg: &str,
+    (min, max, desired): (i32, i32, i32),
+) {
     use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
     asg.create_auto_scaling_group()
         .auto_scaling_group_name(name)
@@ -92,9 +174,9 @@ async fn blue_group(
                 .version("1")
                 .build(),
         )
-        .min_size(1)
-        .max_size(4)
-        .desired_capacity(2)
+        .min_size(min)
+        .max_size(max)
+        .desired_capacity(desired)
         .vpc_zone_identifier(subnet_ids.join(","))
         .target_group_arns(tg)
         .send()

@@ -33,6 +33,86 @@ pub struct Fixture {
     pub network: bool,
 }
 
+/// Slots that exist beforehand, as Terraform would declare them: services
+/// `NAME-a` (blue, two tasks, in slot A's target group) and `NAME-b` (zero
+/// tasks, in slot B's), each with a scalable target (A: 2..6, B: 0..0) and
+/// a CPU policy, behind the weighted listener, 100/0.
+pub async fn existing_slots_fixture(c: &Clients) -> Fixture {
+    let name = unique("s");
+    let (vpc, subnet_ids) = default_network(c).await;
+    let sg = default_security_group(c, &vpc).await;
+    let (listener, tgs, alarms) = listener(c, &name, &vpc, &subnet_ids, Forward::Weighted).await;
+    for (slot, desired, tg, bounds) in [("a", 2, &tgs[0], (2, 6)), ("b", 0, &tgs[1], (0, 0))] {
+        let svc = format!("{name}-{slot}");
+        service(c, &name, &svc, desired, subnet_ids.clone(), sg.clone(), tg).await;
+        scaling(c, &name, &svc, bounds).await;
+    }
+    for a in &alarms {
+        put_alarm(c, a).await;
+    }
+    Fixture {
+        name: name.clone(),
+        listener,
+        rule: String::new(),
+        tg_a: tgs[0].clone(),
+        tg_b: tgs[1].clone(),
+        tg_third: tgs[2].clone(),
+        cluster: name,
+        alarms,
+        network: false,
+    }
+}
+
+/// Each of the fixture's services (blue's name, `-a`, `-b`) that is ACTIVE,
+/// with its desired count and task definition.
+pub async fn services_now(c: &Clients, f: &Fixture) -> BTreeMap<String, (i32, String)> {
+    let names = vec![
+        f.name.clone(),
+        format!("{}-a", f.name),
+        format!("{}-b", f.name),
+    ];
+    let out = c
+        .ecs
+        .describe_services()
+        .cluster(&f.cluster)
+        .set_services(Some(names))
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .expect("DescribeServices");
+    out.services()
+        .iter()
+        .filter(|s| s.status() == Some("ACTIVE"))
+        .map(|s| {
+            (
+                s.service_name().unwrap_or_default().to_string(),
+                (
+                    s.desired_count(),
+                    s.task_definition().unwrap_or_default().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A service's scalable target bounds (min, max), if it has one.
+pub async fn scaling_bounds(c: &Clients, f: &Fixture, service: &str) -> Option<(i32, i32)> {
+    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+    let id = format!("service/{}/{service}", f.cluster);
+    let out = c
+        .scaling
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_ids(&id)
+        .send()
+        .await
+        .expect("DescribeScalableTargets");
+    out.scalable_targets()
+        .iter()
+        .find(|t| t.resource_id() == id)
+        .map(|t| (t.min_capacity(), t.max_capacity()))
+}
+
 /// Blue behind a Network Load Balancer's TCP listener, forwarding plainly
 /// to slot A; the slots' target groups speak TCP, or slot B speaks
 /// `slot_b` (to try one an NLB's TCP listener cannot forward to). No rule:
@@ -303,6 +383,22 @@ async fn api_rule(c: &Clients, listener: &str, tgs: &[String]) -> String {
 /// Blue: cluster `name`, a task definition, and service `name` of two
 /// Fargate tasks attached to `tg`.
 async fn blue_service(c: &Clients, name: &str, subnet_ids: Vec<String>, sg: String, tg: &str) {
+    service(c, name, name, 2, subnet_ids, sg, tg).await
+}
+
+/// Cluster `cluster` (made if need be), a task definition, and service
+/// `name` of `desired` Fargate tasks attached to `tg`.
+async fn service(
+    c: &Clients,
+    cluster: &str,
+    name: &str,
+    desired: i32,
+    subnet_ids: Vec<String>,
+    sg: String,
+    tg: &str,
+) {
+    let name_in = name;
+    let name = cluster;
     c.ecs
         .create_cluster()
         .cluster_name(name)
@@ -334,9 +430,9 @@ async fn blue_service(c: &Clients, name: &str, subnet_ids: Vec<String>, sg: Stri
     c.ecs
         .create_service()
         .cluster(name)
-        .service_name(name)
+        .service_name(name_in)
         .task_definition(td_arn)
-        .desired_count(2)
+        .desired_count(desired)
         .launch_type(LaunchType::Fargate)
         .network_configuration(
             NetworkConfiguration::builder()
@@ -364,6 +460,12 @@ async fn blue_service(c: &Clients, name: &str, subnet_ids: Vec<String>, sg: Stri
 
 /// Blue scales on CPU: green must too, from the first minute.
 async fn blue_scaling(c: &Clients, name: &str) {
+    scaling(c, name, name, (2, 6)).await
+}
+
+/// Service `service` of cluster `cluster` scales on CPU within `bounds`.
+async fn scaling(c: &Clients, cluster: &str, service: &str, bounds: (i32, i32)) {
+    let name = format!("{cluster}/{service}");
     use aws_sdk_applicationautoscaling::types::{
         MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
         TargetTrackingScalingPolicyConfiguration,
@@ -371,10 +473,10 @@ async fn blue_scaling(c: &Clients, name: &str) {
     c.scaling
         .register_scalable_target()
         .service_namespace(ServiceNamespace::Ecs)
-        .resource_id(format!("service/{name}/{name}"))
+        .resource_id(format!("service/{name}"))
         .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .min_capacity(2)
-        .max_capacity(6)
+        .min_capacity(bounds.0)
+        .max_capacity(bounds.1)
         .send()
         .await
         .expect("RegisterScalableTarget");
@@ -382,7 +484,7 @@ async fn blue_scaling(c: &Clients, name: &str) {
         .put_scaling_policy()
         .policy_name("cpu60")
         .service_namespace(ServiceNamespace::Ecs)
-        .resource_id(format!("service/{name}/{name}"))
+        .resource_id(format!("service/{name}"))
         .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
         .policy_type(PolicyType::TargetTrackingScaling)
         .target_tracking_scaling_policy_configuration(
@@ -444,7 +546,11 @@ pub fn register_targets_like_ecs_every(
                 let mut active = BTreeSet::new();
                 for s in out.services() {
                     let name = s.service_name().unwrap_or_default().to_string();
-                    if s.status() != Some("ACTIVE") || Some(&name) == skip.as_ref() {
+                    // A service at zero tasks (parked) has no targets.
+                    if s.status() != Some("ACTIVE")
+                        || s.desired_count() == 0
+                        || Some(&name) == skip.as_ref()
+                    {
                         continue;
                     }
                     active.insert(name.clone());

@@ -11,12 +11,24 @@
 //! Healthy: InService instances and healthy targets in the slot's target
 //! group, the lesser of the two. Remove: detach from the target group (so
 //! connections drain), then delete with its instances.
+//!
+//! With `fleet.slots = "existing"` both groups, `NAME-a` and `NAME-b`, are the
+//! user's (declared in Terraform or CloudFormation, each attached to its
+//! slot's target group) and teal never creates, deletes or detaches one. A
+//! group that wants no instances is *parked*, which the engine sees as no
+//! fleet. Provisioning green tags the parked group with the revision, then
+//! sets green's launch template version and blue's bounds at blue's desired
+//! capacity, and copies blue's policies; removing a slot parks it with
+//! min = max = desired = 0 (so no policy can scale it back up; instances
+//! leave the target group through its deregistration delay as in any
+//! scale-in).
 
 use crate::aws::{ApiCalls, Aws};
 pub mod refresh;
 
 use crate::aws::tags;
 use crate::aws_call;
+use crate::config::Slots;
 use crate::model::{FleetStatus, Green, Slot};
 use crate::ports::{ErrorKind, Fleet, PortError};
 use async_trait::async_trait;
@@ -63,6 +75,7 @@ pub struct AsgFleet {
     pub(crate) calls: Arc<ApiCalls>,
     pub(crate) base: String,
     target_groups: [String; 2],
+    slots: Slots,
 }
 
 impl AsgFleet {
@@ -75,11 +88,26 @@ impl AsgFleet {
             calls: aws.calls.clone(),
             base,
             target_groups,
+            slots: Slots::Created,
         }
+    }
+
+    /// Whose groups the slots are: teal's to create and delete (the
+    /// default), or the user's, existing beforehand.
+    pub fn with_slots(mut self, slots: Slots) -> AsgFleet {
+        self.slots = slots;
+        self
+    }
+
+    fn name_for(&self, slot: Slot) -> String {
+        format!("{}-{slot}", self.base)
     }
 
     /// The names a group of this fleet can have.
     pub(crate) fn candidates(&self) -> Vec<String> {
+        if self.slots == Slots::Existing {
+            return vec![self.name_for(Slot::A), self.name_for(Slot::B)];
+        }
         vec![
             self.base.clone(),
             format!("{}-a", self.base),
@@ -106,8 +134,15 @@ impl AsgFleet {
             .collect())
     }
 
-    /// The one of `groups` attached to the slot's target group.
+    /// The one of `groups` in the slot: attached to the slot's target group
+    /// and, with existing slots, not parked.
     fn in_slot(&self, groups: &[AutoScalingGroup], slot: Slot) -> Option<AutoScalingGroup> {
+        self.attached(groups, slot)
+            .filter(|g| self.slots == Slots::Created || g.desired_capacity().unwrap_or(0) > 0)
+    }
+
+    /// The one of `groups` attached to the slot's target group, parked or not.
+    fn attached(&self, groups: &[AutoScalingGroup], slot: Slot) -> Option<AutoScalingGroup> {
         let tg = &self.target_groups[slot.index()];
         groups
             .iter()
@@ -351,6 +386,128 @@ impl AsgFleet {
 
 /// EC2's idempotency token (at most 64 ASCII characters) for a new version
 /// of `template` from `source` with `ami`.
+impl AsgFleet {
+    /// With existing slots: both groups exist, each attached to its own
+    /// slot's target group (what `in_slot` tells slots by).
+    async fn check_existing(&self) -> Result<Vec<String>, PortError> {
+        let groups = self.groups().await?;
+        let mut problems = Vec::new();
+        for slot in Slot::BOTH {
+            let name = self.name_for(slot);
+            let Some(g) = groups
+                .iter()
+                .find(|g| g.auto_scaling_group_name() == Some(name.as_str()))
+            else {
+                problems.push(format!(
+                    "fleet.slots = \"existing\": no Auto Scaling group {name:?}; declare both {} and \
+                     {} in your infrastructure code (the idle one at 0 instances)",
+                    self.name_for(Slot::A),
+                    self.name_for(Slot::B)
+                ));
+                continue;
+            };
+            if self.attached(std::slice::from_ref(g), slot).is_none() {
+                problems.push(format!(
+                    "fleet.slots = \"existing\": group {name:?} is not attached to slot {slot}'s \
+                     target group {}",
+                    self.target_groups[slot.index()]
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Existing slots: bring the parked group in `slot` up as green
+    /// (idempotent). The revision tag goes first, so that a retry after a
+    /// partial start finds its own group, never "another revision".
+    async fn unpark(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
+        let groups = self.groups().await?;
+        if let Some(live) = self.in_slot(&groups, slot) {
+            let tagged = live
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(tags::REVISION))
+                .and_then(|t| t.value());
+            return crate::aws::existing_is_ours(
+                "UpdateAutoScalingGroup",
+                slot,
+                &format!("group {}", live.auto_scaling_group_name().unwrap_or("?")),
+                tagged,
+                true,
+                &green.revision,
+            );
+        }
+        let name = self.name_for(slot);
+        if self.attached(&groups, slot).is_none() {
+            return Err(PortError::new(
+                "UpdateAutoScalingGroup",
+                ErrorKind::NotFound,
+                format!("group {name} (slot {slot}, fleet.slots = \"existing\") is gone"),
+            ));
+        }
+        let blue = self.in_slot(&groups, slot.other()).ok_or_else(|| {
+            PortError::new(
+                "UpdateAutoScalingGroup",
+                ErrorKind::NotFound,
+                format!("no blue group in slot {} to copy", slot.other()),
+            )
+        })?;
+        let template = self
+            .launch_template(&blue, GreenTemplate::parse(green.runs.as_deref()))
+            .await?;
+        let tag = Tag::builder()
+            .key(tags::REVISION)
+            .value(green.revision.as_str())
+            .resource_id(&name)
+            .resource_type("auto-scaling-group")
+            .propagate_at_launch(true)
+            .build();
+        aws_call!(
+            self.calls,
+            "CreateOrUpdateTags",
+            self.asg.create_or_update_tags().tags(tag).send()
+        )?;
+        aws_call!(
+            self.calls,
+            "UpdateAutoScalingGroup",
+            self.asg
+                .update_auto_scaling_group()
+                .auto_scaling_group_name(&name)
+                .launch_template(template)
+                .min_size(blue.min_size().unwrap_or(0).min(desired as i32))
+                .max_size(
+                    blue.max_size()
+                        .unwrap_or(desired as i32)
+                        .max(desired as i32)
+                )
+                .desired_capacity(desired as i32)
+                .send()
+        )?;
+        self.copy_policies(blue.auto_scaling_group_name().unwrap_or(&self.base), &name)
+            .await
+    }
+
+    /// Existing slots: park the group in `slot` (idempotent) with
+    /// min = max = desired = 0, so no scaling policy brings it back.
+    async fn park(&self, slot: Slot) -> Result<(), PortError> {
+        let Some(g) = self.group_in(slot).await? else {
+            return Ok(());
+        };
+        aws_call!(
+            self.calls,
+            "UpdateAutoScalingGroup",
+            self.asg
+                .update_auto_scaling_group()
+                .auto_scaling_group_name(g.auto_scaling_group_name().unwrap_or_default())
+                .min_size(0)
+                .max_size(0)
+                .desired_capacity(0)
+                .send()
+        )?;
+        Ok(())
+    }
+}
+
 fn client_token(template: &str, source: Option<&str>, ami: &str) -> String {
     // The template last: a long name is what gets cut.
     let token = format!("{ami}/{}/{template}", source.unwrap_or("$Default"));
@@ -366,6 +523,19 @@ impl Fleet for AsgFleet {
     async fn preflight(&self, _plan: &crate::engine::Plan, green: &Green) -> crate::ports::Checks {
         let green = GreenTemplate::parse(green.runs.as_deref());
         let mut problems = Vec::new();
+        if self.slots == Slots::Existing {
+            match self.check_existing().await {
+                Ok(p) => problems.extend(p),
+                Err(e) if e.is_transient() => return crate::ports::Checks::unread(e),
+                Err(e) => problems.push(format!(
+                    "fleet.group: cannot read Auto Scaling groups ({})",
+                    e.message
+                )),
+            }
+            if !problems.is_empty() {
+                return crate::ports::Checks::problems(problems);
+            }
+        }
         let mut found = false;
         let mut blue = None;
         for slot in Slot::BOTH {
@@ -417,6 +587,9 @@ impl Fleet for AsgFleet {
     }
 
     async fn provision(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
+        if self.slots == Slots::Existing {
+            return self.unpark(slot, green, desired).await;
+        }
         let revision = green.revision.as_str();
         if let Some(existing) = self.group_in(slot).await? {
             let tagged = existing
@@ -499,6 +672,9 @@ impl Fleet for AsgFleet {
     }
 
     async fn remove(&self, slot: Slot) -> Result<(), PortError> {
+        if self.slots == Slots::Existing {
+            return self.park(slot).await;
+        }
         let tg = &self.target_groups[slot.index()];
         let tagged = |g: &AutoScalingGroup| {
             g.tags()

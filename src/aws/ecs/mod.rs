@@ -12,12 +12,23 @@
 //!
 //! Healthy: running tasks and healthy targets in the slot's target group, the
 //! lesser of the two. Remove: scale to 0, then delete.
+//!
+//! With `fleet.slots = "existing"` both services, `NAME-a` and `NAME-b`, are
+//! the user's (declared in Terraform or CloudFormation) and teal never creates
+//! or deletes one. A slot whose service wants no tasks is *parked*, which the
+//! engine sees as no fleet: provisioning green tags the parked service with
+//! the revision, then updates it to green's task definition at blue's desired
+//! count and gives it blue's scaling bounds and policies; removing a slot
+//! parks it: its scalable target's bounds go to 0/0 (kept, not deregistered,
+//! so the next `terraform apply` has nothing to recreate and Application Auto
+//! Scaling cannot scale it back up), then its desired count to 0.
 
 use crate::aws::{ApiCalls, Aws};
 pub mod rollout;
 
 use crate::aws::tags;
 use crate::aws_call;
+use crate::config::Slots;
 use crate::model::{FleetStatus, Green, Slot};
 use crate::ports::{ErrorKind, Fleet, PortError};
 use async_trait::async_trait;
@@ -147,6 +158,7 @@ pub struct EcsFleet {
     pub(crate) container: String,
     container_port: u16,
     target_groups: [String; 2],
+    slots: Slots,
 }
 
 impl EcsFleet {
@@ -170,10 +182,21 @@ impl EcsFleet {
             container,
             container_port,
             target_groups,
+            slots: Slots::Created,
         }
     }
 
+    /// Whose services the slots are: teal's to create and delete (the
+    /// default), or the user's, existing beforehand.
+    pub fn with_slots(mut self, slots: Slots) -> EcsFleet {
+        self.slots = slots;
+        self
+    }
+
     fn candidates(&self) -> Vec<String> {
+        if self.slots == Slots::Existing {
+            return vec![self.name_for(Slot::A), self.name_for(Slot::B)];
+        }
         let mut names = vec![
             self.base.clone(),
             format!("{}-a", self.base),
@@ -200,8 +223,15 @@ impl EcsFleet {
         describe_services(self, &self.cluster, self.candidates()).await
     }
 
-    /// The one of `services` attached to the slot's target group.
+    /// The one of `services` in the slot: attached to the slot's target
+    /// group and, with existing slots, not parked.
     fn in_slot(&self, services: &[Service], slot: Slot) -> Option<Service> {
+        self.attached(services, slot)
+            .filter(|s| self.slots == Slots::Created || s.desired_count() > 0)
+    }
+
+    /// The one of `services` attached to the slot's target group, parked or not.
+    fn attached(&self, services: &[Service], slot: Slot) -> Option<Service> {
         let tg = &self.target_groups[slot.index()];
         services
             .iter()
@@ -275,6 +305,9 @@ impl EcsFleet {
             )),
         }
         let mut blue = None;
+        if problems.is_empty() && self.slots == Slots::Existing {
+            problems.extend(self.check_existing().await?);
+        }
         if problems.is_empty() {
             let mut found = false;
             for slot in Slot::BOTH {
@@ -350,6 +383,48 @@ impl EcsFleet {
                     "--task-definition {td}: ECS has no such task definition registered ({})",
                     e.message
                 )),
+            }
+        }
+        Ok(problems)
+    }
+
+    /// With existing slots: both services exist, each attached to its own
+    /// slot's target group (what `in_slot` tells slots by).
+    async fn check_existing(&self) -> Result<Vec<String>, PortError> {
+        let services = match self.services().await {
+            Ok(s) => s,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                return Ok(vec![format!(
+                    "fleet.service: cannot read services ({})",
+                    e.message
+                )])
+            }
+        };
+        let mut problems = Vec::new();
+        for slot in Slot::BOTH {
+            let name = self.name_for(slot);
+            let Some(s) = services
+                .iter()
+                .find(|s| s.service_name() == Some(name.as_str()))
+            else {
+                problems.push(format!(
+                    "fleet.slots = \"existing\": no active ECS service {name:?} in cluster {:?}; \
+                     declare both {} and {} in your infrastructure code (the idle one at desired \
+                     count 0)",
+                    self.cluster,
+                    self.name_for(Slot::A),
+                    self.name_for(Slot::B)
+                ));
+                continue;
+            };
+            if self.attached(std::slice::from_ref(s), slot).is_none() {
+                problems.push(format!(
+                    "fleet.slots = \"existing\": service {name:?} is not attached to slot {slot}'s \
+                     target group {} (router.target_groups[{}])",
+                    self.target_groups[slot.index()],
+                    slot.index()
+                ));
             }
         }
         Ok(problems)
@@ -543,11 +618,17 @@ impl Fleet for EcsFleet {
     }
 
     async fn provision(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
-        self.create(slot, green, desired).await
+        match self.slots {
+            Slots::Created => self.create(slot, green, desired).await,
+            Slots::Existing => self.unpark(slot, green, desired).await,
+        }
     }
 
     async fn remove(&self, slot: Slot) -> Result<(), PortError> {
-        self.delete(slot).await
+        match self.slots {
+            Slots::Created => self.delete(slot).await,
+            Slots::Existing => self.park(slot).await,
+        }
     }
 }
 
@@ -572,30 +653,10 @@ impl EcsFleet {
                 revision,
             );
         }
-        let blue = self.service_in(slot.other()).await?.ok_or_else(|| {
-            PortError::new(
-                "CreateService",
-                ErrorKind::NotFound,
-                format!("no blue service in slot {} to clone", slot.other()),
-            )
-        })?;
-        let task_definition = match GreenTask::parse(green.runs.as_deref()) {
-            Some(GreenTask::TaskDefinition(td)) => td,
-            Some(GreenTask::Image(image)) => {
-                let images = [(self.container.clone(), image.clone())].into();
-                self.register_patched(&blue, &images, revision).await?
-            }
-            Some(GreenTask::Images(images)) => {
-                self.register_patched(&blue, &images, revision).await?
-            }
-            None => {
-                return Err(PortError::new(
-                    "CreateService",
-                    ErrorKind::Invalid,
-                    "no --image or --task-definition for green",
-                ))
-            }
-        };
+        let blue = self.blue_of(slot, "CreateService").await?;
+        let task_definition = self
+            .green_task_definition(&blue, green, "CreateService")
+            .await?;
         let tg = &self.target_groups[slot.index()];
         let mut lbs: Vec<LoadBalancer> = blue
             .load_balancers()
@@ -649,6 +710,153 @@ impl EcsFleet {
         )?;
         self.copy_scaling(blue.service_name().unwrap_or(&self.base), &name)
             .await
+    }
+
+    /// Blue: the live service in the slot other than `slot`.
+    async fn blue_of(&self, slot: Slot, op: &str) -> Result<Service, PortError> {
+        self.service_in(slot.other()).await?.ok_or_else(|| {
+            PortError::new(
+                op,
+                ErrorKind::NotFound,
+                format!("no blue service in slot {} to clone", slot.other()),
+            )
+        })
+    }
+
+    /// Green's task definition: given, or registered from blue's.
+    async fn green_task_definition(
+        &self,
+        blue: &Service,
+        green: &Green,
+        op: &str,
+    ) -> Result<String, PortError> {
+        let revision = green.revision.as_str();
+        match GreenTask::parse(green.runs.as_deref()) {
+            Some(GreenTask::TaskDefinition(td)) => Ok(td),
+            Some(GreenTask::Image(image)) => {
+                let images = [(self.container.clone(), image.clone())].into();
+                self.register_patched(blue, &images, revision).await
+            }
+            Some(GreenTask::Images(images)) => self.register_patched(blue, &images, revision).await,
+            None => Err(PortError::new(
+                op,
+                ErrorKind::Invalid,
+                "no --image or --task-definition for green",
+            )),
+        }
+    }
+
+    /// Existing slots: bring the parked service in `slot` up as green
+    /// (idempotent). The revision tag goes first, so that a retry after a
+    /// partial start finds its own service, never "another revision".
+    async fn unpark(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
+        let services = self.services().await?;
+        if let Some(live) = self.in_slot(&services, slot) {
+            let tagged = live
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(tags::REVISION))
+                .and_then(|t| t.value());
+            return crate::aws::existing_is_ours(
+                "UpdateService",
+                slot,
+                &format!("service {}", live.service_name().unwrap_or("?")),
+                tagged,
+                true,
+                &green.revision,
+            );
+        }
+        let parked = self.attached(&services, slot).ok_or_else(|| {
+            PortError::new(
+                "UpdateService",
+                ErrorKind::NotFound,
+                format!(
+                    "service {} (slot {slot}, fleet.slots = \"existing\") is gone",
+                    self.name_for(slot)
+                ),
+            )
+        })?;
+        let blue = self.blue_of(slot, "UpdateService").await?;
+        let task_definition = self
+            .green_task_definition(&blue, green, "UpdateService")
+            .await?;
+        let name = parked.service_name().unwrap_or_default().to_string();
+        aws_call!(
+            self.calls,
+            "TagResource",
+            self.ecs
+                .tag_resource()
+                .resource_arn(parked.service_arn().unwrap_or_default())
+                .tags(
+                    Tag::builder()
+                        .key(tags::REVISION)
+                        .value(green.revision.as_str())
+                        .build()
+                )
+                .send()
+        )?;
+        aws_call!(
+            self.calls,
+            "UpdateService",
+            self.ecs
+                .update_service()
+                .cluster(&self.cluster)
+                .service(&name)
+                .task_definition(task_definition)
+                .desired_count(desired as i32)
+                .send()
+        )?;
+        self.copy_scaling(blue.service_name().unwrap_or(&self.base), &name)
+            .await
+    }
+
+    /// Existing slots: park the service in `slot` (idempotent): its scaling
+    /// bounds to 0/0 first, or Application Auto Scaling would scale it back
+    /// up to its minimum, then its desired count to 0.
+    async fn park(&self, slot: Slot) -> Result<(), PortError> {
+        let Some(s) = self.service_in(slot).await? else {
+            return Ok(());
+        };
+        let name = s.service_name().unwrap_or_default().to_string();
+        let id = self.scaling_id(&name);
+        let targets = aws_call!(
+            self.calls,
+            "DescribeScalableTargets",
+            self.scaling
+                .describe_scalable_targets()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_ids(&id)
+                .send()
+        )?;
+        if targets
+            .scalable_targets()
+            .iter()
+            .any(|t| t.resource_id() == id)
+        {
+            aws_call!(
+                self.calls,
+                "RegisterScalableTarget",
+                self.scaling
+                    .register_scalable_target()
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .resource_id(&id)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .min_capacity(0)
+                    .max_capacity(0)
+                    .send()
+            )?;
+        }
+        aws_call!(
+            self.calls,
+            "UpdateService",
+            self.ecs
+                .update_service()
+                .cluster(&self.cluster)
+                .service(&name)
+                .desired_count(0)
+                .send()
+        )?;
+        Ok(())
     }
 
     /// Scale the service in `slot` to zero and delete it (idempotent).
