@@ -5,7 +5,9 @@
 #
 #   eval "$(tests/support/moto-up.sh)"   # then: cargo test
 #
-# Installs moto into a virtualenv (TEAL_VENV, default ./.venv) when missing.
+# Installs moto into a virtualenv (TEAL_VENV, default ./.venv) when missing,
+# with python-hcl2 (tests/iac_examples.rs parses the Terraform example) and
+# cfn-lint (.ci/run lints the CloudFormation templates).
 # Process ids go to $TEAL_MOTO_PIDS (default $TMPDIR/teal-moto.pids) so that
 # the caller can stop them.
 set -euo pipefail
@@ -14,9 +16,11 @@ venv=${TEAL_VENV:-$here/../../.venv}
 pids=${TEAL_MOTO_PIDS:-${TMPDIR:-/tmp}/teal-moto.pids}
 logs=${TMPDIR:-/tmp}
 
-if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import cbor2' 2>/dev/null; then
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cfn-lint" ] \
+  || ! "$venv/bin/python" -c 'import cbor2, hcl2' 2>/dev/null; then
   python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.5" "cbor2>=5.6,<6" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.5" "cbor2>=5.6,<6" \
+    "python-hcl2==8.1.4" "cfn-lint==1.58.0" >&2
 fi
 
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
