@@ -727,6 +727,49 @@ fn version_names_the_commit_and_completions_and_the_man_page_cover_every_command
     teal().args(["completions", "tcsh"]).assert().code(2);
 }
 
+/// What bash completes for the words of `line` (the last one being typed),
+/// with `teal completions bash` loaded as a user's shell would load it.
+fn bash_completes(script: &std::path::Path, line: &[&str]) -> Vec<String> {
+    let words = line.join(" ");
+    let program = format!(
+        "source {script:?} || exit 9
+COMP_WORDS=({words})
+COMP_CWORD={cword}
+COMP_LINE=\"{words}\"
+COMP_POINT=${{#COMP_LINE}}
+_teal teal {cur:?} {prev:?}
+printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script = script.display().to_string(),
+        cword = line.len() - 1,
+        cur = line[line.len() - 1],
+        prev = line[line.len() - 2],
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn bash_loads_the_completion_script_and_completes_subcommands_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("teal.bash");
+    let out = teal().args(["completions", "bash"]).assert().code(0);
+    std::fs::write(&script, &out.get_output().stdout).unwrap();
+    assert_eq!(bash_completes(&script, &["teal", "dep"]), ["deploy"]);
+    assert_eq!(bash_completes(&script, &["teal", "appr"]), ["approve"]);
+    assert_eq!(
+        bash_completes(&script, &["teal", "deploy", "--con"]),
+        ["--config"]
+    );
+}
+
 #[test]
 fn a_packer_manifest_gives_green_the_last_runs_ami_of_the_region() {
     let dir = tempfile::tempdir().unwrap();
