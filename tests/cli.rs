@@ -748,7 +748,11 @@ printf '%s\\n' \"${{COMPREPLY[@]}}\"",
         .args(["--norc", "--noprofile", "-c", &program])
         .output()
         .expect("bash runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.is_empty())

@@ -12,6 +12,7 @@
 //! - [`autoscaling`]: the Auto Scaling fleet (a group per slot, cloned from
 //!   blue) and its rolling update (an instance refresh);
 //! - [`cloudwatch`]: the alarm gate (one batched `DescribeAlarms` per poll);
+//! - [`discover`]: what `teal init` reads of a running service, read-only;
 //! - [`notify`]: notification channels: an SNS topic, an EventBridge bus;
 //! - [`sdk`]: the SDK set-up, the call counter and error classification;
 //! - [`pace`]: the client-side rate limit, a token bucket per API family;
@@ -27,6 +28,7 @@
 
 pub mod autoscaling;
 pub mod cloudwatch;
+pub mod discover;
 pub mod dynamodb;
 pub mod ecs;
 pub mod elb;

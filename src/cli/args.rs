@@ -48,6 +48,10 @@ pub struct Cli {
 pub enum Command {
     /// List the built-in strategies and their steps.
     Strategies,
+    /// Write a commented teal.toml (--config, default ./teal.toml) from an
+    /// ECS service, an Auto Scaling group or a listener that runs now;
+    /// read-only unless --create-target-group.
+    Init(super::init::InitArgs),
     /// Print a shell's completion script for teal (e.g. `teal completions bash >
     /// /etc/bash_completion.d/teal`).
     Completions {

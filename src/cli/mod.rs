@@ -15,6 +15,7 @@ pub mod args;
 mod demo;
 mod deploy;
 mod green;
+mod init;
 mod operate;
 pub mod plan;
 mod progress;
@@ -114,6 +115,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Report { file, svg } => report::report(&file, svg.as_deref(), cli.output),
         Command::Strategies => plan::strategies(cli.output),
+        Command::Init(args) => init::init(&cli.config, &args, &cloud, cli.output),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut text = vec![];

@@ -122,7 +122,7 @@ pub async fn group_sizes(m: &Moto, f: &AsgFixture) -> BTreeMap<String, ((i32, i3
 }
 
 /// A launch template `name` of [`AMI_BLUE`]; its id.
-async fn launch_template(c: &Clients, name: &str) -> String {
+pub async fn launch_template(c: &Clients, name: &str) -> String {
     let lt = c
         .ec2
         .create_launch_template()

@@ -162,10 +162,21 @@ pub fn unique(prefix: &str) -> String {
 
 /// A metric alarm on the ALB's 5xx count, starting OK.
 pub async fn put_alarm(c: &Clients, name: &str) {
+    put_alarm_on(c, name, None).await
+}
+
+/// [`put_alarm`] with one dimension (name, value).
+pub async fn put_alarm_on(c: &Clients, name: &str, dimension: Option<(&str, &str)>) {
     c.cw.put_metric_alarm()
         .alarm_name(name)
         .namespace("AWS/ApplicationELB")
         .metric_name("HTTPCode_Target_5XX_Count")
+        .set_dimensions(dimension.map(|(n, v)| {
+            vec![aws_sdk_cloudwatch::types::Dimension::builder()
+                .name(n)
+                .value(v)
+                .build()]
+        }))
         .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
         .period(60)
         .evaluation_periods(1)
