@@ -2,6 +2,7 @@
 
 use super::render::{self, Format};
 use super::session::{owner, runtime};
+use super::traffic::Traffic;
 use super::Failure;
 use crate::config::Config;
 use crate::driver::{Driver, NewDeployment, Settings};
@@ -174,9 +175,14 @@ async fn run_demo(
         .await
         .map_err(|e| bind_failure(e, listen, admin_addr))?;
     let admin = Admin::new(&admin_addr.to_string());
+    let traffic = Arc::new(Mutex::new(Traffic::new(super::progress::Mode::detect())));
     let say = |line: String| {
         if format == Format::Text {
-            println!("{}  {line}", crate::model::fmt_time(SystemClock.now()));
+            let at = crate::model::fmt_time(SystemClock.now());
+            traffic
+                .lock()
+                .expect("traffic")
+                .line(&format!("{at}  {line}"));
         }
     };
     say(format!(
@@ -194,9 +200,11 @@ async fn run_demo(
     say("a steady load of 4 clients runs through the proxy".into());
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Per-slot counts, once a second, while the deployment runs.
+    // Each slot's weight, request and error rate, once a second, while the
+    // deployment runs: lines in a log, bars in place on a terminal.
     let ticker = {
         let admin = admin.clone();
+        let traffic = traffic.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -204,39 +212,25 @@ async fn run_demo(
                     continue;
                 }
                 // In place, the instances say more than the (single) slot's split.
-                if let (true, Ok(instances)) = (rolling, admin.instances().await) {
-                    let line: Vec<String> = instances
-                        .iter()
-                        .map(|i| {
-                            let starting = if i.healthy { "" } else { " (starting)" };
-                            format!("{}{starting}", i.revision)
-                        })
-                        .collect();
-                    println!(
-                        "{}    instances  {}",
-                        crate::model::fmt_time(SystemClock.now()),
-                        line.join(", ")
-                    );
-                }
+                let instances = match (rolling, admin.instances().await) {
+                    (true, Ok(instances)) => Some(
+                        instances
+                            .iter()
+                            .map(|i| {
+                                let starting = if i.healthy { "" } else { " (starting)" };
+                                format!("{}{starting}", i.revision)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    _ => None,
+                };
                 if let Ok(stats) = admin.stats().await {
-                    let line: Vec<String> = stats
-                        .iter()
-                        .filter(|s| s.revision.is_some())
-                        .map(|s| {
-                            format!(
-                                "{} {}%: {} requests, {} failed",
-                                s.revision.as_deref().unwrap_or("-"),
-                                s.weight,
-                                s.requests,
-                                s.failed
-                            )
-                        })
-                        .collect();
-                    println!(
-                        "{}    traffic  {}",
-                        crate::model::fmt_time(SystemClock.now()),
-                        line.join(" | ")
-                    );
+                    let at = crate::model::fmt_time(SystemClock.now());
+                    traffic
+                        .lock()
+                        .expect("traffic")
+                        .update(&at, &stats, instances);
                 }
             }
         })
@@ -245,8 +239,19 @@ async fn run_demo(
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
     let sink = {
         let events = events.clone();
+        let traffic = traffic.clone();
         Box::new(move |e: &Event| {
-            let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
+            match format {
+                Format::Text => {
+                    let mut line = Vec::new();
+                    let _ = render::write_event(&mut line, format, e);
+                    let line = String::from_utf8_lossy(&line);
+                    traffic.lock().expect("traffic").line(line.trim_end());
+                }
+                Format::Json => {
+                    let _ = render::write_event(&mut std::io::stdout().lock(), format, e);
+                }
+            }
             events.lock().expect("events").push(e.clone());
         })
     };
@@ -274,6 +279,7 @@ async fn run_demo(
     }
     .await;
     ticker.abort();
+    traffic.lock().expect("traffic").finish();
     let counts = load.stop().await;
     daemon.shutdown().await;
     let told = delivery.finish().await;

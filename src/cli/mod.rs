@@ -24,6 +24,7 @@ pub mod render;
 mod report;
 mod session;
 mod status;
+mod traffic;
 
 pub use args::{
     Cli, Command, DeployArgs, GreenArgs, LocalCommand, ReleaseCommand, ReleaseDeployArgs, Role,
