@@ -12,7 +12,7 @@
 //! mean response time, log-normal around 100 ms (σ = 0.25 of its log). Periods
 //! are independent. "2× worse" doubles green's error rate, or its latency.
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -31,7 +31,7 @@ fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> u64 {
     let limit = (-lambda).exp();
     let (mut k, mut p) = (0u64, 1.0f64);
     loop {
-        p *= rng.gen::<f64>();
+        p *= rng.random::<f64>();
         if p <= limit {
             return k;
         }
@@ -41,7 +41,7 @@ fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> u64 {
 
 /// A standard normal draw (Box-Muller).
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let (u1, u2): (f64, f64) = (rng.gen::<f64>().max(1e-300), rng.gen());
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random());
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 

@@ -3,7 +3,7 @@
 //! cadence while another call waits out its backoff.
 
 use super::*;
-use rand::Rng as _;
+use rand::RngExt as _;
 
 /// The ports plus what every call needs: retries, counting, events, and the
 /// gates read on their own cadence while another call waits out its backoff.
@@ -85,7 +85,7 @@ impl Io {
         if let ErrorKind::Paced { after_ms } = e.kind {
             // Not sent: wait for the token (a tenth more, so that calls put
             // off together do not all come back at once), gates read meanwhile.
-            let spread = self.jitter.gen_range(0..=after_ms / 10);
+            let spread = self.jitter.random_range(0..=after_ms / 10);
             tracing::debug!(op, after_ms, "put off by the rate limit");
             let until = self.now() + after_ms + spread;
             return self.wait_out_backoff(op, until).await;

@@ -109,7 +109,8 @@ impl Retry {
     pub fn jittered(&self, n: u32, rng: &mut impl rand::Rng) -> Millis {
         let cap = self.backoff(n);
         let half = cap / 2;
-        half + rng.gen_range(0..=cap - half)
+        use rand::RngExt as _;
+        half + rng.random_range(0..=cap - half)
     }
 }
 

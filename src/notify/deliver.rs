@@ -9,7 +9,7 @@
 
 use super::message::Notification;
 use super::Channel;
-use rand::Rng;
+use rand::RngExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -78,7 +78,7 @@ async fn send(channel: &dyn Channel, n: &Notification, attempts: u32) -> Result<
     for attempt in 0..attempts {
         if attempt > 0 {
             let cap = BACKOFF.as_millis() as u64 * (1 << (attempt - 1));
-            let wait = rand::thread_rng().gen_range(cap / 2..=cap);
+            let wait = rand::rng().random_range(cap / 2..=cap);
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
         last = match tokio::time::timeout(ATTEMPT_TIMEOUT, channel.send(n)).await {

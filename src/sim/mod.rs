@@ -28,7 +28,7 @@ use crate::model::{
 };
 use crate::ports::{Clock, ErrorKind, Fleet, Gate, Hooks, Ledger, PortError, Ports, Router};
 use async_trait::async_trait;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -415,7 +415,7 @@ impl World {
         if mutating {
             self.mutating_calls += 1;
         }
-        let latency = self.rng.gen_range(self.latency.0..=self.latency.1);
+        let latency = self.rng.random_range(self.latency.0..=self.latency.1);
         if !matches!(op, "gate.read" | "metrics.read") {
             if let Some(from) = self.paced_from.take() {
                 self.paced += self.now.saturating_sub(from);
@@ -433,23 +433,24 @@ impl World {
             self.killed = true;
             self.trace.kills.push(self.now);
             return Fate::Killed {
-                took_effect: mutating && self.rng.gen_bool(0.5),
+                took_effect: mutating && self.rng.random_bool(0.5),
             };
         }
-        let roll: f64 = self.rng.gen();
+        let roll: f64 = self.rng.random();
         let pace =
             paced && !crate::ports::is_urgent() && !matches!(op, "gate.read" | "metrics.read");
         let fate =
-            if pace && self.faults.paced_rate > 0.0 && self.rng.gen_bool(self.faults.paced_rate) {
+            if pace && self.faults.paced_rate > 0.0 && self.rng.random_bool(self.faults.paced_rate)
+            {
                 // Put off before it is sent: no time on the wire.
                 self.now -= latency;
-                Fate::Paced(self.rng.gen_range(50..=3_000))
+                Fate::Paced(self.rng.random_range(50..=3_000))
             } else if roll < self.faults.error_rate {
                 Fate::Error
             } else if roll < self.faults.error_rate + self.faults.timeout_rate {
                 self.now += self.timeout_ms;
                 Fate::Timeout {
-                    took_effect: mutating && self.rng.gen_bool(0.5),
+                    took_effect: mutating && self.rng.random_bool(0.5),
                 }
             } else {
                 Fate::Normal

@@ -125,7 +125,7 @@ impl Router for SimCloud {
                 ))
             } else {
                 let rate = if w.quiet { 0.0 } else { w.faults.no_take_rate };
-                let no_take = rate > 0.0 && w.rng.gen_bool(rate);
+                let no_take = rate > 0.0 && w.rng.random_bool(rate);
                 if no_take {
                     let lat = w.latency.1;
                     w.excused += 2 * lat;

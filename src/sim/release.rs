@@ -35,7 +35,7 @@ use crate::release::runner::{self, MemberRun};
 use crate::release::schedule::{ReleaseOutcome, Schedule, Standing};
 use crate::release::OnFailure;
 use crate::strategy::{expand_canary, expand_linear, Step};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -78,17 +78,17 @@ impl ReleaseScenario {
     /// The release of `seed`.
     pub fn generate(seed: u64) -> ReleaseScenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e1e_a5e5);
-        let on_failure = match rng.gen_range(0..3) {
+        let on_failure = match rng.random_range(0..3) {
             0 => OnFailure::RollbackWave,
             1 => OnFailure::RollbackRelease,
             _ => OnFailure::Continue,
         };
-        let waves = rng.gen_range(1..=3);
+        let waves = rng.random_range(1..=3);
         let mut parallel = vec![];
         let mut members = vec![];
         for wave in 0..waves {
-            let n = rng.gen_range(1..=3);
-            parallel.push(rng.gen_range(1..=n));
+            let n = rng.random_range(1..=3);
+            parallel.push(rng.random_range(1..=n));
             for _ in 0..n {
                 members.push(member(&mut rng, wave));
             }
@@ -103,17 +103,17 @@ impl ReleaseScenario {
 }
 
 fn member(rng: &mut ChaCha8Rng, wave: usize) -> MemberScenario {
-    let steps: Vec<Step> = match rng.gen_range(0..3) {
-        0 => expand_canary(rng.gen_range(1..=50), rng.gen_range(0..=5) * MIN),
-        1 => expand_linear(rng.gen_range(10..=50), rng.gen_range(1..=12) * 10 * S),
+    let steps: Vec<Step> = match rng.random_range(0..3) {
+        0 => expand_canary(rng.random_range(1..=50), rng.random_range(0..=5) * MIN),
+        1 => expand_linear(rng.random_range(10..=50), rng.random_range(1..=12) * 10 * S),
         _ => vec![Step::new(100, 0)],
     };
-    let poll_ms = [1, 2, 5, 10, 30][rng.gen_range(0..5)] * S;
-    let timeout = rng.gen_range(1..=5) * MIN;
+    let poll_ms = [1, 2, 5, 10, 30][rng.random_range(0..5)] * S;
+    let timeout = rng.random_range(1..=5) * MIN;
     let plan = Plan {
         strategy: "sim-release".into(),
         steps,
-        keep_alive_ms: rng.gen_range(0..=20) * MIN,
+        keep_alive_ms: rng.random_range(0..=20) * MIN,
         poll_ms,
         green_healthy_timeout_ms: timeout,
         insufficient_data: InsufficientData::Ok,
@@ -122,24 +122,24 @@ fn member(rng: &mut ChaCha8Rng, wave: usize) -> MemberScenario {
         rolling: None,
         analysis: None,
     };
-    let healthy_after = match rng.gen_range(0..15) {
+    let healthy_after = match rng.random_range(0..15) {
         0 => None,
-        _ => Some(rng.gen_range(0..=timeout * 8 / 10)),
+        _ => Some(rng.random_range(0..=timeout * 8 / 10)),
     };
     // Onsets from 5 s on (an alarm at the very start is bad input, tested
     // apart) to well past a late wave's start.
-    let alarm = match rng.gen_range(0..4) {
-        0 => vec![(T0 + 5 * S + rng.gen_range(0..90 * MIN), GateState::Alarm)],
+    let alarm = match rng.random_range(0..4) {
+        0 => vec![(T0 + 5 * S + rng.random_range(0..90 * MIN), GateState::Alarm)],
         _ => vec![],
     };
-    let faults = match rng.gen_bool(0.5) {
+    let faults = match rng.random_bool(0.5) {
         true => Faults::default(),
         false => Faults {
-            error_rate: rng.gen_range(0.0..0.1),
-            timeout_rate: rng.gen_range(0.0..0.03),
-            no_take_rate: rng.gen_range(0.0..0.1),
+            error_rate: rng.random_range(0.0..0.1),
+            timeout_rate: rng.random_range(0.0..0.03),
+            no_take_rate: rng.random_range(0.0..0.1),
             // A release's members share the rate limit: calls put off.
-            paced_rate: rng.gen_range(0.0..0.3),
+            paced_rate: rng.random_range(0.0..0.3),
         },
     };
     MemberScenario {
@@ -148,7 +148,7 @@ fn member(rng: &mut ChaCha8Rng, wave: usize) -> MemberScenario {
         healthy_after,
         alarm,
         faults,
-        latency: (rng.gen_range(5..=50), rng.gen_range(60..=300)),
+        latency: (rng.random_range(5..=50), rng.random_range(60..=300)),
     }
 }
 

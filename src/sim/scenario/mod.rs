@@ -26,7 +26,7 @@ use crate::hooks::HookPoint;
 use crate::model::InsufficientData;
 use crate::model::{GateState, Millis, Slot, SlotWeights};
 use crate::strategy::{expand_canary, expand_linear, Approval, OnTimeout, Step};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -104,35 +104,35 @@ impl Scenario {
     /// The scenario of a seed.
     pub fn generate(seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let steps: Vec<Step> = match rng.gen_range(0..4) {
-            0 => expand_canary(rng.gen_range(1..=50), rng.gen_range(0..=10) * MIN),
-            1 => expand_linear(rng.gen_range(5..=50), rng.gen_range(1..=18) * 10 * S),
+        let steps: Vec<Step> = match rng.random_range(0..4) {
+            0 => expand_canary(rng.random_range(1..=50), rng.random_range(0..=10) * MIN),
+            1 => expand_linear(rng.random_range(5..=50), rng.random_range(1..=18) * 10 * S),
             2 => vec![Step::new(100, 0)],
             _ => {
-                let n = rng.gen_range(1..=4);
-                let mut ws: Vec<u8> = (0..n).map(|_| rng.gen_range(1..100)).collect();
+                let n = rng.random_range(1..=4);
+                let mut ws: Vec<u8> = (0..n).map(|_| rng.random_range(1..100)).collect();
                 ws.sort_unstable();
                 ws.dedup();
                 let mut steps: Vec<Step> = ws
                     .into_iter()
-                    .map(|w| Step::new(w, rng.gen_range(0..=300) * S))
+                    .map(|w| Step::new(w, rng.random_range(0..=300) * S))
                     .collect();
-                steps.push(Step::new(100, rng.gen_range(0..=2) * MIN));
+                steps.push(Step::new(100, rng.random_range(0..=2) * MIN));
                 steps
             }
         };
         let poll_ms = *[1, 2, 5, 10, 15, 30]
             .map(|s| s * S)
-            .get(rng.gen_range(0..6))
+            .get(rng.random_range(0..6))
             .expect("in range");
-        let timeout = rng.gen_range(1..=10) * MIN;
+        let timeout = rng.random_range(1..=10) * MIN;
         let plan = Plan {
             strategy: format!("sim-{seed}"),
             steps,
-            keep_alive_ms: rng.gen_range(0..=15) * MIN,
+            keep_alive_ms: rng.random_range(0..=15) * MIN,
             poll_ms,
             green_healthy_timeout_ms: timeout,
-            insufficient_data: if rng.gen_bool(0.3) {
+            insufficient_data: if rng.random_bool(0.3) {
                 InsufficientData::Alarm
             } else {
                 InsufficientData::Ok
@@ -142,44 +142,44 @@ impl Scenario {
             rolling: None,
             analysis: None,
         };
-        let healthy_after = match rng.gen_range(0..20) {
+        let healthy_after = match rng.random_range(0..20) {
             0 | 1 => None,
-            2 => Some(timeout + rng.gen_range(1..=60) * S),
-            _ => Some(rng.gen_range(0..=timeout * 8 / 10)),
+            2 => Some(timeout + rng.random_range(1..=60) * S),
+            _ => Some(rng.random_range(0..=timeout * 8 / 10)),
         };
         let est_len = healthy_after.unwrap_or(timeout)
             + plan.steps.iter().map(|s| s.bake_ms).sum::<Millis>()
             + plan.keep_alive_ms;
-        let gates = (0..rng.gen_range(0..=3))
+        let gates = (0..rng.random_range(0..=3))
             .map(|i| SimGate {
                 name: format!("gate-{i}"),
                 script: gate_script(&mut rng, est_len),
             })
             .collect();
-        let faults = if rng.gen_bool(0.35) {
+        let faults = if rng.random_bool(0.35) {
             Faults::default()
         } else {
             Faults {
-                error_rate: rng.gen_range(0.0..0.15),
-                timeout_rate: rng.gen_range(0.0..0.05),
-                no_take_rate: if rng.gen_bool(0.5) {
-                    rng.gen_range(0.0..0.15)
+                error_rate: rng.random_range(0.0..0.15),
+                timeout_rate: rng.random_range(0.0..0.05),
+                no_take_rate: if rng.random_bool(0.5) {
+                    rng.random_range(0.0..0.15)
                 } else {
                     0.0
                 },
                 paced_rate: 0.0,
             }
         };
-        let latency = (rng.gen_range(5..=50), rng.gen_range(60..=300));
+        let latency = (rng.random_range(5..=50), rng.random_range(60..=300));
         let est_calls = est_len / poll_ms * 4 + 30;
-        let kills = if rng.gen_bool(0.4) {
-            (0..rng.gen_range(1..=3))
-                .map(|_| rng.gen_range(1..=est_calls))
+        let kills = if rng.random_bool(0.4) {
+            (0..rng.random_range(1..=3))
+                .map(|_| rng.random_range(1..=est_calls))
                 .collect()
         } else {
             vec![]
         };
-        let bad_input = rng.gen_bool(0.08).then(|| match rng.gen_range(0..5) {
+        let bad_input = rng.random_bool(0.08).then(|| match rng.random_range(0..5) {
             0 => BadInput::MissingGate,
             1 => BadInput::GateAlreadyInAlarm,
             2 => BadInput::IdleSlotOccupied,
@@ -189,15 +189,15 @@ impl Scenario {
         Scenario {
             seed,
             plan,
-            instances: rng.gen_range(1..=4),
+            instances: rng.random_range(1..=4),
             healthy_after,
             gates,
             faults,
             latency,
-            wait_out_lock: rng.gen_bool(0.5),
+            wait_out_lock: rng.random_bool(0.5),
             kills,
-            interrupt_at_step: rng.gen_bool(0.05).then(|| rng.gen_range(1..=60)),
-            second_driver_at_step: rng.gen_bool(0.2).then(|| rng.gen_range(1..=60)),
+            interrupt_at_step: rng.random_bool(0.05).then(|| rng.random_range(1..=60)),
+            second_driver_at_step: rng.random_bool(0.2).then(|| rng.random_range(1..=60)),
             bad_input,
             commands: vec![],
             reconcile_every: None,
@@ -222,22 +222,22 @@ impl Scenario {
     /// nobody (then only where the timeout ends the wait on its own).
     fn with_approvals(mut self, seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa9_9a07e);
-        if !rng.gen_bool(0.25) {
+        if !rng.random_bool(0.25) {
             return self;
         }
-        let step = rng.gen_range(0..self.plan.steps.len());
+        let step = rng.random_range(0..self.plan.steps.len());
         let timeout_ms = rng
-            .gen_bool(0.7)
-            .then(|| self.plan.poll_ms * rng.gen_range(1..=40));
+            .random_bool(0.7)
+            .then(|| self.plan.poll_ms * rng.random_range(1..=40));
         let on_timeout =
-            [OnTimeout::Rollback, OnTimeout::Promote, OnTimeout::Hold][rng.gen_range(0..3)];
+            [OnTimeout::Rollback, OnTimeout::Promote, OnTimeout::Hold][rng.random_range(0..3)];
         self.plan.steps[step].approve = Some(Approval {
             timeout_ms,
             on_timeout,
         });
         let ends_alone = timeout_ms.is_some() && on_timeout != OnTimeout::Hold;
-        if !ends_alone || rng.gen_bool(0.7) {
-            self.approver = Some(rng.gen_range(0..=10 * MIN));
+        if !ends_alone || rng.random_bool(0.7) {
+            self.approver = Some(rng.random_range(0..=10 * MIN));
         }
         self
     }
@@ -254,8 +254,8 @@ impl Scenario {
     /// from their own stream. Never a reason to halt: not in `has_faults`.
     fn with_pacing(mut self, seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9ace_d0ff);
-        if rng.gen_bool(0.3) {
-            self.faults.paced_rate = rng.gen_range(0.0..0.3);
+        if rng.random_bool(0.3) {
+            self.faults.paced_rate = rng.random_range(0.0..0.3);
         }
         self
     }
@@ -266,10 +266,10 @@ impl Scenario {
     /// lowered by hand is one.
     fn with_hand_change(mut self, seed: u64, est_len: Millis) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4a4d_c4a6);
-        if self.analysis.is_none() && rng.gen_bool(0.25) {
+        if self.analysis.is_none() && rng.random_bool(0.25) {
             self.hand_change = Some(super::HandChange {
-                at: T0 + rng.gen_range(0..=est_len),
-                by: rng.gen_range(1..=10),
+                at: T0 + rng.random_range(0..=est_len),
+                by: rng.random_range(1..=10),
             });
         }
         self
@@ -285,29 +285,29 @@ impl Scenario {
         use crate::analysis::spec::{MetricSpec, Query, Source};
         use crate::analysis::{AnalysisSpec, MarginalAction, OnMarginal};
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0a7a_1515);
-        if self.rollout.is_some() || !rng.gen_bool(0.2) {
+        if self.rollout.is_some() || !rng.random_bool(0.2) {
             return self;
         }
-        let period_ms = [10 * S, 30 * S, MIN][rng.gen_range(0..3)];
-        let lag_max = rng.gen_range(0..=period_ms);
-        let late_ms = lag_max + rng.gen_range(0..=1) * period_ms;
-        let metrics = (0..rng.gen_range(1..=2))
+        let period_ms = [10 * S, 30 * S, MIN][rng.random_range(0..3)];
+        let lag_max = rng.random_range(0..=period_ms);
+        let late_ms = lag_max + rng.random_range(0..=1) * period_ms;
+        let metrics = (0..rng.random_range(1..=2))
             .map(|i| {
                 let name = ["errors", "latency"][i].to_string();
-                let bounded = rng.gen_bool(0.2);
+                let bounded = rng.random_bool(0.2);
                 MetricSpec {
                     check: MetricCheck {
                         name: name.clone(),
                         worse: Alternative::Greater,
-                        confidence: rng.gen_range(0.9..0.999),
-                        allowed_effect: rng.gen_range(0.0..0.3),
-                        critical: rng.gen_bool(0.5),
-                        must_have_data: rng.gen_bool(0.3),
-                        min_points: rng.gen_range(3..=15),
+                        confidence: rng.random_range(0.9..0.999),
+                        allowed_effect: rng.random_range(0.0..0.3),
+                        critical: rng.random_bool(0.5),
+                        must_have_data: rng.random_bool(0.3),
+                        min_points: rng.random_range(3..=15),
                         group: name.clone(),
                     },
                     compare: true,
-                    max: bounded.then(|| rng.gen_range(0.05..0.5)),
+                    max: bounded.then(|| rng.random_range(0.05..0.5)),
                     min: None,
                     source: Source::Stat(Query {
                         namespace: "Sim".into(),
@@ -319,19 +319,19 @@ impl Scenario {
                 }
             })
             .collect();
-        let pass = rng.gen_range(60.0..=100.0);
+        let pass = rng.random_range(60.0..=100.0);
         let spec = AnalysisSpec {
             metrics,
             scoring: Scoring {
                 weights: BTreeMap::new(),
                 pass,
-                marginal: rng.gen_range(0.0..=pass),
+                marginal: rng.random_range(0.0..=pass),
             },
             period_ms,
             late_ms,
             on_marginal: OnMarginal {
-                timeout_ms: Some(rng.gen_range(1..=20) * MIN),
-                action: if rng.gen_bool(0.5) {
+                timeout_ms: Some(rng.random_range(1..=20) * MIN),
+                action: if rng.random_bool(0.5) {
                     MarginalAction::Rollback
                 } else {
                     MarginalAction::Promote
@@ -344,13 +344,13 @@ impl Scenario {
         });
         self.analysis = Some(SimMetrics {
             spec,
-            seed: rng.gen(),
+            seed: rng.random(),
             base: 0.1,
-            noise: rng.gen_range(0.05..0.5),
-            green_factor: match rng.gen_range(0..4) {
+            noise: rng.random_range(0.05..0.5),
+            green_factor: match rng.random_range(0..4) {
                 0 | 1 => 1.0,
-                2 => rng.gen_range(1.05..1.5),
-                _ => rng.gen_range(2.0..10.0),
+                2 => rng.random_range(1.05..1.5),
+                _ => rng.random_range(2.0..10.0),
             },
             lag_max,
             blue_revision: "v1".into(),
@@ -363,7 +363,7 @@ impl Scenario {
     /// slots to prepare.
     fn with_rolling(mut self, seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0011_1ee7);
-        if !rng.gen_bool(0.2) {
+        if !rng.random_bool(0.2) {
             return self;
         }
         let bake = self.plan.steps.last().map_or(0, |s| s.bake_ms);
@@ -380,15 +380,15 @@ impl Scenario {
         self.plan.hooks.retain(|p| rolling_points.contains(p));
         self.plan.test_traffic = false;
         self.hooks.retain(|p, _| rolling_points.contains(p));
-        let ends = match rng.gen_range(0..20) {
+        let ends = match rng.random_range(0..20) {
             0..=13 => SimRolloutEnd::Completes,
             14..=16 => SimRolloutEnd::Fails,
             _ => SimRolloutEnd::PlatformRollsBack,
         };
         self.rollout = Some(SimRollout::new(
-            rng.gen_range(0..=self.plan.green_healthy_timeout_ms * 12 / 10),
+            rng.random_range(0..=self.plan.green_healthy_timeout_ms * 12 / 10),
             ends,
-            rng.gen_range(0..=5) * MIN,
+            rng.random_range(0..=5) * MIN,
         ));
         // Slots mean nothing to a rolling update: their bad inputs do not apply.
         if matches!(
@@ -404,17 +404,17 @@ impl Scenario {
     /// of the runs have some, a fifth of those hooks fail.
     fn with_hooks(mut self, seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x400c_5eed);
-        if rng.gen_bool(0.25) {
-            self.plan.test_traffic = rng.gen_bool(0.5);
+        if rng.random_bool(0.25) {
+            self.plan.test_traffic = rng.random_bool(0.5);
             for point in HookPoint::ALL {
                 let possible = point != HookPoint::AfterTestTraffic || self.plan.test_traffic;
-                if possible && rng.gen_bool(0.6) {
+                if possible && rng.random_bool(0.6) {
                     self.plan.hooks.push(point);
                     self.hooks.insert(
                         point,
                         SimHook {
-                            took_ms: rng.gen_range(0..=180) * S,
-                            passes: !rng.gen_bool(0.2),
+                            took_ms: rng.random_range(0..=180) * S,
+                            passes: !rng.random_bool(0.2),
                         },
                     );
                 }
@@ -427,18 +427,18 @@ impl Scenario {
     /// so that the rest of a seed's scenario stays as it was before they existed.
     fn with_operator(mut self, seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0be7_a70e);
-        if rng.gen_bool(0.15) {
-            self.reconcile_every = Some([30 * S, MIN, 2 * MIN, 5 * MIN][rng.gen_range(0..4)]);
+        if rng.random_bool(0.15) {
+            self.reconcile_every = Some([30 * S, MIN, 2 * MIN, 5 * MIN][rng.random_range(0..4)]);
         }
-        if rng.gen_bool(0.3) {
-            let mut at: Vec<usize> = (0..rng.gen_range(1..=3))
-                .map(|_| rng.gen_range(1..=80))
+        if rng.random_bool(0.3) {
+            let mut at: Vec<usize> = (0..rng.random_range(1..=3))
+                .map(|_| rng.random_range(1..=80))
                 .collect();
             at.sort_unstable();
             for step in at {
-                let cmd = match rng.gen_range(0..10) {
+                let cmd = match rng.random_range(0..10) {
                     0..=2 => Command::Shift {
-                        green: rng.gen_range(0..=100),
+                        green: rng.random_range(0..=100),
                         ignore_gates: false,
                     },
                     3 => Command::Pause,
@@ -458,7 +458,7 @@ impl Scenario {
             if holds {
                 let last = self.commands.last().map_or(0, |(s, _)| *s);
                 self.commands
-                    .push((last + rng.gen_range(1..=40), Command::Resume));
+                    .push((last + rng.random_range(1..=40), Command::Resume));
             }
         }
         self
@@ -559,20 +559,20 @@ fn gate_script(rng: &mut ChaCha8Rng, est_len: Millis) -> Vec<(Millis, GateState)
     // Onsets from 5s on: an alarm already failing at the start is bad input, tested apart.
     let start = T0 + 5 * S;
     let horizon = est_len.max(MIN) * 12 / 10;
-    match rng.gen_range(0..20) {
+    match rng.random_range(0..20) {
         0..=10 => vec![],
-        11..=14 => vec![(start + rng.gen_range(0..horizon), GateState::Alarm)],
+        11..=14 => vec![(start + rng.random_range(0..horizon), GateState::Alarm)],
         15 => vec![(
-            start + rng.gen_range(0..horizon),
+            start + rng.random_range(0..horizon),
             GateState::InsufficientData,
         )],
         _ => {
             let mut t = start;
             let mut script = Vec::new();
-            for _ in 0..rng.gen_range(1..=4) {
-                t += rng.gen_range(0..horizon / 2);
+            for _ in 0..rng.random_range(1..=4) {
+                t += rng.random_range(0..horizon / 2);
                 script.push((t, GateState::Alarm));
-                t += rng.gen_range(1..=120) * S;
+                t += rng.random_range(1..=120) * S;
                 script.push((t, GateState::Ok));
             }
             script
