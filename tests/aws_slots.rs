@@ -141,6 +141,28 @@ async fn existing_slots_that_do_not_exist_are_refused_before_any_write() {
     );
     assert_eq!(mutating_calls(&stdout), Vec::<String>::new());
     assert_eq!(active_services(&c, &f).await, vec![f.name.clone()]);
+
+    // Both slots exist but both are parked: no blue to copy.
+    let f = existing_slots_fixture(&c).await;
+    c.ecs
+        .update_service()
+        .cluster(&f.cluster)
+        .service(format!("{}-a", f.name))
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap();
+    let (_dir, cfg) = existing_config(&f, FAST_CANARY);
+    let args = [
+        "deploy",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--image",
+        "registry.example/app:2",
+    ];
+    let (stdout, stderr) = run_teal(&m, &args, 2).await;
+    assert!(stderr.contains("are parked at 0 tasks"), "{stderr}");
+    assert_eq!(mutating_calls(&stdout), Vec::<String>::new());
 }
 
 /// How many calls of `ops` the run's `api_calls` line counts (asserting

@@ -555,11 +555,19 @@ impl Fleet for AsgFleet {
             }
         }
         if problems.is_empty() && !found {
-            problems.push(format!(
-                "fleet.group: no Auto Scaling group {:?} (or {}) is attached to either target group",
-                self.base,
-                self.candidates()[1..].join(", ")
-            ));
+            problems.push(match self.slots {
+                Slots::Existing => format!(
+                    "fleet.slots = \"existing\": both {} and {} are parked at 0 instances; blue \
+                     must run: give the live one its instances in your infrastructure code",
+                    self.name_for(Slot::A),
+                    self.name_for(Slot::B)
+                ),
+                Slots::Created => format!(
+                    "fleet.group: no Auto Scaling group {:?} (or {}) is attached to either target group",
+                    self.base,
+                    self.candidates()[1..].join(", ")
+                ),
+            });
         }
         if green.is_none() {
             problems.push(

@@ -325,12 +325,20 @@ impl EcsFleet {
                 }
             }
             if !found && problems.is_empty() {
-                problems.push(format!(
-                    "fleet.service: no active ECS service {:?} (or {}) in cluster {:?} is attached to either target group",
-                    self.base,
-                    self.candidates()[1..].join(", "),
-                    self.cluster
-                ));
+                problems.push(match self.slots {
+                    Slots::Existing => format!(
+                        "fleet.slots = \"existing\": both {} and {} are parked at 0 tasks; blue must \
+                         run: give the live one its tasks in your infrastructure code",
+                        self.name_for(Slot::A),
+                        self.name_for(Slot::B)
+                    ),
+                    Slots::Created => format!(
+                        "fleet.service: no active ECS service {:?} (or {}) in cluster {:?} is attached to either target group",
+                        self.base,
+                        self.candidates()[1..].join(", "),
+                        self.cluster
+                    ),
+                });
             }
         }
         if green.is_none() {
