@@ -23,44 +23,24 @@ pub const AMI_GREEN: &str = "ami-12c6146b";
 /// slot A's target group, scaling on CPU) behind two weighted Route 53
 /// records, 255/0, and one alarm.
 pub async fn asg_fixture(m: &Moto) -> AsgFixture {
-    let sdk = sdk(m).await;
-    let c = clients(m).await;
-    let asg = aws_sdk_autoscaling::Client::new(&sdk);
-    let r53 = aws_sdk_route53::Client::new(&sdk);
-    let name = unique("g");
-    let (vpc, subnet_ids) = default_network(&c).await;
-    let mut tgs = Vec::new();
-    for suffix in ["a", "b"] {
-        let tg_name = format!("{name}-{suffix}");
-        tgs.push(create_target_group(&c, &tg_name, &vpc, 80, TargetTypeEnum::Instance).await);
-    }
-    let template_id = launch_template(&c, &name).await;
-    blue_group(&asg, &name, &template_id, &subnet_ids, &tgs[0]).await;
-    let (zone, record) = weighted_records(&r53, &name).await;
-    let alarms = vec![format!("{name}-5xx")];
-    for a in &alarms {
-        put_alarm(&c, a).await;
-    }
-    AsgFixture {
-        name,
-        zone,
-        record,
-        tg_a: tgs[0].clone(),
-        tg_b: tgs[1].clone(),
-        template_id,
-        alarms,
-    }
+    build(m, "g", &[("", 0, (1, 4, 2))]).await
 }
 
 /// [`asg_fixture`] with slots that exist beforehand, as Terraform would
 /// declare them: groups `NAME-a` (blue: 1..4, two instances, in slot A's
 /// target group) and `NAME-b` (0..0, none, in slot B's), no group `NAME`.
 pub async fn asg_existing_fixture(m: &Moto) -> AsgFixture {
+    build(m, "e", &[("-a", 0, (1, 4, 2)), ("-b", 1, (0, 0, 0))]).await
+}
+
+/// The fixture with `groups`: each `NAME{suffix}`, in slot `slot`'s target
+/// group, sized `(min, max, desired)`.
+async fn build(m: &Moto, prefix: &str, groups: &[(&str, usize, (i32, i32, i32))]) -> AsgFixture {
     let sdk = sdk(m).await;
     let c = clients(m).await;
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
     let r53 = aws_sdk_route53::Client::new(&sdk);
-    let name = unique("e");
+    let name = unique(prefix);
     let (vpc, subnet_ids) = default_network(&c).await;
     let mut tgs = Vec::new();
     for suffix in ["a", "b"] {
@@ -68,9 +48,9 @@ pub async fn asg_existing_fixture(m: &Moto) -> AsgFixture {
         tgs.push(create_target_group(&c, &tg_name, &vpc, 80, TargetTypeEnum::Instance).await);
     }
     let template_id = launch_template(&c, &name).await;
-    for (slot, tg, size) in [("a", &tgs[0], (1, 4, 2)), ("b", &tgs[1], (0, 0, 0))] {
-        let g = format!("{name}-{slot}");
-        group(&asg, &g, &template_id, &subnet_ids, tg, size).await;
+    for (suffix, slot, size) in groups {
+        let g = format!("{name}{suffix}");
+        group(&asg, &g, &template_id, &subnet_ids, &tgs[*slot], *size).await;
     }
     let (zone, record) = weighted_records(&r53, &name).await;
     let alarms = vec![format!("{name}-5xx")];
@@ -141,18 +121,6 @@ pub async fn launch_template(c: &Clients, name: &str) -> String {
         .launch_template_id()
         .unwrap()
         .to_string()
-}
-
-/// Blue: group `name` of two instances of the template's version 1, in
-/// `tg`, with a CPU target-tracking policy.
-async fn blue_group(
-    asg: &aws_sdk_autoscaling::Client,
-    name: &str,
-    template_id: &str,
-    subnet_ids: &[String],
-    tg: &str,
-) {
-    group(asg, name, template_id, subnet_ids, tg, (1, 4, 2)).await
 }
 
 /// Group `name` of the template's version 1 with `(min, max, desired)`,

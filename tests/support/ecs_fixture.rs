@@ -76,6 +76,7 @@ pub async fn services_now(c: &Clients, f: &Fixture) -> BTreeMap<String, (i32, St
         .describe_services()
         .cluster(&f.cluster)
         .set_services(Some(names))
+        // moto switches tag output on shared state: ask as teal does, or teal's answers lose their tags.
         .include(aws_sdk_ecs::types::ServiceField::Tags)
         .send()
         .await
@@ -662,28 +663,9 @@ pub async fn rule_weights(c: &Clients, f: &Fixture) -> (i32, i32) {
     (w(&f.tg_a), w(&f.tg_b))
 }
 
-/// Active service names in the fixture's cluster.
+/// Active service names in the fixture's cluster, by name.
 pub async fn active_services(c: &Clients, f: &Fixture) -> Vec<String> {
-    let names = vec![
-        f.name.clone(),
-        format!("{}-a", f.name),
-        format!("{}-b", f.name),
-    ];
-    let out = c
-        .ecs
-        .describe_services()
-        .cluster(&f.cluster)
-        .set_services(Some(names))
-        // moto switches tag output on shared state: ask as teal does, or teal's answers lose their tags.
-        .include(aws_sdk_ecs::types::ServiceField::Tags)
-        .send()
-        .await
-        .expect("DescribeServices");
-    out.services()
-        .iter()
-        .filter(|s| s.status() == Some("ACTIVE"))
-        .filter_map(|s| s.service_name().map(String::from))
-        .collect()
+    services_now(c, f).await.into_keys().collect()
 }
 
 /// The image of each container in the task definition green's service (slot b) runs.

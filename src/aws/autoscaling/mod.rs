@@ -66,6 +66,15 @@ impl GreenTemplate {
     }
 }
 
+/// The revision teal's tag says runs there; missing means unknown (blue
+/// before its first deployment, or an answer that raced the tagging).
+fn revision_of(x: &AutoScalingGroup) -> Option<&str> {
+    x.tags()
+        .iter()
+        .find(|t| t.key() == Some(tags::REVISION))
+        .and_then(|t| t.value())
+}
+
 /// The Auto Scaling fleet.
 #[derive(Debug, Clone)]
 pub struct AsgFleet {
@@ -165,12 +174,7 @@ impl AsgFleet {
             return Ok(FleetStatus::absent());
         };
         // Only teal's own tag says which revision runs; missing means unknown.
-        let revision = g
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some(tags::REVISION))
-            .and_then(|t| t.value())
-            .map(String::from);
+        let revision = revision_of(&g).map(String::from);
         let in_service = g
             .instances()
             .iter()
@@ -423,11 +427,7 @@ impl AsgFleet {
     async fn unpark(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
         let groups = self.groups().await?;
         if let Some(live) = self.in_slot(&groups, slot) {
-            let tagged = live
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(tags::REVISION))
-                .and_then(|t| t.value());
+            let tagged = revision_of(&live);
             return crate::aws::existing_is_ours(
                 "UpdateAutoScalingGroup",
                 slot,
@@ -474,12 +474,8 @@ impl AsgFleet {
                 .update_auto_scaling_group()
                 .auto_scaling_group_name(&name)
                 .launch_template(template)
-                .min_size(blue.min_size().unwrap_or(0).min(desired as i32))
-                .max_size(
-                    blue.max_size()
-                        .unwrap_or(desired as i32)
-                        .max(desired as i32)
-                )
+                .min_size(green_bounds(&blue, desired).0)
+                .max_size(green_bounds(&blue, desired).1)
                 .desired_capacity(desired as i32)
                 .send()
         )?;
@@ -506,6 +502,15 @@ impl AsgFleet {
         )?;
         Ok(())
     }
+}
+
+/// Green's (min, max): blue's, widened to hold `desired` (blue's count now).
+fn green_bounds(blue: &AutoScalingGroup, desired: u32) -> (i32, i32) {
+    let desired = desired as i32;
+    (
+        blue.min_size().unwrap_or(0).min(desired),
+        blue.max_size().unwrap_or(desired).max(desired),
+    )
 }
 
 fn client_token(template: &str, source: Option<&str>, ami: &str) -> String {
@@ -600,11 +605,7 @@ impl Fleet for AsgFleet {
         }
         let revision = green.revision.as_str();
         if let Some(existing) = self.group_in(slot).await? {
-            let tagged = existing
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(tags::REVISION))
-                .and_then(|t| t.value());
+            let tagged = revision_of(&existing);
             let name = existing.auto_scaling_group_name().unwrap_or("?");
             let ours = name == format!("{}-{slot}", self.base);
             return crate::aws::existing_is_ours(
@@ -656,12 +657,8 @@ impl Fleet for AsgFleet {
                 .create_auto_scaling_group()
                 .auto_scaling_group_name(&name)
                 .launch_template(template)
-                .min_size(blue.min_size().unwrap_or(0).min(desired as i32))
-                .max_size(
-                    blue.max_size()
-                        .unwrap_or(desired as i32)
-                        .max(desired as i32)
-                )
+                .min_size(green_bounds(&blue, desired).0)
+                .max_size(green_bounds(&blue, desired).1)
                 .desired_capacity(desired as i32)
                 .set_vpc_zone_identifier(blue.vpc_zone_identifier().map(String::from))
                 .set_availability_zones(

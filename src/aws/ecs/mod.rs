@@ -146,6 +146,15 @@ fn with_revision(tags: &[Tag], revision: &str) -> Vec<Tag> {
         .collect()
 }
 
+/// The revision teal's tag says runs there; missing means unknown (blue
+/// before its first deployment, or an answer that raced the tagging).
+fn revision_of(x: &Service) -> Option<&str> {
+    x.tags()
+        .iter()
+        .find(|t| t.key() == Some(tags::REVISION))
+        .and_then(|t| t.value())
+}
+
 /// The ECS fleet.
 #[derive(Debug, Clone)]
 pub struct EcsFleet {
@@ -260,12 +269,7 @@ impl EcsFleet {
         // Only teal's own tag says which revision runs: a missing tag (blue
         // before its first deployment, or an answer that raced the tagging)
         // means unknown, never "another revision".
-        let revision = s
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some(tags::REVISION))
-            .and_then(|t| t.value())
-            .map(String::from);
+        let revision = revision_of(&s).map(String::from);
         let running = s.running_count().max(0) as u32;
         let healthy = running.min(
             crate::aws::elb::healthy_targets(
@@ -645,11 +649,7 @@ impl EcsFleet {
     async fn create(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
         let revision = green.revision.as_str();
         if let Some(existing) = self.service_in(slot).await? {
-            let tagged = existing
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(tags::REVISION))
-                .and_then(|t| t.value());
+            let tagged = revision_of(&existing);
             let name = existing.service_name().unwrap_or("?");
             let ours = name == self.name_for(slot);
             return crate::aws::existing_is_ours(
@@ -760,11 +760,7 @@ impl EcsFleet {
     async fn unpark(&self, slot: Slot, green: &Green, desired: u32) -> Result<(), PortError> {
         let services = self.services().await?;
         if let Some(live) = self.in_slot(&services, slot) {
-            let tagged = live
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(tags::REVISION))
-                .and_then(|t| t.value());
+            let tagged = revision_of(&live);
             return crate::aws::existing_is_ours(
                 "UpdateService",
                 slot,
