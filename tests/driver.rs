@@ -786,3 +786,103 @@ fn each_on_timeout_acts_at_its_time_on_the_simulated_provider() {
         }
     }
 }
+
+/// Canary analysis whose data points cannot be read in `[from, until)`
+/// (every attempt throttled); read as nothing otherwise.
+struct MetricsUnreadableFrom {
+    clock: SimCloud,
+    spec: teal::analysis::AnalysisSpec,
+    from: u64,
+    until: u64,
+}
+
+#[async_trait::async_trait]
+impl teal::ports::Metrics for MetricsUnreadableFrom {
+    fn spec(&self) -> &teal::analysis::AnalysisSpec {
+        &self.spec
+    }
+    async fn read(
+        &self,
+        _q: teal::ports::MetricsQuery<'_>,
+    ) -> Result<teal::analysis::MetricData, teal::ports::PortError> {
+        let now = self.clock.world().now;
+        // A driver that never goes back would run on for good.
+        assert!(now < self.from + 600_000, "still reading at {now}");
+        if (self.from..self.until).contains(&now) {
+            return Err(teal::ports::PortError::new(
+                "metrics.read",
+                teal::ports::ErrorKind::Transient,
+                "Throttling: Rate exceeded",
+            ));
+        }
+        Ok(teal::analysis::MetricData::default())
+    }
+}
+
+#[test]
+fn an_alarm_read_while_the_analysis_cannot_be_read_rolls_back_at_once() {
+    // Green at 10%, judged by canary analysis, polled every 2 s. From 60 s
+    // on, GetMetricData is throttled for good; at 61 s the alarm goes off.
+    // The alarm alone decides the way back: a driver that counts the
+    // analysis's failed read as the gates' failed read drops the ALARM it
+    // read with it, and holds green's 10% until its unreadable polls run out.
+    let onset = T0 + 61_000;
+    let c = cloud(vec![SimGate {
+        name: "5xx".into(),
+        script: vec![(onset, GateState::Alarm)],
+    }]);
+    let rt = rt();
+    let on_marginal = teal::analysis::OnMarginal {
+        timeout_ms: None,
+        action: teal::analysis::MarginalAction::Rollback,
+    };
+    let mut ports = c.ports();
+    ports.metrics = Some(Arc::new(MetricsUnreadableFrom {
+        clock: c.clone(),
+        spec: teal::analysis::AnalysisSpec {
+            metrics: vec![],
+            scoring: teal::analysis::judge::Scoring {
+                weights: Default::default(),
+                pass: 90.0,
+                marginal: 50.0,
+            },
+            period_ms: 60_000,
+            late_ms: 0,
+            on_marginal,
+        },
+        from: T0 + 60_000,
+        until: u64::MAX,
+    }));
+    let mut spec = spec("d-1", "v2", &["5xx"]);
+    spec.plan.poll_ms = 2_000;
+    spec.plan.analysis = Some(teal::engine::Judging {
+        late_ms: 0,
+        on_marginal,
+    });
+    let mut d = rt
+        .block_on(Driver::start(ports, Settings::new("me"), spec, sink().1))
+        .unwrap();
+    let outcome = rt.block_on(d.run()).unwrap();
+    assert!(
+        matches!(
+            &outcome,
+            Outcome::RolledBack {
+                reason: Reason::GateFailed { .. }
+            }
+        ),
+        "{outcome}"
+    );
+    let w = c.world();
+    let back = w
+        .trace
+        .weight_changes
+        .iter()
+        .find(|ch| ch.at >= onset && ch.to.b == 0)
+        .expect("traffic went back to blue");
+    // A poll, plus the read and the write.
+    assert!(
+        back.at <= onset + 2_000 + 1_000,
+        "blue at 100% {} ms after the onset",
+        back.at - onset
+    );
+}

@@ -1,5 +1,6 @@
 //! What the driver reads before each decision: the gates first (a failing
-//! one skips the other reads), then fleets, weights, hooks and the rollout.
+//! one skips the other reads, canary analysis's included), then fleets,
+//! weights, hooks and the rollout.
 
 use super::*;
 use crate::analysis::{assess, StepJudgment};
@@ -105,7 +106,10 @@ impl Driver {
         };
         // The analysis's bounds are gates too, read in the same breath; its
         // read failing is the gates' read failing (never advance unread).
+        // Unless a gate read fails already: the way back needs no analysis,
+        // and an unreadable analysis must not hide the alarm read with it.
         let (read, judgment) = match read {
+            Ok(g) if g.iter().any(|r| self.gate_fails(r)) => (Ok(g), None),
             Ok(g) => self.read_analysis(g).await,
             Err(e) => (Err(e), None),
         };
