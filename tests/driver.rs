@@ -256,14 +256,30 @@ fn deploying_the_same_revision_again_continues_the_deployment_in_flight() {
     assert_eq!(c.world().router, SlotWeights { a: 0, b: 100 });
 }
 
-/// The fleet of a simulated cloud whose status reads are throttled, every
-/// one, in `[from, until)` (its other calls are the cloud's own).
+/// The fleet of a simulated cloud whose status reads, every one in
+/// `[from, until)`, are throttled or slow (its other calls are the cloud's own).
 struct ThrottledFrom {
     inner: SimCloud,
     from: u64,
     until: u64,
+    /// Each read in the window waits this long on `clock`, then answers,
+    /// instead of being throttled (a read waiting for its tokens behind a
+    /// busy rate limit, as a release's shared reads do under load).
+    slow: Option<(Arc<dyn teal::ports::Clock>, u64)>,
     /// When each status was asked for.
     reads: Mutex<Vec<u64>>,
+}
+
+impl ThrottledFrom {
+    fn new(inner: &SimCloud, from: u64, until: u64) -> ThrottledFrom {
+        ThrottledFrom {
+            inner: inner.clone(),
+            from,
+            until,
+            slow: None,
+            reads: Mutex::default(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -272,14 +288,21 @@ impl teal::ports::Fleet for ThrottledFrom {
         &self,
         slot: teal::model::Slot,
     ) -> Result<teal::model::FleetStatus, teal::ports::PortError> {
-        let now = self.inner.world().now;
+        let now = match &self.slow {
+            Some((clock, _)) => clock.now(),
+            None => self.inner.world().now,
+        };
         self.reads.lock().unwrap().push(now);
-        if (self.from..self.until).contains(&now) {
-            return Err(teal::ports::PortError::new(
-                "fleet.status",
-                teal::ports::ErrorKind::Transient,
-                "ThrottlingException: Rate exceeded",
-            ));
+        match &self.slow {
+            _ if !(self.from..self.until).contains(&now) => {}
+            Some((clock, ms)) => clock.sleep_until(now + ms).await,
+            None => {
+                return Err(teal::ports::PortError::new(
+                    "fleet.status",
+                    teal::ports::ErrorKind::Transient,
+                    "ThrottlingException: Rate exceeded",
+                ))
+            }
         }
         teal::ports::Fleet::status(&self.inner, slot).await
     }
@@ -294,6 +317,46 @@ impl teal::ports::Fleet for ThrottledFrom {
     async fn remove(&self, slot: teal::model::Slot) -> Result<(), teal::ports::PortError> {
         teal::ports::Fleet::remove(&self.inner, slot).await
     }
+}
+
+/// Traffic went back to blue (100%, read back) within `ms` of `onset`.
+fn blue_back_within(c: &SimCloud, onset: u64, ms: u64) {
+    let w = c.world();
+    let back = w
+        .trace
+        .weight_changes
+        .iter()
+        .find(|ch| ch.at >= onset && ch.to.b == 0)
+        .expect("traffic went back to blue");
+    assert!(
+        back.at <= onset + ms,
+        "blue at 100% {} ms after the onset",
+        back.at - onset
+    );
+}
+
+/// A simulated cloud whose `5xx` gate goes to ALARM at `onset`.
+fn alarm_at(onset: u64) -> SimCloud {
+    cloud(vec![SimGate {
+        name: "5xx".into(),
+        script: vec![(onset, GateState::Alarm)],
+    }])
+}
+
+/// A runtime on tokio's paused clock, and `c`'s ports on a clock shared
+/// with it: so that two sleeps (a slow call and the gate watch, a hint and
+/// the poll) race in one time, where the simulated clock alone jumps to
+/// whichever is asked first.
+fn paused(c: &SimCloud) -> (tokio::runtime::Runtime, teal::ports::Ports) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let mut ports = c.ports();
+    let origin = rt.block_on(async { tokio::time::Instant::now() });
+    ports.clock = Arc::new(teal::sim::SharedTime::new(c.clone(), T0, origin));
+    (rt, ports)
 }
 
 /// Run a deployment gated on `5xx`, polling every 2 s, through `ports`;
@@ -327,32 +390,13 @@ fn a_gate_failing_while_another_call_is_retried_rolls_back_without_waiting_for_t
     // driver that reads the gates only between observations halts on the
     // throttling, with green's 10% held until then.
     let onset = T0 + 61_000;
-    let c = cloud(vec![SimGate {
-        name: "5xx".into(),
-        script: vec![(onset, GateState::Alarm)],
-    }]);
+    let c = alarm_at(onset);
     let rt = rt();
     let mut ports = c.ports();
-    ports.fleet = Arc::new(ThrottledFrom {
-        inner: c.clone(),
-        from: T0 + 60_000,
-        until: T0 + 70_000,
-        reads: Mutex::default(),
-    });
+    ports.fleet = Arc::new(ThrottledFrom::new(&c, T0 + 60_000, T0 + 70_000));
     let _ = rolled_back_by_5xx(&rt, ports);
-    let w = c.world();
-    let back = w
-        .trace
-        .weight_changes
-        .iter()
-        .find(|ch| ch.at >= onset && ch.to.b == 0)
-        .expect("traffic went back to blue");
     // A poll after the last read began, plus the read and the write.
-    assert!(
-        back.at <= onset + 2_000 + 1_000,
-        "blue at 100% {} ms after the onset",
-        back.at - onset
-    );
+    blue_back_within(&c, onset, 2_000 + 1_000);
 }
 
 #[test]
@@ -525,22 +569,14 @@ fn a_gate_failing_during_a_weight_change_reads_the_weights_alone_before_going_ba
     // it waits. The fleets were read before the change and a weight change
     // does not touch them: the way back reads the weights, not the fleets.
     let onset = T0 + 90_000;
-    let c = cloud(vec![SimGate {
-        name: "5xx".into(),
-        script: vec![(onset, GateState::Alarm)],
-    }]);
+    let c = alarm_at(onset);
     let rt = rt();
     let router = Arc::new(PacedPartialWeights {
         inner: c.clone(),
         asked: Mutex::default(),
     });
     // Never throttled: only its reads are looked at.
-    let fleet = Arc::new(ThrottledFrom {
-        inner: c.clone(),
-        from: 0,
-        until: 0,
-        reads: Mutex::default(),
-    });
+    let fleet = Arc::new(ThrottledFrom::new(&c, 0, 0));
     let mut ports = c.ports();
     ports.router = router.clone();
     ports.fleet = fleet.clone();
@@ -594,20 +630,8 @@ fn a_gate_that_knows_it_changed_is_read_at_once_not_at_the_next_poll() {
     // Polls every 60 s; the alarm goes off 7.5 s after a poll of the 10%
     // bake. Without the hint the driver sees it at its next poll, 24 s on.
     let onset = T0 + 97_500;
-    let c = cloud(vec![SimGate {
-        name: "5xx".into(),
-        script: vec![(onset, GateState::Alarm)],
-    }]);
-    // On tokio's paused clock, so that the hint and the poll's sleep race
-    // in one time (the simulated clock alone jumps to whichever is asked).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let mut ports = c.ports();
-    let origin = rt.block_on(async { tokio::time::Instant::now() });
-    ports.clock = Arc::new(teal::sim::SharedTime::new(c.clone(), T0, origin));
+    let c = alarm_at(onset);
+    let (rt, mut ports) = paused(&c);
     ports.gate = Arc::new(Hinting {
         inner: ports.gate.clone(),
         clock: ports.clock.clone(),
@@ -620,18 +644,7 @@ fn a_gate_that_knows_it_changed_is_read_at_once_not_at_the_next_poll() {
         .unwrap();
     let outcome = rt.block_on(d.run()).unwrap();
     assert!(matches!(outcome, Outcome::RolledBack { .. }), "{outcome}");
-    let w = c.world();
-    let back = w
-        .trace
-        .weight_changes
-        .iter()
-        .find(|ch| ch.at >= onset && ch.to.b == 0)
-        .expect("traffic went back to blue");
-    assert!(
-        back.at <= onset + 1_000,
-        "blue at 100% {} ms after the onset",
-        back.at - onset
-    );
+    blue_back_within(&c, onset, 1_000);
 }
 
 /// A canary of 10% baked 5 min, polled every 10 s, that waits for approval.
@@ -827,10 +840,7 @@ fn an_alarm_read_while_the_analysis_cannot_be_read_rolls_back_at_once() {
     // analysis's failed read as the gates' failed read drops the ALARM it
     // read with it, and holds green's 10% until its unreadable polls run out.
     let onset = T0 + 61_000;
-    let c = cloud(vec![SimGate {
-        name: "5xx".into(),
-        script: vec![(onset, GateState::Alarm)],
-    }]);
+    let c = alarm_at(onset);
     let rt = rt();
     let on_marginal = teal::analysis::OnMarginal {
         timeout_ms: None,
@@ -872,17 +882,31 @@ fn an_alarm_read_while_the_analysis_cannot_be_read_rolls_back_at_once() {
         ),
         "{outcome}"
     );
-    let w = c.world();
-    let back = w
-        .trace
-        .weight_changes
-        .iter()
-        .find(|ch| ch.at >= onset && ch.to.b == 0)
-        .expect("traffic went back to blue");
     // A poll, plus the read and the write.
+    blue_back_within(&c, onset, 2_000 + 1_000);
+}
+
+#[test]
+fn a_gate_failing_while_a_read_is_in_flight_cuts_the_read_short() {
+    // Green at 10%, polled every 2 s, weights and fleets read every 10 s of
+    // the bake; from 50 s on each fleet read takes 30 s to answer, and at
+    // 61 s the alarm goes off, a read in flight. The way back needs no fleet
+    // read: a driver that waits for the read holds green's 10% until it
+    // answers.
+    let onset = T0 + 61_000;
+    let c = alarm_at(onset);
+    let (rt, mut ports) = paused(&c);
+    ports.fleet = Arc::new(ThrottledFrom {
+        slow: Some((ports.clock.clone(), 30_000)),
+        ..ThrottledFrom::new(&c, T0 + 50_000, u64::MAX)
+    });
+    let events = rolled_back_by_5xx(&rt, ports);
+    blue_back_within(&c, onset, 2_000 + 1_000);
+    // Cut short, not failed: no retry of the read was reported.
     assert!(
-        back.at <= onset + 2_000 + 1_000,
-        "blue at 100% {} ms after the onset",
-        back.at - onset
+        !events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Retrying { op, .. } if op == "fleet.statuses")),
+        "the cut-short read was retried"
     );
 }

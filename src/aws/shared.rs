@@ -17,7 +17,8 @@
 //! with one cluster per service no batching at all. Sharing them needs
 //! freshness per key and batches filled only around the keys asked for. A member that has just written a resource calls [`SharedReads::forget`]
 //! for it: its next read (the read-back of a weight change above all) reads
-//! that resource again, alone, never the answer from before the write.
+//! that resource again, alone, never the answer from before the write, and
+//! without waiting for a refresh of every member's keys under way.
 //!
 //! One refresh at a time: members that ask while one is under way wait for
 //! it and take its answer if it covers them, however long it took.
@@ -161,7 +162,14 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
         F: FnOnce(Vec<K>) -> Fut,
         Fut: Future<Output = Result<BTreeMap<K, V>, PortError>>,
     {
-        self.lock_asked().keys.extend(keys.iter().cloned());
+        let written = {
+            let mut asked = self.lock_asked();
+            asked.keys.extend(keys.iter().cloned());
+            keys.iter().any(|k| asked.stale.contains(k))
+        };
+        if written {
+            return self.read_back(keys, fetch).await;
+        }
         let asked = Instant::now();
         let mut a = self.answer.lock().await;
         let covered = keys.iter().all(|k| a.read.contains(k));
@@ -172,26 +180,7 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
         // under a saturated bucket one does: 110 members in single file.)
         let recent =
             a.at.is_some_and(|t| t >= asked || t.elapsed() <= self.fresh);
-        let written = {
-            let asked = self.lock_asked();
-            keys.iter().any(|k| asked.stale.contains(k))
-        };
-        if covered && recent && written {
-            // Only this member's keys were written: read them alone (a
-            // read-back must not wait for every member's), into the answer.
-            {
-                let mut asked = self.lock_asked();
-                for k in keys {
-                    asked.stale.remove(k);
-                }
-            }
-            let values = crate::aws::pace::patient(fetch(keys.to_vec())).await?;
-            self.note(keys, &a, &values);
-            for k in keys {
-                a.values.remove(k);
-            }
-            a.values.extend(values);
-        } else if !(covered && recent) {
+        if !(covered && recent) {
             // Taken before the refresh: a write during it is seen by the next.
             let all: Vec<K> = {
                 let mut asked = self.lock_asked();
@@ -212,6 +201,34 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
             .iter()
             .filter_map(|k| a.values.get(k).map(|v| (k.clone(), v.clone())))
             .collect())
+    }
+
+    /// A read of keys this member wrote (the read-back of a weight change):
+    /// read alone, at once, not behind a refresh of every member's keys that
+    /// may be waiting for its tokens. The answer takes the values when no
+    /// refresh is under way; while one is, it may store what it read before
+    /// the write, so the keys stay written and the next read reads them
+    /// alone again.
+    async fn read_back<F, Fut>(&self, keys: &[K], fetch: F) -> Result<BTreeMap<K, V>, PortError>
+    where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<BTreeMap<K, V>, PortError>>,
+    {
+        let values = crate::aws::pace::patient(fetch(keys.to_vec())).await?;
+        if let Ok(mut a) = self.answer.try_lock() {
+            {
+                let mut asked = self.lock_asked();
+                for k in keys {
+                    asked.stale.remove(k);
+                }
+            }
+            self.note(keys, &a, &values);
+            for k in keys {
+                a.values.remove(k);
+            }
+            a.values.extend(values.clone());
+        }
+        Ok(values)
     }
 
     /// `keys` were written: the next read of any of them refreshes.
@@ -344,6 +361,45 @@ mod tests {
         }
         // One refresh for the three, not one each in single file.
         assert_eq!((got, calls.load(Ordering::SeqCst)), (vec![2, 2, 2], 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_back_does_not_wait_behind_a_refresh_under_way() {
+        let shared = Arc::new(SharedReads::new(Duration::from_secs(60)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        shared.read(&["a", "b"], counting(&calls)).await.unwrap();
+        // Member "c" asks for the first time: every key is refreshed, and
+        // the refresh waits 5 s for its tokens.
+        let refresh = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                shared
+                    .read(&["c"], |keys: Vec<&'static str>| async move {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        Ok(keys.into_iter().map(|k| (k, 100)).collect())
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        // Member "a" wrote its key and reads it back meanwhile: at once.
+        shared.forget(["a"]);
+        let started = tokio::time::Instant::now();
+        let a = shared.read(&["a"], counting(&calls)).await.unwrap();
+        assert_eq!(a["a"], 2);
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "waited behind the refresh"
+        );
+        assert!(!refresh.is_finished());
+        // The refresh may have read "a" before the write: once it lands, the
+        // next read of "a" reads it alone again, then the answer serves it.
+        refresh.await.unwrap().unwrap();
+        let a = shared.read(&["a"], counting(&calls)).await.unwrap();
+        assert_eq!((a["a"], calls.load(Ordering::SeqCst)), (3, 3));
+        let a = shared.read(&["a"], counting(&calls)).await.unwrap();
+        assert_eq!((a["a"], calls.load(Ordering::SeqCst)), (3, 3));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,9 +1,12 @@
 //! The ports plus what every call needs: retries with jittered backoff, call
 //! counting, events, and the gate watch that reads the gates on their own
-//! cadence while another call waits out its backoff.
+//! cadence while another call waits out its backoff or, for a read, while it
+//! is in flight.
 
 use super::*;
 use rand::RngExt as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The ports plus what every call needs: retries, counting, events, and the
 /// gates read on their own cadence while another call waits out its backoff.
@@ -111,51 +114,129 @@ impl Io {
     /// (`Some(error)`), its readings kept for the next observation, so the
     /// driver goes straight to its decision (a rollback). Only between
     /// attempts: a call in flight, a weight write above all, is never cut
-    /// short. One attempt per read; a read that fails is left to the
-    /// observation, which counts unreadable polls.
+    /// short (a read may be: see `port!`).
     pub(super) async fn wait_out_backoff(&mut self, op: &str, until: Millis) -> Option<PortError> {
+        let Some(watcher) = self.watcher().filter(|_| op != "gate.read") else {
+            self.ports.clock.sleep_until(until).await;
+            return None;
+        };
+        // In turn, not raced: a simulated clock jumps to whichever sleep is
+        // asked first, so the backoff's own sleep would always win.
         loop {
-            let watch = match self.watch {
-                Some(w) if op != "gate.read" => w,
-                _ => {
-                    self.ports.clock.sleep_until(until).await;
-                    return None;
-                }
-            };
-            let due = self.last_gate_read + watch.poll_ms;
-            if due >= until {
+            if watcher.due() >= until {
                 self.ports.clock.sleep_until(until).await;
+                self.take_back(watcher);
                 return None;
             }
-            // Due at the poll, or sooner if the gate knows it changed.
-            let gate = self.ports.gate.clone();
-            tokio::select! {
-                biased;
-                _ = self.ports.clock.sleep_until(due) => {}
-                _ = gate.changed() => {}
+            if let Some(readings) = watcher.next_read().await {
+                return Some(self.cut_short(watcher, op, readings));
             }
-            *self.calls.entry("gate.read".to_string()).or_default() += 1;
-            self.last_gate_read = self.now();
-            let read = self.ports.gate.read().await;
-            let Ok(readings) = read else {
-                // A failed read does not leave the gates unread a whole poll:
-                // the next is due after the first retry's backoff.
-                let retry = self.settings.retry.backoff(1).min(watch.poll_ms);
-                self.last_gate_read = (self.now() + retry).saturating_sub(watch.poll_ms);
-                continue;
-            };
-            let failing: Vec<String> = readings
-                .iter()
-                .filter(|r| watch.fails(r))
-                .map(|r| r.name.clone())
-                .collect();
-            if !failing.is_empty() {
-                self.preempted = Some(readings);
-                return Some(PortError::new(
-                    op,
-                    ErrorKind::Transient,
-                    format!("retries stopped: gate {} is failing", failing.join(", ")),
-                ));
+        }
+    }
+
+    /// The gate watch for a call about to be made or waited out, if the
+    /// gates are watched now.
+    pub(super) fn watcher(&self) -> Option<Watcher> {
+        let watch = self.watch?;
+        Some(Watcher {
+            gate: self.ports.gate.clone(),
+            clock: self.ports.clock.clone(),
+            watch,
+            retry_ms: self.settings.retry.backoff(1).min(watch.poll_ms),
+            last_read: AtomicU64::new(self.last_gate_read),
+            reads: AtomicU64::new(0),
+        })
+    }
+
+    /// Take back the gate reads `watcher` made while a call ran or waited.
+    pub(super) fn take_back(&mut self, watcher: Watcher) {
+        *self.calls.entry("gate.read".to_string()).or_default() +=
+            watcher.reads.load(Ordering::Relaxed);
+        self.last_gate_read = watcher.last_read.load(Ordering::Relaxed);
+    }
+
+    /// `op` was cut short by a failing gate: the error it ends with, the
+    /// readings kept for the next observation.
+    pub(super) fn cut_short(
+        &mut self,
+        watcher: Watcher,
+        op: &str,
+        readings: Vec<GateReading>,
+    ) -> PortError {
+        let names: Vec<&str> = readings
+            .iter()
+            .filter(|r| watcher.watch.fails(r))
+            .map(|r| r.name.as_str())
+            .collect();
+        let e = PortError::new(
+            op,
+            ErrorKind::Transient,
+            format!("cut short: gate {} is failing", names.join(", ")),
+        );
+        self.take_back(watcher);
+        self.preempted = Some(readings);
+        e
+    }
+}
+
+/// What came first: the call's answer, or a failing gate's readings.
+pub(super) enum Raced<T> {
+    Answered(T),
+    Failing(Vec<GateReading>),
+}
+
+/// The gates read on their own cadence while another call runs or waits
+/// out its backoff, apart from the driver (which that call borrows): reads
+/// and their times are taken back by [`Io::take_back`].
+pub(super) struct Watcher {
+    gate: Arc<dyn crate::ports::Gate>,
+    clock: Arc<dyn crate::ports::Clock>,
+    watch: GateWatch,
+    /// After a failed read, the next is due this much later.
+    retry_ms: Millis,
+    /// When the last gate read began; the next is due one poll later.
+    last_read: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl Watcher {
+    /// When the next gate read is due.
+    pub(super) fn due(&self) -> Millis {
+        self.last_read.load(Ordering::Relaxed) + self.watch.poll_ms
+    }
+
+    /// Read the gates whenever a read falls due until one fails: its
+    /// readings. Never ends while every gate passes.
+    pub(super) async fn until_failing(&self) -> Vec<GateReading> {
+        loop {
+            if let Some(readings) = self.next_read().await {
+                return readings;
+            }
+        }
+    }
+
+    /// Wait for the next read (due at the poll, or sooner if the gate knows
+    /// it changed) and make it: the readings, if a gate fails. One attempt
+    /// per read; a read that fails is left to the observation, which counts
+    /// unreadable polls.
+    async fn next_read(&self) -> Option<Vec<GateReading>> {
+        tokio::select! {
+            biased;
+            _ = self.clock.sleep_until(self.due()) => {}
+            _ = self.gate.changed() => {}
+        }
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let began = self.clock.now();
+        self.last_read.store(began, Ordering::Relaxed);
+        match self.gate.read().await {
+            Ok(readings) if readings.iter().any(|r| self.watch.fails(r)) => Some(readings),
+            Ok(_) => None,
+            // A failed read does not leave the gates unread a whole poll:
+            // the next is due after the first retry's backoff.
+            Err(_) => {
+                let next = (self.clock.now() + self.retry_ms).saturating_sub(self.watch.poll_ms);
+                self.last_read.store(next, Ordering::Relaxed);
+                None
             }
         }
     }

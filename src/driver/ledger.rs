@@ -27,7 +27,7 @@ impl Driver {
         if due && !self.kept.ledger_failing && self.engine.record().in_flight() {
             self.kept.last_ledger_read = now;
             // A failed read only delays the requests; the next poll tries again.
-            if let Ok(stored) = port!(self.io, "ledger.load", self.io.ports.ledger.load()) {
+            if let Ok(stored) = port!(read: self.io, "ledger.load", self.io.ports.ledger.load()) {
                 let ours = self.engine.record();
                 let owner = ours.lock.as_ref().map(|l| l.owner.clone());
                 match stored {

@@ -29,16 +29,41 @@
 
 /// Call a port through `$io` with retries: `port!(io, "op", io.ports.x.y(args))`.
 /// The call expression is evaluated again for each attempt.
+///
+/// `port!(read: io, "op", call)`: a read, which the gate watch may cut short
+/// while it is in flight (a read waiting for its tokens behind a busy rate
+/// limit, say) when a gate fails: its answer is not needed on the way back.
+/// Writes are never cut short: whether one landed would be unknown.
 macro_rules! port {
-    ($io:expr, $op:expr, $call:expr) => {{
+    (read: $io:expr, $op:expr, $call:expr) => {
+        port!(@ $io, $op, $call, true)
+    };
+    ($io:expr, $op:expr, $call:expr) => {
+        port!(@ $io, $op, $call, false)
+    };
+    (@ $io:expr, $op:expr, $call:expr, $read:expr) => {{
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             *$io.calls.entry($op.to_string()).or_default() += 1;
             tracing::debug!(op = $op, attempt, "port call");
-            let result = match $io.urgent {
-                true => $crate::ports::urgent($call).await,
-                false => $call.await,
+            let result = match ($io.urgent, $read.then(|| $io.watcher()).flatten()) {
+                (true, _) => $crate::ports::urgent($call).await,
+                (false, None) => $call.await,
+                (false, Some(watcher)) => {
+                    let raced = tokio::select! {
+                        biased;
+                        r = $call => Raced::Answered(r),
+                        readings = watcher.until_failing() => Raced::Failing(readings),
+                    };
+                    match raced {
+                        Raced::Answered(r) => {
+                            $io.take_back(watcher);
+                            r
+                        }
+                        Raced::Failing(readings) => break Err($io.cut_short(watcher, $op, readings)),
+                    }
+                }
             };
             match result {
                 Ok(v) => break Ok::<_, PortError>(v),
@@ -62,7 +87,7 @@ mod ledger;
 mod observe;
 mod preflight;
 
-use io::{GateWatch, Io};
+use io::{GateWatch, Io, Raced};
 pub use ledger::submit;
 pub use observe::{facts_max_age, FACTS_MAX_AGE_MS};
 pub use preflight::Verification;

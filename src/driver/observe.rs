@@ -61,7 +61,7 @@ impl Driver {
             )
         })?;
         let green = self.engine.record().green();
-        let state = port!(self.io, "rollout.state", rollout.state(&green))?;
+        let state = port!(read: self.io, "rollout.state", rollout.state(&green))?;
         // Report a change of state, and progress in steps of a tenth.
         let summary = |s: &crate::model::RolloutState| match s {
             crate::model::RolloutState::InProgress { percent, detail } => {
@@ -154,7 +154,7 @@ impl Driver {
         }
         if let (true, Some(before)) = (failing, self.seen.changing.clone()) {
             let green_slot = self.engine.record().green_slot;
-            let weights = port!(self.io, "router.weights", self.io.ports.router.weights())?;
+            let weights = port!(read: self.io, "router.weights", self.io.ports.router.weights())?;
             return Ok(Observation {
                 weights: weights.as_roles(green_slot),
                 gates,
@@ -177,15 +177,15 @@ impl Driver {
         }
         self.seen.full_at = Some(now);
         let green_slot = self.engine.record().green_slot;
-        let weights =
-            port!(self.io, "router.weights", self.io.ports.router.weights())?.as_roles(green_slot);
-        let mut fleets = port!(self.io, "fleet.statuses", self.io.ports.fleet.statuses())?;
+        let weights = port!(read: self.io, "router.weights", self.io.ports.router.weights())?
+            .as_roles(green_slot);
+        let mut fleets = port!(read: self.io, "fleet.statuses", self.io.ports.fleet.statuses())?;
         let green = std::mem::take(&mut fleets[green_slot.index()]);
         let blue = std::mem::take(&mut fleets[green_slot.other().index()]);
         self.note_green(&green);
         let test = match self.engine.watches_test_traffic() {
             true => port!(
-                self.io,
+                read: self.io,
                 "router.test_weights",
                 self.io.ports.router.test_weights()
             )?
@@ -246,7 +246,7 @@ impl Driver {
             revisions: [revisions[0].as_deref(), revisions[1].as_deref()],
             names: [names[0].as_deref(), names[1].as_deref()],
         };
-        let data = match port!(self.io, "metrics.read", metrics.read(query)) {
+        let data = match port!(read: self.io, "metrics.read", metrics.read(query)) {
             Ok(d) => d,
             Err(e) => return (Err(e), None),
         };

@@ -343,6 +343,11 @@ impl Clock for SimCloud {
     }
 
     async fn sleep_until(&self, t: Millis) {
+        if self.world().killed {
+            // A dead process does not wake: not the gate watch racing a
+            // call that never returns, nor anything else.
+            return die().await;
+        }
         let mut w = self.world();
         if t > w.now {
             if w.after_fault {
