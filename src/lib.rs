@@ -44,7 +44,10 @@
 //! - [`aws`]: one module per AWS service (ELB, Route 53, DynamoDB, ECS, Auto
 //!   Scaling, CloudWatch), the SDK set-up, the tag names, and the wiring of a config.
 //! - [`local`]: the local provider: `teal local serve` (weighted proxy, processes, live
-//!   metric gates, ledger), its admin API and the client ports; the demo app.
+//!   metric gates, ledger), its admin API and the client ports; the demo app
+//!   and a static site's instance.
+//! - [`site`]: a static site's build: its files and how each is cached, and
+//!   version skew (what the old `index.html` names that a new build lacks).
 //! - [`sim`]: the in-memory cloud with fault injection, the invariant checker and the seeded harness.
 //! - [`runner`]: hooks run as child processes.
 //! - [`notify`]: a deployment's milestones told to SNS, EventBridge and
@@ -81,6 +84,7 @@ pub mod release;
 pub mod report;
 pub mod runner;
 pub mod sim;
+pub mod site;
 pub mod status;
 pub mod strategy;
 pub mod wiring;

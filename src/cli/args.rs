@@ -196,6 +196,13 @@ pub enum Command {
         #[arg(long, default_value = "/healthz")]
         health_path: String,
     },
+    /// A static site's build: `teal site check` (version skew, as a `before_traffic` hook),
+    /// `teal site serve` (one build over HTTP, the local provider's instance of a site).
+    Site {
+        /// What to do.
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
     /// Several services deployed as one, in ordered waves, by this one process: `plan`,
     /// `deploy`, `status`, `rollback` of a release file (`teal release plan shop.toml`).
     Release {
@@ -317,6 +324,38 @@ pub enum LocalCommand {
         /// Start this revision in slot A with all traffic (the first blue).
         #[arg(long)]
         initial_revision: Option<String>,
+    },
+}
+
+/// `teal site ...`.
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// List the files the old build's index.html references that the new build lacks: what a
+    /// browser that loaded the old page asks green for after the switch (exit 2 if any, or if
+    /// a build is missing or empty; 0 if none). As a hook:
+    /// `before_traffic = "teal site check --old builds/$TEAL_BLUE_REVISION --new builds/$TEAL_REVISION"`.
+    Check {
+        /// The build blue serves.
+        #[arg(long, value_name = "DIR")]
+        old: std::path::PathBuf,
+        /// The build to deploy.
+        #[arg(long, value_name = "DIR")]
+        new: std::path::PathBuf,
+    },
+    /// Serve one build on 127.0.0.1 until SIGTERM (`[fleet] site = ...` runs this per instance).
+    Serve {
+        /// The build directory.
+        #[arg(long, value_name = "DIR")]
+        root: std::path::PathBuf,
+        /// Port to listen on (127.0.0.1).
+        #[arg(long)]
+        port: u16,
+        /// The revision, in an `x-revision` header of every answer.
+        #[arg(long)]
+        revision: String,
+        /// Health path.
+        #[arg(long, default_value = "/healthz")]
+        health_path: String,
     },
 }
 

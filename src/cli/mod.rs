@@ -23,6 +23,7 @@ mod release;
 pub mod render;
 mod report;
 mod session;
+mod site;
 mod status;
 mod traffic;
 
@@ -189,6 +190,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             Ok(Exit::Succeeded)
         }
         Command::Release { command } => release::run(command, &cloud, cli.output),
+        Command::Site { command } => site::run(command, cli.output),
         Command::Sim {
             seed,
             runs,

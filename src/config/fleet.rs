@@ -48,13 +48,34 @@ pub enum FleetConfig {
     },
     /// Local processes.
     Local {
-        /// Command and arguments.
-        command: Vec<String>,
+        /// What each instance runs.
+        runs: LocalRuns,
         /// Instances per revision.
         instances: u32,
         /// Health path.
         health_path: String,
     },
+}
+
+/// What a local instance runs (`fleet.command` or `fleet.site`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalRuns {
+    /// A program and its arguments; `{port}` and `{revision}` are replaced.
+    Command(Vec<String>),
+    /// A static site: the build directory of each revision (`{revision}`
+    /// replaced, relative to where teal runs), served by `teal site serve`.
+    Site(String),
+}
+
+impl LocalRuns {
+    /// The build directory of `revision`, for a site.
+    pub fn site_dir(&self, revision: &str) -> Option<std::path::PathBuf> {
+        match self {
+            LocalRuns::Site(dir) => Some(dir.replace("{revision}", revision).into()),
+            LocalRuns::Command(_) => None,
+        }
+    }
 }
 
 /// Who owns the two slots' services or groups (`fleet.slots`).
@@ -175,13 +196,41 @@ pub(super) fn parse_fleet(
         }
         _ => {
             let f = section::<FleetSection<RawLocalFleet>>(file)?.fleet;
-            if f.command.get_ref().is_empty() {
-                return Err(file.error(
-                    f.command.span(),
-                    "fleet.command",
-                    "command must not be empty: give the program and its arguments",
-                ));
-            }
+            let runs = match (f.command, f.site) {
+                (Some(_), Some(site)) => {
+                    return Err(file.error(
+                        site.span(),
+                        "fleet.site",
+                        "give command or site, not both: a site's instances run `teal site serve`",
+                    ))
+                }
+                (None, None) => {
+                    return Err(file.error(
+                        f.kind.span(),
+                        "fleet.command",
+                        "a local fleet needs command (a program and its arguments) or site (a static site's build directory per revision, e.g. \"dist/{revision}\")",
+                    ))
+                }
+                (Some(c), None) if c.get_ref().is_empty() => {
+                    return Err(file.error(
+                        c.span(),
+                        "fleet.command",
+                        "command must not be empty: give the program and its arguments",
+                    ))
+                }
+                (Some(c), None) => LocalRuns::Command(c.into_inner()),
+                (None, Some(site)) if !site.get_ref().contains("{revision}") => {
+                    return Err(file.error(
+                        site.span(),
+                        "fleet.site",
+                        format!(
+                            "site must name each revision's build with {{revision}} (\"{}/{{revision}}\"): blue and green serve different builds",
+                            site.get_ref().trim_end_matches('/')
+                        ),
+                    ))
+                }
+                (None, Some(site)) => LocalRuns::Site(site.into_inner()),
+            };
             let health_path = match &f.health_path {
                 Some(p) if !p.get_ref().starts_with('/') => {
                     return Err(file.error(
@@ -194,7 +243,7 @@ pub(super) fn parse_fleet(
                 None => "/healthz".to_string(),
             };
             FleetConfig::Local {
-                command: f.command.into_inner(),
+                runs,
                 instances: count(file, f.instances.as_ref(), "fleet.instances", 2)?,
                 health_path,
             }
@@ -248,7 +297,7 @@ impl FleetConfig {
                 "Auto Scaling groups {group}-a and {group}-b, both existing (scaled, never created or deleted)"
             ),
             FleetConfig::Local {
-                command,
+                runs: LocalRuns::Command(command),
                 instances,
                 health_path,
             } => {
@@ -256,6 +305,13 @@ impl FleetConfig {
                     "{instances} local process(es) of `{}`, health {health_path}",
                     command.join(" ")
                 )
+            }
+            FleetConfig::Local {
+                runs: LocalRuns::Site(dir),
+                instances,
+                ..
+            } => {
+                format!("a static site, {dir}, served by {instances} local process(es)")
             }
         }
     }
@@ -315,7 +371,9 @@ pub struct RawLocalFleet {
     /// Always `local`.
     pub kind: Spanned<String>,
     /// The command and its arguments; `{port}` and `{revision}` are replaced.
-    pub command: Spanned<Vec<String>>,
+    pub command: Option<Spanned<Vec<String>>>,
+    /// Or a static site: each revision's build directory (`{revision}` replaced).
+    pub site: Option<Spanned<String>>,
     /// Instances per revision.
     pub instances: Option<Spanned<i64>>,
     /// HTTP path answering 2xx when an instance is healthy.

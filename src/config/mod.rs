@@ -13,7 +13,7 @@ pub mod raw;
 mod router;
 
 pub use analysis::{DEFAULT_ALLOWED_EFFECT, DEFAULT_CONFIDENCE, DEFAULT_MIN_POINTS};
-pub use fleet::{FleetConfig, Slots};
+pub use fleet::{FleetConfig, LocalRuns, Slots};
 pub use gates::{GatesConfig, LocalGates, MAX_ALARMS};
 pub use notify::{Destination, NotifyConfig, Secret, Target, WebhookFormat};
 pub use router::{Balancer, ListenerRouter, ListenerTarget, RouterConfig};

@@ -11,8 +11,6 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,36 +68,14 @@ impl Behaviour {
 
 /// Serve until SIGTERM or SIGINT, then drain.
 pub async fn serve(port: u16, behaviour: Behaviour, health_path: String) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let started = Instant::now();
     let b = Arc::new(behaviour);
     let health_path: Arc<str> = health_path.into();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        };
+    super::http::serve_until_signal(port, move |req| {
         let (b, health_path) = (b.clone(), health_path.clone());
-        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let (b, health_path) = (b.clone(), health_path.clone());
-            async move { Ok::<_, Infallible>(answer(&b, &health_path, started, req).await) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
-    // In-flight requests finish; idle keep-alive connections close.
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-    Ok(())
+        async move { answer(&b, &health_path, started, req).await }
+    })
+    .await
 }
 
 async fn answer(

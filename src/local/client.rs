@@ -2,6 +2,7 @@
 //! which talks to the daemon the way the AWS adapters talk to AWS.
 
 use super::api;
+use crate::config::LocalRuns;
 use crate::engine::{Plan, Record};
 use crate::model::{FleetStatus, GateReading, Green, Slot, SlotWeights};
 use crate::ports::{Checks, ErrorKind, Fleet, Gate, Ledger, PortError, Router};
@@ -21,6 +22,8 @@ pub struct Admin {
     client: Client<HttpConnector, Full<Bytes>>,
     /// A rolling strategy's `max_percent`, sent with a rollout's start.
     max_percent: Option<u16>,
+    /// What the instances run, when known (a site's build is checked).
+    runs: Option<LocalRuns>,
 }
 
 impl Admin {
@@ -30,7 +33,15 @@ impl Admin {
             base: format!("http://{addr}"),
             client: Client::builder(TokioExecutor::new()).build_http(),
             max_percent: None,
+            runs: None,
         }
+    }
+
+    /// The same client, checking before a deployment what its instances
+    /// run: a static site's build of the new revision must be there.
+    pub fn with_runs(mut self, runs: LocalRuns) -> Admin {
+        self.runs = Some(runs);
+        self
     }
 
     /// The same client, starting rolling updates with this `max_percent`
@@ -140,13 +151,23 @@ impl Fleet for Admin {
         .map(|_| ())
     }
 
-    async fn preflight(&self, _plan: &Plan, _green: &Green) -> Checks {
-        match self.statuses().await {
-            Ok(_) => Checks::default(),
-            Err(e) => Checks::problems(vec![format!(
+    async fn preflight(&self, _plan: &Plan, green: &Green) -> Checks {
+        let mut problems = vec![];
+        // A build that is missing or empty would start instances that exit
+        // at once: said now, before any change.
+        let site = self.runs.as_ref().and_then(|r| r.site_dir(&green.revision));
+        if let Some(Err(e)) = site.map(|dir| crate::site::files::scan(&dir)) {
+            problems.push(format!("fleet.site: green's build {e}"));
+        }
+        if let Err(e) = self.statuses().await {
+            problems.push(format!(
                 "{}; start it with `teal local serve --config FILE`",
                 e.message
-            )]),
+            ));
+        }
+        match problems.is_empty() {
+            true => Checks::default(),
+            false => Checks::problems(problems),
         }
     }
 }

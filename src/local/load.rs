@@ -20,7 +20,7 @@ pub struct Counts {
     pub sent: u64,
     /// 2xx answers.
     pub ok: u64,
-    /// 5xx answers.
+    /// Other answers (5xx, and 404s: a missing asset fails a page too).
     pub failed: u64,
     /// No answer.
     pub errors: u64,
@@ -29,7 +29,17 @@ pub struct Counts {
 impl Load {
     /// Start `n` clients sending `GET /` to `proxy` back to back.
     pub fn start(proxy: std::net::SocketAddr, n: usize) -> Load {
+        Load::start_paths(proxy, n, &["/"])
+    }
+
+    /// Start `n` clients each asking for `paths` in turn, over and over: a
+    /// page and the assets it names, as a browser loads them.
+    pub fn start_paths(proxy: std::net::SocketAddr, n: usize, paths: &[&str]) -> Load {
         use http_body_util::{BodyExt, Empty};
+        let uris: Arc<[hyper::Uri]> = paths
+            .iter()
+            .map(|p| format!("http://{proxy}{p}").parse().expect("a uri"))
+            .collect();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let counts: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
         let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
@@ -38,9 +48,13 @@ impl Load {
         let tasks = (0..n)
             .map(|_| {
                 let (client, counts, rx) = (client.clone(), counts.clone(), rx.clone());
+                let uris = uris.clone();
                 tokio::spawn(async move {
-                    while !*rx.borrow() {
-                        let uri: hyper::Uri = format!("http://{proxy}/").parse().expect("a uri");
+                    for uri in uris.iter().cycle() {
+                        if *rx.borrow() {
+                            break;
+                        }
+                        let uri = uri.clone();
                         counts[0].fetch_add(1, Ordering::Relaxed);
                         let slot = match client.get(uri).await {
                             Ok(r) if r.status().is_success() => {

@@ -7,7 +7,10 @@
 //! - [`metrics`]: sliding windows per slot and their judgement as gates.
 //! - [`seconds`]: per-second samples per slot; [`analysis`]: them as
 //!   canary analysis's metrics.
-//! - [`app`]: the demo app; [`load`]: a load generator.
+//! - [`app`]: the demo app; [`load`]: a load generator; [`http`]: the
+//!   serving loop the demo app and a static site's instances share;
+//!   [`site`]: one build of a static site served as S3 would
+//!   (`[fleet] site = "builds/{revision}"`).
 //! - [`client`]: the ports, which talk to the daemon's admin API the way
 //!   the AWS ports talk to AWS.
 
@@ -16,27 +19,51 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod daemon;
+pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod seconds;
+pub mod site;
 
-use crate::config::{Config, FleetConfig, RouterConfig};
+use crate::config::{Config, FleetConfig, LocalRuns, RouterConfig};
 use crate::ports::{Clock, Ports};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The daemon's settings from a local config.
+/// The daemon's settings from a local config. A site's instances run this
+/// very program's `teal site serve` on each revision's build.
 pub fn daemon_config(config: &Config) -> Option<daemon::DaemonConfig> {
     let FleetConfig::Local {
-        command,
-        health_path,
-        ..
+        runs, health_path, ..
     } = &config.fleet
     else {
         return None;
     };
+    let command = match runs {
+        LocalRuns::Command(command) => command.clone(),
+        LocalRuns::Site(dir) => {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "teal".into());
+            [
+                &exe,
+                "site",
+                "serve",
+                "--root",
+                dir,
+                "--port",
+                "{port}",
+                "--revision",
+                "{revision}",
+                "--health-path",
+                health_path,
+            ]
+            .map(String::from)
+            .to_vec()
+        }
+    };
     Some(daemon::DaemonConfig {
-        command: command.clone(),
+        command,
         health_path: health_path.clone(),
         gates: config.gates.local,
         grace: Duration::from_secs(10),
@@ -53,7 +80,15 @@ pub fn ports(config: &Config, clock: Arc<dyn Clock>) -> Ports {
         crate::strategy::Shape::Rolling(r) => Some(r),
         crate::strategy::Shape::BlueGreen { .. } => None,
     };
-    let a = Arc::new(client::Admin::new(admin).with_max_percent(rolling.map(|r| r.max_percent)));
+    let site = match &config.fleet {
+        FleetConfig::Local { runs, .. } => runs.clone(),
+        _ => unreachable!("called for the local provider only"),
+    };
+    let a = Arc::new(
+        client::Admin::new(admin)
+            .with_max_percent(rolling.map(|r| r.max_percent))
+            .with_runs(site),
+    );
     Ports {
         fleet: a.clone(),
         router: a.clone(),

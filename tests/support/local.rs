@@ -39,6 +39,15 @@ pub struct Local {
 impl Local {
     /// `strategy` is the `[strategy]` table's body.
     pub async fn start(strategy: &str) -> Local {
+        let fleet = format!(
+            r#"command = [{TEAL:?}, "demo-app", "--port", "{{port}}", "--revision", "{{revision}}"]"#
+        );
+        Local::start_with(&fleet, "", strategy).await
+    }
+
+    /// `fleet` is the `[fleet]` table's body but its kind and instances (2),
+    /// `extra` more tables (`[hooks]`), `strategy` the `[strategy]` table's body.
+    pub async fn start_with(fleet: &str, extra: &str, strategy: &str) -> Local {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("teal.toml");
         let (proxy, admin) = (free_port(), free_port());
@@ -50,7 +59,7 @@ name = "hello"
 
 [fleet]
 kind = "local"
-command = [{TEAL:?}, "demo-app", "--port", "{{port}}", "--revision", "{{revision}}"]
+{fleet}
 instances = 2
 
 [router]
@@ -63,6 +72,8 @@ max_5xx_percent = 5
 max_p99 = "1s"
 min_requests = 20
 window = "3s"
+
+{extra}
 
 [strategy]
 {strategy}

@@ -1,0 +1,1 @@
+document.title += " (app 1f2e3d4c)";

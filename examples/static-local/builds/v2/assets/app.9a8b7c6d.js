@@ -1,0 +1,1 @@
+document.title += " (app 9a8b7c6d)";

@@ -1,0 +1,1 @@
+document.title += " (app 0e1f2a3b)";
