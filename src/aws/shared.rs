@@ -9,9 +9,6 @@
 //! most `keys / batch` calls per `fresh`, however many services it has, and
 //! an answer is at most `fresh` old.
 //!
-//! Alarms are kept fresher than the rest ([`ALARMS_FRESH`], within
-//! [`ALARMS_BUDGET`]): a reaction waits on them alone.
-//!
 //! Only kinds where that is never more than the members' own reads are
 //! shared: alarms (read every poll by each member) and listeners (every 10 s
 //! in a steady bake: `n / 10` calls a second alone, at most `n / 20` shared).
@@ -54,42 +51,17 @@ impl Shared {
     /// Shared reads whose answers serve for `fresh`.
     pub fn new(fresh: Duration) -> Shared {
         Shared {
-            alarms: SharedReads::new(ALARMS_FRESH.min(fresh)).at_most(ALARMS_BUDGET),
+            alarms: SharedReads::new(fresh),
             listeners: SharedReads::new(fresh),
             rules: SharedReads::new(fresh),
         }
     }
 }
 
-/// How fresh the alarms' answer is kept while that costs little: the gates
-/// are the one read a reaction waits on (an alarm is seen at most this late
-/// after a refresh), and one refresh serves every member.
-pub const ALARMS_FRESH: Duration = Duration::from_millis(500);
-
-/// The alarms' refreshes make at most 4 `DescribeAlarms` calls a second (100
-/// names a call), under half of CloudWatch's 9 a second for the account
-/// (the rest for everyone else's): past 200 names the answer is kept longer.
-pub const ALARMS_BUDGET: Budget = Budget {
-    keys_per_call: 100,
-    calls_per_second: 4,
-};
-
-/// The most calls a second one kind's refreshes may make.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    /// Keys one call reads.
-    pub keys_per_call: usize,
-    /// Calls a second at most.
-    pub calls_per_second: u32,
-}
-
 /// Answers of one kind, shared by a release's members.
 #[derive(Debug)]
 pub struct SharedReads<K, V> {
     fresh: Duration,
-    /// Keeps an answer longer than `fresh` when refreshing every `fresh`
-    /// would make more calls than it allows.
-    budget: Option<Budget>,
     /// Every key asked for, and those written since the last refresh. Apart
     /// from the answer, so that keys asked for during a refresh are in the next.
     asked: std::sync::Mutex<Asked<K>>,
@@ -125,7 +97,6 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
     pub fn new(fresh: Duration) -> SharedReads<K, V> {
         SharedReads {
             fresh,
-            budget: None,
             asked: std::sync::Mutex::new(Asked {
                 keys: BTreeSet::new(),
                 stale: BTreeSet::new(),
@@ -139,25 +110,6 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
                 serial: 0,
                 changed: BTreeMap::new(),
             }),
-        }
-    }
-
-    /// The same, keeping an answer longer when `budget` needs it.
-    pub fn at_most(mut self, budget: Budget) -> SharedReads<K, V> {
-        self.budget = Some(budget);
-        self
-    }
-
-    /// How long an answer of `keys` keys serves: `fresh`, or as long as
-    /// one refresh's calls take of the budget.
-    fn fresh_for(&self, keys: usize) -> Duration {
-        match self.budget {
-            Some(b) => {
-                let calls = keys.div_ceil(b.keys_per_call.max(1)) as u32;
-                self.fresh
-                    .max(Duration::from_secs(1) * calls / b.calls_per_second.max(1))
-            }
-            None => self.fresh,
         }
     }
 
@@ -226,8 +178,8 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
         // refresh all take its answer. (Judged by age alone, each of them
         // would refresh again in turn once a refresh outlasts `fresh`, as
         // under a saturated bucket one does: 110 members in single file.)
-        let fresh = self.fresh_for(a.read.len());
-        let recent = a.at.is_some_and(|t| t >= asked || t.elapsed() <= fresh);
+        let recent =
+            a.at.is_some_and(|t| t >= asked || t.elapsed() <= self.fresh);
         if !(covered && recent) {
             // Taken before the refresh: a write during it is seen by the next.
             let all: Vec<K> = {
@@ -448,33 +400,6 @@ mod tests {
         assert_eq!((a["a"], calls.load(Ordering::SeqCst)), (3, 3));
         let a = shared.read(&["a"], counting(&calls)).await.unwrap();
         assert_eq!((a["a"], calls.load(Ordering::SeqCst)), (3, 3));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_budget_keeps_a_large_answer_longer() {
-        let budget = Budget {
-            keys_per_call: 2,
-            calls_per_second: 4,
-        };
-        let shared = SharedReads::new(Duration::from_millis(500)).at_most(budget);
-        let calls = Arc::new(AtomicUsize::new(0));
-        // Four keys, two calls a refresh: a refresh every 500 ms is 4 calls
-        // a second, the budget.
-        shared
-            .read(&["a", "b", "c", "d"], counting(&calls))
-            .await
-            .unwrap();
-        tokio::time::advance(Duration::from_millis(501)).await;
-        shared.read(&["a"], counting(&calls)).await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "refreshed after 500 ms");
-        // Six keys, three calls a refresh: kept 750 ms.
-        shared.read(&["e", "f"], counting(&calls)).await.unwrap();
-        tokio::time::advance(Duration::from_millis(501)).await;
-        shared.read(&["a"], counting(&calls)).await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 3, "kept past 500 ms");
-        tokio::time::advance(Duration::from_millis(250)).await;
-        shared.read(&["a"], counting(&calls)).await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 4, "refreshed after 750 ms");
     }
 
     #[tokio::test(start_paused = true)]
