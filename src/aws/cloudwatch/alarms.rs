@@ -115,15 +115,13 @@ impl Gate for AlarmGate {
             self.since
                 .store(shared.alarms.serial(), std::sync::atomic::Ordering::SeqCst);
             let read = shared.alarms.read(&self.alarms, |all| async move {
-                // The calls of one refresh at once, not in turn: every
-                // member's detection waits for the slowest, not for the sum.
-                let calls = all.chunks(MAX_ALARMS).map(|c| self.describe(c.to_vec()));
-                Ok(futures::future::try_join_all(calls)
-                    .await?
-                    .into_iter()
-                    .flatten()
-                    .map(|r| (r.name.clone(), r))
-                    .collect())
+                let mut readings = std::collections::BTreeMap::new();
+                for chunk in all.chunks(MAX_ALARMS) {
+                    for r in self.describe(chunk.to_vec()).await? {
+                        readings.insert(r.name.clone(), r);
+                    }
+                }
+                Ok(readings)
             });
             let got = read.await?;
             Ok(self
