@@ -366,7 +366,9 @@ async fn one_alarm_read_serves_every_member_of_a_release() {
         let aws = teal::aws::Aws {
             sdk: cw_sdk.clone(),
             calls: Default::default(),
-            shared: Some(std::sync::Arc::new(teal::aws::shared::Shared::new(fresh))),
+            shared: Some(std::sync::Arc::new(teal::aws::shared::Shared::new(
+                fresh, fresh,
+            ))),
         };
         let gates: Vec<AlarmGate> = names
             .iter()
@@ -406,12 +408,21 @@ async fn one_alarm_read_serves_every_member_of_a_release() {
         "fresh readings are served from the book"
     );
 
-    // A reading that is never fresh: every read reads all 180 names, two calls.
+    // A reading asked to be never fresh: all 180 names, two calls, that
+    // serve for half a second all the same (the refreshes' budget: 4 calls a
+    // second), and are read again past that.
     let (aws, gates) = shared(Duration::ZERO);
     for g in &gates {
         g.read().await.unwrap();
     }
     let before = describes(&aws).unwrap();
+    gates[0].read().await.unwrap();
+    assert_eq!(
+        describes(&aws).unwrap(),
+        before,
+        "within the budget's window"
+    );
+    tokio::time::sleep(Duration::from_millis(510)).await;
     gates[0].read().await.unwrap();
     assert_eq!(
         describes(&aws).unwrap() - before,
@@ -439,6 +450,7 @@ async fn one_listener_read_serves_every_member_of_a_release() {
         sdk: sdk(&m).await,
         calls: Default::default(),
         shared: Some(std::sync::Arc::new(teal::aws::shared::Shared::new(
+            Duration::from_secs(3600),
             Duration::from_secs(3600),
         ))),
     };

@@ -162,9 +162,9 @@ impl Aws {
     }
 
     /// Adapters built from this share their reads: an answer serves every
-    /// member for `fresh` (see [`crate::aws::shared`]).
-    pub fn sharing_reads(mut self, fresh: std::time::Duration) -> Aws {
-        self.shared = Some(Arc::new(crate::aws::shared::Shared::new(fresh)));
+    /// member for `fresh`, the alarms' for `alarms` (see [`crate::aws::shared`]).
+    pub fn sharing_reads(mut self, fresh: std::time::Duration, alarms: std::time::Duration) -> Aws {
+        self.shared = Some(Arc::new(crate::aws::shared::Shared::new(fresh, alarms)));
         self
     }
 }

@@ -23,6 +23,20 @@
 //! One refresh at a time: members that ask while one is under way wait for
 //! it and take its answer if it covers them, however long it took.
 //!
+//! A refresh that fails is an answer too: the members queued behind it, and
+//! those that ask within its window, take its error instead of trying again
+//! (the driver reads again on its own cadence). Each failure in a row doubles
+//! the window, up to [`MAX_BACKOFF`] times. Without this, a throttled refresh
+//! was tried again at once by the next member in line, every one of them
+//! urgent and unpaced: on 100 services a 500 ms alarm answer met 82,080
+//! `DescribeAlarms` throttles (docs/BENCHMARKS.md). So a kind's refreshes,
+//! failed or not, never outpace one per window.
+//!
+//! A window is `fresh`, or longer when the keys need many calls: with
+//! [`SharedReads::calls_at_most`], a refresh of `n` calls serves for at least
+//! `n / rate` seconds, so that a release with many alarms stays under its
+//! share of the bucket however many names it reads.
+//!
 //! A refresh that finds a key's value changed says so ([`SharedReads::changed_since`]):
 //! the members that read that key need not wait for their next poll to see
 //! it. An alarm that one member's refresh finds in ALARM wakes the member it
@@ -36,6 +50,9 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The most a failed refresh's window is stretched (doubling per failure).
+pub const MAX_BACKOFF: u32 = 4;
+
 /// Every kind of read a release's members share.
 #[derive(Debug)]
 pub struct Shared {
@@ -48,20 +65,31 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared reads whose answers serve for `fresh`.
-    pub fn new(fresh: Duration) -> Shared {
+    /// Shared reads whose answers serve for `fresh`; alarm readings for
+    /// `alarms` (the gates are read every poll, so their answer's age is
+    /// most of a release member's detection time), refreshed with at most
+    /// [`ALARM_CALLS_PER_SEC`] `DescribeAlarms` calls a second.
+    pub fn new(fresh: Duration, alarms: Duration) -> Shared {
         Shared {
-            alarms: SharedReads::new(fresh),
+            alarms: SharedReads::new(alarms)
+                .calls_at_most(ALARM_CALLS_PER_SEC, crate::config::MAX_ALARMS),
             listeners: SharedReads::new(fresh),
             rules: SharedReads::new(fresh),
         }
     }
 }
 
+/// The shared alarm refreshes' share of CloudWatch's `DescribeAlarms`
+/// bucket (9 a second, refilled 9 a second; `aws::pace::FAMILIES`): under
+/// half, leaving the rest to the preflights and anyone else in the account.
+pub const ALARM_CALLS_PER_SEC: f64 = 4.0;
+
 /// Answers of one kind, shared by a release's members.
 #[derive(Debug)]
 pub struct SharedReads<K, V> {
     fresh: Duration,
+    /// At most this many calls a second, of this many keys each.
+    budget: Option<(f64, usize)>,
     /// Every key asked for, and those written since the last refresh. Apart
     /// from the answer, so that keys asked for during a refresh are in the next.
     asked: std::sync::Mutex<Asked<K>>,
@@ -90,6 +118,11 @@ struct Answer<K, V> {
     read: BTreeSet<K>,
     at: Option<Instant>,
     values: BTreeMap<K, V>,
+    /// How long the last refresh serves, failed or not.
+    serves: Duration,
+    /// The last refresh's error, when it failed, with when it began and
+    /// how many refreshes in a row failed.
+    failed: Option<(Instant, u32, PortError)>,
 }
 
 impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
@@ -97,6 +130,7 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
     pub fn new(fresh: Duration) -> SharedReads<K, V> {
         SharedReads {
             fresh,
+            budget: None,
             asked: std::sync::Mutex::new(Asked {
                 keys: BTreeSet::new(),
                 stale: BTreeSet::new(),
@@ -105,11 +139,31 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
                 read: BTreeSet::new(),
                 at: None,
                 values: BTreeMap::new(),
+                serves: fresh,
+                failed: None,
             }),
             changes: tokio::sync::watch::Sender::new(Changes {
                 serial: 0,
                 changed: BTreeMap::new(),
             }),
+        }
+    }
+
+    /// Refreshes of `n` keys make `ceil(n / batch)` calls: each serves for
+    /// long enough that they average at most `per_sec` calls a second.
+    pub fn calls_at_most(mut self, per_sec: f64, batch: usize) -> SharedReads<K, V> {
+        self.budget = Some((per_sec, batch.max(1)));
+        self
+    }
+
+    /// How long a refresh of `keys` keys serves.
+    fn window(&self, keys: usize) -> Duration {
+        match self.budget {
+            Some((per_sec, batch)) => {
+                let calls = keys.div_ceil(batch) as f64;
+                self.fresh.max(Duration::from_secs_f64(calls / per_sec))
+            }
+            None => self.fresh,
         }
     }
 
@@ -178,29 +232,45 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
         // refresh all take its answer. (Judged by age alone, each of them
         // would refresh again in turn once a refresh outlasts `fresh`, as
         // under a saturated bucket one does: 110 members in single file.)
-        let recent =
-            a.at.is_some_and(|t| t >= asked || t.elapsed() <= self.fresh);
-        if !(covered && recent) {
-            // Taken before the refresh: a write during it is seen by the next.
-            let all: Vec<K> = {
-                let mut asked = self.lock_asked();
-                asked.stale.clear();
-                asked.keys.iter().cloned().collect()
-            };
-            let began = Instant::now();
-            // Patient: several calls that must all land (see `pace::patient`).
-            let values = crate::aws::pace::patient(fetch(all.clone())).await?;
-            self.note(&all, &a, &values);
-            *a = Answer {
-                read: all.into_iter().collect(),
-                at: Some(began),
-                values,
-            };
+        let recent = a.at.is_some_and(|t| t >= asked || t.elapsed() <= a.serves);
+        if covered && recent {
+            return Ok(pick(&a.values, keys));
         }
-        Ok(keys
-            .iter()
-            .filter_map(|k| a.values.get(k).map(|v| (k.clone(), v.clone())))
-            .collect())
+        // The same for a failure: taken by those who asked before it ended
+        // and, for its window, by everyone.
+        if let Some((t, in_a_row, e)) = &a.failed {
+            let backoff = a.serves * 2u32.saturating_pow(in_a_row - 1).min(MAX_BACKOFF);
+            if *t >= asked || t.elapsed() <= backoff {
+                return Err(e.clone());
+            }
+        }
+        // Taken before the refresh: a write during it is seen by the next.
+        let (all, written): (Vec<K>, BTreeSet<K>) = {
+            let mut asked = self.lock_asked();
+            let written = std::mem::take(&mut asked.stale);
+            (asked.keys.iter().cloned().collect(), written)
+        };
+        let began = Instant::now();
+        a.serves = self.window(all.len());
+        // Patient: several calls that must all land (see `pace::patient`).
+        match crate::aws::pace::patient(fetch(all.clone())).await {
+            Ok(values) => {
+                self.note(&all, &a, &values);
+                a.read = all.into_iter().collect();
+                a.at = Some(began);
+                a.values = values;
+                a.failed = None;
+                Ok(pick(&a.values, keys))
+            }
+            Err(e) => {
+                // Keys written before it stay written: their next read reads
+                // them alone, not held back by this failure's window.
+                self.lock_asked().stale.extend(written);
+                let in_a_row = a.failed.as_ref().map_or(0, |f| f.1) + 1;
+                a.failed = Some((began, in_a_row, e.clone()));
+                Err(e)
+            }
+        }
     }
 
     /// A read of keys this member wrote (the read-back of a weight change):
@@ -241,6 +311,13 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
     }
 }
 
+/// The values of `keys` in `values`, those that have one.
+fn pick<K: Ord + Clone, V: Clone>(values: &BTreeMap<K, V>, keys: &[K]) -> BTreeMap<K, V> {
+    keys.iter()
+        .filter_map(|k| values.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +354,108 @@ mod tests {
         shared.read(&["b"], counting(&calls)).await.unwrap();
         let a = shared.read(&["a"], counting(&calls)).await.unwrap();
         assert_eq!((a["a"], calls.load(Ordering::SeqCst)), (3, 3));
+    }
+
+    /// A fetch that counts its calls and fails each with throttling.
+    fn throttled(
+        calls: &Arc<AtomicUsize>,
+    ) -> impl FnOnce(
+        Vec<&'static str>,
+    ) -> std::future::Ready<Result<BTreeMap<&'static str, usize>, PortError>> {
+        let calls = calls.clone();
+        move |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Err(PortError::new(
+                "DescribeAlarms",
+                crate::ports::ErrorKind::Transient,
+                "Throttling: Rate exceeded",
+            )))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_refresh_is_not_tried_again_before_its_window_backing_off() {
+        let shared = SharedReads::new(Duration::from_secs(1));
+        let calls = Arc::new(AtomicUsize::new(0));
+        // Ten members in a row within the window: one call, ten errors.
+        for _ in 0..10 {
+            let e = shared.read(&["a"], throttled(&calls)).await.unwrap_err();
+            assert!(e.message.contains("Throttling"));
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "tried again within its window"
+        );
+        // Each failure in a row doubles the window: 1 s, 2 s, 4 s, then 4 s.
+        let mut tried_at = vec![];
+        for ms in (250..=20_000).step_by(250) {
+            tokio::time::advance(Duration::from_millis(250)).await;
+            let before = calls.load(Ordering::SeqCst);
+            let _ = shared.read(&["a"], throttled(&calls)).await;
+            if calls.load(Ordering::SeqCst) > before {
+                tried_at.push(ms);
+            }
+        }
+        assert_eq!(tried_at, vec![1_250, 3_500, 7_750, 12_000, 16_250]);
+        // A success ends the backoff: the next window is `fresh` again.
+        tokio::time::advance(Duration::from_millis(4_001)).await;
+        shared.read(&["a"], counting(&calls)).await.unwrap();
+        tokio::time::advance(Duration::from_millis(1_001)).await;
+        let before = calls.load(Ordering::SeqCst);
+        let _ = shared.read(&["a"], throttled(&calls)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), before + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn members_queued_behind_a_failing_refresh_take_its_error() {
+        let shared = Arc::new(SharedReads::new(Duration::from_millis(100)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        // A refresh that fails after 5 s (longer than its window).
+        let slow = |calls: Arc<AtomicUsize>| {
+            move |_: Vec<&'static str>| async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Err::<BTreeMap<&'static str, usize>, _>(PortError::new(
+                    "DescribeAlarms",
+                    crate::ports::ErrorKind::Transient,
+                    "Throttling",
+                ))
+            }
+        };
+        let members: Vec<_> = (0..5)
+            .map(|_| {
+                let (shared, calls) = (shared.clone(), calls.clone());
+                tokio::spawn(async move { shared.read(&["a"], slow(calls)).await })
+            })
+            .collect();
+        for m in members {
+            assert!(m.await.unwrap().is_err());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one refresh for the five");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_of_many_calls_serves_long_enough_to_keep_its_budget() {
+        // 4 calls a second, 100 keys a call: 250 keys are 3 calls, 750 ms.
+        let shared = SharedReads::new(Duration::from_millis(500)).calls_at_most(4.0, 100);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let keys: Vec<&'static str> = (0..250)
+            .map(|i| &*Box::leak(format!("k{i}").into_boxed_str()))
+            .collect();
+        shared.read(&keys, counting(&calls)).await.unwrap();
+        tokio::time::advance(Duration::from_millis(700)).await;
+        shared.read(&keys, counting(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "served within 750 ms");
+        tokio::time::advance(Duration::from_millis(60)).await;
+        shared.read(&keys, counting(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Few keys: `fresh` alone.
+        let few = SharedReads::new(Duration::from_millis(500)).calls_at_most(4.0, 100);
+        few.read(&["a"], counting(&calls)).await.unwrap();
+        tokio::time::advance(Duration::from_millis(510)).await;
+        few.read(&["a"], counting(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test(start_paused = true)]

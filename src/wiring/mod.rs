@@ -128,8 +128,14 @@ pub async fn wire(
     })
 }
 
-/// How long one answer (alarms, listeners) serves every member of a release.
+/// How long one answer (listeners, rules) serves every member of a release.
 pub const SHARED_READ: Duration = Duration::from_secs(1);
+
+/// How long one alarm answer serves every member of a release: the most a
+/// member's detection waits on it (a refresh that finds an alarm changed
+/// wakes its member). Stretched past 200 alarm names to keep the refreshes
+/// within `aws::shared::ALARM_CALLS_PER_SEC`.
+pub const SHARED_ALARMS: Duration = Duration::from_millis(500);
 
 /// The ports of several configs (a release's members), AWS loaded once so
 /// that every member's calls share one SDK configuration and one counter;
@@ -149,13 +155,13 @@ pub async fn wire_each(
 > {
     let aws = match configs.iter().any(|c| Provider::of(c) == Provider::Aws) {
         // Every member's alarms in one DescribeAlarms (100 names a call), a
-        // reading serving all members for a second: alarm reads cost at most
-        // ceil(names / 100) calls a second however many members there are,
-        // and an alarm is seen at most a second late.
+        // reading serving all members for half a second: alarm reads cost at
+        // most 4 calls a second however many members there are, and an alarm
+        // is seen at most half a second late (up to 200 names).
         true => Some(
             Aws::load(cloud.region.clone(), cloud.profile.clone())
                 .await
-                .sharing_reads(SHARED_READ),
+                .sharing_reads(SHARED_READ, SHARED_ALARMS),
         ),
         false => None,
     };

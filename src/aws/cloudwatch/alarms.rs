@@ -114,14 +114,17 @@ impl Gate for AlarmGate {
             // driver reads again on its own cadence: no wake loop).
             self.since
                 .store(shared.alarms.serial(), std::sync::atomic::Ordering::SeqCst);
+            // A refresh's calls go at once: the answer's window keeps them
+            // within the shared budget (`aws::shared::ALARM_CALLS_PER_SEC`),
+            // and one after another they would add a call's time to detection.
             let read = shared.alarms.read(&self.alarms, |all| async move {
-                let mut readings = std::collections::BTreeMap::new();
-                for chunk in all.chunks(MAX_ALARMS) {
-                    for r in self.describe(chunk.to_vec()).await? {
-                        readings.insert(r.name.clone(), r);
-                    }
-                }
-                Ok(readings)
+                let calls = all.chunks(MAX_ALARMS).map(|c| self.describe(c.to_vec()));
+                let answers = futures::future::try_join_all(calls).await?;
+                Ok(answers
+                    .into_iter()
+                    .flatten()
+                    .map(|r| (r.name.clone(), r))
+                    .collect())
             });
             let got = read.await?;
             Ok(self
