@@ -5,6 +5,7 @@
 //! - [`elb`]: the ALB router (listener default action or one rule, weighted
 //!   forward) and target health;
 //! - [`route53`]: the Route 53 router (two weighted records) and its TXT ledger;
+//! - [`s3`]: a static site's revisions in a bucket: published, carried, pruned;
 //! - [`dynamodb`]: the deployment record in a DynamoDB table (conditional
 //!   writes: the lock of ALB routers, and of Route 53 ones that name a table);
 //! - [`ecs`]: the ECS fleet (a service per slot, cloned from blue) and its
@@ -35,6 +36,7 @@ pub mod elb;
 pub mod notify;
 pub mod pace;
 pub mod route53;
+pub mod s3;
 pub mod sdk;
 pub mod shared;
 pub mod sts;

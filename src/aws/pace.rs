@@ -54,6 +54,8 @@ const CLOUDWATCH: &str =
 const EC2: &str = "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/throttling.html";
 const ROUTE53: &str =
     "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html";
+const S3: &str =
+    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html";
 const PICKED: &str = "no published figure: a conservative pick";
 
 /// The families teal calls, with AWS's sizes (per account and Region).
@@ -111,6 +113,20 @@ pub const FAMILIES: &[Family] = &[
         burst: 50.0,
         refill: 5.0,
         source: EC2,
+    },
+    // S3 publishes rates per prefix (3,500 writes, 5,500 reads a second), no
+    // bucket size: the size here is a second's worth.
+    Family {
+        name: "s3:read",
+        burst: 5500.0,
+        refill: 5500.0,
+        source: S3,
+    },
+    Family {
+        name: "s3:write",
+        burst: 3500.0,
+        refill: 3500.0,
+        source: S3,
     },
     Family {
         name: "autoscaling",
@@ -174,6 +190,8 @@ pub fn family_of(op: &str) -> Option<&'static Family> {
         | "DescribeScalingPolicies"
         | "RegisterScalableTarget"
         | "DeregisterScalableTarget" => "application-autoscaling",
+        "HeadBucket" | "ListObjectsV2" | "HeadObject" | "GetObject" => "s3:read",
+        "PutObject" | "CopyObject" | "DeleteObjects" => "s3:write",
         "GetItem" | "PutItem" | "DeleteItem" | "UpdateItem" | "Query" => return None,
         // Every Auto Scaling action (and any new one): its own family.
         _ => "autoscaling",

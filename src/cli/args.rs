@@ -342,6 +342,28 @@ pub enum SiteCommand {
         #[arg(long, value_name = "DIR")]
         new: std::path::PathBuf,
     },
+    /// Upload a build to its revision's prefix of an S3 bucket (`s3://bucket/site/<revision>/`),
+    /// with content types and cache headers (index.html no-cache, hashed assets immutable);
+    /// files already there are skipped, the prefix is listed to check every file landed.
+    /// A missing or empty build, or a bucket that does not exist, is exit 2 before any write.
+    Publish {
+        /// The build directory (the front end's `dist/`).
+        #[arg(long, value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// Where the revisions live: `s3://BUCKET/PREFIX` (each under `PREFIX/<revision>/`).
+        #[arg(long, value_name = "S3_URL")]
+        to: String,
+        /// The revision: the name of its prefix (letters, digits, `-_.+`).
+        #[arg(long)]
+        revision: String,
+        /// Copy this revision's content-hashed assets that the build lacks into the new prefix
+        /// (blue's: pages loaded before the switch keep finding them).
+        #[arg(long, value_name = "REVISION")]
+        carry_from: Option<String>,
+        /// Then delete revisions past the newest N (never --revision or --carry-from).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        keep: Option<u32>,
+    },
     /// Serve one build on 127.0.0.1 until SIGTERM (`[fleet] site = ...` runs this per instance).
     Serve {
         /// The build directory.

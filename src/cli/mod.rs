@@ -190,7 +190,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             Ok(Exit::Succeeded)
         }
         Command::Release { command } => release::run(command, &cloud, cli.output),
-        Command::Site { command } => site::run(command, cli.output),
+        Command::Site { command } => site::run(command, &cloud, cli.output),
         Command::Sim {
             seed,
             runs,
