@@ -14,7 +14,9 @@
 //! Knobs (environment): `BENCH_RUNS` (30 runs per reaction row),
 //! `BENCH_MANY` (100 services deployed at once), `BENCH_PROBES` (10 more whose
 //! alarm is set mid-bake), `BENCH_OUT` (where the table goes; `-` for
-//! nowhere), `BENCH_ONLY` (one section by its title, replaced in the file).
+//! nowhere), `BENCH_ONLY` (one section by its title, replaced in the file),
+//! `BENCH_KEEP` (a file for the release's whole `--output json`, to read a
+//! probe's events from).
 //!
 //! Layout: one `async fn` per section, each returning its rows; `main` runs
 //! them in order and writes the file.
@@ -856,6 +858,18 @@ green_healthy_timeout = "10m""#;
     let wall = t.elapsed();
     stop.store(true, Ordering::Relaxed);
     let probes_b = probing.await.expect("the probes");
+    if let Some(keep) = std::env::var_os("BENCH_KEEP") {
+        let mut kept = run.output.clone();
+        for p in &probes_b {
+            kept.push_str(&format!(
+                "{{\"probe\":{:?},\"alarmed_at\":{},\"reaction_ms\":{}}}\n",
+                p.service,
+                p.alarmed_at,
+                p.reaction.as_millis()
+            ));
+        }
+        std::fs::write(&keep, kept).expect("BENCH_KEEP written");
+    }
     let lines: Vec<Value> = run
         .output
         .lines()

@@ -224,7 +224,27 @@ pub async fn patient<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn is_patient() -> bool {
-    PATIENT.try_with(|_| ()).is_ok()
+    PATIENT.try_with(|_| ()).is_ok() || is_shared()
+}
+
+tokio::task_local! {
+    /// Set around a refresh shared by a release's members: see [`shared`].
+    static SHARED: ();
+}
+
+/// Run `f` as a refresh shared by every member of a release: patient, and
+/// paced even when the member that happens to make it is urgent. Its rate
+/// is bounded by the answer's window (`aws::shared`), so it rarely waits;
+/// taken urgently, its tokens were never paid for, and at four alarm calls a
+/// second against a rate the adaptive limit had halved after a throttle,
+/// the bucket's debt grew without end: the members' own `DescribeAlarms`
+/// calls (their preflights) waited twenty minutes behind it on 110 services.
+pub async fn shared<F: std::future::Future>(f: F) -> F::Output {
+    SHARED.scope((), f).await
+}
+
+fn is_shared() -> bool {
+    SHARED.try_with(|_| ()).is_ok()
 }
 
 /// One family's bucket as this process keeps it.
@@ -261,9 +281,10 @@ impl Pacer {
     /// it reads the gates meanwhile: a release's services must not stop
     /// watching their alarms while they queue for the account's reads.
     /// Calls under [`urgent`] take their token at once, whatever is left;
-    /// calls under [`patient`] wait here for it, however long.
+    /// calls under [`patient`] wait here for it, however long, and so do
+    /// calls under [`shared`], urgent or not.
     pub async fn take(&self, op: &str) -> Result<(), Duration> {
-        let urgent = crate::ports::is_urgent();
+        let urgent = crate::ports::is_urgent() && !is_shared();
         let wait = {
             let now = Instant::now();
             let mut buckets = self.buckets.lock().expect("pacer");
@@ -453,6 +474,34 @@ mod tests {
             (took - expected).abs() < 0.01,
             "{took:.3} s, not {expected:.3}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_refresh_pays_for_its_tokens_even_for_an_urgent_member() {
+        let pacer = Pacer::default();
+        // DescribeAlarms: 8.1 of AWS's 9 at once, 8.1 a second; urgent
+        // calls take nine at once, leaving the bucket in debt.
+        urgent(async {
+            for _ in 0..9 {
+                pacer.take("DescribeAlarms").await.unwrap();
+            }
+        })
+        .await;
+        let start = Instant::now();
+        urgent(shared(async {
+            pacer.take("DescribeAlarms").await.unwrap();
+        }))
+        .await;
+        let took = start.elapsed().as_secs_f64();
+        let expected = (1.0 - (9.0 * SHARE - 9.0)) / (9.0 * SHARE);
+        assert!(
+            (took - expected).abs() < 0.01,
+            "{took:.3} s, not {expected:.3}"
+        );
+        // Urgent alone: at once, debt or not.
+        let start = Instant::now();
+        urgent(async { pacer.take("DescribeAlarms").await.unwrap() }).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

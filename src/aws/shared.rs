@@ -25,8 +25,8 @@
 //!
 //! A refresh that fails is an answer too: the members queued behind it, and
 //! those that ask within its window, take its error instead of trying again
-//! (the driver reads again on its own cadence). Each failure in a row doubles
-//! the window, up to [`MAX_BACKOFF`] times. Without this, a throttled refresh
+//! (the driver reads again on its own cadence). A second failure in a row
+//! doubles the window ([`MAX_BACKOFF`]). Without this, a throttled refresh
 //! was tried again at once by the next member in line, every one of them
 //! urgent and unpaced: on 100 services a 500 ms alarm answer met 82,080
 //! `DescribeAlarms` throttles (docs/BENCHMARKS.md). So a kind's refreshes,
@@ -51,7 +51,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The most a failed refresh's window is stretched (doubling per failure).
-pub const MAX_BACKOFF: u32 = 4;
+/// Twice at most: a member's own retries of a failed read span at least
+/// 3.9 s (`driver::Retry`: six attempts, equal jitter from 250 ms), so a
+/// window of 2 s (listeners; 1 s for alarms) always leaves them a fresh try.
+pub const MAX_BACKOFF: u32 = 2;
 
 /// Every kind of read a release's members share.
 #[derive(Debug)]
@@ -252,8 +255,9 @@ impl<K: Ord + Clone, V: Clone + PartialEq> SharedReads<K, V> {
         };
         let began = Instant::now();
         a.serves = self.window(all.len());
-        // Patient: several calls that must all land (see `pace::patient`).
-        match crate::aws::pace::patient(fetch(all.clone())).await {
+        // Shared: several calls that must all land, paced whoever makes
+        // them (see `pace::shared`).
+        match crate::aws::pace::shared(fetch(all.clone())).await {
             Ok(values) => {
                 self.note(&all, &a, &values);
                 a.read = all.into_iter().collect();
@@ -387,7 +391,7 @@ mod tests {
             1,
             "tried again within its window"
         );
-        // Each failure in a row doubles the window: 1 s, 2 s, 4 s, then 4 s.
+        // A failure in a row doubles the window: 1 s, then 2 s on.
         let mut tried_at = vec![];
         for ms in (250..=20_000).step_by(250) {
             tokio::time::advance(Duration::from_millis(250)).await;
@@ -397,9 +401,12 @@ mod tests {
                 tried_at.push(ms);
             }
         }
-        assert_eq!(tried_at, vec![1_250, 3_500, 7_750, 12_000, 16_250]);
+        assert_eq!(
+            tried_at,
+            vec![1_250, 3_500, 5_750, 8_000, 10_250, 12_500, 14_750, 17_000, 19_250]
+        );
         // A success ends the backoff: the next window is `fresh` again.
-        tokio::time::advance(Duration::from_millis(4_001)).await;
+        tokio::time::advance(Duration::from_millis(2_001)).await;
         shared.read(&["a"], counting(&calls)).await.unwrap();
         tokio::time::advance(Duration::from_millis(1_001)).await;
         let before = calls.load(Ordering::SeqCst);
