@@ -408,20 +408,15 @@ async fn one_alarm_read_serves_every_member_of_a_release() {
         "fresh readings are served from the book"
     );
 
-    // A reading asked to be never fresh: all 180 names, two calls, that
-    // serve for half a second all the same (the refreshes' budget: 4 calls a
-    // second), and are read again past that.
+    // A reading asked to be never fresh: all 180 names, two calls. It still
+    // serves for the refreshes' budget (4 calls a second: half a second),
+    // which the paused-clock unit test in `aws::shared` holds; here, on a
+    // real clock, only its end is waited out, never raced.
     let (aws, gates) = shared(Duration::ZERO);
     for g in &gates {
         g.read().await.unwrap();
     }
     let before = describes(&aws).unwrap();
-    gates[0].read().await.unwrap();
-    assert_eq!(
-        describes(&aws).unwrap(),
-        before,
-        "within the budget's window"
-    );
     tokio::time::sleep(Duration::from_millis(510)).await;
     gates[0].read().await.unwrap();
     assert_eq!(
