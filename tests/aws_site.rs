@@ -9,32 +9,10 @@ use support::*;
 
 const BUILDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/static-local/builds");
 
-fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
 async fn bucket(s3: &aws_sdk_s3::Client) -> String {
     let name = unique("site").to_lowercase();
     s3.create_bucket().bucket(&name).send().await.unwrap();
     name
-}
-
-async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
-    let out = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .unwrap();
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(String::from))
-        .collect()
 }
 
 /// `teal site publish ... --output json`, exit `code`; its JSON when 0.

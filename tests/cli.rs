@@ -61,6 +61,7 @@ fn plan_prints_the_schedule_of_every_example_without_network() {
         "examples/ecs-alb/teal.toml",
         "examples/ecs-nlb/teal.toml",
         "examples/asg-route53/teal.toml",
+        "examples/static-cloudfront/teal.toml",
     ] {
         teal()
             .args(["plan", "--config", example])

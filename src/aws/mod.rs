@@ -5,7 +5,10 @@
 //! - [`elb`]: the ALB router (listener default action or one rule, weighted
 //!   forward) and target health;
 //! - [`route53`]: the Route 53 router (two weighted records) and its TXT ledger;
-//! - [`s3`]: a static site's revisions in a bucket: published, carried, pruned;
+//! - [`cloudfront`]: the CloudFront router (a primary distribution, its
+//!   staging copy and a continuous deployment policy) of a static site;
+//! - [`s3`]: a static site's revisions in a bucket: published, carried,
+//!   pruned; and the site as a fleet, each slot a revision's prefix;
 //! - [`dynamodb`]: the deployment record in a DynamoDB table (conditional
 //!   writes: the lock of ALB routers, and of Route 53 ones that name a table);
 //! - [`ecs`]: the ECS fleet (a service per slot, cloned from blue) and its
@@ -28,6 +31,7 @@
 //! ([`ApiCalls`]) for the final summary.
 
 pub mod autoscaling;
+pub mod cloudfront;
 pub mod cloudwatch;
 pub mod discover;
 pub mod dynamodb;

@@ -128,6 +128,20 @@ pub const FAMILIES: &[Family] = &[
         refill: 3500.0,
         source: S3,
     },
+    // CloudFront publishes no request rates for its control plane API:
+    // picked low, like Route 53's, which is also global.
+    Family {
+        name: "cloudfront:read",
+        burst: 10.0,
+        refill: 5.0,
+        source: PICKED,
+    },
+    Family {
+        name: "cloudfront:write",
+        burst: 5.0,
+        refill: 1.0,
+        source: PICKED,
+    },
     Family {
         name: "autoscaling",
         burst: 20.0,
@@ -192,6 +206,15 @@ pub fn family_of(op: &str) -> Option<&'static Family> {
         | "DeregisterScalableTarget" => "application-autoscaling",
         "HeadBucket" | "ListObjectsV2" | "HeadObject" | "GetObject" => "s3:read",
         "PutObject" | "CopyObject" | "DeleteObjects" => "s3:write",
+        "GetDistribution"
+        | "GetDistributionConfig"
+        | "ListDistributions"
+        | "GetContinuousDeploymentPolicyConfig" => "cloudfront:read",
+        "UpdateDistribution"
+        | "CopyDistribution"
+        | "UpdateDistributionWithStagingConfig"
+        | "CreateContinuousDeploymentPolicy"
+        | "UpdateContinuousDeploymentPolicy" => "cloudfront:write",
         "GetItem" | "PutItem" | "DeleteItem" | "UpdateItem" | "Query" => return None,
         // Every Auto Scaling action (and any new one): its own family.
         _ => "autoscaling",

@@ -7,7 +7,7 @@
 use super::autoscaling::{self, refresh};
 use super::ecs::{self, rollout};
 use super::elb::alb;
-use super::{cloudwatch, dynamodb, route53, Aws};
+use super::{cloudfront, cloudwatch, dynamodb, route53, s3, Aws};
 use crate::analysis::spec::SlotValues;
 use crate::config::{Config, FleetConfig, RouterConfig};
 use crate::model::Slot;
@@ -24,6 +24,7 @@ pub const PAIRS: &[(&str, &str)] = &[
     ("asg", "alb"),
     ("asg", "nlb"),
     ("asg", "route53"),
+    ("s3", "cloudfront"),
 ];
 
 /// What a router brings.
@@ -134,6 +135,24 @@ fn router_part(aws: &Aws, config: &Config, rolling: Option<Rolling>) -> RouterPa
             },
             target_groups: None,
         },
+        RouterConfig::Cloudfront {
+            distribution_id,
+            sticky,
+        } => {
+            let FleetConfig::S3 { bucket, prefix, .. } = &config.fleet else {
+                unreachable!("a CloudFront router serves an S3 fleet (PAIRS)")
+            };
+            RouterPart {
+                router: Arc::new(cloudfront::CloudFrontRouter::new(
+                    aws,
+                    distribution_id.clone(),
+                    s3::SiteBucket::new(aws, bucket, prefix),
+                    *sticky,
+                )),
+                ledger: table_ledger(aws, config, &format!("cloudfront:{distribution_id}")),
+                target_groups: None,
+            }
+        }
         RouterConfig::Alb { .. } | RouterConfig::Nlb { .. } => unreachable!("read above"),
         RouterConfig::Sim | RouterConfig::Local { .. } => {
             unreachable!("not an AWS router; PAIRS is checked first")
@@ -198,6 +217,17 @@ fn fleet_part(
                 fleet: Arc::new(fleet),
             }
         }
+        FleetConfig::S3 {
+            bucket,
+            prefix,
+            site,
+        } => FleetPart {
+            fleet: Arc::new(s3::fleet::S3Fleet::new(
+                s3::SiteBucket::new(aws, bucket, prefix),
+                site.clone(),
+            )),
+            rollout: None,
+        },
         FleetConfig::Sim { .. } | FleetConfig::Local { .. } => {
             unreachable!("not an AWS fleet; PAIRS is checked first")
         }
@@ -238,7 +268,7 @@ fn slot_values(config: &Config) -> [SlotValues; 2] {
             FleetConfig::Asg { group, .. } => {
                 v.insert("group", format!("{group}-{slot}"));
             }
-            FleetConfig::Sim { .. } | FleetConfig::Local { .. } => {}
+            FleetConfig::Sim { .. } | FleetConfig::Local { .. } | FleetConfig::S3 { .. } => {}
         }
     }
     values

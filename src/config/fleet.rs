@@ -46,6 +46,17 @@ pub enum FleetConfig {
         /// beforehand (`NAME-a`, `NAME-b`, declared in IaC).
         slots: Slots,
     },
+    /// A static site in an S3 bucket: each slot a revision's prefix
+    /// (`s3://bucket/prefix/<revision>/`), uploaded from a build directory.
+    S3 {
+        /// The bucket's name.
+        bucket: String,
+        /// The prefix under which each revision has its own (`site`).
+        prefix: String,
+        /// The build directory to upload (`{revision}` replaced), relative
+        /// to where teal runs.
+        site: String,
+    },
     /// Local processes.
     Local {
         /// What each instance runs.
@@ -117,7 +128,9 @@ impl FleetConfig {
     pub fn slots(&self) -> Slots {
         match self {
             FleetConfig::Ecs { slots, .. } | FleetConfig::Asg { slots, .. } => *slots,
-            FleetConfig::Sim { .. } | FleetConfig::Local { .. } => Slots::Created,
+            FleetConfig::Sim { .. } | FleetConfig::Local { .. } | FleetConfig::S3 { .. } => {
+                Slots::Created
+            }
         }
     }
 
@@ -127,6 +140,7 @@ impl FleetConfig {
             FleetConfig::Sim { .. } => "sim",
             FleetConfig::Ecs { .. } => "ecs",
             FleetConfig::Asg { .. } => "asg",
+            FleetConfig::S3 { .. } => "s3",
             FleetConfig::Local { .. } => "local",
         }
     }
@@ -136,7 +150,7 @@ pub(super) fn parse_fleet(
     file: &SourceFile,
     value: &Spanned<toml::Value>,
 ) -> Result<FleetConfig, InputError> {
-    let kind = section_kind(file, value, "fleet", &["sim", "ecs", "asg", "local"])?;
+    let kind = section_kind(file, value, "fleet", &["sim", "ecs", "asg", "s3", "local"])?;
     Ok(match kind.as_str() {
         "sim" => {
             let f = section::<FleetSection<RawSimFleet>>(file)?.fleet;
@@ -192,6 +206,39 @@ pub(super) fn parse_fleet(
                 group: non_empty(file, &f.group, "fleet.group")?,
                 target_groups,
                 slots: Slots::parse(file, f.slots.as_ref())?,
+            }
+        }
+        "s3" => {
+            let f = section::<FleetSection<RawS3Fleet>>(file)?.fleet;
+            let bucket = non_empty(file, &f.bucket, "fleet.bucket")?;
+            if !valid_bucket(&bucket) {
+                return Err(file.error(
+                    f.bucket.span(),
+                    "fleet.bucket",
+                    format!(
+                        "bucket must be an S3 bucket's name (3-63 lower-case letters, digits, \
+                         '.' and '-'; not s3://...), got {bucket:?}"
+                    ),
+                ));
+            }
+            let prefix = match &f.prefix {
+                Some(p) if p.get_ref().split('/').any(|s| s == "." || s == "..") => {
+                    return Err(file.error(
+                        p.span(),
+                        "fleet.prefix",
+                        format!(
+                            "prefix must not hold '.' or '..' segments, got {:?}",
+                            p.get_ref()
+                        ),
+                    ))
+                }
+                Some(p) => p.get_ref().trim_matches('/').to_string(),
+                None => "site".to_string(),
+            };
+            FleetConfig::S3 {
+                bucket,
+                prefix,
+                site: non_empty(file, &f.site, "fleet.site")?,
             }
         }
         _ => {
@@ -306,6 +353,11 @@ impl FleetConfig {
                     command.join(" ")
                 )
             }
+            FleetConfig::S3 {
+                bucket,
+                prefix,
+                site,
+            } => format!("a static site, {site}, uploaded to s3://{bucket}/{prefix}/<revision>/"),
             FleetConfig::Local {
                 runs: LocalRuns::Site(dir),
                 instances,
@@ -362,6 +414,33 @@ pub struct RawAsgFleet {
     pub target_groups: Option<Spanned<Vec<Spanned<String>>>>,
     /// `created` (default) or `existing`: see [`Slots`].
     pub slots: Option<Spanned<String>>,
+}
+
+/// `[fleet] kind = "s3"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3Fleet {
+    /// Always `s3`.
+    pub kind: Spanned<String>,
+    /// The bucket's name.
+    pub bucket: Spanned<String>,
+    /// The prefix of the revisions (default `site`).
+    pub prefix: Option<Spanned<String>>,
+    /// The build directory (`{revision}` replaced).
+    pub site: Spanned<String>,
+}
+
+/// Whether `name` follows S3's general purpose bucket naming rules: 3-63
+/// characters of lower-case letters, digits, dots and hyphens, starting and
+/// ending with a letter or digit ("Bucket naming rules", Amazon S3 User Guide).
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.contains("..")
 }
 
 /// `[fleet] kind = "local"`.

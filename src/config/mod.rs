@@ -16,7 +16,7 @@ pub use analysis::{DEFAULT_ALLOWED_EFFECT, DEFAULT_CONFIDENCE, DEFAULT_MIN_POINT
 pub use fleet::{FleetConfig, LocalRuns, Slots};
 pub use gates::{GatesConfig, LocalGates, MAX_ALARMS};
 pub use notify::{Destination, NotifyConfig, Secret, Target, WebhookFormat};
-pub use router::{Balancer, ListenerRouter, ListenerTarget, RouterConfig};
+pub use router::{Balancer, ListenerRouter, ListenerTarget, RouterConfig, CLOUDFRONT_MAX_WEIGHT};
 
 use crate::diag::{InputError, SourceFile};
 use crate::hooks::{HookCommand, HookPoint};

@@ -44,6 +44,18 @@ impl Config {
             }],
             (None, None) => unreachable!("a strategy has steps or is rolling"),
         };
+        if let Some(max) = self.router.max_partial_weight() {
+            if let Some(step) = steps.iter().find(|s| s.weight > max && s.weight < 100) {
+                return Err(self.strategy_error(format!(
+                    "strategy {:?} has a step of {}%: router.kind = {:?} sends green at most \
+                     {max}% before it promotes green to all traffic, so every step must be \
+                     {max}% or less, then 100%",
+                    self.strategy.name,
+                    step.weight,
+                    self.router.kind()
+                )));
+            }
+        }
         Ok(Plan {
             rolling,
             strategy: self.strategy.name.clone(),
@@ -123,6 +135,12 @@ impl Config {
             return Err(self.strategy_error(format!(
                 "strategy {name:?} is a rolling update; the simulated provider shifts \
                  traffic only (the simulation suite covers rolling updates)"
+            )));
+        }
+        if matches!(self.fleet, FleetConfig::S3 { .. }) {
+            return Err(self.strategy_error(format!(
+                "strategy {name:?} is a rolling update; a static site on S3 has no instances \
+                 to replace: each revision is a prefix, shifted to with a blue/green strategy"
             )));
         }
         if self.router.test_listener().is_some() {

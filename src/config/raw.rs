@@ -8,10 +8,12 @@
 
 pub use super::analysis::{RawAnalysis, RawMetric, RawOnMarginal, RawQuery};
 pub use super::fields::{FleetSection, RawKind, RouterSection};
-pub use super::fleet::{RawAsgFleet, RawEcsFleet, RawLocalFleet, RawSimFleet};
+pub use super::fleet::{RawAsgFleet, RawEcsFleet, RawLocalFleet, RawS3Fleet, RawSimFleet};
 pub use super::gates::{RawGates, RawLocalGates};
 pub use super::notify::{RawEventBridge, RawNotify, RawSns, RawWebhook};
-pub use super::router::{RawListenerRouter, RawLocalRouter, RawRoute53Router, RawSimRouter};
+pub use super::router::{
+    RawCloudFrontRouter, RawListenerRouter, RawLocalRouter, RawRoute53Router, RawSimRouter,
+};
 use crate::strategy::RawStrategy;
 use serde::Deserialize;
 use toml::Spanned;

@@ -43,6 +43,16 @@ pub enum RouterConfig {
         /// Set identifiers, slot A then slot B.
         set_identifiers: Vec<String>,
     },
+    /// A CloudFront distribution and its staging copy, joined by a
+    /// continuous deployment policy (green's share at most
+    /// [`CLOUDFRONT_MAX_WEIGHT`] percent until the staging config is promoted).
+    Cloudfront {
+        /// The primary distribution's id (it serves blue's prefix).
+        distribution_id: String,
+        /// Keep a viewer on the distribution that first answered it
+        /// (`SessionStickinessConfig`): a page and its assets from one build.
+        sticky: bool,
+    },
     /// teal's own weighted proxy.
     Local {
         /// Listen address.
@@ -157,6 +167,7 @@ impl RouterConfig {
             RouterConfig::Alb { .. } => "alb",
             RouterConfig::Nlb { .. } => "nlb",
             RouterConfig::Route53 { .. } => "route53",
+            RouterConfig::Cloudfront { .. } => "cloudfront",
             RouterConfig::Local { .. } => "local",
         }
     }
@@ -168,13 +179,26 @@ impl RouterConfig {
 
     /// Whether AWS runs it (so `[ledger] table` applies).
     pub fn is_aws(&self) -> bool {
-        self.listener().is_some() || matches!(self, RouterConfig::Route53 { .. })
+        self.listener().is_some()
+            || matches!(
+                self,
+                RouterConfig::Route53 { .. } | RouterConfig::Cloudfront { .. }
+            )
     }
 
     /// Whether its record needs the DynamoDB table when `[ledger]` names
     /// none: it has no conditional write of its own to keep it beside it.
     pub fn needs_ledger_table(&self) -> bool {
-        self.listener().is_some()
+        self.listener().is_some() || matches!(self, RouterConfig::Cloudfront { .. })
+    }
+
+    /// The largest share green may have short of all traffic, for a router
+    /// that caps it (CloudFront continuous deployment: 15%).
+    pub fn max_partial_weight(&self) -> Option<u8> {
+        match self {
+            RouterConfig::Cloudfront { .. } => Some(CLOUDFRONT_MAX_WEIGHT),
+            _ => None,
+        }
     }
 
     /// How many slots (target groups / records) the router has.
@@ -186,7 +210,7 @@ impl RouterConfig {
             RouterConfig::Route53 {
                 set_identifiers, ..
             } => set_identifiers.len(),
-            RouterConfig::Sim | RouterConfig::Local { .. } => 2,
+            RouterConfig::Sim | RouterConfig::Local { .. } | RouterConfig::Cloudfront { .. } => 2,
         }
     }
 }
@@ -199,7 +223,7 @@ pub(super) fn parse_router(
         file,
         value,
         "router",
-        &["sim", "alb", "nlb", "route53", "local"],
+        &["sim", "alb", "nlb", "route53", "cloudfront", "local"],
     )?;
     let mut test_listener_span = None;
     let router = match kind.as_str() {
@@ -251,6 +275,28 @@ pub(super) fn parse_router(
                 record_name: non_empty(file, &r.record_name, "router.record_name")?,
                 record_type: rtype,
                 set_identifiers: ids,
+            }
+        }
+        "cloudfront" => {
+            let r = section::<RouterSection<RawCloudFrontRouter>>(file)?.router;
+            let id = non_empty(file, &r.distribution_id, "router.distribution_id")?;
+            // CloudFront's ids are 13-14 upper-case letters and digits (E2QWRUHAPOMQZL).
+            if !id
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            {
+                return Err(file.error(
+                    r.distribution_id.span(),
+                    "router.distribution_id",
+                    format!(
+                        "distribution_id must be a distribution's id like \"E2QWRUHAPOMQZL\" \
+                         (not its domain name or ARN), got {id:?}"
+                    ),
+                ));
+            }
+            RouterConfig::Cloudfront {
+                distribution_id: id,
+                sticky: r.sticky.as_ref().is_some_and(|s| *s.get_ref()),
             }
         }
         _ => {
@@ -399,9 +445,34 @@ impl RouterConfig {
                 set_identifiers.first().map(String::as_str).unwrap_or(""),
                 set_identifiers.get(1).map(String::as_str).unwrap_or("")
             ),
+            RouterConfig::Cloudfront {
+                distribution_id,
+                sticky,
+            } => format!(
+                "CloudFront distribution {distribution_id} (blue) and its staging copy (green), \
+                 continuous deployment up to {CLOUDFRONT_MAX_WEIGHT}%{}",
+                if *sticky { ", sticky sessions" } else { "" }
+            ),
             RouterConfig::Local { listen, .. } => format!("teal's proxy on {listen}"),
         }
     }
+}
+
+/// The largest share CloudFront continuous deployment sends a staging
+/// distribution (`SingleWeightConfig.Weight` is 0.0 to 0.15: "Continuous
+/// deployment policy" in the CloudFront API reference).
+pub const CLOUDFRONT_MAX_WEIGHT: u8 = 15;
+
+/// `[router] kind = "cloudfront"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloudFrontRouter {
+    /// Always `cloudfront`.
+    pub kind: Spanned<String>,
+    /// The primary distribution's id.
+    pub distribution_id: Spanned<String>,
+    /// Session stickiness for green's share.
+    pub sticky: Option<Spanned<bool>>,
 }
 
 /// `[router] kind = "sim"`.

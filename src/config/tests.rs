@@ -196,7 +196,7 @@ fn rolling_step_makes_checkpoints_and_is_a_percent() {
 #[test]
 fn unknown_kind_and_bad_insufficient_data() {
     let e = err(&GOOD.replace("kind = \"sim\"\ninstances", "kind = \"lambda\"\ninstances"));
-    assert!(e.contains("fleet.kind: unknown kind \"lambda\": expected one of \"sim\", \"ecs\", \"asg\", \"local\""), "{e}");
+    assert!(e.contains("fleet.kind: unknown kind \"lambda\": expected one of \"sim\", \"ecs\", \"asg\", \"s3\", \"local\""), "{e}");
     let e = err(&GOOD.replace("alarms = [", "insufficient_data = \"maybe\"\nalarms = ["));
     assert!(
         e.contains("gates.insufficient_data: insufficient_data must be \"ok\" or \"alarm\""),
@@ -566,4 +566,63 @@ fn fleet_slots_are_created_by_default_or_existing() {
     ));
     assert!(e.contains("fleet.slots: slots must be \"created\""), "{e}");
     assert!(e.contains("got \"terraform\""), "{e}");
+}
+
+const SITE: &str = r#"
+[service]
+name = "web-front"
+
+[fleet]
+kind = "s3"
+bucket = "my-front-end"
+site = "dist"
+
+[router]
+kind = "cloudfront"
+distribution_id = "E2QWRUHAPOMQZL"
+
+[strategy]
+canary = { percent = 15, bake = "1m" }
+"#;
+
+#[test]
+fn a_static_site_behind_cloudfront_is_read_and_its_mistakes_named() {
+    let c = parse(SITE).expect("a good config");
+    assert!(matches!(&c.fleet, FleetConfig::S3 { prefix, .. } if prefix == "site"));
+    assert_eq!(c.router.max_partial_weight(), Some(15));
+    assert!(c.plan().is_ok(), "15% is CloudFront's largest share");
+    for (from, to, field) in [
+        ("\"my-front-end\"", "\"s3://my-front-end\"", "fleet.bucket"),
+        ("\"my-front-end\"", "\"My_Site\"", "fleet.bucket"),
+        (
+            "\"E2QWRUHAPOMQZL\"",
+            "\"d111111abcdef8.cloudfront.net\"",
+            "router.distribution_id",
+        ),
+        (
+            "site = \"dist\"",
+            "site = \"dist\"\nprefix = \"a/../b\"",
+            "fleet.prefix",
+        ),
+    ] {
+        let e = err(&SITE.replace(from, to));
+        assert!(e.contains(field), "{to}: {e}");
+    }
+    // A step between CloudFront's 15% and 100% is refused by the plan.
+    let c = parse(&SITE.replace("percent = 15", "percent = 16")).expect("parses");
+    let e = c
+        .plan()
+        .expect_err("16% is above CloudFront's cap")
+        .to_string();
+    assert!(e.contains("16%") && e.contains("15%"), "{e}");
+    let rolling = SITE.replace(
+        "canary = { percent = 15, bake = \"1m\" }",
+        "rolling = { min_healthy_percent = 50, max_percent = 150, bake = \"1m\" }",
+    );
+    let e = parse(&rolling)
+        .expect("parses")
+        .plan()
+        .expect_err("no instances")
+        .to_string();
+    assert!(e.contains("rolling update"), "{e}");
 }

@@ -362,6 +362,9 @@ fn router_key(config: &Config) -> Option<String> {
             record_name,
             ..
         } => Some(format!("record {record_name} in zone {hosted_zone_id}")),
+        RouterConfig::Cloudfront {
+            distribution_id, ..
+        } => Some(format!("CloudFront distribution {distribution_id}")),
         RouterConfig::Local { admin, .. } => Some(format!("local daemon {admin}")),
         RouterConfig::Sim => None,
     }

@@ -10,12 +10,15 @@
 //!   records; its config;
 //! - [`run`]: the `teal` process pointed at moto, and reading what it printed;
 //! - [`refresh_stand_in`]: the instance-refresh API moto lacks;
+//! - [`cloudfront_stand_in`]: CloudFront's staging distributions and
+//!   continuous deployment policies, which moto lacks;
 //! - [`throttle`]: a proxy in front of moto with AWS's API token buckets.
 
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code, unused_imports)]
 
 pub mod asg_fixture;
+pub mod cloudfront_stand_in;
 pub mod ecs_fixture;
 pub mod moto;
 pub mod refresh_stand_in;

@@ -5,12 +5,14 @@
 //!   ([`crate::site::files`]), what is already there skipped, the result
 //!   verified by listing; blue's content-hashed assets carried into green's
 //!   prefix so that pages loaded before the switch still find them;
-//! - [`prune`]: old revisions deleted past a count, never one in use.
+//! - [`prune`]: old revisions deleted past a count, never one in use;
+//! - [`fleet`]: the site as a fleet, each slot a revision's prefix.
 //!
 //! A bucket reached through a custom endpoint (`AWS_ENDPOINT_URL`: moto,
 //! MinIO, LocalStack) is addressed path-style (`host/bucket/key`): such
 //! endpoints have no per-bucket host names.
 
+pub mod fleet;
 pub mod prune;
 pub mod publish;
 
@@ -123,11 +125,11 @@ impl SiteBucket {
     }
 }
 
-/// Whether `revision` can name a prefix: one path segment of safe characters.
+/// Whether `revision` can name a prefix: one path segment of safe
+/// characters, not starting with a dot (teal's own keys do).
 pub fn valid_revision(revision: &str) -> bool {
     !revision.is_empty()
-        && revision != "."
-        && revision != ".."
+        && !revision.starts_with('.')
         && revision
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))

@@ -37,6 +37,10 @@ impl SiteBucket {
             let Some((revision, _)) = key[root.len()..].split_once('/') else {
                 continue;
             };
+            // teal's own keys (the slots'), never a revision.
+            if revision.starts_with('.') {
+                continue;
+            }
             let e = by.entry(revision.to_string()).or_default();
             e.0 = e.0.max(o.modified);
             e.1.push(key);
@@ -46,12 +50,15 @@ impl SiteBucket {
         Ok(all.into_iter().map(|(r, (_, keys))| (r, keys)).collect())
     }
 
-    /// Delete every revision but the newest `keep` and the `protected`.
+    /// Delete every revision but the newest `keep`, the `protected` and
+    /// those a deployment's slot holds (a distribution serves them).
     pub async fn prune(&self, keep: usize, protected: &[&str]) -> Result<Pruned, PortError> {
         let mut pruned = Pruned::default();
         let mut doomed = vec![];
+        let slots = self.slot_revisions().await?;
+        let in_slot = |r: &str| slots.iter().flatten().any(|s| s == r);
         for (i, (revision, keys)) in self.revisions().await?.into_iter().enumerate() {
-            match i < keep || protected.contains(&revision.as_str()) {
+            match i < keep || protected.contains(&revision.as_str()) || in_slot(&revision) {
                 true => pruned.kept.push(revision),
                 false => {
                     pruned.deleted.push(revision);
@@ -59,7 +66,15 @@ impl SiteBucket {
                 }
             }
         }
-        for batch in doomed.chunks(DELETE_BATCH) {
+        self.delete(&doomed).await?;
+        pruned.objects = doomed.len();
+        Ok(pruned)
+    }
+
+    /// Delete `keys` (`DeleteObjects`, a thousand a call); a key already
+    /// gone is not an error.
+    pub async fn delete(&self, keys: &[String]) -> Result<(), PortError> {
+        for batch in keys.chunks(DELETE_BATCH) {
             let objects = batch
                 .iter()
                 .map(|k| {
@@ -97,8 +112,7 @@ impl SiteBucket {
                     ),
                 ));
             }
-            pruned.objects += batch.len();
         }
-        Ok(pruned)
+        Ok(())
     }
 }

@@ -48,8 +48,14 @@ impl SiteBucket {
     ) -> Result<Published, PortError> {
         let prefix = self.revision_prefix(revision);
         let there = self.list(&prefix).await?;
-        let results: Vec<Option<(String, u64)>> = futures::stream::iter(files)
+        // The futures made before they are streamed: a closure in the
+        // stream's type would make the caller's future not `Send` (the
+        // compiler cannot prove it for every lifetime of its argument).
+        let uploads: Vec<_> = files
+            .iter()
             .map(|f| self.upload_one(dir, f, &prefix, there.get(&format!("{prefix}{}", f.path))))
+            .collect();
+        let results: Vec<Option<(String, u64)>> = futures::stream::iter(uploads)
             .buffer_unordered(PARALLEL)
             .try_collect()
             .await?;
@@ -154,7 +160,8 @@ impl SiteBucket {
             .filter(|p| !there.contains_key(&format!("{to_prefix}{p}")))
             .map(String::from)
             .collect();
-        futures::stream::iter(&carry)
+        let copies: Vec<_> = carry
+            .iter()
             .map(|p| {
                 let (key, source) = (
                     format!("{to_prefix}{p}"),
@@ -174,6 +181,8 @@ impl SiteBucket {
                     )
                 }
             })
+            .collect();
+        futures::stream::iter(copies)
             .buffer_unordered(PARALLEL)
             .try_collect::<Vec<_>>()
             .await?;

@@ -1,0 +1,415 @@
+//! The router: weights read from, and written to, a primary distribution,
+//! its staging copy and the policy between them (see the module above).
+
+use super::distribution::{policy_config, Distributions, Read};
+use super::MAX_WEIGHT;
+use crate::aws::s3::fleet::{SlotRevisions, BEFORE_TEAL};
+use crate::aws::s3::SiteBucket;
+use crate::aws::Aws;
+use crate::engine::Plan;
+use crate::model::{Slot, SlotWeights};
+use crate::ports::{Checks, ErrorKind, PortError, Router};
+use async_trait::async_trait;
+use aws_sdk_cloudfront::types::{
+    ContinuousDeploymentPolicyConfig, ContinuousDeploymentPolicyType, DistributionConfig,
+    HttpVersion,
+};
+use std::sync::Mutex;
+
+/// The CloudFront router.
+#[derive(Debug)]
+pub struct CloudFrontRouter {
+    api: Distributions,
+    primary: String,
+    site: SiteBucket,
+    sticky: bool,
+    /// The staging distribution's id, once found or made.
+    staging: Mutex<Option<String>>,
+}
+
+/// What the router reads: the primary, and the staging side when a policy
+/// joins one to it.
+struct Pair {
+    primary: Read<DistributionConfig>,
+    staged: Option<Staged>,
+}
+
+struct Staged {
+    policy: Read<ContinuousDeploymentPolicyConfig>,
+    /// The staging distribution's domain name, as the policy names it.
+    domain: String,
+    /// `None` when no staging distribution has that name (deleted by hand).
+    distribution: Option<Read<DistributionConfig>>,
+}
+
+impl CloudFrontRouter {
+    /// The router of `primary` (a distribution id), serving the revisions of `site`.
+    pub fn new(aws: &Aws, primary: String, site: SiteBucket, sticky: bool) -> CloudFrontRouter {
+        CloudFrontRouter {
+            api: Distributions::new(aws),
+            primary,
+            site,
+            sticky,
+            staging: Mutex::new(None),
+        }
+    }
+
+    async fn read(&self) -> Result<Pair, PortError> {
+        let primary = self.api.config(&self.primary).await?;
+        let Some(policy_id) = primary.config.continuous_deployment_policy_id.clone() else {
+            return Ok(Pair {
+                primary,
+                staged: None,
+            });
+        };
+        let policy = self.api.policy(&policy_id).await?;
+        let domain = policy
+            .config
+            .staging_distribution_dns_names
+            .as_ref()
+            .and_then(|n| n.items.as_ref())
+            .and_then(|i| i.first().cloned())
+            .unwrap_or_default();
+        let known = self.staging.lock().expect("not poisoned").clone();
+        let id = match known {
+            Some(id) => Some(id),
+            None => self.api.staging_named(&domain).await?,
+        };
+        let distribution = match id {
+            Some(id) => {
+                let read = self.api.config(&id).await?;
+                *self.staging.lock().expect("not poisoned") = Some(id);
+                Some(read)
+            }
+            None => None,
+        };
+        Ok(Pair {
+            primary,
+            staged: Some(Staged {
+                policy,
+                domain,
+                distribution,
+            }),
+        })
+    }
+
+    /// The slot whose prefix `path` is; before teal has written any slot's
+    /// revision, the path the primary serves is slot A's, and then that of
+    /// the slot marked [`BEFORE_TEAL`].
+    fn slot_of(&self, revisions: &SlotRevisions, path: &str) -> Option<Slot> {
+        let holding = |f: &dyn Fn(&str) -> bool| {
+            Slot::BOTH
+                .into_iter()
+                .find(|s| revisions[s.index()].as_deref().is_some_and(f))
+        };
+        holding(&|r| r != BEFORE_TEAL && self.site.origin_path(r) == path)
+            .or_else(|| revisions.iter().all(Option::is_none).then_some(Slot::A))
+            .or_else(|| holding(&|r| r == BEFORE_TEAL))
+    }
+
+    /// The weights `pair` gives, with `revisions` saying which prefix is whose.
+    fn weights_of(&self, pair: &Pair, revisions: &SlotRevisions) -> Result<SlotWeights, PortError> {
+        let served = served_path(&pair.primary.config);
+        let main = self.slot_of(revisions, &served).ok_or_else(|| {
+            PortError::new(
+                "router.weights",
+                ErrorKind::Invalid,
+                format!(
+                    "distribution {} serves origin path {served:?}, which is neither slot's \
+                     revision (a: {}, b: {}): changed outside teal?",
+                    self.primary,
+                    revisions[0].as_deref().unwrap_or("none"),
+                    revisions[1].as_deref().unwrap_or("none"),
+                ),
+            )
+        })?;
+        let share = match &pair.staged {
+            Some(Staged {
+                policy,
+                distribution: Some(staging),
+                ..
+            }) if self.slot_of(revisions, &served_path(&staging.config)) == Some(main.other()) => {
+                share_of(&policy.config)
+            }
+            _ => 0,
+        };
+        let mut w = SlotWeights { a: 0, b: 0 };
+        w.set(main, 100 - share);
+        w.set(main.other(), share);
+        Ok(w)
+    }
+
+    /// The origin path of `slot`'s revision.
+    fn path_of(&self, revisions: &SlotRevisions, slot: Slot) -> Result<String, PortError> {
+        revisions[slot.index()]
+            .as_deref()
+            .map(|r| self.site.origin_path(r))
+            .ok_or_else(|| {
+                PortError::new(
+                    "router.set_weights",
+                    ErrorKind::Invalid,
+                    format!(
+                        "slot {slot} holds no revision of s3://{}/{}",
+                        self.site.bucket, self.site.prefix
+                    ),
+                )
+            })
+    }
+
+    /// Record blue's revision in its slot when the primary serves a prefix
+    /// no slot names yet (before teal's first deployment): the way back to
+    /// it must be known before anything moves.
+    async fn adopt(&self, pair: &Pair, revisions: &mut SlotRevisions) -> Result<(), PortError> {
+        let served = served_path(&pair.primary.config);
+        let Some(slot) = self.slot_of(revisions, &served) else {
+            return Ok(());
+        };
+        if !matches!(revisions[slot.index()].as_deref(), None | Some(BEFORE_TEAL)) {
+            return Ok(());
+        }
+        if let Some(r) = self.site.revision_at(&served) {
+            self.site.set_slot(slot, Some(&r)).await?;
+            revisions[slot.index()] = Some(r);
+        }
+        Ok(())
+    }
+
+    async fn write(&self, w: SlotWeights) -> Result<(), PortError> {
+        let main = if w.a >= w.b { Slot::A } else { Slot::B };
+        let share = w.get(main.other());
+        if share > MAX_WEIGHT || !w.is_valid() {
+            return Err(PortError::new(
+                "router.set_weights",
+                ErrorKind::Invalid,
+                format!(
+                    "weights {w}: CloudFront continuous deployment sends the staging \
+                     distribution at most {MAX_WEIGHT}%"
+                ),
+            ));
+        }
+        let mut revisions = self.site.slot_revisions().await?;
+        let mut pair = self.read().await?;
+        self.adopt(&pair, &mut revisions).await?;
+        // 1. The primary serves the slot with the larger share.
+        let main_path = self.path_of(&revisions, main)?;
+        if served_path(&pair.primary.config) != main_path {
+            let staging = pair.staged.as_ref().and_then(|s| s.distribution.as_ref());
+            match staging {
+                Some(s) if served_path(&s.config) == main_path => {
+                    self.api.promote(&pair.primary, s).await?
+                }
+                _ => {
+                    let mut primary = pair.primary.clone();
+                    set_served_path(&mut primary.config, &main_path);
+                    self.api.update(&primary).await?
+                }
+            }
+            pair = self.read().await?;
+        }
+        // 2. The other slot's share, through the staging distribution.
+        match (share, &pair.staged) {
+            (0, None) => {}
+            (0, Some(staged)) => {
+                if staged.policy.config.enabled {
+                    let mut policy = staged.policy.clone();
+                    policy.config.enabled = false;
+                    self.api.update_policy(&policy).await?;
+                }
+            }
+            (_, staged) => {
+                let other_path = self.path_of(&revisions, main.other())?;
+                self.stage(&pair, staged, &other_path, share).await?;
+            }
+        }
+        let back = self.weights_of(&self.read().await?, &revisions)?;
+        match back == w {
+            true => Ok(()),
+            false => Err(PortError::new(
+                "router.set_weights",
+                ErrorKind::Transient,
+                format!("wrote {w}, read back {back}"),
+            )),
+        }
+    }
+
+    /// Make the staging distribution serve `path` and the policy send it
+    /// `share` percent, creating either the first time.
+    async fn stage(
+        &self,
+        pair: &Pair,
+        staged: &Option<Staged>,
+        path: &str,
+        share: u8,
+    ) -> Result<(), PortError> {
+        let fraction = f32::from(share) / 100.0;
+        let (staging, domain) = match staged
+            .as_ref()
+            .and_then(|s| s.distribution.clone().map(|d| (d, s.domain.clone())))
+        {
+            Some(found) => found,
+            None => {
+                // CopyDistribution's CallerReference only has to be unique.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis();
+                let reference = format!("teal-{}-{now}", self.primary);
+                let (id, domain) = self.api.copy(&pair.primary, &reference).await?;
+                *self.staging.lock().expect("not poisoned") = Some(id.clone());
+                (self.api.config(&id).await?, domain)
+            }
+        };
+        if served_path(&staging.config) != path {
+            let mut s = staging.clone();
+            set_served_path(&mut s.config, path);
+            self.api.update(&s).await?;
+        }
+        match staged {
+            Some(Staged { policy, .. })
+                if policy
+                    .config
+                    .staging_distribution_dns_names
+                    .as_ref()
+                    .and_then(|n| n.items.as_ref())
+                    .and_then(|i| i.first())
+                    == Some(&domain) =>
+            {
+                let wanted = policy_config(&domain, fraction, self.sticky)?;
+                if policy.config != wanted {
+                    let mut p = policy.clone();
+                    p.config = wanted;
+                    self.api.update_policy(&p).await?;
+                }
+            }
+            _ => {
+                let id = self
+                    .api
+                    .create_policy(&domain, fraction, self.sticky)
+                    .await?;
+                let mut primary = self.api.config(&self.primary).await?;
+                primary.config.continuous_deployment_policy_id = Some(id);
+                self.api.update(&primary).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Router for CloudFrontRouter {
+    async fn preflight(&self, plan: &Plan) -> Checks {
+        let mut problems = Vec::new();
+        if let Some(step) = plan
+            .steps
+            .iter()
+            .find(|s| s.weight > MAX_WEIGHT && s.weight < 100)
+        {
+            problems.push(format!(
+                "strategy: a step of {}%; CloudFront continuous deployment sends the staging \
+                 distribution at most {MAX_WEIGHT}%",
+                step.weight
+            ));
+        }
+        let primary = match self.api.config(&self.primary).await {
+            Ok(p) => p,
+            Err(e) if e.is_transient() => return Checks::unread(e),
+            Err(e) => {
+                problems.push(format!("router.distribution_id: {}", e.message));
+                return Checks::problems(problems);
+            }
+        };
+        let c = &primary.config;
+        if c.staging == Some(true) {
+            problems.push(format!(
+                "router.distribution_id: {} is a staging distribution; name the primary one",
+                self.primary
+            ));
+        }
+        // "You can't use continuous deployment with a distribution that
+        // supports HTTP/3" (continuous deployment quotas and considerations).
+        if let Some(v @ (HttpVersion::Http3 | HttpVersion::Http2and3)) = &c.http_version {
+            problems.push(format!(
+                "router.distribution_id: distribution {} has HttpVersion = {}; CloudFront \
+                 continuous deployment cannot be used with HTTP/3: set it to http2 (or \
+                 http1.1) first",
+                self.primary,
+                v.as_str()
+            ));
+        }
+        if !c.enabled {
+            problems.push(format!(
+                "router.distribution_id: distribution {} is disabled",
+                self.primary
+            ));
+        }
+        let served = served_path(c);
+        if self.site.revision_at(&served).is_none() {
+            problems.push(format!(
+                "router.distribution_id: distribution {} serves origin path {served:?}, not a \
+                 revision under s3://{}/{}/: point it at blue's prefix ({}) first",
+                self.primary,
+                self.site.bucket,
+                self.site.prefix,
+                self.site.origin_path("REVISION")
+            ));
+        }
+        Checks::problems(problems)
+    }
+
+    async fn weights(&self) -> Result<SlotWeights, PortError> {
+        let revisions = self.site.slot_revisions().await?;
+        let pair = self.read().await?;
+        self.weights_of(&pair, &revisions)
+    }
+
+    async fn set_weights(&self, w: SlotWeights) -> Result<(), PortError> {
+        match w.full_slot() {
+            Some(_) => crate::aws::pace::urgent(self.write(w)).await,
+            None => self.write(w).await,
+        }
+    }
+}
+
+/// The origin path the default cache behavior's origin has (`""` for none).
+pub fn served_path(c: &DistributionConfig) -> String {
+    let target = c
+        .default_cache_behavior
+        .as_ref()
+        .map(|b| b.target_origin_id.as_str())
+        .unwrap_or_default();
+    c.origins
+        .as_ref()
+        .and_then(|o| o.items.iter().find(|o| o.id == target))
+        .and_then(|o| o.origin_path.clone())
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Point the default cache behavior's origin at `path`.
+pub fn set_served_path(c: &mut DistributionConfig, path: &str) {
+    let target = c
+        .default_cache_behavior
+        .as_ref()
+        .map(|b| b.target_origin_id.clone())
+        .unwrap_or_default();
+    if let Some(origin) = c
+        .origins
+        .as_mut()
+        .and_then(|o| o.items.iter_mut().find(|o| o.id == target))
+    {
+        origin.origin_path = Some(path.to_string());
+    }
+}
+
+/// The percentage a policy sends its staging distribution (0 when disabled
+/// or header-based).
+fn share_of(p: &ContinuousDeploymentPolicyConfig) -> u8 {
+    match &p.traffic_config {
+        Some(t) if p.enabled && t.r#type == ContinuousDeploymentPolicyType::SingleWeight => t
+            .single_weight_config
+            .as_ref()
+            .map_or(0, |w| (w.weight * 100.0).round().clamp(0.0, 100.0) as u8),
+        _ => 0,
+    }
+}
