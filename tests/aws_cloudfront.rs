@@ -286,6 +286,40 @@ async fn a_site_is_promoted_through_a_staging_distribution_and_a_failing_one_rol
     assert_eq!(status["weights_actual"]["blue"], 100, "{status}");
     assert_eq!(status["blue"]["revision"], "v2", "{status}");
     assert_eq!(status["outcome"]["outcome"], "rolled_back", "{status}");
+
+    // A prune keeps what the distributions serve: v2 (primary) and v3 (the
+    // staging copy, its slot retired by the rollback), not only the newest.
+    let to = format!("s3://{}/site", s.bucket);
+    let v1 = format!("{BUILDS}/v1");
+    let args = [
+        "--output",
+        "json",
+        "site",
+        "publish",
+        "--dir",
+        &v1,
+        "--to",
+        &to,
+        "--revision",
+        "v4",
+        "--keep",
+        "1",
+        "--distribution",
+        &s.distribution,
+    ];
+    let mut cmd = teal(&m, &args);
+    cmd.env("AWS_ENDPOINT_URL_CLOUDFRONT", &s.endpoint);
+    let (stdout, _) = run(cmd, &args, 0).await;
+    let out: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(out["pruned"]["deleted"], serde_json::json!(["v1"]), "{out}");
+    let mut kept: Vec<&str> = out["pruned"]["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["v2", "v3", "v4"], "{out}");
 }
 
 #[tokio::test]
@@ -346,6 +380,13 @@ async fn bad_input_is_refused_before_any_write() {
         vec![],
     )
     .await;
+    // An operator's shift past 15% likewise.
+    let shift = |pct: &str| {
+        ["shift", "--config", &s.config(), "--to", "green", pct]
+            .map(String::from)
+            .to_vec()
+    };
+    refused("at most 15%", shift("25%"), vec![]).await;
     // A distribution with HTTP/3.
     let sdk = sdk(&m).await;
     let h3 = distribution(&sdk, &s.endpoint, &s.bucket, HttpVersion::Http2and3).await;
@@ -368,5 +409,159 @@ async fn bad_input_is_refused_before_any_write() {
             .await
             .is_empty(),
         "no slot written"
+    );
+}
+
+/// Put, every second, `rates[0]`'s 5xx error rate for `ids[0]` (the primary)
+/// and `rates[1]`'s for `ids[1]` (the staging copy), as CloudFront publishes
+/// them: in us-east-1, dimensions `DistributionId` and `Region = Global`.
+fn feed(c: &Clients, ids: [String; 2], rate: fn(usize, u64) -> f64) -> tokio::task::JoinHandle<()> {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let cw = c.cw.clone();
+    tokio::spawn(async move {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        for k in 0.. {
+            tick.tick().await;
+            let at = aws_smithy_types::DateTime::from_secs((start + k) as i64);
+            let data = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    MetricDatum::builder()
+                        .metric_name("5xxErrorRate")
+                        .dimensions(
+                            Dimension::builder()
+                                .name("DistributionId")
+                                .value(id)
+                                .build(),
+                        )
+                        .dimensions(Dimension::builder().name("Region").value("Global").build())
+                        .timestamp(at)
+                        .value(rate(i, k))
+                        .unit(StandardUnit::Percent)
+                        .storage_resolution(1)
+                        .build()
+                })
+                .collect();
+            cw.put_metric_data()
+                .namespace("AWS/CloudFront")
+                .set_metric_data(Some(data))
+                .send()
+                .await
+                .expect("PutMetricData");
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_analysis_judges_the_staging_distribution_against_the_primary_in_us_east_1() {
+    let Some(m) = moto() else { return };
+    let s = site(&m, HttpVersion::Http2, CANARY).await;
+    // The deployment runs in eu-west-1 (its ledger table there); CloudFront's
+    // metrics and the alarms on them are in us-east-1 only.
+    let sdk = sdk(&m).await;
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .region(aws_config::Region::new("eu-west-1"))
+            .build(),
+    );
+    ensure_ledger_table(&ddb).await;
+    let in_europe = |revision: &str, config: &str| {
+        let mut cmd = teal(&m, &["deploy", "--config", config, "--revision", revision]);
+        cmd.env("AWS_ENDPOINT_URL_CLOUDFRONT", &s.endpoint)
+            .env("AWS_REGION", "eu-west-1");
+        cmd
+    };
+    run(in_europe("v2", &s.config()), &["deploy v2"], 0).await;
+    let staging = s.staging().expect("a staging distribution");
+
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    let judged = s.dir.path().join("judged.toml");
+    std::fs::write(
+        &judged,
+        text.replace(r#"bake = "3s""#, r#"bake = "8s""#)
+            + r#"
+[analysis]
+period = "1s"
+late = "2s"
+min_points = 5
+
+[[analysis.metric]]
+name = "5xx-rate"
+namespace = "AWS/CloudFront"
+metric = "5xxErrorRate"
+stat = "Average"
+dimensions = { DistributionId = "{distribution}", Region = "Global" }
+critical = true
+"#,
+    )
+    .unwrap();
+    // The primary (blue) 1-3%, the staging copy (green) 6-8%.
+    let data = feed(
+        &clients(&m).await,
+        [s.distribution.clone(), staging.clone()],
+        |i, k| (1 + k % 3) as f64 + 5.0 * i as f64,
+    );
+    let (stdout, stderr) = run(
+        in_europe("v3", judged.to_str().unwrap()),
+        &["deploy v3 judged"],
+        3,
+    )
+    .await;
+    data.abort();
+    assert!(
+        stdout.contains("analysis of step 1: FAIL"),
+        "the staging distribution is judged worse than the primary:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(s.origin(&s.distribution).as_deref(), Some("/site/v2"));
+    assert!(!s.policy().unwrap().0, "the policy is disabled");
+}
+
+#[tokio::test]
+async fn a_test_header_reaches_green_alone_before_any_production_share() {
+    let Some(m) = moto() else { return };
+    let s = site(&m, HttpVersion::Http2, CANARY).await;
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    let line = format!("distribution_id = \"{}\"\n", s.distribution);
+    std::fs::write(
+        s.config(),
+        text.replace(&line, &format!("{line}test_header = \"aws-cf-cd-teal\"\n"))
+            + "\n[hooks]\nafter_test_traffic = \"true\"\n",
+    )
+    .unwrap();
+    let (stdout, stderr) = run(s.deploy(&m, "v2"), &["deploy v2"], 0).await;
+    assert!(
+        stdout.contains(
+            "test listener now blue 0% / green 100% (read back); no production traffic moved"
+        ),
+        "{stdout}\n{stderr}"
+    );
+    let writes = s.cloudfront.lock().unwrap().policy_writes.clone();
+    let header = writes
+        .iter()
+        .position(|c| c.contains("<Header>aws-cf-cd-teal</Header><Value>green</Value>"))
+        .unwrap_or_else(|| panic!("a SingleHeader policy: {writes:?}"));
+    let weight = writes
+        .iter()
+        .position(|c| c.contains("<Weight>0.1</Weight>"))
+        .unwrap_or_else(|| panic!("a 10% SingleWeight policy: {writes:?}"));
+    assert!(
+        header < weight,
+        "the header first, then the share: {writes:?}"
+    );
+    assert_eq!(s.origin(&s.distribution).as_deref(), Some("/site/v2"));
+
+    // A header that is not CloudFront's is refused by plan.
+    let bad = s.dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(&bad, text.replace("aws-cf-cd-teal", "x-canary")).unwrap();
+    let (stdout, stderr) = run_teal(&m, &["plan", "--config", bad.to_str().unwrap()], 2).await;
+    assert!(
+        format!("{stdout}{stderr}").contains("router.test_header"),
+        "{stdout}{stderr}"
     );
 }

@@ -16,14 +16,20 @@ use std::collections::BTreeMap;
 pub const MAX_QUERIES: usize = 500;
 
 /// The placeholders a query may use, each filled per slot.
-pub const PLACEHOLDERS: [&str; 6] = [
+pub const PLACEHOLDERS: [&str; 7] = [
     "target_group",
     "load_balancer",
     "service",
     "cluster",
     "group",
     "revision",
+    "distribution",
 ];
+
+/// Placeholder values a router learns only as it reads (which CloudFront
+/// distribution serves which slot), shared with the metrics reader: the
+/// values of slot A and slot B.
+pub type LiveValues = std::sync::Arc<std::sync::Mutex<[SlotValues; 2]>>;
 
 /// `[analysis]`, validated.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

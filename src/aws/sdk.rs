@@ -130,6 +130,20 @@ pub struct Aws {
 }
 
 impl Aws {
+    /// The same credentials, settings and call counter in `region`,
+    /// sharing no reads (a release's shared answers are of its own region).
+    pub fn in_region(&self, region: &'static str) -> Aws {
+        Aws {
+            sdk: self
+                .sdk
+                .to_builder()
+                .region(aws_config::Region::new(region))
+                .build(),
+            calls: self.calls.clone(),
+            shared: None,
+        }
+    }
+
     /// Load the default credential chain, with an optional region and profile.
     pub async fn load(region: Option<String>, profile: Option<String>) -> Aws {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -8,7 +8,7 @@ use super::autoscaling::{self, refresh};
 use super::ecs::{self, rollout};
 use super::elb::alb;
 use super::{cloudfront, cloudwatch, dynamodb, route53, s3, Aws};
-use crate::analysis::spec::SlotValues;
+use crate::analysis::spec::{LiveValues, SlotValues};
 use crate::config::{Config, FleetConfig, RouterConfig};
 use crate::model::Slot;
 use crate::ports::{
@@ -34,6 +34,10 @@ struct RouterPart {
     /// Slot A's and slot B's target groups, when the router forwards to
     /// target groups (a rolling-only router's one serves as both).
     target_groups: Option<[String; 2]>,
+    /// Placeholder values the router learns as it reads, for the analysis.
+    live: Option<LiveValues>,
+    /// The region of its metrics and alarms, when not the deployment's own.
+    metrics_region: Option<&'static str>,
 }
 
 /// What a fleet brings.
@@ -64,19 +68,25 @@ pub fn ports(aws: &Aws, config: &Config, clock: Arc<dyn Clock>) -> Result<Ports,
     };
     let router = router_part(aws, config, rolling);
     let fleet = fleet_part(aws, config, router.target_groups.clone(), rolling);
+    let watched = match router.metrics_region {
+        Some(region) => aws.in_region(region),
+        None => aws.clone(),
+    };
+    let live = router.live.clone();
     Ok(Ports {
         fleet: fleet.fleet,
         router: router.router,
-        gate: gates(aws, config),
+        gate: gates(&watched, config),
         ledger: router.ledger,
         hooks: Arc::new(NoHooks),
         rollout: fleet.rollout,
         metrics: config.analysis.as_ref().map(|a| {
-            Arc::new(cloudwatch::CloudWatchMetrics::new(
-                aws,
-                a.clone(),
-                slot_values(config),
-            )) as Arc<dyn Metrics>
+            let metrics =
+                cloudwatch::CloudWatchMetrics::new(&watched, a.clone(), slot_values(config));
+            Arc::new(match live {
+                Some(live) => metrics.with_live(live),
+                None => metrics,
+            }) as Arc<dyn Metrics>
         }),
         clock,
     })
@@ -105,6 +115,8 @@ fn router_part(aws: &Aws, config: &Config, rolling: Option<Rolling>) -> RouterPa
             ledger: table_ledger(aws, config, router.arn()),
             router: Arc::new(router),
             target_groups: Some(tgs),
+            live: None,
+            metrics_region: None,
         };
     }
     match &config.router {
@@ -134,23 +146,33 @@ fn router_part(aws: &Aws, config: &Config, rolling: Option<Rolling>) -> RouterPa
                 )),
             },
             target_groups: None,
+            live: None,
+            metrics_region: None,
         },
         RouterConfig::Cloudfront {
             distribution_id,
             sticky,
+            test_header,
         } => {
             let FleetConfig::S3 { bucket, prefix, .. } = &config.fleet else {
                 unreachable!("a CloudFront router serves an S3 fleet (PAIRS)")
             };
+            let live = LiveValues::default();
             RouterPart {
-                router: Arc::new(cloudfront::CloudFrontRouter::new(
-                    aws,
-                    distribution_id.clone(),
-                    s3::SiteBucket::new(aws, bucket, prefix),
-                    *sticky,
-                )),
+                router: Arc::new(
+                    cloudfront::CloudFrontRouter::new(
+                        aws,
+                        distribution_id.clone(),
+                        s3::SiteBucket::new(aws, bucket, prefix),
+                        *sticky,
+                    )
+                    .with_live(live.clone())
+                    .with_test_header(test_header.clone()),
+                ),
                 ledger: table_ledger(aws, config, &format!("cloudfront:{distribution_id}")),
                 target_groups: None,
+                live: Some(live),
+                metrics_region: Some(cloudfront::METRICS_REGION),
             }
         }
         RouterConfig::Alb { .. } | RouterConfig::Nlb { .. } => unreachable!("read above"),

@@ -363,6 +363,10 @@ pub enum SiteCommand {
         /// Then delete revisions past the newest N (never --revision or --carry-from).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         keep: Option<u32>,
+        /// With --keep: never delete a revision this CloudFront distribution, or its staging
+        /// copy, serves (repeatable).
+        #[arg(long, value_name = "ID", requires = "keep")]
+        distribution: Vec<String>,
     },
     /// Serve one build on 127.0.0.1 until SIGTERM (`[fleet] site = ...` runs this per instance).
     Serve {

@@ -36,6 +36,17 @@ pub(super) fn run(
     force: bool,
     format: Format,
 ) -> Result<Exit, Failure> {
+    // A share the router cannot give (CloudFront's staging distribution
+    // takes at most 15%) is bad input, refused before anything is read.
+    if let (Command::Shift { green, .. }, Some(max)) = (&cmd, config.router.max_partial_weight()) {
+        if *green > max && *green < 100 {
+            return Err(Failure::Usage(format!(
+                "shift: green {green}%: router.kind = {:?} gives green at most {max}% short of \
+                 all traffic; shift to {max}% or less, or promote",
+                config.router.kind()
+            )));
+        }
+    }
     runtime()?.block_on(async {
         let mut wired = crate::wiring::wire(config, cloud, None).await?;
         let mut settings = Settings::new(owner());

@@ -23,8 +23,10 @@ pub(super) fn run(command: SiteCommand, cloud: &Cloud, format: Format) -> Result
             revision,
             carry_from,
             keep,
+            distribution,
         } => {
-            let publish = Publish::validate(dir, &to, revision, carry_from, keep)?;
+            let mut publish = Publish::validate(dir, &to, revision, carry_from, keep)?;
+            publish.distributions = distribution;
             session::runtime()?.block_on(publish.run(cloud, format))
         }
         SiteCommand::Serve {
@@ -102,6 +104,8 @@ struct Publish {
     revision: String,
     carry_from: Option<String>,
     keep: Option<usize>,
+    /// Distributions whose served revisions are never pruned.
+    distributions: Vec<String>,
 }
 
 impl Publish {
@@ -142,6 +146,7 @@ impl Publish {
             revision,
             carry_from,
             keep: keep.map(|k| k as usize),
+            distributions: vec![],
         })
     }
 
@@ -168,6 +173,21 @@ impl Publish {
                 )));
             }
         }
+        // What the distributions serve, read before any write too.
+        let mut served = vec![];
+        for id in &self.distributions {
+            for path in crate::aws::cloudfront::served_paths(&aws, id)
+                .await
+                .map_err(|e| {
+                    port(PortError {
+                        message: format!("--distribution: {}", e.message),
+                        ..e
+                    })
+                })?
+            {
+                served.extend(site.revision_at(&path));
+            }
+        }
         let published = site
             .publish(&self.dir, &self.files, &self.revision)
             .await
@@ -183,6 +203,7 @@ impl Publish {
             Some(keep) => {
                 let mut protected = vec![self.revision.as_str()];
                 protected.extend(self.carry_from.as_deref());
+                protected.extend(served.iter().map(String::as_str));
                 Some(site.prune(keep, &protected).await.map_err(port)?)
             }
             None => None,

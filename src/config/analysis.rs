@@ -168,6 +168,7 @@ impl Reach<'_> {
             "target_group" | "load_balancer" => self.router.listener().is_some(),
             "service" | "cluster" => matches!(self.fleet, FleetConfig::Ecs { .. }),
             "group" => matches!(self.fleet, FleetConfig::Asg { .. }),
+            "distribution" => matches!(self.router, RouterConfig::Cloudfront { .. }),
             _ => true,
         };
         (!ok).then(|| {

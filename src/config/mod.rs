@@ -336,12 +336,13 @@ fn validate_hooks(
     router: &RouterConfig,
 ) -> Result<HooksConfig, InputError> {
     if let Some(v) = &h.after_test_traffic {
-        if router.test_listener().is_none() {
+        if !router.has_test_traffic() {
             return Err(file.error(
                 v.span(),
                 "hooks.after_test_traffic",
                 "after_test_traffic runs once a test listener points at green: set \
-                 router.test_listener_arn (an ALB listener), or use before_traffic",
+                 router.test_listener_arn (an ALB listener) or, with CloudFront, \
+                 router.test_header; or use before_traffic",
             ));
         }
     }

@@ -65,7 +65,7 @@ impl Config {
             green_healthy_timeout_ms: self.strategy.green_healthy_timeout_ms,
             insufficient_data: self.gates.insufficient_data,
             hooks: self.hooks.commands.keys().copied().collect(),
-            test_traffic: self.router.test_listener().is_some(),
+            test_traffic: self.router.has_test_traffic(),
             analysis: self.analysis.as_ref().map(|a| Judging {
                 late_ms: a.late_ms,
                 on_marginal: a.on_marginal,

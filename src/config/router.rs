@@ -52,6 +52,10 @@ pub enum RouterConfig {
         /// Keep a viewer on the distribution that first answered it
         /// (`SessionStickinessConfig`): a page and its assets from one build.
         sticky: bool,
+        /// A request header (`aws-cf-cd-...`) whose value `green` sends a
+        /// request to green before any production share (`SingleHeader`),
+        /// the way an ALB router's test listener does.
+        test_header: Option<String>,
     },
     /// teal's own weighted proxy.
     Local {
@@ -177,6 +181,19 @@ impl RouterConfig {
         self.listener().and_then(|l| l.test_listener)
     }
 
+    /// Whether green can be sent test traffic alone before any production
+    /// share: a test listener, or CloudFront's test header.
+    pub fn has_test_traffic(&self) -> bool {
+        self.test_listener().is_some()
+            || matches!(
+                self,
+                RouterConfig::Cloudfront {
+                    test_header: Some(_),
+                    ..
+                }
+            )
+    }
+
     /// Whether AWS runs it (so `[ledger] table` applies).
     pub fn is_aws(&self) -> bool {
         self.listener().is_some()
@@ -294,9 +311,34 @@ pub(super) fn parse_router(
                     ),
                 ));
             }
+            let test_header = match &r.test_header {
+                // "The header name must begin with aws-cf-cd-" (API
+                // reference, ContinuousDeploymentSingleHeaderConfig).
+                Some(h)
+                    if !h.get_ref().starts_with(CLOUDFRONT_TEST_HEADER_PREFIX)
+                        || !h.get_ref()[CLOUDFRONT_TEST_HEADER_PREFIX.len()..]
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        || h.get_ref().len() == CLOUDFRONT_TEST_HEADER_PREFIX.len() =>
+                {
+                    return Err(file.error(
+                        h.span(),
+                        "router.test_header",
+                        format!(
+                            "test_header must be a header name starting with \
+                             {CLOUDFRONT_TEST_HEADER_PREFIX:?} (CloudFront's rule), like \
+                             \"aws-cf-cd-teal\", got {:?}",
+                            h.get_ref()
+                        ),
+                    ))
+                }
+                Some(h) => Some(h.get_ref().to_ascii_lowercase()),
+                None => None,
+            };
             RouterConfig::Cloudfront {
                 distribution_id: id,
                 sticky: r.sticky.as_ref().is_some_and(|s| *s.get_ref()),
+                test_header,
             }
         }
         _ => {
@@ -448,10 +490,14 @@ impl RouterConfig {
             RouterConfig::Cloudfront {
                 distribution_id,
                 sticky,
+                test_header,
             } => format!(
                 "CloudFront distribution {distribution_id} (blue) and its staging copy (green), \
-                 continuous deployment up to {CLOUDFRONT_MAX_WEIGHT}%{}",
-                if *sticky { ", sticky sessions" } else { "" }
+                 continuous deployment up to {CLOUDFRONT_MAX_WEIGHT}%{}{}",
+                if *sticky { ", sticky sessions" } else { "" },
+                test_header.as_ref().map_or(String::new(), |h| format!(
+                    "; requests with {h}: green first, before any production share"
+                ))
             ),
             RouterConfig::Local { listen, .. } => format!("teal's proxy on {listen}"),
         }
@@ -463,6 +509,9 @@ impl RouterConfig {
 /// deployment policy" in the CloudFront API reference).
 pub const CLOUDFRONT_MAX_WEIGHT: u8 = 15;
 
+/// What a CloudFront continuous deployment test header's name starts with.
+pub const CLOUDFRONT_TEST_HEADER_PREFIX: &str = "aws-cf-cd-";
+
 /// `[router] kind = "cloudfront"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -473,6 +522,8 @@ pub struct RawCloudFrontRouter {
     pub distribution_id: Spanned<String>,
     /// Session stickiness for green's share.
     pub sticky: Option<Spanned<bool>>,
+    /// The test header's name.
+    pub test_header: Option<Spanned<String>>,
 }
 
 /// `[router] kind = "sim"`.

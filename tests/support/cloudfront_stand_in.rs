@@ -68,6 +68,8 @@ pub struct Service {
     pub policies: BTreeMap<String, Policy>,
     /// Every request it answered itself: (method, path, If-Match).
     pub requests: Vec<(String, String, Option<String>)>,
+    /// Every policy config written (created or updated), in order.
+    pub policy_writes: Vec<String>,
     next: u32,
 }
 
@@ -428,6 +430,7 @@ impl Service {
                 if let Some(problem) = self.policy_problem(&config) {
                     return problem;
                 }
+                self.policy_writes.push(config.clone());
                 let p = Policy {
                     id: self.tick("P"),
                     config,
@@ -459,6 +462,7 @@ impl Service {
                 if let Some(problem) = self.policy_problem(&config) {
                     return problem;
                 }
+                self.policy_writes.push(config.clone());
                 let etag = self.tick("ET");
                 let p = self.policies.get_mut(*id).expect("read above");
                 p.config = config;

@@ -6,8 +6,8 @@ use crate::aws_call;
 use crate::ports::{ErrorKind, PortError};
 use aws_sdk_cloudfront::types::{
     ContinuousDeploymentPolicyConfig, ContinuousDeploymentPolicyType,
-    ContinuousDeploymentSingleWeightConfig, DistributionConfig, SessionStickinessConfig,
-    StagingDistributionDnsNames, TrafficConfig,
+    ContinuousDeploymentSingleHeaderConfig, ContinuousDeploymentSingleWeightConfig,
+    DistributionConfig, SessionStickinessConfig, StagingDistributionDnsNames, TrafficConfig,
 };
 use aws_sdk_cloudfront::Client;
 use std::sync::Arc;
@@ -237,15 +237,13 @@ impl Distributions {
         })
     }
 
-    /// A new policy sending `staging_domain` `share` (0.0..=0.15) of the
-    /// requests; its id.
+    /// A new policy sending `staging_domain` the requests `traffic` says; its id.
     pub async fn create_policy(
         &self,
         staging_domain: &str,
-        share: f32,
-        sticky: bool,
+        traffic: &Traffic,
     ) -> Result<String, PortError> {
-        let config = policy_config(staging_domain, share, sticky)?;
+        let config = policy_config(staging_domain, traffic)?;
         let out = aws_call!(
             self.calls,
             "CreateContinuousDeploymentPolicy",
@@ -279,13 +277,30 @@ impl Distributions {
     }
 }
 
-/// A policy's config: enabled, `share` of the requests to `staging_domain`
-/// (`SingleWeight`), sticky sessions if asked (at CloudFront's shortest
-/// idle time, 300 s, and an hour at most).
+/// Which requests a policy sends the staging distribution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Traffic {
+    /// `share` (0.0..=0.15) of all requests (`SingleWeight`), sticky
+    /// sessions if asked (CloudFront's shortest idle time, 300 s, an hour
+    /// at most).
+    Weight {
+        /// The fraction of requests.
+        share: f32,
+        /// Whether a viewer stays on the side that first answered it.
+        sticky: bool,
+    },
+    /// Only the requests carrying this header with the value
+    /// [`TEST_HEADER_VALUE`] (`SingleHeader`).
+    Header(String),
+}
+
+/// The test header's value that sends a request to green.
+pub const TEST_HEADER_VALUE: &str = "green";
+
+/// An enabled policy's config sending `staging_domain` the requests `traffic` says.
 pub fn policy_config(
     staging_domain: &str,
-    share: f32,
-    sticky: bool,
+    traffic: &Traffic,
 ) -> Result<ContinuousDeploymentPolicyConfig, PortError> {
     let invalid = |e: aws_sdk_cloudfront::error::BuildError| {
         PortError::new(
@@ -294,21 +309,42 @@ pub fn policy_config(
             e.to_string(),
         )
     };
-    let stickiness = match sticky {
-        true => Some(
-            SessionStickinessConfig::builder()
-                .idle_ttl(300)
-                .maximum_ttl(3600)
+    let traffic = match traffic {
+        Traffic::Weight { share, sticky } => {
+            let stickiness = match sticky {
+                true => Some(
+                    SessionStickinessConfig::builder()
+                        .idle_ttl(300)
+                        .maximum_ttl(3600)
+                        .build()
+                        .map_err(invalid)?,
+                ),
+                false => None,
+            };
+            TrafficConfig::builder()
+                .r#type(ContinuousDeploymentPolicyType::SingleWeight)
+                .single_weight_config(
+                    ContinuousDeploymentSingleWeightConfig::builder()
+                        .weight(*share)
+                        .set_session_stickiness_config(stickiness)
+                        .build()
+                        .map_err(invalid)?,
+                )
                 .build()
-                .map_err(invalid)?,
-        ),
-        false => None,
+                .map_err(invalid)?
+        }
+        Traffic::Header(name) => TrafficConfig::builder()
+            .r#type(ContinuousDeploymentPolicyType::SingleHeader)
+            .single_header_config(
+                ContinuousDeploymentSingleHeaderConfig::builder()
+                    .header(name)
+                    .value(TEST_HEADER_VALUE)
+                    .build()
+                    .map_err(invalid)?,
+            )
+            .build()
+            .map_err(invalid)?,
     };
-    let weight = ContinuousDeploymentSingleWeightConfig::builder()
-        .weight(share)
-        .set_session_stickiness_config(stickiness)
-        .build()
-        .map_err(invalid)?;
     ContinuousDeploymentPolicyConfig::builder()
         .staging_distribution_dns_names(
             StagingDistributionDnsNames::builder()
@@ -318,13 +354,7 @@ pub fn policy_config(
                 .map_err(invalid)?,
         )
         .enabled(true)
-        .traffic_config(
-            TrafficConfig::builder()
-                .r#type(ContinuousDeploymentPolicyType::SingleWeight)
-                .single_weight_config(weight)
-                .build()
-                .map_err(invalid)?,
-        )
+        .traffic_config(traffic)
         .build()
         .map_err(invalid)
 }

@@ -31,5 +31,39 @@ mod router;
 
 pub use router::CloudFrontRouter;
 
+use crate::aws::Aws;
+use crate::ports::PortError;
+
+/// The origin paths `primary` and, when a continuous deployment policy
+/// joins one to it, its staging distribution serve: what a prune must
+/// keep. A distribution that does not exist is `NotFound`, naming it.
+pub async fn served_paths(aws: &Aws, primary: &str) -> Result<Vec<String>, PortError> {
+    let api = distribution::Distributions::new(aws);
+    let config = api.config(primary).await?.config;
+    let mut paths = vec![router::served_path(&config)];
+    if let Some(policy) = &config.continuous_deployment_policy_id {
+        let domain = api
+            .policy(policy)
+            .await?
+            .config
+            .staging_distribution_dns_names
+            .and_then(|n| n.items)
+            .and_then(|i| i.into_iter().next());
+        if let Some(id) = match domain {
+            Some(d) => api.staging_named(&d).await?,
+            None => None,
+        } {
+            paths.push(router::served_path(&api.config(&id).await?.config));
+        }
+    }
+    Ok(paths)
+}
+
+/// Where CloudFront's metrics, and so the alarms on them, are: the
+/// CloudWatch API serves them from US East (N. Virginia) only, with the
+/// dimension `Region = Global` (CloudFront Developer Guide, "Get metrics by
+/// using the Amazon CloudWatch API", programming-cloudwatch-metrics.html).
+pub const METRICS_REGION: &str = "us-east-1";
+
 /// The largest share of requests a staging distribution can have.
 pub use crate::config::CLOUDFRONT_MAX_WEIGHT as MAX_WEIGHT;

@@ -1,8 +1,9 @@
 //! The router: weights read from, and written to, a primary distribution,
 //! its staging copy and the policy between them (see the module above).
 
-use super::distribution::{policy_config, Distributions, Read};
+use super::distribution::{policy_config, Distributions, Read, Traffic};
 use super::MAX_WEIGHT;
+use crate::analysis::spec::LiveValues;
 use crate::aws::s3::fleet::{SlotRevisions, BEFORE_TEAL};
 use crate::aws::s3::SiteBucket;
 use crate::aws::Aws;
@@ -25,7 +26,17 @@ pub struct CloudFrontRouter {
     sticky: bool,
     /// The staging distribution's id, once found or made.
     staging: Mutex<Option<String>>,
+    /// `{distribution}` of each slot, for canary analysis: the primary's id
+    /// for the slot it serves, the staging one's for the other.
+    live: Option<LiveValues>,
+    /// The test header, when green takes test traffic first.
+    test_header: Option<String>,
 }
+
+/// `{distribution}` of a slot no distribution serves yet (before the
+/// first staging copy): a dimension value with no data, so the analysis
+/// waits for points instead of failing to build its query.
+const NO_DISTRIBUTION: &str = "none";
 
 /// What the router reads: the primary, and the staging side when a policy
 /// joins one to it.
@@ -51,7 +62,90 @@ impl CloudFrontRouter {
             site,
             sticky,
             staging: Mutex::new(None),
+            live: None,
+            test_header: None,
         }
+    }
+
+    /// Send green, before any production share, the requests carrying
+    /// `header: green` (a `SingleHeader` policy), as a test listener would.
+    pub fn with_test_header(mut self, header: Option<String>) -> CloudFrontRouter {
+        self.test_header = header;
+        self
+    }
+
+    /// Which slot the test header reaches: the staging distribution's while
+    /// an enabled `SingleHeader` policy sends it those requests, else the
+    /// primary's (every request goes there or is weighted like any other).
+    fn test_weights_of(
+        &self,
+        pair: &Pair,
+        revisions: &SlotRevisions,
+    ) -> Result<SlotWeights, PortError> {
+        let main = self.weights_of(pair, revisions)?;
+        let main = if main.a >= main.b { Slot::A } else { Slot::B };
+        let header_to_staging = match &pair.staged {
+            Some(Staged {
+                policy,
+                distribution: Some(staging),
+                ..
+            }) => {
+                is_header(&policy.config)
+                    && self.slot_of(revisions, &served_path(&staging.config)) == Some(main.other())
+            }
+            _ => false,
+        };
+        let to = if header_to_staging {
+            main.other()
+        } else {
+            main
+        };
+        let mut w = SlotWeights { a: 0, b: 0 };
+        w.set(to, 100);
+        Ok(w)
+    }
+
+    async fn write_test(&self, header: &str, w: SlotWeights) -> Result<(), PortError> {
+        let Some(to) = w.full_slot() else {
+            return Err(PortError::new(
+                "router.set_test_weights",
+                ErrorKind::Invalid,
+                format!("test weights {w}: the test header reaches one side, all or nothing"),
+            ));
+        };
+        let mut revisions = self.site.slot_revisions().await?;
+        let pair = self.read().await?;
+        self.adopt(&pair, &mut revisions).await?;
+        let main = self.weights_of(&pair, &revisions)?;
+        let main = if main.a >= main.b { Slot::A } else { Slot::B };
+        match (to == main, &pair.staged) {
+            (true, Some(staged)) if is_header(&staged.policy.config) => {
+                let mut policy = staged.policy.clone();
+                policy.config.enabled = false;
+                self.api.update_policy(&policy).await?;
+            }
+            (true, _) => {}
+            (false, staged) => {
+                let path = self.path_of(&revisions, to)?;
+                self.stage(&pair, staged, &path, &Traffic::Header(header.to_string()))
+                    .await?;
+            }
+        }
+        let back = self.test_weights_of(&self.read().await?, &revisions)?;
+        match back == w {
+            true => Ok(()),
+            false => Err(PortError::new(
+                "router.set_test_weights",
+                ErrorKind::Transient,
+                format!("wrote test weights {w}, read back {back}"),
+            )),
+        }
+    }
+
+    /// Keep `live`'s `{distribution}` of each slot as the router reads it.
+    pub fn with_live(mut self, live: LiveValues) -> CloudFrontRouter {
+        self.live = Some(live);
+        self
     }
 
     async fn read(&self) -> Result<Pair, PortError> {
@@ -133,6 +227,16 @@ impl CloudFrontRouter {
             }
             _ => 0,
         };
+        if let Some(live) = &self.live {
+            let staging = pair
+                .staged
+                .as_ref()
+                .and_then(|s| s.distribution.as_ref())
+                .map_or(NO_DISTRIBUTION, |d| d.id.as_str());
+            let mut values = live.lock().expect("not poisoned");
+            values[main.index()].insert("distribution", self.primary.clone());
+            values[main.other().index()].insert("distribution", staging.to_string());
+        }
         let mut w = SlotWeights { a: 0, b: 0 };
         w.set(main, 100 - share);
         w.set(main.other(), share);
@@ -210,7 +314,9 @@ impl CloudFrontRouter {
         match (share, &pair.staged) {
             (0, None) => {}
             (0, Some(staged)) => {
-                if staged.policy.config.enabled {
+                // A test header's policy is test traffic, not a share: the
+                // test weights take it away (`write_test`).
+                if staged.policy.config.enabled && !is_header(&staged.policy.config) {
                     let mut policy = staged.policy.clone();
                     policy.config.enabled = false;
                     self.api.update_policy(&policy).await?;
@@ -218,7 +324,11 @@ impl CloudFrontRouter {
             }
             (_, staged) => {
                 let other_path = self.path_of(&revisions, main.other())?;
-                self.stage(&pair, staged, &other_path, share).await?;
+                let traffic = Traffic::Weight {
+                    share: f32::from(share) / 100.0,
+                    sticky: self.sticky,
+                };
+                self.stage(&pair, staged, &other_path, &traffic).await?;
             }
         }
         let back = self.weights_of(&self.read().await?, &revisions)?;
@@ -233,15 +343,14 @@ impl CloudFrontRouter {
     }
 
     /// Make the staging distribution serve `path` and the policy send it
-    /// `share` percent, creating either the first time.
+    /// the requests `traffic` says, creating either the first time.
     async fn stage(
         &self,
         pair: &Pair,
         staged: &Option<Staged>,
         path: &str,
-        share: u8,
+        traffic: &Traffic,
     ) -> Result<(), PortError> {
-        let fraction = f32::from(share) / 100.0;
         let (staging, domain) = match staged
             .as_ref()
             .and_then(|s| s.distribution.clone().map(|d| (d, s.domain.clone())))
@@ -274,7 +383,7 @@ impl CloudFrontRouter {
                     .and_then(|i| i.first())
                     == Some(&domain) =>
             {
-                let wanted = policy_config(&domain, fraction, self.sticky)?;
+                let wanted = policy_config(&domain, traffic)?;
                 if policy.config != wanted {
                     let mut p = policy.clone();
                     p.config = wanted;
@@ -282,10 +391,7 @@ impl CloudFrontRouter {
                 }
             }
             _ => {
-                let id = self
-                    .api
-                    .create_policy(&domain, fraction, self.sticky)
-                    .await?;
+                let id = self.api.create_policy(&domain, traffic).await?;
                 let mut primary = self.api.config(&self.primary).await?;
                 primary.config.continuous_deployment_policy_id = Some(id);
                 self.api.update(&primary).await?;
@@ -362,6 +468,26 @@ impl Router for CloudFrontRouter {
         self.weights_of(&pair, &revisions)
     }
 
+    async fn test_weights(&self) -> Result<Option<SlotWeights>, PortError> {
+        if self.test_header.is_none() {
+            return Ok(None);
+        }
+        let revisions = self.site.slot_revisions().await?;
+        let pair = self.read().await?;
+        self.test_weights_of(&pair, &revisions).map(Some)
+    }
+
+    async fn set_test_weights(&self, w: SlotWeights) -> Result<(), PortError> {
+        match &self.test_header {
+            Some(header) => self.write_test(header, w).await,
+            None => Err(PortError::new(
+                "router.set_test_weights",
+                ErrorKind::Invalid,
+                "no router.test_header is configured",
+            )),
+        }
+    }
+
     async fn set_weights(&self, w: SlotWeights) -> Result<(), PortError> {
         match w.full_slot() {
             Some(_) => crate::aws::pace::urgent(self.write(w)).await,
@@ -400,6 +526,14 @@ pub fn set_served_path(c: &mut DistributionConfig, path: &str) {
     {
         origin.origin_path = Some(path.to_string());
     }
+}
+
+/// Whether `p` is an enabled `SingleHeader` policy.
+fn is_header(p: &ContinuousDeploymentPolicyConfig) -> bool {
+    p.enabled
+        && p.traffic_config
+            .as_ref()
+            .is_some_and(|t| t.r#type == ContinuousDeploymentPolicyType::SingleHeader)
 }
 
 /// The percentage a policy sends its staging distribution (0 when disabled

@@ -11,7 +11,7 @@
 //!
 //! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html>
 
-use crate::analysis::spec::{fill, Query, SlotValues, Source};
+use crate::analysis::spec::{fill, LiveValues, Query, SlotValues, Source};
 use crate::analysis::{AnalysisSpec, MetricData, Point};
 use crate::aws::{ApiCalls, Aws};
 use crate::aws_call;
@@ -33,6 +33,8 @@ pub struct CloudWatchMetrics {
     spec: AnalysisSpec,
     /// Each slot's placeholder values (all but `{revision}`, which a read brings).
     slots: [SlotValues; 2],
+    /// Values the router learns as it reads (`{distribution}`), if any.
+    live: Option<LiveValues>,
     kept: Mutex<Kept>,
 }
 
@@ -59,14 +61,24 @@ impl CloudWatchMetrics {
             calls: aws.calls.clone(),
             spec,
             slots,
+            live: None,
             kept: Mutex::new(Kept::default()),
         }
+    }
+
+    /// Also fill the placeholders `live` holds, as the router last read them.
+    pub fn with_live(mut self, live: LiveValues) -> CloudWatchMetrics {
+        self.live = Some(live);
+        self
     }
 
     /// Slot `slot`'s placeholder values, with what a read knows better:
     /// the revision, and the fleet's observed name.
     fn values(&self, slot: usize, revision: Option<&str>, name: Option<&str>) -> SlotValues {
         let mut v = self.slots[slot].clone();
+        if let Some(live) = &self.live {
+            v.extend(live.lock().expect("not poisoned")[slot].clone());
+        }
         if let Some(r) = revision {
             v.insert("revision", r.to_string());
         }
