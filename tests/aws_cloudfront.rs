@@ -565,3 +565,96 @@ async fn a_test_header_reaches_green_alone_before_any_production_share() {
         "{stdout}{stderr}"
     );
 }
+
+/// The IAM action each call needs: CloudFront's, CloudWatch's and
+/// DynamoDB's by the operation's name; S3's by the service authorization
+/// reference's table (a listing is `s3:ListBucket`, a read `s3:GetObject`).
+fn action(op: &str) -> Vec<String> {
+    let s3 = |a: &[&str]| a.iter().map(|a| format!("s3:{a}")).collect();
+    match op {
+        "ListObjectsV2" | "HeadBucket" => s3(&["ListBucket"]),
+        "HeadObject" | "GetObject" => s3(&["GetObject"]),
+        "PutObject" => s3(&["PutObject"]),
+        "DeleteObjects" => s3(&["DeleteObject"]),
+        "CopyObject" => s3(&["GetObject", "PutObject"]),
+        "DescribeAlarms" | "GetMetricData" => vec![format!("cloudwatch:{op}")],
+        "GetItem" | "PutItem" | "DeleteItem" | "UpdateItem" => vec![format!("dynamodb:{op}")],
+        _ => vec![format!("cloudfront:{op}")],
+    }
+}
+
+/// Actions the policy allows that these flows do not call by name.
+const IMPLIED: [(&str, &str); 1] = [(
+    "cloudfront:CreateDistribution",
+    "CopyDistribution creates the staging distribution and needs it (API reference)",
+)];
+
+#[tokio::test]
+async fn the_example_iam_policy_allows_what_teal_calls_and_nothing_more() {
+    let Some(m) = moto() else { return };
+    let s = site(&m, HttpVersion::Http2, CANARY).await;
+    let mut called = std::collections::BTreeSet::new();
+    let mut json = |stdout: &str| {
+        let line = json_lines(stdout)
+            .into_iter()
+            .find(|v| v["event"] == "api_calls")
+            .unwrap_or_else(|| panic!("no api_calls line: {stdout}"));
+        for key in ["calls", "rejected"] {
+            for op in line[key].as_object().into_iter().flat_map(|o| o.keys()) {
+                called.extend(action(op.split(':').next().unwrap()));
+            }
+        }
+    };
+    // A promotion, then a rollback on the staging alarm, then status.
+    let mut cmd = s.deploy(&m, "v2");
+    cmd.arg("--output").arg("json");
+    json(&run(cmd, &["deploy v2"], 0).await.0);
+    let staging = s.staging().unwrap();
+    let mut cmd = s.deploy(&m, "v3");
+    cmd.arg("--output").arg("json");
+    let child = cmd.spawn().unwrap();
+    until("v3 at 10%", || {
+        s.policy() == Some((true, 0.1)) && s.origin(&staging).as_deref() == Some("/site/v3")
+    })
+    .await;
+    set_alarm(&clients(&m).await, &s.alarm, StateValue::Alarm).await;
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    json(&text(&out).0);
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/static-cloudfront/iam-policy.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let allowed: std::collections::BTreeSet<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|st| match &st["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            v => v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect(),
+        })
+        .collect();
+    let missing: Vec<&String> = called.iter().filter(|c| !allowed.contains(*c)).collect();
+    assert!(
+        missing.is_empty(),
+        "the policy lacks what teal calls: {missing:?}"
+    );
+    let implied: Vec<&str> = IMPLIED.iter().map(|(a, _)| *a).collect();
+    let unused: Vec<&String> = allowed
+        .iter()
+        .filter(|a| !called.contains(*a) && !implied.contains(&a.as_str()))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "the policy allows what teal never calls: {unused:?}"
+    );
+}
