@@ -188,6 +188,21 @@ impl Service {
         )
     }
 
+    /// A new distribution of `config`, `InProgress`: the 201 answer.
+    fn create(&mut self, config: String) -> Answer {
+        let id = self.tick("E");
+        let d = Distribution {
+            domain: format!("d{}.cloudfront.net", id.to_lowercase()),
+            config,
+            etag: self.tick("ET"),
+            status: "InProgress",
+            id: id.clone(),
+        };
+        let answer = Self::with_distribution(201, &d);
+        self.distributions.insert(id, d);
+        answer
+    }
+
     /// A policy config's problem, if CloudFront would refuse it.
     fn policy_problem(&self, config: &str) -> Option<Answer> {
         if let Some(w) = element(config, "Weight") {
@@ -284,17 +299,7 @@ impl Service {
         let no_such = |id: &str| error(404, "NoSuchDistribution", &format!("no distribution {id}"));
         match (method, parts) {
             ("POST", ["distribution"]) => {
-                let id = self.tick("E");
-                let d = Distribution {
-                    domain: format!("d{}.cloudfront.net", id.to_lowercase()),
-                    config: inner(body),
-                    etag: self.tick("ET"),
-                    status: "InProgress",
-                    id: id.clone(),
-                };
-                let answer = Self::with_distribution(201, &d);
-                self.distributions.insert(id, d);
-                answer
+                self.create(inner(body))
             }
             ("GET", ["distribution"]) => {
                 let items: String = self
@@ -376,17 +381,7 @@ impl Service {
                 config = with_element(&config, "Staging", Some(if staging { "true" } else { "false" }));
                 config = with_element(&config, "ContinuousDeploymentPolicyId", None);
                 config = with_element(&config, "Aliases", Some("<Quantity>0</Quantity>"));
-                let new = self.tick("E");
-                let d = Distribution {
-                    domain: format!("d{}.cloudfront.net", new.to_lowercase()),
-                    config,
-                    etag: self.tick("ET"),
-                    status: "InProgress",
-                    id: new.clone(),
-                };
-                let answer = Self::with_distribution(201, &d);
-                self.distributions.insert(new, d);
-                answer
+                self.create(config)
             }
             ("PUT", ["distribution", id, "promote-staging-config"]) => {
                 let staging_id = query

@@ -82,8 +82,7 @@ impl CloudFrontRouter {
         pair: &Pair,
         revisions: &SlotRevisions,
     ) -> Result<SlotWeights, PortError> {
-        let main = self.weights_of(pair, revisions)?;
-        let main = if main.a >= main.b { Slot::A } else { Slot::B };
+        let main = larger(self.weights_of(pair, revisions)?);
         let header_to_staging = match &pair.staged {
             Some(Staged {
                 policy,
@@ -116,8 +115,7 @@ impl CloudFrontRouter {
         let mut revisions = self.site.slot_revisions().await?;
         let pair = self.read().await?;
         self.adopt(&pair, &mut revisions).await?;
-        let main = self.weights_of(&pair, &revisions)?;
-        let main = if main.a >= main.b { Slot::A } else { Slot::B };
+        let main = larger(self.weights_of(&pair, &revisions)?);
         match (to == main, &pair.staged) {
             (true, Some(staged)) if is_header(&staged.policy.config) => {
                 let mut policy = staged.policy.clone();
@@ -132,14 +130,7 @@ impl CloudFrontRouter {
             }
         }
         let back = self.test_weights_of(&self.read().await?, &revisions)?;
-        match back == w {
-            true => Ok(()),
-            false => Err(PortError::new(
-                "router.set_test_weights",
-                ErrorKind::Transient,
-                format!("wrote test weights {w}, read back {back}"),
-            )),
-        }
+        read_back("router.set_test_weights", w, back)
     }
 
     /// Keep `live`'s `{distribution}` of each slot as the router reads it.
@@ -279,7 +270,7 @@ impl CloudFrontRouter {
     }
 
     async fn write(&self, w: SlotWeights) -> Result<(), PortError> {
-        let main = if w.a >= w.b { Slot::A } else { Slot::B };
+        let main = larger(w);
         let share = w.get(main.other());
         if share > MAX_WEIGHT || !w.is_valid() {
             return Err(PortError::new(
@@ -332,14 +323,7 @@ impl CloudFrontRouter {
             }
         }
         let back = self.weights_of(&self.read().await?, &revisions)?;
-        match back == w {
-            true => Ok(()),
-            false => Err(PortError::new(
-                "router.set_weights",
-                ErrorKind::Transient,
-                format!("wrote {w}, read back {back}"),
-            )),
-        }
+        read_back("router.set_weights", w, back)
     }
 
     /// Make the staging distribution serve `path` and the policy send it
@@ -525,6 +509,28 @@ pub fn set_served_path(c: &mut DistributionConfig, path: &str) {
         .and_then(|o| o.items.iter_mut().find(|o| o.id == target))
     {
         origin.origin_path = Some(path.to_string());
+    }
+}
+
+/// The slot with the larger share: the one the primary serves.
+fn larger(w: SlotWeights) -> Slot {
+    if w.a >= w.b {
+        Slot::A
+    } else {
+        Slot::B
+    }
+}
+
+/// `Ok` when what was read back is what `op` wrote; a transient error
+/// otherwise (the driver writes again).
+fn read_back(op: &str, wrote: SlotWeights, back: SlotWeights) -> Result<(), PortError> {
+    match back == wrote {
+        true => Ok(()),
+        false => Err(PortError::new(
+            op,
+            ErrorKind::Transient,
+            format!("wrote {wrote}, read back {back}"),
+        )),
     }
 }
 
