@@ -63,12 +63,8 @@ pub(super) fn demo(
     let dir = tempfile_dir()?;
     let path = dir.join("teal.toml");
     let exe = std::env::current_exe()?;
-    let free = || -> std::io::Result<u16> {
-        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port())
-    };
-    let (proxy_port, admin_port) = (free()?, free()?);
+    let ports = crate::local::loopback::free_ports(2)?;
+    let (proxy_port, admin_port) = (ports[0], ports[1]);
     std::fs::write(
         &path,
         format!(

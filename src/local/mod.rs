@@ -11,6 +11,7 @@
 //!   serving loop the demo app and a static site's instances share;
 //!   [`site`]: one build of a static site served as S3 would
 //!   (`[fleet] site = "builds/{revision}"`).
+//! - [`loopback`]: free loopback ports, found together so they differ.
 //! - [`client`]: the ports, which talk to the daemon's admin API the way
 //!   the AWS ports talk to AWS.
 
@@ -21,6 +22,7 @@ pub mod client;
 pub mod daemon;
 pub mod http;
 pub mod load;
+pub mod loopback;
 pub mod metrics;
 pub mod seconds;
 pub mod site;

@@ -19,14 +19,6 @@ green_healthy_timeout = "30s""#
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A daemon with blue v1 serving, and the config that reaches it.
 pub struct Local {
     _dir: tempfile::TempDir,
@@ -48,9 +40,22 @@ impl Local {
     /// `fleet` is the `[fleet]` table's body but its kind and instances (2),
     /// `extra` more tables (`[hooks]`), `strategy` the `[strategy]` table's body.
     pub async fn start_with(fleet: &str, extra: &str, strategy: &str) -> Local {
+        // The ports are free when picked, but another test's daemon or
+        // instance may take one before this daemon binds it: the daemon then
+        // says "in use" and exits, and the start is tried on new ports.
+        for _ in 0..5 {
+            if let Some(local) = Local::try_start(fleet, extra, strategy).await {
+                return local;
+            }
+        }
+        panic!("five daemons in a row found a port taken");
+    }
+
+    async fn try_start(fleet: &str, extra: &str, strategy: &str) -> Option<Local> {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("teal.toml");
-        let (proxy, admin) = (free_port(), free_port());
+        let ports = teal::local::loopback::free_ports(2).unwrap();
+        let (proxy, admin) = (ports[0], ports[1]);
         std::fs::write(
             &config,
             format!(
@@ -81,10 +86,12 @@ window = "3s"
             ),
         )
         .unwrap();
-        let daemon = tokio::process::Command::new(TEAL)
+        let stderr = dir.path().join("daemon.stderr");
+        let mut daemon = tokio::process::Command::new(TEAL)
             .args(["local", "serve", "--initial-revision", "v1", "--config"])
             .arg(&config)
             .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -92,6 +99,14 @@ window = "3s"
         let t0 = Instant::now();
         loop {
             use teal::ports::Fleet;
+            if let Some(status) = daemon.try_wait().unwrap() {
+                let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+                assert!(
+                    said.contains("in use"),
+                    "the daemon exited ({status}): {said}"
+                );
+                return None;
+            }
             if let Ok(s) = admin.statuses().await {
                 if s[0].healthy == 2 {
                     break;
@@ -103,13 +118,13 @@ window = "3s"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Local {
+        Some(Local {
             _dir: dir,
             config,
             proxy: format!("127.0.0.1:{proxy}").parse().unwrap(),
             admin,
             daemon,
-        }
+        })
     }
 
     pub fn teal(&self, args: &[&str]) -> tokio::process::Command {

@@ -22,13 +22,6 @@ pub(super) struct Fleet {
     pub(super) born: Instant,
 }
 
-/// A free loopback port (bound, then released for the instance to take).
-pub(super) fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Start one instance. It dies with the daemon: the kernel sends it SIGTERM
 /// when the daemon's thread exits (PR_SET_PDEATHSIG), even on SIGKILL.
 pub(super) fn spawn(
@@ -83,8 +76,9 @@ impl Daemon {
             }
         }
         let mut instances = Vec::new();
-        for _ in 0..p.desired {
-            let port = free_port().map_err(internal)?;
+        // Found together: instances started in one go never share a port.
+        let ports = free_ports(p.desired as usize).map_err(internal)?;
+        for port in ports {
             let child = spawn(&self.cfg.command, port, &p.revision, slot).map_err(|e| {
                 (
                     StatusCode::BAD_REQUEST,

@@ -11,13 +11,14 @@ mod rolling;
 
 pub use super::api::{InstanceInfo, ProvisionRequest, RolloutRequest, SlotStats};
 use admin::{internal, text};
-use instances::{free_port, spawn, Fleet, Instance};
+use instances::{spawn, Fleet, Instance};
 use proxy::accept;
 pub use proxy::slot_for;
 pub use rolling::batch_size;
 use rolling::{RollJob, ROLL_DRAIN};
 
 use super::api::{PeriodSample, SamplesRequest};
+use super::loopback::free_ports;
 use super::metrics::{Gates, Sample, Window};
 use super::seconds::Seconds;
 use crate::config::LocalGates;

@@ -166,8 +166,7 @@ impl Daemon {
             }
             let batch = batch_size(size, max_percent).min(need);
             let mut started = Vec::new();
-            for _ in 0..batch {
-                let port = free_port().map_err(|e| e.to_string())?;
+            for port in free_ports(batch as usize).map_err(|e| e.to_string())? {
                 let child = spawn(&self.cfg.command, port, to, slot)
                     .map_err(|e| format!("cannot start {:?}: {e}", self.cfg.command.first()))?;
                 let healthy = Arc::new(AtomicBool::new(false));
