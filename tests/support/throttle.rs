@@ -103,6 +103,10 @@ pub struct Throttle {
     buckets: BTreeMap<(String, &'static str), Bucket>,
     /// Per family.
     pub stats: BTreeMap<&'static str, FamilyStats>,
+    /// Per action: how long upstream (moto) took to answer each request let
+    /// through, in ms. moto answers from one Python process, so under load
+    /// these are most of a call's time; the benchmark reports them.
+    pub answer_ms: BTreeMap<String, Vec<u32>>,
     /// Off: every request passes (counted all the same).
     pub enabled: bool,
     /// Instead of the buckets: throttle the second request of each family
@@ -118,6 +122,7 @@ impl Default for Throttle {
             started: Instant::now(),
             buckets: BTreeMap::new(),
             stats: BTreeMap::new(),
+            answer_ms: BTreeMap::new(),
             enabled: true,
             every: None,
         }
@@ -338,7 +343,12 @@ pub async fn serve(throttle: Arc<Mutex<Throttle>>, upstream: String) -> SocketAd
                             if !admitted {
                                 return Ok::<_, hyper::Error>(throttled(&service));
                             }
-                            forward(&client, &upstream, parts, body).await
+                            let t = Instant::now();
+                            let answer = forward(&client, &upstream, parts, body).await;
+                            let took = t.elapsed().as_millis() as u32;
+                            let mut th = throttle.lock().unwrap();
+                            th.answer_ms.entry(action).or_default().push(took);
+                            answer
                         }
                     },
                 );
