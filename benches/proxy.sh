@@ -53,8 +53,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PROXY=$(free_port); ADMIN=$(free_port); NGINX_PORT=$(free_port)
+# Found while all three probes are bound, so they differ.
+read -r PROXY ADMIN NGINX_PORT < <(python3 -c '
+import socket
+held = [socket.socket() for _ in range(3)]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in held))')
 
 cat > "$work/teal.toml" <<TOML
 [service]

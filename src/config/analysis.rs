@@ -164,13 +164,11 @@ impl Reach<'_> {
         if self.is_sim() {
             return None;
         }
-        let ok = match placeholder {
-            "target_group" | "load_balancer" => self.router.listener().is_some(),
-            "service" | "cluster" => matches!(self.fleet, FleetConfig::Ecs { .. }),
-            "group" => matches!(self.fleet, FleetConfig::Asg { .. }),
-            "distribution" => matches!(self.router, RouterConfig::Cloudfront { .. }),
-            _ => true,
-        };
+        let ok = self
+            .router
+            .fills(placeholder)
+            .or_else(|| self.fleet.fills(placeholder))
+            .unwrap_or(true);
         (!ok).then(|| {
             format!(
                 "{{{placeholder}}} has no value with fleet.kind = {:?} and router.kind = {:?}",

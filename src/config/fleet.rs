@@ -299,6 +299,16 @@ pub(super) fn parse_fleet(
 }
 
 impl FleetConfig {
+    /// Whether this fleet gives canary analysis's query `placeholder` a
+    /// value; `None` when the placeholder is not a fleet's.
+    pub fn fills(&self, placeholder: &str) -> Option<bool> {
+        match placeholder {
+            "service" | "cluster" => Some(matches!(self, FleetConfig::Ecs { .. })),
+            "group" => Some(matches!(self, FleetConfig::Asg { .. })),
+            _ => None,
+        }
+    }
+
     /// One line for `teal plan`.
     pub fn describe(&self) -> String {
         match self {

@@ -502,6 +502,40 @@ impl RouterConfig {
             RouterConfig::Local { listen, .. } => format!("teal's proxy on {listen}"),
         }
     }
+
+    /// What this router splits traffic on, which is also where a
+    /// deployment's record lives: two members of a release on one are
+    /// refused. `None` for the simulator's.
+    pub fn traffic_key(&self) -> Option<String> {
+        match self {
+            RouterConfig::Alb { .. } | RouterConfig::Nlb { .. } => {
+                Some(match self.listener().expect("a listener").target {
+                    ListenerTarget::Listener(arn) => format!("listener {arn}"),
+                    ListenerTarget::Rule(arn) => format!("listener rule {arn}"),
+                })
+            }
+            RouterConfig::Route53 {
+                hosted_zone_id,
+                record_name,
+                ..
+            } => Some(format!("record {record_name} in zone {hosted_zone_id}")),
+            RouterConfig::Cloudfront {
+                distribution_id, ..
+            } => Some(format!("CloudFront distribution {distribution_id}")),
+            RouterConfig::Local { admin, .. } => Some(format!("local daemon {admin}")),
+            RouterConfig::Sim => None,
+        }
+    }
+
+    /// Whether this router gives canary analysis's query `placeholder` a
+    /// value; `None` when the placeholder is not a router's.
+    pub fn fills(&self, placeholder: &str) -> Option<bool> {
+        match placeholder {
+            "target_group" | "load_balancer" => Some(self.listener().is_some()),
+            "distribution" => Some(matches!(self, RouterConfig::Cloudfront { .. })),
+            _ => None,
+        }
+    }
 }
 
 /// The largest share CloudFront continuous deployment sends a staging

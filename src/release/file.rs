@@ -19,7 +19,7 @@
 //! same file, the same service name, or the same listener, rule or record,
 //! which is also where its record lives) is refused at its second place.
 
-use crate::config::{Config, ConfigError, FleetConfig, ListenerTarget, RouterConfig};
+use crate::config::{Config, ConfigError, FleetConfig};
 use crate::diag::{InputError, SourceFile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -247,7 +247,7 @@ impl Release {
                         &format!("names service {:?}, listed already", config.service),
                     ));
                 }
-                if let Some(key) = router_key(&config) {
+                if let Some(key) = config.router.traffic_key() {
                     if let Some(s) = routers.get(&key) {
                         return Err(again(s, &format!("splits traffic on {key}, the same one")));
                     }
@@ -344,29 +344,6 @@ impl Release {
             }
         }
         Ok(split)
-    }
-}
-
-/// What a member splits traffic on, which is also where its record lives:
-/// two members on one are refused.
-fn router_key(config: &Config) -> Option<String> {
-    match &config.router {
-        RouterConfig::Alb { .. } | RouterConfig::Nlb { .. } => {
-            Some(match config.router.listener().expect("a listener").target {
-                ListenerTarget::Listener(arn) => format!("listener {arn}"),
-                ListenerTarget::Rule(arn) => format!("listener rule {arn}"),
-            })
-        }
-        RouterConfig::Route53 {
-            hosted_zone_id,
-            record_name,
-            ..
-        } => Some(format!("record {record_name} in zone {hosted_zone_id}")),
-        RouterConfig::Cloudfront {
-            distribution_id, ..
-        } => Some(format!("CloudFront distribution {distribution_id}")),
-        RouterConfig::Local { admin, .. } => Some(format!("local daemon {admin}")),
-        RouterConfig::Sim => None,
     }
 }
 

@@ -23,9 +23,14 @@ if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cfn-lint" ] \
     "python-hcl2==8.1.4" "cfn-lint==1.58.0" >&2
 fi
 
-free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-moto_port=$(free_port)
-shim_port=$(free_port)
+# Both ports found while both probes are bound, so they differ: a port
+# released can be handed out again at once.
+read -r moto_port shim_port < <("$venv/bin/python" -c '
+import socket
+held = [socket.socket() for _ in range(2)]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in held))')
 
 # ECS services in moto never start tasks: report two running per service.
 MOTO_ECS_SERVICE_RUNNING=2 "$venv/bin/python" "$here/moto_server.py" -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
