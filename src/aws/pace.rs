@@ -229,25 +229,19 @@ pub fn family_of(op: &str) -> Option<&'static Family> {
 /// same as ever: a throttled urgent call is retried like any other.
 pub use crate::ports::urgent;
 
-tokio::task_local! {
-    /// Set around a shared refresh: see [`patient`].
-    static PATIENT: ();
-}
-
 /// Run `f` as calls that wait for their tokens here however long, instead
-/// of being put off to the driver: a release's shared refresh
-/// (`aws::shared`), which reads every member's keys in several calls and
-/// must not start over each time one of them is put off. Put off, a refresh
-/// of six calls under a bucket its 110 members keep empty almost never
-/// completes (the members' reads went unanswered for minutes, a livelock);
-/// waiting here, it reserves its tokens in turn like any inline wait, and the
-/// members queued on it take its answer.
-pub async fn patient<F: std::future::Future>(f: F) -> F::Output {
-    PATIENT.scope((), f).await
-}
+/// of being put off to the driver (see [`crate::ports::patient`]): a
+/// deployment's preflight, and a release's shared refresh (`aws::shared`),
+/// which reads every member's keys in several calls and must not start over
+/// each time one of them is put off. Put off, a refresh of six calls under a
+/// bucket its 110 members keep empty almost never completes (the members'
+/// reads went unanswered for minutes, a livelock); waiting here, it reserves
+/// its tokens in turn like any inline wait, and the members queued on it
+/// take its answer.
+pub use crate::ports::patient;
 
 fn is_patient() -> bool {
-    PATIENT.try_with(|_| ()).is_ok() || is_shared()
+    crate::ports::is_patient() || is_shared()
 }
 
 tokio::task_local! {

@@ -58,7 +58,15 @@ pub(super) struct Preflight {
 /// router and the fleet adapters' own checks, 100% on one slot, blue there and
 /// the other slot empty, every gate present and not already failing. Every
 /// problem is collected; only a transient failure stops the checks.
+///
+/// Patient ([`crate::ports::patient`]): before the first change nothing is
+/// watched, and an adapter's checks are several calls that would start over
+/// each time one of them were put off by the rate limit.
 pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, DriverError> {
+    crate::ports::patient(checks(io, spec)).await
+}
+
+async fn checks(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, DriverError> {
     if spec.plan.rolling.is_some() {
         return preflight_rolling(io, spec).await;
     }

@@ -439,13 +439,19 @@ impl World {
         let roll: f64 = self.rng.random();
         let pace =
             paced && !crate::ports::is_urgent() && !matches!(op, "gate.read" | "metrics.read");
-        let fate =
-            if pace && self.faults.paced_rate > 0.0 && self.rng.random_bool(self.faults.paced_rate)
-            {
-                // Put off before it is sent: no time on the wire.
-                self.now -= latency;
-                Fate::Paced(self.rng.random_range(50..=3_000))
-            } else if roll < self.faults.error_rate {
+        let put_off =
+            pace && self.faults.paced_rate > 0.0 && self.rng.random_bool(self.faults.paced_rate);
+        let wait = put_off.then(|| self.rng.random_range(50..=3_000));
+        let fate = if let (Some(after), false) = (wait, crate::ports::is_patient()) {
+            // Put off before it is sent: no time on the wire.
+            self.now -= latency;
+            Fate::Paced(after)
+        } else {
+            if let Some(after) = wait {
+                // Patient: the wait is made in the adapter, then the call.
+                self.now += after;
+            }
+            if roll < self.faults.error_rate {
                 Fate::Error
             } else if roll < self.faults.error_rate + self.faults.timeout_rate {
                 self.now += self.timeout_ms;
@@ -454,7 +460,8 @@ impl World {
                 }
             } else {
                 Fate::Normal
-            };
+            }
+        };
         // Waiting out the rate limit is teal's own choice, not a fault: the
         // wait is not excused, so the gates must be read through it.
         self.after_fault = !matches!(fate, Fate::Normal | Fate::Paced(_));
