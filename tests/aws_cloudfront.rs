@@ -247,10 +247,14 @@ async fn a_site_is_promoted_through_a_staging_distribution_and_a_failing_one_rol
         "{v2:?}"
     );
     let slots = keys(&s3(&sdk(&m).await), &s.bucket, "site/.teal-slots/").await;
-    assert!(slots.iter().any(|k| k.ends_with("/v2")), "{slots:?}");
+    let named = |r: &str| slots.iter().any(|k| k.contains(&format!("/{r}@")));
+    assert!(named("v2") && slots.len() == 1, "{slots:?}");
+    assert!(!named("v1"), "blue's slot was retired: {slots:?}");
+    // v2 again: it is blue's prefix, so it cannot be green too.
+    let (stdout, stderr) = run(s.deploy(&m, "v2"), &["deploy v2 again"], 2).await;
     assert!(
-        !slots.iter().any(|k| k.ends_with("/v1")),
-        "blue's slot was retired: {slots:?}"
+        stderr.contains("--revision v2: slot b holds it (s3://"),
+        "{stdout}{stderr}"
     );
 
     // v3: its staging share's alarm fires mid-bake; back to v2.
@@ -354,6 +358,13 @@ async fn bad_input_is_refused_before_any_write() {
         path.display().to_string()
     };
 
+    // The revision the distribution serves before teal: blue's own prefix.
+    refused(
+        "--revision v1: the distribution serves it as blue (s3://",
+        deploy(&s.config(), "v1"),
+        vec![],
+    )
+    .await;
     // A revision with no build, an empty build.
     refused("fleet.site", deploy(&s.config(), "v9"), vec![]).await;
     let empty = tempfile::tempdir().unwrap();

@@ -243,13 +243,22 @@ fn fleet_part(
             bucket,
             prefix,
             site,
-        } => FleetPart {
-            fleet: Arc::new(s3::fleet::S3Fleet::new(
-                s3::SiteBucket::new(aws, bucket, prefix),
-                site.clone(),
-            )),
-            rollout: None,
-        },
+        } => {
+            let RouterConfig::Cloudfront {
+                distribution_id, ..
+            } = &config.router
+            else {
+                unreachable!("an S3 fleet sits behind CloudFront (PAIRS)")
+            };
+            let bucket = s3::SiteBucket::new(aws, bucket, prefix);
+            let primary = cloudfront::Primary::new(aws, distribution_id.clone(), bucket.clone());
+            FleetPart {
+                fleet: Arc::new(
+                    s3::fleet::S3Fleet::new(bucket, site.clone()).serving(Arc::new(primary)),
+                ),
+                rollout: None,
+            }
+        }
         FleetConfig::Sim { .. } | FleetConfig::Local { .. } => {
             unreachable!("not an AWS fleet; PAIRS is checked first")
         }

@@ -31,8 +31,37 @@ mod router;
 
 pub use router::CloudFrontRouter;
 
+use crate::aws::s3::{fleet::Served, SiteBucket};
 use crate::aws::Aws;
 use crate::ports::PortError;
+use async_trait::async_trait;
+
+/// A site's primary distribution, as the S3 fleet asks it what blue is.
+#[derive(Debug, Clone)]
+pub struct Primary {
+    api: distribution::Distributions,
+    id: String,
+    site: SiteBucket,
+}
+
+impl Primary {
+    /// The distribution `id`, serving revisions of `site`.
+    pub fn new(aws: &Aws, id: String, site: SiteBucket) -> Primary {
+        Primary {
+            api: distribution::Distributions::new(aws),
+            id,
+            site,
+        }
+    }
+}
+
+#[async_trait]
+impl Served for Primary {
+    async fn served_revision(&self) -> Result<Option<String>, PortError> {
+        let config = self.api.config(&self.id).await?.config;
+        Ok(self.site.revision_at(&router::served_path(&config)))
+    }
+}
 
 /// The origin paths `primary` and, when a continuous deployment policy
 /// joins one to it, its staging distribution serve: what a prune must

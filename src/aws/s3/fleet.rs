@@ -1,11 +1,15 @@
 //! A static site as a fleet: each slot is one revision's prefix.
 //!
 //! Which revision a slot holds is written in the bucket itself, as an empty
-//! object per slot whose key names it: `PREFIX/.teal-slots/a/v2`. One
-//! `ListObjectsV2` reads both slots; a slot is moved by writing its new key
-//! and then deleting the old ones, so a crash in between leaves two keys, and
-//! the newest is the slot's. The router (CloudFront) reads the same keys to
-//! tell which slot a distribution's origin path serves.
+//! object per slot whose key names it and when it was written:
+//! `PREFIX/.teal-slots/a/v2@1796350000123`. One `ListObjectsV2` reads both
+//! slots; a slot is moved by writing its new key and then deleting the old
+//! ones, so a crash in between leaves two keys, and the newest stamp is the
+//! slot's. The stamp is in the key because S3's `LastModified` has whole
+//! seconds, and a slot can be written twice in one (blue's revision adopted
+//! right after green is provisioned); a new stamp is past every stamp the
+//! slot has, whatever the writer's clock. The router (CloudFront) reads the
+//! same keys to tell which slot a distribution's origin path serves.
 //!
 //! Provisioning green uploads the build ([`SiteBucket::publish`], idempotent)
 //! and carries blue's content-hashed assets into green's prefix (version
@@ -16,6 +20,11 @@
 //! distribution serves is blue's, and slot A is its slot. Provisioning green
 //! then marks slot A [`BEFORE_TEAL`] (its revision not known to the bucket),
 //! until the router, which reads what the distribution serves, writes it.
+//!
+//! A revision is a prefix, so green can never be the revision blue serves:
+//! both sides would be one prefix and the router could not tell them
+//! apart. The preflight refuses it, asking the distribution ([`Served`])
+//! what blue is when no slot says so yet.
 
 use super::{valid_revision, SiteBucket};
 use crate::aws_call;
@@ -24,6 +33,7 @@ use crate::model::{FleetStatus, Green, Slot};
 use crate::ports::{Checks, ErrorKind, Fleet, PortError};
 use async_trait::async_trait;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where the slots' keys live, under the site's prefix. A leading dot keeps
 /// it out of any revision's name ([`valid_revision`] refuses one).
@@ -37,6 +47,45 @@ pub const BEFORE_TEAL: &str = ".before-teal";
 /// The revision of each slot, A then B, as the bucket says.
 pub type SlotRevisions = [Option<String>; 2];
 
+/// When a slot key was written: its stamp (`a/v2@1796350000123`), or for a
+/// key without one (written before stamps) its `LastModified`.
+fn stamp_of(key: &str, o: &super::Listed) -> Option<u64> {
+    let name = key.rsplit('/').next()?;
+    match name.rsplit_once('@') {
+        Some((_, stamp)) => stamp.parse().ok(),
+        None => Some(o.modified),
+    }
+}
+
+/// Each slot's newest key under `dir`, as (stamp, revision).
+fn newest(
+    dir: &str,
+    listed: &std::collections::BTreeMap<String, super::Listed>,
+) -> [Option<(u64, String)>; 2] {
+    let mut newest: [Option<(u64, String)>; 2] = [None, None];
+    for (key, o) in listed {
+        let Some((slot, name)) = key.strip_prefix(dir).and_then(|r| r.split_once('/')) else {
+            continue;
+        };
+        let slot = match slot {
+            "a" => Slot::A,
+            "b" => Slot::B,
+            _ => continue,
+        };
+        let (Some(stamp), revision) = (
+            stamp_of(key, o),
+            name.rsplit_once('@').map_or(name, |(r, _)| r),
+        ) else {
+            continue;
+        };
+        let held = &mut newest[slot.index()];
+        if held.as_ref().is_none_or(|(t, _)| stamp > *t) {
+            *held = Some((stamp, revision.to_string()));
+        }
+    }
+    newest
+}
+
 impl SiteBucket {
     fn slots_prefix(&self) -> String {
         self.revision_prefix(SLOTS_DIR)
@@ -45,50 +94,31 @@ impl SiteBucket {
     /// The revision each slot holds (`None`: no key).
     pub async fn slot_revisions(&self) -> Result<SlotRevisions, PortError> {
         let listed = self.list(&self.slots_prefix()).await?;
-        let mut newest: [Option<(u64, String)>; 2] = [None, None];
-        for (key, o) in &listed {
-            let Some((slot, revision)) = key
-                .strip_prefix(&self.slots_prefix())
-                .and_then(|rest| rest.split_once('/'))
-            else {
-                continue;
-            };
-            let slot = match slot {
-                "a" => Slot::A,
-                "b" => Slot::B,
-                _ => continue,
-            };
-            let held = &mut newest[slot.index()];
-            if held.as_ref().is_none_or(|(t, _)| o.modified >= *t) {
-                *held = Some((o.modified, revision.to_string()));
-            }
-        }
-        Ok(newest.map(|n| n.map(|(_, r)| r)))
+        Ok(newest(&self.slots_prefix(), &listed).map(|n| n.map(|(_, r)| r)))
     }
 
     /// Record that `slot` holds `revision` (`None`: nothing).
     pub async fn set_slot(&self, slot: Slot, revision: Option<&str>) -> Result<(), PortError> {
         let dir = format!("{}{slot}/", self.slots_prefix());
-        let keep = revision.map(|r| format!("{dir}{r}"));
-        if let Some(key) = &keep {
+        let old = self.list(&dir).await?;
+        if let Some(r) = revision {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let last = old.iter().filter_map(|(k, o)| stamp_of(k, o)).max();
+            let stamp = last.map_or(now, |l| now.max(l + 1));
             aws_call!(
                 self.calls,
                 "PutObject",
                 self.client
                     .put_object()
                     .bucket(&self.bucket)
-                    .key(key)
+                    .key(format!("{dir}{r}@{stamp}"))
                     .body(Vec::new().into())
                     .send()
             )?;
         }
-        let stale: Vec<String> = self
-            .list(&dir)
-            .await?
-            .into_keys()
-            .filter(|k| Some(k) != keep.as_ref())
-            .collect();
-        self.delete(&stale).await
+        self.delete(&old.into_keys().collect::<Vec<_>>()).await
     }
 
     /// Whether `key` exists (`HeadObject`).
@@ -125,18 +155,62 @@ impl SiteBucket {
     }
 }
 
+/// What serves the site to viewers (a CloudFront distribution), asked which
+/// of the site's revisions it serves: blue's, before teal has recorded any.
+#[async_trait]
+pub trait Served: Send + Sync + std::fmt::Debug {
+    /// The revision whose prefix is served (`None`: a path that is none).
+    async fn served_revision(&self) -> Result<Option<String>, PortError>;
+}
+
 /// The S3 fleet: `fleet.site` uploaded to a revision's prefix per slot.
 #[derive(Debug, Clone)]
 pub struct S3Fleet {
     bucket: SiteBucket,
     /// The build directory, `{revision}` replaced.
     site: String,
+    /// What the viewers' distribution serves, for blue before teal.
+    served: Option<Arc<dyn Served>>,
 }
 
 impl S3Fleet {
     /// The fleet of the site whose revisions are under `bucket`, built into `site`.
     pub fn new(bucket: SiteBucket, site: String) -> S3Fleet {
-        S3Fleet { bucket, site }
+        S3Fleet {
+            bucket,
+            site,
+            served: None,
+        }
+    }
+
+    /// Ask `served` what blue is while no slot is recorded.
+    pub fn serving(mut self, served: Arc<dyn Served>) -> S3Fleet {
+        self.served = Some(served);
+        self
+    }
+
+    /// Which side already holds `revision`: a slot whose key names it, or,
+    /// before teal has recorded any slot, the distribution serving it.
+    async fn holding(&self, revision: &str) -> Result<Option<String>, PortError> {
+        let revisions = self.bucket.slot_revisions().await?;
+        if let Some(slot) = Slot::BOTH
+            .into_iter()
+            .find(|s| revisions[s.index()].as_deref() == Some(revision))
+        {
+            return Ok(Some(format!("slot {slot} holds it")));
+        }
+        let recorded = revisions
+            .iter()
+            .flatten()
+            .any(|r| r.as_str() != BEFORE_TEAL);
+        match (&self.served, recorded) {
+            (Some(served), false) => Ok(served
+                .served_revision()
+                .await?
+                .filter(|r| r == revision)
+                .map(|_| "the distribution serves it as blue".to_string())),
+            _ => Ok(None),
+        }
     }
 
     fn dir(&self, revision: &str) -> PathBuf {
@@ -253,8 +327,73 @@ impl Fleet for S3Fleet {
         match self.bucket.check().await {
             Ok(()) => {}
             Err(e) if e.is_transient() => return Checks::unread(e),
-            Err(e) => problems.push(format!("fleet.bucket: {}", e.message)),
+            Err(e) => {
+                problems.push(format!("fleet.bucket: {}", e.message));
+                return Checks::problems(problems);
+            }
+        }
+        match self.holding(&green.revision).await {
+            Ok(None) => {}
+            Ok(Some(side)) => problems.push(format!(
+                "--revision {}: {side} (s3://{}/{}); a static site's revision is its prefix, \
+                 so green must be a new one: publish the build under a new revision",
+                green.revision,
+                self.bucket.bucket,
+                self.bucket.revision_prefix(&green.revision)
+            )),
+            Err(e) if e.is_transient() => return Checks::unread(e),
+            // The distribution's own checks name what is wrong with it.
+            Err(_) => {}
         }
         Checks::problems(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::s3::Listed;
+    use std::collections::BTreeMap;
+
+    fn listed(keys: &[(&str, u64)]) -> BTreeMap<String, Listed> {
+        keys.iter()
+            .map(|(k, modified)| {
+                let o = Listed {
+                    size: 0,
+                    etag: String::new(),
+                    modified: *modified,
+                };
+                (format!("site/.teal-slots/{k}"), o)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_slot_written_twice_in_one_second_is_the_later_revision_whatever_the_names_sort() {
+        // A crash between writing a slot's new key and deleting its old
+        // one, both in the same second as S3 counts: names that sort either
+        // way round, the stamp decides.
+        for (first, then) in [(".before-teal", "v1"), ("v1", "-hotfix"), ("b", "a")] {
+            let keys = listed(&[
+                (&format!("a/{first}@1796350000100"), 1_796_350_000_000),
+                (&format!("a/{then}@1796350000900"), 1_796_350_000_000),
+            ]);
+            let slots = newest("site/.teal-slots/", &keys);
+            assert_eq!(slots[0].as_ref().map(|(_, r)| r.as_str()), Some(then));
+            assert_eq!(slots[1], None);
+        }
+    }
+
+    #[test]
+    fn a_key_from_before_stamps_counts_by_its_last_modified() {
+        let keys = listed(&[("b/v1", 1_000), ("b/v2@2000", 0), ("a/v0", 5)]);
+        let slots = newest("site/.teal-slots/", &keys);
+        assert_eq!(slots[1], Some((2000, "v2".into())));
+        assert_eq!(slots[0], Some((5, "v0".into())));
+        let keys = listed(&[("b/v1", 3_000), ("b/v2@2000", 0)]);
+        assert_eq!(
+            newest("site/.teal-slots/", &keys)[1],
+            Some((3000, "v1".into()))
+        );
     }
 }
