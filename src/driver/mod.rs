@@ -329,7 +329,21 @@ impl std::fmt::Debug for Driver {
 impl Driver {
     /// Start a new deployment, or continue one of the same revision. Refuses,
     /// before any mutating call, on bad input or when another holds the lock.
+    ///
+    /// Patient ([`crate::ports::patient`]) until its first record is stored:
+    /// nothing is watched before the first change, and the checks are several
+    /// calls that would start over each time one of them were put off by the
+    /// rate limit (the simulator's invariant Q).
     pub async fn start(
+        ports: Ports,
+        settings: Settings,
+        spec: NewDeployment,
+        sink: EventSink,
+    ) -> Result<Driver, DriverError> {
+        crate::ports::patient(Driver::start_in_turn(ports, settings, spec, sink)).await
+    }
+
+    async fn start_in_turn(
         ports: Ports,
         settings: Settings,
         spec: NewDeployment,

@@ -7,8 +7,16 @@ impl Driver {
     /// `teal verify`: every check [`Driver::start`] makes before its first
     /// change, read-only: no lock taken, nothing written, no event emitted.
     /// A deployment in flight is a problem too (a new one would be refused,
-    /// or would continue it).
+    /// or would continue it). Patient, as [`Driver::start`] is.
     pub async fn verify(
+        ports: Ports,
+        settings: Settings,
+        spec: &NewDeployment,
+    ) -> Result<Verification, DriverError> {
+        crate::ports::patient(Driver::verify_in_turn(ports, settings, spec)).await
+    }
+
+    async fn verify_in_turn(
         ports: Ports,
         settings: Settings,
         spec: &NewDeployment,
@@ -57,16 +65,9 @@ pub(super) struct Preflight {
 /// Every read-only check a deployment needs before its first change: the
 /// router and the fleet adapters' own checks, 100% on one slot, blue there and
 /// the other slot empty, every gate present and not already failing. Every
-/// problem is collected; only a transient failure stops the checks.
-///
-/// Patient ([`crate::ports::patient`]): before the first change nothing is
-/// watched, and an adapter's checks are several calls that would start over
-/// each time one of them were put off by the rate limit.
+/// problem is collected; only a transient failure stops the checks. Run
+/// patiently ([`Driver::start`]).
 pub(super) async fn preflight(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, DriverError> {
-    crate::ports::patient(checks(io, spec)).await
-}
-
-async fn checks(io: &mut Io, spec: &NewDeployment) -> Result<Preflight, DriverError> {
     if spec.plan.rolling.is_some() {
         return preflight_rolling(io, spec).await;
     }

@@ -16,6 +16,7 @@
 //! | A | canary analysis holds its steps | green's weight rises from a judged step (0% < w < 100%) only with the ledger holding a judgment of that step's bake that passed (or was marginal, under a promoting timeout), and that judgment is the one the simulated series give for its window; after a failed judgment green's weight never rises |
 //! | S | a weight changed by hand is seen within the staleness bound | every hand change (scenario) is followed by a read of the weights within `driver::facts_max_age(poll) + poll + 12 × max latency + time lost to faults + time waited for the rate limit`, unless a kill or the deployment's end came first |
 //! | P | approval steps wait for a person | green's weight rises from a step that waits for approval only with the ledger holding that step's approval; `Succeeded` only with every such step approved (by the operator, or by the timeout of a step whose `on_timeout` is `"promote"`); not in runs with operator commands, which move weights on their own |
+//! | Q | a start waits its turn | no call is put off by the rate limit (`ErrorKind::Paced`) before the deployment's first record is stored: a start's checks are several calls that would start over at each put-off, and under a limit a release's running members keep busy they did so without end |
 //! | 9 | hooks hold their points | green's first weight comes after a passed `before-traffic` run; the original blue's removal after a passed `before-retire` run (unless `teal retire` skipped it) |
 
 use super::World;
@@ -69,6 +70,8 @@ pub struct Checker {
     hand_changes_checked: usize,
     /// When the ledger first held a failed judgment (invariant A).
     judgment_failed_at: Option<Millis>,
+    /// Put-off calls checked so far (invariant Q).
+    put_offs_checked: usize,
     /// Violations found, in words.
     pub violations: Vec<String>,
 }
@@ -88,6 +91,7 @@ impl Checker {
             reported_early_start: false,
             hand_changes_checked: 0,
             judgment_failed_at: None,
+            put_offs_checked: 0,
             violations: Vec::new(),
         }
     }
@@ -296,12 +300,32 @@ impl Checker {
         }
     }
 
+    /// Q: no call is put off by the rate limit before the deployment's
+    /// first record is stored (a put-off call's time is when it began; the
+    /// store's, when it took effect, a call's latency later at least).
+    fn check_put_offs(&mut self, w: &World) {
+        let first_record = w.trace.ledger_phases.first().map(|(t, _)| *t);
+        for (at, op) in &w.trace.put_off[self.put_offs_checked..] {
+            if first_record.is_none_or(|r| *at < r) {
+                self.fail(
+                    *at,
+                    format!(
+                        "invariant Q: {op} was put off by the rate limit before the \
+                         deployment's first record was stored"
+                    ),
+                );
+            }
+        }
+        self.put_offs_checked = w.trace.put_off.len();
+    }
+
     /// Check everything that became checkable since the last call.
     pub fn after_step(&mut self, w: &World) {
         if self.ctx.rolling {
             self.after_rolling_step(w);
         }
         self.check_hand_changes(w);
+        self.check_put_offs(w);
         let now = w.now;
         // 1. Valid weights, and never traffic to a slot without a fleet.
         if !w.router.is_valid() {

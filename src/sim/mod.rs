@@ -249,6 +249,9 @@ pub struct Trace {
     /// at every call (not excused from the gates' bound: gates are never
     /// put off; it stretches the staleness bound of invariant S).
     pub paced_log: Vec<(Millis, Millis)>,
+    /// Every call put off by the rate limit (returned to the driver as
+    /// `ErrorKind::Paced`): when, and which (invariant Q).
+    pub put_off: Vec<(Millis, String)>,
 }
 
 /// Someone moves traffic by hand once during the run: at `at`, if green
@@ -467,6 +470,7 @@ impl World {
         self.after_fault = !matches!(fate, Fate::Normal | Fate::Paced(_));
         if matches!(fate, Fate::Paced(_)) {
             self.paced_from.get_or_insert(self.now);
+            self.trace.put_off.push((self.now, op.to_string()));
         }
         if self.after_fault {
             self.excused += latency
