@@ -27,6 +27,15 @@ struct Site {
     dir: tempfile::TempDir,
 }
 
+/// A CloudFront client of the stand-in at `endpoint`.
+fn cloudfront(sdk: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_cloudfront::Client {
+    aws_sdk_cloudfront::Client::from_conf(
+        aws_sdk_cloudfront::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
 /// A distribution through the stand-in serving `s3://bucket/site/v1`.
 async fn distribution(
     sdk: &aws_config::SdkConfig,
@@ -34,11 +43,7 @@ async fn distribution(
     bucket: &str,
     http: HttpVersion,
 ) -> String {
-    let cf = aws_sdk_cloudfront::Client::from_conf(
-        aws_sdk_cloudfront::config::Builder::from(sdk)
-            .endpoint_url(endpoint)
-            .build(),
-    );
+    let cf = cloudfront(sdk, endpoint);
     let origin = Origin::builder()
         .id("site")
         .domain_name(format!("{bucket}.s3.us-east-1.amazonaws.com"))
@@ -423,6 +428,90 @@ async fn bad_input_is_refused_before_any_write() {
     );
 }
 
+/// What a process killed while it set up the staging side leaves behind,
+/// made as teal makes it: a staging copy of the primary (caller reference
+/// `teal-<primary>-<ms>`) and, with `policy`, a policy for the copy not yet
+/// attached to the primary.
+async fn left_behind(m: &Moto, s: &Site, policy: bool) {
+    use aws_sdk_cloudfront::types::{
+        ContinuousDeploymentPolicyConfig, ContinuousDeploymentPolicyType,
+        ContinuousDeploymentSingleWeightConfig as SingleWeightConfig, StagingDistributionDnsNames,
+        TrafficConfig,
+    };
+    let cf = cloudfront(&sdk(m).await, &s.endpoint);
+    let primary = cf
+        .get_distribution_config()
+        .id(&s.distribution)
+        .send()
+        .await
+        .unwrap();
+    let copy = cf
+        .copy_distribution()
+        .primary_distribution_id(&s.distribution)
+        .staging(true)
+        .if_match(primary.e_tag().unwrap())
+        .caller_reference(format!("teal-{}-1796350000000", s.distribution))
+        .send()
+        .await
+        .unwrap()
+        .distribution
+        .unwrap();
+    if policy {
+        let config = ContinuousDeploymentPolicyConfig::builder()
+            .enabled(true)
+            .staging_distribution_dns_names(
+                StagingDistributionDnsNames::builder()
+                    .quantity(1)
+                    .items(copy.domain_name)
+                    .build()
+                    .unwrap(),
+            )
+            .traffic_config(
+                TrafficConfig::builder()
+                    .r#type(ContinuousDeploymentPolicyType::SingleWeight)
+                    .single_weight_config(
+                        SingleWeightConfig::builder().weight(0.1).build().unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        cf.create_continuous_deployment_policy()
+            .continuous_deployment_policy_config(config)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_staging_copy_or_policy_a_killed_process_left_is_taken_up_not_made_again() {
+    let Some(m) = moto() else { return };
+    for policy in [false, true] {
+        let s = site(&m, HttpVersion::Http2, CANARY).await;
+        left_behind(&m, &s, policy).await;
+        let (stdout, stderr) = run(s.deploy(&m, "v2"), &["deploy v2"], 0).await;
+        let cf = s.cloudfront.lock().unwrap();
+        let made = format!(
+            "{} distributions, {} policies:\n{stdout}{stderr}",
+            cf.distributions.len(),
+            cf.policies.len()
+        );
+        assert_eq!(
+            cf.distributions.len(),
+            2,
+            "the primary and one copy: {made}"
+        );
+        assert_eq!(cf.policies.len(), 1, "one policy: {made}");
+        assert_eq!(
+            cf.origin_path(&s.distribution).as_deref(),
+            Some("/site/v2"),
+            "{made}"
+        );
+    }
+}
+
 /// Put, every second, `rates[0]`'s 5xx error rate for `ids[0]` (the primary)
 /// and `rates[1]`'s for `ids[1]` (the staging copy), as CloudFront publishes
 /// them: in us-east-1, dimensions `DistributionId` and `Region = Global`.
@@ -597,7 +686,8 @@ fn action(op: &str) -> Vec<String> {
 /// Actions the policy allows that these flows do not call by name.
 const IMPLIED: [(&str, &str); 1] = [(
     "cloudfront:CreateDistribution",
-    "CopyDistribution creates the staging distribution and needs it (API reference)",
+    "CopyDistribution \"requires the following IAM permissions: GetDistribution, \
+     CreateDistribution, CopyDistribution\" (API reference, API_CopyDistribution)",
 )];
 
 #[tokio::test]

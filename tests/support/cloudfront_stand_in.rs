@@ -17,8 +17,10 @@
 //!   staging ETag"; the primary keeps its caller reference, aliases and
 //!   policy, the rest is the staging config; the policy is disabled);
 //! - `CreateContinuousDeploymentPolicy`, `GetContinuousDeploymentPolicyConfig`,
-//!   `UpdateContinuousDeploymentPolicy`: a `SingleWeight` above 0.15 is
-//!   refused, and so is attaching a policy to a distribution with HTTP/3.
+//!   `UpdateContinuousDeploymentPolicy`, `ListContinuousDeploymentPolicies`
+//!   (one page): a `SingleWeight` above 0.15 is refused, so is a second
+//!   policy for one staging distribution (`StagingDistributionInUse`), and
+//!   so is attaching a policy to a distribution with HTTP/3.
 //!
 //! A written distribution is `InProgress` until the next `GetDistribution`
 //! reads it, then `Deployed` (CloudFront takes minutes). Every other request
@@ -275,7 +277,7 @@ impl Service {
                 | ("GET" | "PUT", ["distribution", _, "config"])
                 | ("POST", ["distribution", _, "copy"])
                 | ("PUT", ["distribution", _, "promote-staging-config"])
-                | ("POST", ["continuous-deployment-policy"])
+                | ("POST" | "GET", ["continuous-deployment-policy"])
                 | ("GET", ["continuous-deployment-policy", _, "config"])
                 | ("PUT", ["continuous-deployment-policy", _])
         );
@@ -420,10 +422,41 @@ impl Service {
                 d.status = "InProgress";
                 Self::with_distribution(200, d)
             }
+            ("GET", ["continuous-deployment-policy"]) => {
+                let items: String = self
+                    .policies
+                    .values()
+                    .map(|p| {
+                        let policy = Self::policy_xml(p).replace(&format!(" xmlns=\"{NS}\""), "");
+                        format!("<ContinuousDeploymentPolicySummary>{policy}</ContinuousDeploymentPolicySummary>")
+                    })
+                    .collect();
+                (
+                    200,
+                    vec![],
+                    format!(
+                        "<ContinuousDeploymentPolicyList xmlns=\"{NS}\"><MaxItems>100</MaxItems>\
+                         <Quantity>{}</Quantity><Items>{items}</Items></ContinuousDeploymentPolicyList>",
+                        self.policies.len()
+                    ),
+                )
+            }
             ("POST", ["continuous-deployment-policy"]) => {
                 let config = inner(body);
                 if let Some(problem) = self.policy_problem(&config) {
                     return problem;
+                }
+                let staging = |c: &str| element(c, "DnsName");
+                if self
+                    .policies
+                    .values()
+                    .any(|p| staging(&p.config) == staging(&config))
+                {
+                    return error(
+                        409,
+                        "StagingDistributionInUse",
+                        "A continuous deployment policy for this staging distribution already exists.",
+                    );
                 }
                 self.policy_writes.push(config.clone());
                 let p = Policy {

@@ -7,7 +7,8 @@ use crate::ports::{ErrorKind, PortError};
 use aws_sdk_cloudfront::types::{
     ContinuousDeploymentPolicyConfig, ContinuousDeploymentPolicyType,
     ContinuousDeploymentSingleHeaderConfig, ContinuousDeploymentSingleWeightConfig,
-    DistributionConfig, SessionStickinessConfig, StagingDistributionDnsNames, TrafficConfig,
+    DistributionConfig, DistributionSummary, SessionStickinessConfig, StagingDistributionDnsNames,
+    TrafficConfig,
 };
 use aws_sdk_cloudfront::Client;
 use std::sync::Arc;
@@ -185,10 +186,9 @@ impl Distributions {
         }
     }
 
-    /// The id of the staging distribution whose domain name is `domain`
-    /// (`ListDistributions`, every page).
-    pub async fn staging_named(&self, domain: &str) -> Result<Option<String>, PortError> {
-        let mut marker = None;
+    /// Every staging distribution's summary (`ListDistributions`, every page).
+    async fn stagings(&self) -> Result<Vec<DistributionSummary>, PortError> {
+        let (mut found, mut marker) = (Vec::new(), None);
         loop {
             let out = aws_call!(
                 self.calls,
@@ -199,18 +199,88 @@ impl Distributions {
                     .send()
             )?;
             let Some(list) = out.distribution_list else {
-                return Ok(None);
+                return Ok(found);
             };
-            if let Some(d) = list
-                .items()
-                .iter()
-                .find(|d| d.domain_name == domain && d.staging)
-            {
-                return Ok(Some(d.id.clone()));
-            }
+            found.extend(
+                list.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|d| d.staging),
+            );
             match list.next_marker {
                 Some(m) if list.is_truncated => marker = Some(m),
-                _ => return Ok(None),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// The id of the staging distribution whose domain name is `domain`.
+    pub async fn staging_named(&self, domain: &str) -> Result<Option<String>, PortError> {
+        Ok(self
+            .stagings()
+            .await?
+            .into_iter()
+            .find(|d| d.domain_name == domain)
+            .map(|d| d.id))
+    }
+
+    /// A staging distribution teal copied from `primary` (its caller
+    /// reference starts [`copy_reference`]'s way), if one exists: a copy a
+    /// process made before it died, or before a timeout hid the answer,
+    /// is taken up rather than made again. Reads the config of each staging
+    /// distribution listed.
+    pub async fn copy_of(&self, primary: &str) -> Result<Option<(String, String)>, PortError> {
+        let prefix = copy_reference(primary, "");
+        for d in self.stagings().await? {
+            if self
+                .config(&d.id)
+                .await?
+                .config
+                .caller_reference
+                .starts_with(&prefix)
+            {
+                return Ok(Some((d.id, d.domain_name)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The policy that sends requests to `staging_domain`, if one exists
+    /// (`ListContinuousDeploymentPolicies`, every page). CloudFront keeps
+    /// one per staging distribution (a second is `StagingDistributionInUse`,
+    /// CreateContinuousDeploymentPolicy's API reference), so one created by
+    /// a process that died before attaching it must be taken up.
+    pub async fn policy_for(&self, staging_domain: &str) -> Result<Option<String>, PortError> {
+        let mut marker = None;
+        loop {
+            let out = aws_call!(
+                self.calls,
+                "ListContinuousDeploymentPolicies",
+                self.client
+                    .list_continuous_deployment_policies()
+                    .set_marker(marker.take())
+                    .send()
+            )?;
+            let Some(list) = out.continuous_deployment_policy_list else {
+                return Ok(None);
+            };
+            let found = list
+                .items()
+                .iter()
+                .filter_map(|s| s.continuous_deployment_policy.as_ref())
+                .find(|p| {
+                    p.continuous_deployment_policy_config
+                        .as_ref()
+                        .and_then(|c| c.staging_distribution_dns_names.as_ref())
+                        .and_then(|n| n.items.as_ref())
+                        .is_some_and(|i| i.iter().any(|d| d == staging_domain))
+                });
+            if let Some(p) = found {
+                return Ok(Some(p.id.clone()));
+            }
+            match list.next_marker {
+                Some(m) => marker = Some(m),
+                None => return Ok(None),
             }
         }
     }
@@ -275,6 +345,13 @@ impl Distributions {
         .map(|_| ())
         .map_err(|e| plain(&read.id, e))
     }
+}
+
+/// The caller reference of teal's staging copy of `primary` made at `stamp`:
+/// unique per request, as `CopyDistribution` requires, and telling teal's
+/// copies of a primary apart from any other ([`Distributions::copy_of`]).
+pub fn copy_reference(primary: &str, stamp: &str) -> String {
+    format!("teal-{primary}-{stamp}")
 }
 
 /// Which requests a policy sends the staging distribution.

@@ -1,7 +1,7 @@
 //! The router: weights read from, and written to, a primary distribution,
 //! its staging copy and the policy between them (see the module above).
 
-use super::distribution::{policy_config, Distributions, Read, Traffic};
+use super::distribution::{copy_reference, policy_config, Distributions, Read, Traffic};
 use super::MAX_WEIGHT;
 use crate::analysis::spec::LiveValues;
 use crate::aws::s3::fleet::{SlotRevisions, BEFORE_TEAL};
@@ -341,13 +341,19 @@ impl CloudFrontRouter {
         {
             Some(found) => found,
             None => {
-                // CopyDistribution's CallerReference only has to be unique.
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_millis();
-                let reference = format!("teal-{}-{now}", self.primary);
-                let (id, domain) = self.api.copy(&pair.primary, &reference).await?;
+                // A copy made before a kill (or a timeout that hid its
+                // answer) is taken up, never made twice.
+                let (id, domain) = match self.api.copy_of(&self.primary).await? {
+                    Some(found) => found,
+                    None => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_millis();
+                        let reference = copy_reference(&self.primary, &now.to_string());
+                        self.api.copy(&pair.primary, &reference).await?
+                    }
+                };
                 *self.staging.lock().expect("not poisoned") = Some(id.clone());
                 (self.api.config(&id).await?, domain)
             }
@@ -375,7 +381,20 @@ impl CloudFrontRouter {
                 }
             }
             _ => {
-                let id = self.api.create_policy(&domain, traffic).await?;
+                // One policy per staging distribution: one left unattached
+                // by a kill is taken up, with the traffic wanted now.
+                let id = match self.api.policy_for(&domain).await? {
+                    Some(id) => {
+                        let mut p = self.api.policy(&id).await?;
+                        let wanted = policy_config(&domain, traffic)?;
+                        if p.config != wanted {
+                            p.config = wanted;
+                            self.api.update_policy(&p).await?;
+                        }
+                        id
+                    }
+                    None => self.api.create_policy(&domain, traffic).await?,
+                };
                 let mut primary = self.api.config(&self.primary).await?;
                 primary.config.continuous_deployment_policy_id = Some(id);
                 self.api.update(&primary).await?;
