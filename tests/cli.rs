@@ -295,19 +295,20 @@ fn deploy_on_a_provider_pair_not_built_yet_is_refused_with_exit_2() {
         &text[gates..]
     );
     let f = config_with(|_| edited.clone());
-    teal()
-        .args([
-            "deploy",
-            "--config",
-            &f.path().display().to_string(),
-            "--image",
-            "x:1",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "fleet.kind = \"ecs\" with router.kind = \"route53\" cannot deploy yet",
+    let path = f.path().display().to_string();
+    // `plan` and `verify` refuse it as `deploy` does: as the config is read.
+    for args in [
+        vec!["deploy", "--config", &path, "--image", "x:1"],
+        vec!["plan", "--config", &path],
+    ] {
+        teal()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+            "router.kind: fleet.kind = \"ecs\" cannot be deployed behind router.kind = \"route53\"",
         ));
+    }
 }
 
 #[test]

@@ -17,15 +17,7 @@ use crate::ports::{
 use crate::strategy::{Rolling, Shape};
 use std::sync::Arc;
 
-/// `(fleet.kind, router.kind)` pairs teal deploys on AWS.
-pub const PAIRS: &[(&str, &str)] = &[
-    ("ecs", "alb"),
-    ("ecs", "nlb"),
-    ("asg", "alb"),
-    ("asg", "nlb"),
-    ("asg", "route53"),
-    ("s3", "cloudfront"),
-];
+pub use crate::config::AWS_PAIRS as PAIRS;
 
 /// What a router brings.
 struct RouterPart {

@@ -367,7 +367,13 @@ impl FleetConfig {
                 bucket,
                 prefix,
                 site,
-            } => format!("a static site, {site}, uploaded to s3://{bucket}/{prefix}/<revision>/"),
+            } => {
+                let under = match prefix.is_empty() {
+                    true => String::new(),
+                    false => format!("{prefix}/"),
+                };
+                format!("a static site, {site}, uploaded to s3://{bucket}/{under}<revision>/")
+            }
             FleetConfig::Local {
                 runs: LocalRuns::Site(dir),
                 instances,

@@ -16,7 +16,15 @@ pub use analysis::{DEFAULT_ALLOWED_EFFECT, DEFAULT_CONFIDENCE, DEFAULT_MIN_POINT
 pub use fleet::{FleetConfig, LocalRuns, Slots};
 pub use gates::{GatesConfig, LocalGates, MAX_ALARMS};
 pub use notify::{Destination, NotifyConfig, Secret, Target, WebhookFormat};
-pub use router::{Balancer, ListenerRouter, ListenerTarget, RouterConfig, CLOUDFRONT_MAX_WEIGHT};
+pub use router::{
+    Balancer, ListenerRouter, ListenerTarget, RouterConfig, AWS_PAIRS, CLOUDFRONT_MAX_WEIGHT,
+};
+
+/// Every `(fleet.kind, router.kind)` pair teal deploys: AWS's, and the
+/// simulated and local providers' own.
+fn deployable(pair: (&str, &str)) -> bool {
+    AWS_PAIRS.contains(&pair) || matches!(pair, ("sim", "sim") | ("local", "local"))
+}
 
 use crate::diag::{InputError, SourceFile};
 use crate::hooks::{HookCommand, HookPoint};
@@ -164,6 +172,26 @@ impl Config {
             Some(s) => resolve_strategy_ref(s, Path::new("."))?,
             None => validate_strategy(file, base_dir, raw.strategy.as_ref())?,
         };
+        let pair = (fleet.kind(), router.kind());
+        if !deployable(pair) {
+            let aws: Vec<String> = AWS_PAIRS
+                .iter()
+                .map(|(f, r)| format!("{f} behind {r}"))
+                .collect();
+            return Err(file
+                .error(
+                    raw.router.span(),
+                    "router.kind",
+                    format!(
+                        "fleet.kind = {:?} cannot be deployed behind router.kind = {:?}; on AWS \
+                         teal deploys {}, and \"sim\" and \"local\" go with their own kind",
+                        pair.0,
+                        pair.1,
+                        aws.join(", ")
+                    ),
+                )
+                .into());
+        }
         // A rolling update reads no target group: the refresh judges health.
         if let (FleetConfig::Asg { target_groups, .. }, RouterConfig::Route53 { .. }, false) =
             (&fleet, &router, matches!(strategy.shape, Shape::Rolling(_)))

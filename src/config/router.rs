@@ -1,11 +1,24 @@
 //! `[router]`: what splits traffic, read by its `kind` into a [`RouterConfig`].
 //!
-//! A new router adds its raw shape, its validation and its line in `teal plan` here.
+//! A new router adds its raw shape, its validation, its line in `teal plan`
+//! and its pairs in [`AWS_PAIRS`] here.
 
 use super::fields::{arn, non_empty, pair, section, section_kind, RouterSection};
 use crate::diag::{InputError, SourceFile};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+
+/// `(fleet.kind, router.kind)` pairs teal deploys on AWS: a new router adds
+/// its own (`aws::wiring` builds each; the config is refused as read with
+/// any other, bar the simulated and local providers' own).
+pub const AWS_PAIRS: &[(&str, &str)] = &[
+    ("ecs", "alb"),
+    ("ecs", "nlb"),
+    ("asg", "alb"),
+    ("asg", "nlb"),
+    ("asg", "route53"),
+    ("s3", "cloudfront"),
+];
 
 /// `[router]`, validated.
 #[derive(Debug, Clone, Serialize)]

@@ -142,7 +142,7 @@ fn strategy_override_wins_and_unknown_override_is_refused() {
 
 #[test]
 fn alb_router_checks_arns_and_slot_count() {
-    let alb = GOOD.replace(
+    let alb = GOOD.replace("kind = \"sim\"\ninstances = 3", "kind = \"asg\"\ngroup = \"web\"").replace(
         "[router]\nkind = \"sim\"",
         "[router]\nkind = \"alb\"\nlistener_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123:listener/app/x/1/2\"\ntarget_groups = [\"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/a/1\", \"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/b/2\"]",
     );
@@ -625,4 +625,36 @@ fn a_static_site_behind_cloudfront_is_read_and_its_mistakes_named() {
         .expect_err("no instances")
         .to_string();
     assert!(e.contains("rolling update"), "{e}");
+}
+
+#[test]
+fn a_fleet_and_router_that_do_not_go_together_are_refused_as_read() {
+    // What `teal deploy` would refuse, `plan` and `verify` refuse too.
+    let alb = SITE.replace(
+        "kind = \"cloudfront\"\ndistribution_id = \"E2QWRUHAPOMQZL\"",
+        "kind = \"route53\"\nhosted_zone_id = \"Z1\"\nrecord_name = \"www.example.com\"\n\
+         record_type = \"A\"\nset_identifiers = [\"a\", \"b\"]",
+    );
+    let e = err(&alb);
+    assert!(
+        e.contains("router.kind") && e.contains("\"s3\"") && e.contains("s3 behind cloudfront"),
+        "{e}"
+    );
+    let local = SITE.replace(
+        "kind = \"cloudfront\"\ndistribution_id = \"E2QWRUHAPOMQZL\"",
+        "kind = \"local\"\nlisten = \"127.0.0.1:8090\"",
+    );
+    assert!(err(&local).contains("router.kind"), "{}", err(&local));
+    // Every AWS pair, and each provider's own, stays deployable.
+    for (fleet, router) in crate::config::AWS_PAIRS
+        .iter()
+        .copied()
+        .chain([("sim", "sim"), ("local", "local")])
+    {
+        assert!(
+            super::deployable((fleet, router)),
+            "{fleet} behind {router}"
+        );
+    }
+    assert!(!super::deployable(("ecs", "cloudfront")));
 }
