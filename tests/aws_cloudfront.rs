@@ -408,6 +408,10 @@ async fn bad_input_is_refused_before_any_write() {
     let h3 = distribution(&sdk, &s.endpoint, &s.bucket, HttpVersion::Http2and3).await;
     let c = variant("h3.toml", text.replace(&s.distribution, &h3));
     refused("HTTP/3", deploy(&c, "v2"), vec![]).await;
+    // A distribution whose origin is another bucket than fleet.bucket.
+    let elsewhere = distribution(&sdk, &s.endpoint, "another-front", HttpVersion::Http2).await;
+    let c = variant("elsewhere.toml", text.replace(&s.distribution, &elsewhere));
+    refused("not the bucket fleet.bucket", deploy(&c, "v2"), vec![]).await;
 
     assert!(
         s.writes()

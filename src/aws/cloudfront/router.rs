@@ -451,6 +451,17 @@ impl Router for CloudFrontRouter {
                 self.primary
             ));
         }
+        match served_domain(c) {
+            Some(d) if names_bucket(&d, &self.site.bucket) => {}
+            d => problems.push(format!(
+                "router.distribution_id: distribution {} serves origin {}, not the bucket \
+                 fleet.bucket = {:?}: teal would upload green where the distribution does not \
+                 look",
+                self.primary,
+                d.map_or("(none)".to_string(), |d| format!("{d:?}")),
+                self.site.bucket
+            )),
+        }
         let served = served_path(c);
         if self.site.revision_at(&served).is_none() {
             problems.push(format!(
@@ -497,6 +508,29 @@ impl Router for CloudFrontRouter {
             None => self.write(w).await,
         }
     }
+}
+
+/// The domain name of the default cache behavior's origin.
+fn served_domain(c: &DistributionConfig) -> Option<String> {
+    let target = &c.default_cache_behavior.as_ref()?.target_origin_id;
+    c.origins
+        .as_ref()?
+        .items
+        .iter()
+        .find(|o| &o.id == target)
+        .map(|o| o.domain_name.clone())
+}
+
+/// Whether `domain` is an S3 endpoint of `bucket`: the REST endpoint
+/// (`BUCKET.s3.amazonaws.com`, `BUCKET.s3.REGION.amazonaws.com`, the
+/// legacy `BUCKET.s3-REGION.amazonaws.com`) or the website endpoint
+/// (`BUCKET.s3-website-REGION…`, `BUCKET.s3-website.REGION…`), as the
+/// CloudFront Developer Guide's "Use various origins" lists them.
+fn names_bucket(domain: &str, bucket: &str) -> bool {
+    domain
+        .strip_prefix(bucket)
+        .and_then(|rest| rest.strip_prefix(".s3"))
+        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
 }
 
 /// The origin path the default cache behavior's origin has (`""` for none).
@@ -570,5 +604,32 @@ fn share_of(p: &ContinuousDeploymentPolicyConfig) -> u8 {
             .as_ref()
             .map_or(0, |w| (w.weight * 100.0).round().clamp(0.0, 100.0) as u8),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_bucket;
+
+    #[test]
+    fn an_origin_names_its_bucket_by_any_s3_endpoint_and_no_other() {
+        for d in [
+            "front.s3.amazonaws.com",
+            "front.s3.eu-west-1.amazonaws.com",
+            "front.s3-eu-west-1.amazonaws.com",
+            "front.s3-website-us-east-1.amazonaws.com",
+            "front.s3-website.eu-west-1.amazonaws.com",
+        ] {
+            assert!(names_bucket(d, "front"), "{d}");
+        }
+        for d in [
+            "front-old.s3.amazonaws.com",
+            "other.s3.amazonaws.com",
+            "front.example.com",
+            "front.s3x.amazonaws.com",
+            "cdn.front.s3.amazonaws.com",
+        ] {
+            assert!(!names_bucket(d, "front"), "{d}");
+        }
     }
 }
