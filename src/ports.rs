@@ -319,6 +319,14 @@ pub trait Hooks: Send + Sync {
         run: &HookRun,
         env: Vec<(String, String)>,
     ) -> Result<(), PortError>;
+
+    /// Resolves when a run this port started has ended since the last time
+    /// it resolved (or may have: waking for nothing is harmless), so that
+    /// the driver acts on a hook's end at once rather than at its next
+    /// poll. Never, for a port that cannot tell.
+    async fn ended(&self) {
+        std::future::pending().await
+    }
 }
 
 /// No hooks configured: a deployment whose plan has one cannot go on here.

@@ -39,6 +39,9 @@ pub struct CommandHooks {
     commands: BTreeMap<HookPoint, HookCommand>,
     timeout: Duration,
     runs: Mutex<Runs>,
+    /// Told when a run ends: a permit is kept if nobody waits, so an end
+    /// between the driver's look at the state and its wait is not missed.
+    ended: Arc<tokio::sync::Notify>,
 }
 
 impl CommandHooks {
@@ -48,6 +51,7 @@ impl CommandHooks {
             commands,
             timeout,
             runs: Mutex::new(HashMap::new()),
+            ended: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
@@ -88,11 +92,17 @@ impl Hooks for CommandHooks {
             state
         };
         let timeout = self.timeout;
+        let ended = self.ended.clone();
         tokio::spawn(async move {
             let result = execute(&command, env, timeout).await;
             *state.lock().expect("hook") = result;
+            ended.notify_one();
         });
         Ok(())
+    }
+
+    async fn ended(&self) {
+        self.ended.notified().await
     }
 }
 
@@ -253,6 +263,33 @@ mod tests {
         assert!(
             matches!(&state, HookState::Failed { detail, .. } if detail.contains("could not start")),
             "{state:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_that_ends_says_so_even_to_a_driver_not_yet_waiting() {
+        let hooks = CommandHooks::new(
+            BTreeMap::from([(
+                HookPoint::BeforeTraffic,
+                HookCommand::Shell("exit 4".into()),
+            )]),
+            Duration::from_secs(10),
+        );
+        let run = HookRun::at(HookPoint::BeforeTraffic);
+        hooks.start("d1", &run, vec![]).await.expect("started");
+        // The run ends before anyone waits: the end is kept, not lost.
+        while hooks.state("d1", &run) == HookState::Running {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(5), hooks.ended())
+            .await
+            .expect("ended() resolves for a run that ended before the wait");
+        // And only once for it: nothing else ended.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), hooks.ended())
+                .await
+                .is_err(),
+            "ended() resolved again with no run ending"
         );
     }
 

@@ -907,3 +907,94 @@ fn a_gate_failing_while_a_read_is_in_flight_cuts_the_read_short() {
         "the cut-short read was retried"
     );
 }
+
+/// A before-traffic hook that fails `after_ms` after it starts, and says
+/// when it ended ([`teal::ports::Hooks::ended`]), as the child process
+/// runner does.
+struct FailsAfter {
+    after_ms: u64,
+    clock: Arc<dyn teal::ports::Clock>,
+    state: Arc<Mutex<teal::hooks::HookState>>,
+    failed_at: Arc<Mutex<Option<u64>>>,
+    ended: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl teal::ports::Hooks for FailsAfter {
+    fn state(&self, _: &str, _: &teal::hooks::HookRun) -> teal::hooks::HookState {
+        self.state.lock().unwrap().clone()
+    }
+
+    async fn start(
+        &self,
+        _: &str,
+        _: &teal::hooks::HookRun,
+        _: Vec<(String, String)>,
+    ) -> Result<(), teal::ports::PortError> {
+        use teal::hooks::HookState;
+        if *self.state.lock().unwrap() != HookState::NotStarted {
+            return Ok(());
+        }
+        *self.state.lock().unwrap() = HookState::Running;
+        let (state, failed_at, ended, clock) = (
+            self.state.clone(),
+            self.failed_at.clone(),
+            self.ended.clone(),
+            self.clock.clone(),
+        );
+        let after = self.after_ms;
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(after)).await;
+            *state.lock().unwrap() = HookState::Failed {
+                detail: "smoke test: 3 of 20 checks failed".into(),
+                took_ms: after,
+            };
+            *failed_at.lock().unwrap() = Some(clock.now());
+            ended.notify_one();
+        });
+        Ok(())
+    }
+
+    async fn ended(&self) {
+        self.ended.notified().await
+    }
+}
+
+#[test]
+fn a_hook_that_ends_is_acted_on_at_once_not_at_the_next_poll() {
+    // Polled every 10 minutes; the before-traffic hook fails 3 s after it
+    // starts. Green is removed within a second of the failure, not when
+    // the next poll would have looked.
+    let c = cloud(vec![]);
+    let (rt, mut ports) = paused(&c);
+    let failed_at = Arc::new(Mutex::new(None));
+    ports.hooks = Arc::new(FailsAfter {
+        after_ms: 3_000,
+        clock: ports.clock.clone(),
+        state: Arc::new(Mutex::new(teal::hooks::HookState::NotStarted)),
+        failed_at: failed_at.clone(),
+        ended: Arc::new(tokio::sync::Notify::new()),
+    });
+    let mut spec = spec("d-1", "v2", &[]);
+    spec.plan.poll_ms = 600_000;
+    spec.plan.hooks = vec![teal::hooks::HookPoint::BeforeTraffic];
+    let (_, s) = sink();
+    let mut d = rt
+        .block_on(Driver::start(ports, Settings::new("me"), spec, s))
+        .unwrap();
+    let outcome = rt.block_on(d.run()).unwrap();
+    assert!(matches!(&outcome, Outcome::RolledBack { .. }), "{outcome}");
+    let failed = failed_at.lock().unwrap().expect("the hook ran and failed");
+    let w = c.world();
+    let removed = w
+        .trace
+        .removals
+        .iter()
+        .find(|r| r.slot == teal::model::Slot::B)
+        .expect("green was removed");
+    assert!(
+        removed.at <= failed + 1_000,
+        "green removed {} ms after its hook failed (poll 600000 ms)",
+        removed.at - failed
+    );
+}

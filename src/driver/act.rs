@@ -212,14 +212,18 @@ impl Driver {
                 _ => std::future::pending().await,
             }
         };
-        // A gate that knows it changed is read now, not at the next poll.
+        // A gate that knows it changed is read now, not at the next poll;
+        // so is a hook that ended (a failed before-traffic hook rolls back
+        // at once, a passed one lets the step go on).
         let gate = self.io.ports.gate.clone();
+        let hooks = self.io.ports.hooks.clone();
         tokio::select! {
             biased;
             _ = clock.sleep_until(until) => {}
             _ = signalled => {}
             _ = woken => {}
             _ = gate.changed() => {}
+            _ = hooks.ended() => {}
         }
     }
 
