@@ -432,6 +432,65 @@ async fn bad_input_is_refused_before_any_write() {
     );
 }
 
+/// `from`'s files copied into `to` (one level of subdirectories).
+fn copy_build(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        match path.is_dir() {
+            true => copy_build(&path, &target),
+            false => drop(std::fs::copy(&path, &target).unwrap()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_deploys_of_one_site_at_one_instant_one_proceeds_the_other_is_refused() {
+    let Some(m) = moto() else { return };
+    let quick = "canary = { percent = 10, bake = \"1s\" }\nkeep_alive = \"0s\"\npoll = \"1s\"";
+    let s = site(&m, HttpVersion::Http2, quick).await;
+    let builds = tempfile::tempdir().unwrap();
+    let config = s.dir.path().join("race.toml");
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(BUILDS, &builds.path().display().to_string()),
+    )
+    .unwrap();
+    for trial in 0..3 {
+        let revisions = [format!("r{trial}a"), format!("r{trial}b")];
+        let cmds = revisions
+            .iter()
+            .map(|r| {
+                copy_build(
+                    &std::path::Path::new(BUILDS).join("v2"),
+                    &builds.path().join(r),
+                );
+                let args = ["deploy", "--config", config.to_str().unwrap()];
+                let mut cmd = teal(&m, &args);
+                cmd.args(["--revision", r, "--output", "json"])
+                    .env("AWS_ENDPOINT_URL_CLOUDFRONT", &s.endpoint);
+                cmd
+            })
+            .collect();
+        let runs: [Run; 2] = finish(at_once(cmds).await).await.try_into().ok().unwrap();
+        judge(trial, &runs);
+        let won = runs.iter().position(|r| r.code == Some(0)).unwrap();
+        let (winner, loser) = (&revisions[won], &revisions[1 - won]);
+        assert_eq!(
+            s.origin(&s.distribution),
+            Some(format!("/site/{winner}")),
+            "trial {trial}: the winner's revision is served"
+        );
+        let theirs = keys(&s3(&sdk(&m).await), &s.bucket, &format!("site/{loser}/")).await;
+        assert!(
+            theirs.is_empty(),
+            "trial {trial}: nothing of the loser's uploaded: {theirs:?}"
+        );
+    }
+}
+
 /// What a process killed while it set up the staging side leaves behind,
 /// made as teal makes it: a staging copy of the primary (caller reference
 /// `teal-<primary>-<ms>`) and, with `policy`, a policy for the copy not yet

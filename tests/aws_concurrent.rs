@@ -13,7 +13,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 use support::*;
 
 const TRIALS: usize = 25;
@@ -24,72 +23,13 @@ keep_alive = "0s"
 poll = "1s"
 green_healthy_timeout = "30s""#;
 
-/// `teal ARGS...` waiting on `fifo` until it is opened for writing and closed.
-fn behind_barrier(m: &Moto, fifo: &Path, args: &[String]) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(r#"read -r _ < "$0" || true; exec "$@""#)
-        .arg(fifo)
-        .arg(env!("CARGO_BIN_EXE_teal"))
-        .args(args)
-        .envs(teal_env(m))
-        .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION")
-        .env_remove("TEAL_CONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    cmd.spawn().expect("sh runs")
-}
-
-/// What one process of a trial did.
-struct Run {
-    pid: u32,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The deployment id of this process's events.
-    fn deployment(&self) -> Option<String> {
-        self.stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find_map(|v| v["deployment"].as_str().map(String::from))
-    }
-
-    /// The `api_calls` line: (accepted, rejected) operations.
-    fn calls(&self) -> (Vec<String>, Vec<String>) {
-        let line = self
-            .stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|v| v["event"] == "api_calls")
-            .unwrap_or_else(|| panic!("no api_calls line:\n{}", self.stdout));
-        let keys = |k: &str| {
-            line[k]
-                .as_object()
-                .map(|o| o.keys().cloned().collect())
-                .unwrap_or_default()
-        };
-        (keys("calls"), keys("rejected"))
-    }
-}
-
 /// Start two deploys of `images` behind one barrier, release them together,
 /// and wait for both.
 async fn race(m: &Moto, cfg: &Path, green_flag: &str, images: [&str; 2]) -> [Run; 2] {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("barrier");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success(), "mkfifo");
-    let children: Vec<_> = images
+    let cmds = images
         .iter()
         .map(|image| {
-            let args: Vec<String> = [
+            let args = [
                 "deploy",
                 "--config",
                 cfg.to_str().unwrap(),
@@ -97,91 +37,13 @@ async fn race(m: &Moto, cfg: &Path, green_flag: &str, images: [&str; 2]) -> [Run
                 image,
                 "--output",
                 "json",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            behind_barrier(m, &fifo, &args)
+            ];
+            teal(m, &args)
         })
         .collect();
-    // Both shells have opened the FIFO for reading when their `read` blocks;
-    // give them the time to get there, then release both with one EOF.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    drop(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
-    let mut runs = Vec::new();
-    for child in children {
-        let pid = child.id().expect("running");
-        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-            .await
-            .expect("a deploy of the race ends within two minutes")
-            .unwrap();
-        let (stdout, stderr) = text(&out);
-        runs.push(Run {
-            pid,
-            code: out.status.code(),
-            stdout,
-            stderr,
-        });
-    }
+    let runs = finish(at_once(cmds).await).await;
     let [a, b]: [Run; 2] = runs.try_into().ok().unwrap();
     [a, b]
-}
-
-/// Exactly one went on to an outcome; the other was refused (exit 5) naming
-/// the winner's id and owner, and AWS carried out no change of its making.
-/// Returns the winner's deployment id.
-fn judge(trial: usize, runs: &[Run; 2]) -> String {
-    let show = || {
-        runs.iter()
-            .map(|r| format!("exit {:?}\n{}\n{}", r.code, r.stdout, r.stderr))
-            .collect::<Vec<_>>()
-            .join("\n----\n")
-    };
-    let refused: Vec<&Run> = runs.iter().filter(|r| r.code == Some(5)).collect();
-    let went_on: Vec<&Run> = runs.iter().filter(|r| r.code == Some(0)).collect();
-    assert!(
-        refused.len() == 1 && went_on.len() == 1,
-        "trial {trial}: want one success and one refusal:\n{}",
-        show()
-    );
-    let (loser, winner) = (refused[0], went_on[0]);
-    let id = winner.deployment().expect("the winner's events name it");
-    assert!(
-        loser.stderr.contains(&id) && loser.stdout.contains(&id),
-        "trial {trial}: the refusal names {id}:\n{}",
-        show()
-    );
-    assert!(
-        loser.stderr.contains(&format!(":{} ", winner.pid))
-            || loser.stderr.contains(&format!(":{},", winner.pid)),
-        "trial {trial}: the refusal names the owner (pid {}):\n{}",
-        winner.pid,
-        show()
-    );
-    let (accepted, rejected) = loser.calls();
-    let changing: Vec<&String> = accepted
-        .iter()
-        .filter(|op| {
-            !["Describe", "List", "Get"]
-                .iter()
-                .any(|p| op.starts_with(p))
-        })
-        .collect();
-    assert!(
-        changing.is_empty(),
-        "trial {trial}: the loser's calls that AWS carried out change things: {changing:?}\n{}",
-        show()
-    );
-    // A loser that lost the conditional write says so; one that read the
-    // winner's record first made no write at all.
-    assert!(
-        rejected
-            .iter()
-            .all(|r| r.starts_with("PutItem:ConditionalCheckFailed")
-                || r.starts_with("ChangeResourceRecordSets:InvalidChangeBatch")),
-        "trial {trial}: rejected {rejected:?}"
-    );
-    id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,3 +179,160 @@ pub fn api_calls_line(stdout: &str) -> serde_json::Value {
         .rfind(|l| l["event"] == "api_calls")
         .unwrap_or_else(|| panic!("no api_calls line in {stdout}"))
 }
+
+/// Start `cmds` released at one instant: each behind one FIFO, read by a
+/// shell that then `exec`s the command (its program, arguments and the
+/// environment set on it), and all released by one EOF once every shell
+/// waits on it. Their pids are the commands' own.
+pub async fn at_once(cmds: Vec<tokio::process::Command>) -> Vec<tokio::process::Child> {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("barrier");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let children: Vec<_> = cmds
+        .iter()
+        .map(|c| {
+            let c = c.as_std();
+            let mut sh = tokio::process::Command::new("sh");
+            sh.arg("-c")
+                .arg(r#"read -r _ < "$0" || true; exec "$@""#)
+                .arg(&fifo)
+                .arg(c.get_program())
+                .args(c.get_args());
+            for (k, v) in c.get_envs() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            sh.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("sh runs")
+        })
+        .collect();
+    // Every shell has opened the FIFO for reading once its `read` blocks;
+    // give them the time to get there, then release all with one EOF.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    drop(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
+    children
+}
+
+/// What one process of a trial did.
+pub struct Run {
+    pub pid: u32,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The deployment id of this process's events.
+    pub fn deployment(&self) -> Option<String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["deployment"].as_str().map(String::from))
+    }
+
+    /// The `api_calls` line: (accepted, rejected) operations.
+    pub fn calls(&self) -> (Vec<String>, Vec<String>) {
+        let line = self
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["event"] == "api_calls")
+            .unwrap_or_else(|| panic!("no api_calls line:\n{}", self.stdout));
+        let keys = |k: &str| {
+            line[k]
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        (keys("calls"), keys("rejected"))
+    }
+}
+
+/// Wait (two minutes at most each) for `children` to end: what each did.
+pub async fn finish(children: Vec<tokio::process::Child>) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for child in children {
+        let pid = child.id().expect("running");
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            child.wait_with_output(),
+        )
+        .await
+        .expect("a deploy of the race ends within two minutes")
+        .unwrap();
+        let (stdout, stderr) = text(&out);
+        runs.push(Run {
+            pid,
+            code: out.status.code(),
+            stdout,
+            stderr,
+        });
+    }
+    runs
+}
+
+/// Exactly one went on to an outcome; the other was refused (exit 5) naming
+/// the winner's id and owner, and AWS carried out no change of its making.
+/// Returns the winner's deployment id.
+pub fn judge(trial: usize, runs: &[Run; 2]) -> String {
+    let show = || {
+        runs.iter()
+            .map(|r| format!("exit {:?}\n{}\n{}", r.code, r.stdout, r.stderr))
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    let refused: Vec<&Run> = runs.iter().filter(|r| r.code == Some(5)).collect();
+    let went_on: Vec<&Run> = runs.iter().filter(|r| r.code == Some(0)).collect();
+    assert!(
+        refused.len() == 1 && went_on.len() == 1,
+        "trial {trial}: want one success and one refusal:\n{}",
+        show()
+    );
+    let (loser, winner) = (refused[0], went_on[0]);
+    let id = winner.deployment().expect("the winner's events name it");
+    assert!(
+        loser.stderr.contains(&id) && loser.stdout.contains(&id),
+        "trial {trial}: the refusal names {id}:\n{}",
+        show()
+    );
+    assert!(
+        loser.stderr.contains(&format!(":{} ", winner.pid))
+            || loser.stderr.contains(&format!(":{},", winner.pid)),
+        "trial {trial}: the refusal names the owner (pid {}):\n{}",
+        winner.pid,
+        show()
+    );
+    let (accepted, rejected) = loser.calls();
+    let changing: Vec<&String> = accepted
+        .iter()
+        .filter(|op| {
+            !["Describe", "List", "Get", "Head"]
+                .iter()
+                .any(|p| op.starts_with(p))
+        })
+        .collect();
+    assert!(
+        changing.is_empty(),
+        "trial {trial}: the loser's calls that AWS carried out change things: {changing:?}\n{}",
+        show()
+    );
+    // A loser that lost the conditional write says so; one that read the
+    // winner's record first made no write at all.
+    assert!(
+        rejected
+            .iter()
+            .all(|r| r.starts_with("PutItem:ConditionalCheckFailed")
+                || r.starts_with("ChangeResourceRecordSets:InvalidChangeBatch")),
+        "trial {trial}: rejected {rejected:?}"
+    );
+    id
+}
