@@ -491,6 +491,63 @@ async fn two_deploys_of_one_site_at_one_instant_one_proceeds_the_other_is_refuse
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_any_cloudfront_write_a_deployment_resumes_or_rolls_back_cleanly() {
+    let Some(m) = moto() else { return };
+    let quick = "canary = { percent = 10, bake = \"1s\" }\nkeep_alive = \"0s\"\npoll = \"1s\"";
+    // How many CloudFront writes a whole deployment makes (the fixture's
+    // own CreateDistribution is the first).
+    let s = site(&m, HttpVersion::Http2, quick).await;
+    run(s.deploy(&m, "v2"), &["deploy v2"], 0).await;
+    let all = s.cloudfront.lock().unwrap().writes();
+    assert!(all >= 5, "{:?}", s.writes());
+    for n in 2..=all {
+        let s = site(&m, HttpVersion::Http2, quick).await;
+        s.cloudfront.lock().unwrap().hold_after_writes = Some(n);
+        let mut child = s.deploy(&m, "v2").spawn().unwrap();
+        until(&format!("write {n} answered"), || {
+            s.cloudfront.lock().unwrap().holding()
+        })
+        .await;
+        // Let it reach the held request, then SIGKILL: no cleanup.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        child.kill().await.unwrap();
+        s.cloudfront.lock().unwrap().hold_after_writes = None;
+        let cfg = s.config();
+        let (verb, code, served) = match n % 2 {
+            0 => (vec!["resume", "--config", &cfg, "--force"], 0, "/site/v2"),
+            _ => (vec!["rollback", "--config", &cfg], 3, "/site/v1"),
+        };
+        let mut cmd = teal(&m, &verb);
+        cmd.env("AWS_ENDPOINT_URL_CLOUDFRONT", &s.endpoint);
+        let (stdout, stderr) = run(cmd, &verb, code).await;
+        let cf = s.cloudfront.lock().unwrap();
+        eprintln!("kill point: after write {n} of {all}, then {}", verb[0]);
+        let what = format!(
+            "killed after write {n} of {all}, then {}: {} distributions, {} policies\n\
+             {stdout}{stderr}",
+            verb[0],
+            cf.distributions.len(),
+            cf.policies.len()
+        );
+        assert_eq!(
+            cf.origin_path(&s.distribution).as_deref(),
+            Some(served),
+            "{what}"
+        );
+        assert!(
+            cf.distributions.len() <= 2,
+            "one staging copy at most: {what}"
+        );
+        assert!(cf.policies.len() <= 1, "one policy at most: {what}");
+        assert!(
+            cf.policy_of(&s.distribution)
+                .is_none_or(|(enabled, _)| !enabled),
+            "no request reaches a staging side after the end: {what}"
+        );
+    }
+}
+
 /// What a process killed while it set up the staging side leaves behind,
 /// made as teal makes it: a staging copy of the primary (caller reference
 /// `teal-<primary>-<ms>`) and, with `policy`, a policy for the copy not yet

@@ -22,6 +22,9 @@
 //!   policy for one staging distribution (`StagingDistributionInUse`), and
 //!   so is attaching a policy to a distribution with HTTP/3.
 //!
+//! A test can hold every request after the n-th write unanswered
+//! (`hold_after_writes`), to kill the caller at a known point.
+//!
 //! A written distribution is `InProgress` until the next `GetDistribution`
 //! reads it, then `Deployed` (CloudFront takes minutes). Every other request
 //! (tagging, say) goes to `upstream` (moto) unchanged.
@@ -72,6 +75,10 @@ pub struct Service {
     pub requests: Vec<(String, String, Option<String>)>,
     /// Every policy config written (created or updated), in order.
     pub policy_writes: Vec<String>,
+    /// Once this many writes are answered, hold every later request
+    /// unanswered until it is set back to `None`: a test kills the caller
+    /// there, at a known point.
+    pub hold_after_writes: Option<usize>,
     next: u32,
 }
 
@@ -136,6 +143,16 @@ fn has_http3(config: &str) -> bool {
 }
 
 impl Service {
+    /// How many writes (requests other than `GET`) it answered.
+    pub fn writes(&self) -> usize {
+        self.requests.iter().filter(|(m, _, _)| m != "GET").count()
+    }
+
+    /// Whether requests are being held ([`Service::hold_after_writes`]).
+    pub fn holding(&self) -> bool {
+        self.hold_after_writes.is_some_and(|n| self.writes() >= n)
+    }
+
     /// A new id: unique across stand-ins and runs (moto, and the ledger
     /// records keyed by distribution, outlive them), upper-case like CloudFront's.
     fn tick(&mut self, what: &str) -> String {
@@ -549,6 +566,9 @@ pub async fn serve(service: Arc<Mutex<Service>>, upstream: Option<String>) -> So
                         let (service, upstream, client) =
                             (service.clone(), upstream.clone(), client.clone());
                         async move {
+                            while service.lock().unwrap().holding() {
+                                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                            }
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await?.to_bytes();
                             let headers: BTreeMap<String, String> = parts
