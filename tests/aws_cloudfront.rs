@@ -548,11 +548,45 @@ async fn killed_after_any_cloudfront_write_a_deployment_resumes_or_rolls_back_cl
     }
 }
 
-/// What a process killed while it set up the staging side leaves behind,
-/// made as teal makes it: a staging copy of the primary (caller reference
-/// `teal-<primary>-<ms>`) and, with `policy`, a policy for the copy not yet
-/// attached to the primary.
-async fn left_behind(m: &Moto, s: &Site, policy: bool) {
+#[tokio::test]
+async fn a_staging_distribution_teal_did_not_copy_is_warned_of_and_its_own_is_not() {
+    let Some(m) = moto() else { return };
+    let verify = |s: &Site| {
+        let args = ["verify", "--config", &s.config(), "--revision", "v2"];
+        let mut cmd = teal(&m, &args);
+        cmd.env("AWS_ENDPOINT_URL_CLOUDFRONT", &s.endpoint);
+        cmd
+    };
+    const FOREIGN: &str = "which teal did not copy";
+    // A staging copy and policy made by hand (or by Terraform), attached.
+    let s = site(&m, HttpVersion::Http2, CANARY).await;
+    let (copy, id) = staging_made(&m, &s, "terraform-20261204", true, true).await;
+    let id = id.unwrap();
+    let (stdout, stderr) = run(verify(&s), &["verify"], 0).await;
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains(FOREIGN) && all.contains(&id) && all.contains(&copy),
+        "{all}"
+    );
+    // teal's own copy, after a deployment made it: no warning.
+    let s = site(&m, HttpVersion::Http2, CANARY).await;
+    run(s.deploy(&m, "v3"), &["deploy v3"], 0).await;
+    let (stdout, stderr) = run(verify(&s), &["verify"], 0).await;
+    assert!(s.staging().is_some() && !format!("{stdout}{stderr}").contains(FOREIGN));
+}
+
+/// A staging copy of the primary whose caller reference is `reference`
+/// and, with `policy`, a policy sending it 10%, attached to the primary if
+/// `attach`: what a teal killed while it set up the staging side leaves
+/// (teal's reference, not attached), or a staging side set up by hand. The
+/// copy's and the policy's ids.
+async fn staging_made(
+    m: &Moto,
+    s: &Site,
+    reference: &str,
+    policy: bool,
+    attach: bool,
+) -> (String, Option<String>) {
     use aws_sdk_cloudfront::types::{
         ContinuousDeploymentPolicyConfig, ContinuousDeploymentPolicyType,
         ContinuousDeploymentSingleWeightConfig as SingleWeightConfig, StagingDistributionDnsNames,
@@ -570,39 +604,60 @@ async fn left_behind(m: &Moto, s: &Site, policy: bool) {
         .primary_distribution_id(&s.distribution)
         .staging(true)
         .if_match(primary.e_tag().unwrap())
-        .caller_reference(format!("teal-{}-1796350000000", s.distribution))
+        .caller_reference(reference)
         .send()
         .await
         .unwrap()
         .distribution
         .unwrap();
-    if policy {
-        let config = ContinuousDeploymentPolicyConfig::builder()
-            .enabled(true)
-            .staging_distribution_dns_names(
-                StagingDistributionDnsNames::builder()
-                    .quantity(1)
-                    .items(copy.domain_name)
-                    .build()
-                    .unwrap(),
-            )
-            .traffic_config(
-                TrafficConfig::builder()
-                    .r#type(ContinuousDeploymentPolicyType::SingleWeight)
-                    .single_weight_config(
-                        SingleWeightConfig::builder().weight(0.1).build().unwrap(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .build()
+    if !policy {
+        return (copy.id, None);
+    }
+    let config = ContinuousDeploymentPolicyConfig::builder()
+        .enabled(true)
+        .staging_distribution_dns_names(
+            StagingDistributionDnsNames::builder()
+                .quantity(1)
+                .items(copy.domain_name)
+                .build()
+                .unwrap(),
+        )
+        .traffic_config(
+            TrafficConfig::builder()
+                .r#type(ContinuousDeploymentPolicyType::SingleWeight)
+                .single_weight_config(SingleWeightConfig::builder().weight(0.1).build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let id = cf
+        .create_continuous_deployment_policy()
+        .continuous_deployment_policy_config(config)
+        .send()
+        .await
+        .unwrap()
+        .continuous_deployment_policy
+        .unwrap()
+        .id;
+    if attach {
+        let primary = cf
+            .get_distribution_config()
+            .id(&s.distribution)
+            .send()
+            .await
             .unwrap();
-        cf.create_continuous_deployment_policy()
-            .continuous_deployment_policy_config(config)
+        let mut config = primary.distribution_config.clone().unwrap();
+        config.continuous_deployment_policy_id = Some(id.clone());
+        cf.update_distribution()
+            .id(&s.distribution)
+            .if_match(primary.e_tag().unwrap())
+            .distribution_config(config)
             .send()
             .await
             .unwrap();
     }
+    (copy.id, Some(id))
 }
 
 #[tokio::test]
@@ -610,7 +665,8 @@ async fn a_staging_copy_or_policy_a_killed_process_left_is_taken_up_not_made_aga
     let Some(m) = moto() else { return };
     for policy in [false, true] {
         let s = site(&m, HttpVersion::Http2, CANARY).await;
-        left_behind(&m, &s, policy).await;
+        let teals = format!("teal-{}-1796350000000", s.distribution);
+        staging_made(&m, &s, &teals, policy, false).await;
         let (stdout, stderr) = run(s.deploy(&m, "v2"), &["deploy v2"], 0).await;
         let cf = s.cloudfront.lock().unwrap();
         let made = format!(

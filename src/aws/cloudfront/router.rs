@@ -251,6 +251,33 @@ impl CloudFrontRouter {
             })
     }
 
+    /// A warning when the policy attached to the primary sends traffic to a
+    /// staging distribution teal did not copy (one made by hand or by
+    /// Terraform): teal drives it as its own, pointing it at green's prefix.
+    async fn foreign_staging(&self) -> Result<Option<String>, PortError> {
+        let pair = self.read().await?;
+        let Some(Staged {
+            policy,
+            distribution: Some(staging),
+            ..
+        }) = &pair.staged
+        else {
+            return Ok(None);
+        };
+        let ours = copy_reference(&self.primary, "");
+        Ok(
+            (!staging.config.caller_reference.starts_with(&ours)).then(|| {
+                format!(
+                    "distribution {}'s continuous deployment policy {} sends traffic to staging \
+                 distribution {}, which teal did not copy: teal will point it at green's \
+                 prefix and set the policy's traffic; detach the policy first if that \
+                 staging distribution is someone else's",
+                    self.primary, policy.id, staging.id
+                )
+            }),
+        )
+    }
+
     /// Record blue's revision in its slot when the primary serves a prefix
     /// no slot names yet (before teal's first deployment): the way back to
     /// it must be known before anything moves.
@@ -473,7 +500,16 @@ impl Router for CloudFrontRouter {
                 self.site.origin_path("REVISION")
             ));
         }
-        Checks::problems(problems)
+        let warnings = match self.foreign_staging().await {
+            Ok(w) => w.into_iter().collect(),
+            Err(e) if e.is_transient() => return Checks::unread(e),
+            Err(e) => vec![format!("router.distribution_id: {}", e.message)],
+        };
+        Checks {
+            problems,
+            warnings,
+            unread: None,
+        }
     }
 
     async fn weights(&self) -> Result<SlotWeights, PortError> {
