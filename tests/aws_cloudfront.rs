@@ -593,17 +593,18 @@ async fn staging_made(
         TrafficConfig,
     };
     let cf = cloudfront(&sdk(m).await, &s.endpoint);
-    let primary = cf
-        .get_distribution_config()
-        .id(&s.distribution)
-        .send()
-        .await
-        .unwrap();
+    let primary = || async {
+        cf.get_distribution_config()
+            .id(&s.distribution)
+            .send()
+            .await
+            .unwrap()
+    };
     let copy = cf
         .copy_distribution()
         .primary_distribution_id(&s.distribution)
         .staging(true)
-        .if_match(primary.e_tag().unwrap())
+        .if_match(primary().await.e_tag().unwrap())
         .caller_reference(reference)
         .send()
         .await
@@ -641,12 +642,7 @@ async fn staging_made(
         .unwrap()
         .id;
     if attach {
-        let primary = cf
-            .get_distribution_config()
-            .id(&s.distribution)
-            .send()
-            .await
-            .unwrap();
+        let primary = primary().await;
         let mut config = primary.distribution_config.clone().unwrap();
         config.continuous_deployment_policy_id = Some(id.clone());
         cf.update_distribution()
